@@ -1,0 +1,70 @@
+import Foundation
+
+/// The kinds of entry in the audit trail.
+public enum AuditAction: String, Sendable, Codable, CaseIterable {
+    /// Someone opened a gate (or requested a rollback).
+    case opened
+    /// Someone closed a gate, or its last step was used.
+    case closed
+    /// A gate reached its expiry and closed.
+    case expired
+    /// A once-gate bound itself to the rollout it approved first.
+    case bound
+    /// A once-gate closed because its rollout ended or another rollout asked.
+    case reset
+    /// A check used one of a gate's approved steps.
+    case consumed
+    /// The first check of a rollout that passed.
+    case approved
+    /// The first check of a rollout that was refused.
+    case refused
+    /// Flagger reported an event.
+    case event
+    /// Flagger's post-rollout hook reported the outcome.
+    case postRollout = "post-rollout"
+    /// Someone set a freeze.
+    case freezeSet = "freeze-set"
+    /// Someone lifted a freeze.
+    case freezeLifted = "freeze-lifted"
+}
+
+/// One entry of the audit trail.
+public struct AuditEntry: Sendable, Equatable, Codable, Identifiable {
+    /// Increasing number; newer entries have larger ids.
+    public var id: Int64
+    /// When it happened.
+    public var at: Date
+    /// The canary's namespace, or for a freeze, the namespace frozen (nil for all).
+    public var namespace: String?
+    /// The canary's name, if the entry concerns one canary.
+    public var name: String?
+    /// The gate concerned, if any.
+    public var gate: GateKind?
+    /// What happened.
+    public var action: AuditAction
+    /// Who did it: a user or token, `flagger`, or `gatehouse` itself.
+    public var actor: String
+    /// Why, or Flagger's message.
+    public var reason: String?
+    /// The rollout checksum concerned.
+    public var checksum: String?
+    /// The canary's phase at the time, as Flagger reported it.
+    public var phase: CanaryPhase?
+
+    /// Creates an entry.
+    public init(
+        id: Int64, at: Date, namespace: String?, name: String?, gate: GateKind?, action: AuditAction, actor: String,
+        reason: String?, checksum: String?, phase: CanaryPhase?
+    ) {
+        self.id = id
+        self.at = at
+        self.namespace = namespace
+        self.name = name
+        self.gate = gate
+        self.action = action
+        self.actor = actor
+        self.reason = reason
+        self.checksum = checksum
+        self.phase = phase
+    }
+}

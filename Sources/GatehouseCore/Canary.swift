@@ -1,0 +1,48 @@
+import Foundation
+
+/// What Gatehouse knows of one canary: what Flagger last reported, and its gates.
+public struct Canary: Sendable, Equatable {
+    /// The canary's identity.
+    public var id: CanaryID
+    /// The phase Flagger last reported, by a check or an event.
+    public var lastPhase: CanaryPhase?
+    /// The checksum Flagger last sent.
+    public var lastChecksum: String?
+    /// When Flagger last called about this canary.
+    public var lastSeen: Date?
+    /// Flagger's last event message.
+    public var lastMessage: String?
+    /// Flagger's last event type (`Normal` or `Warning`).
+    public var lastEventType: String?
+    /// The gates anyone has touched; the others are closed.
+    public var gates: [GateKind: Gate]
+
+    /// A canary nobody has reported on yet.
+    public init(id: CanaryID) {
+        self.id = id
+        self.gates = [:]
+    }
+
+    /// The state of one gate; gates never touched are closed.
+    public func gate(_ kind: GateKind) -> Gate {
+        gates[kind] ?? .closed(kind)
+    }
+
+    /// Records what a Flagger call says of the canary.
+    public mutating func observe(phase: CanaryPhase?, checksum: String?, at now: Date) {
+        if let phase { lastPhase = phase }
+        if let checksum, !checksum.isEmpty { lastChecksum = checksum }
+        lastSeen = now
+    }
+
+    /// Whether the canary is known to be in a rollout, so a rollback request can still fire.
+    public var isRollingOut: Bool { lastPhase?.isRollingOut ?? false }
+
+    /// The gate whose refusal the canary is waiting on, and since when: the latest first refusal still standing.
+    public var waitingOn: (gate: GateKind, since: Date)? {
+        gates.values
+            .filter { $0.kind.isAdvanceGate && $0.lastVerdict == .refused }
+            .compactMap { gate in gate.lastVerdictAt.map { (gate: gate.kind, since: $0) } }
+            .max { $0.since < $1.since }
+    }
+}

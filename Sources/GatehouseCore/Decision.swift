@@ -1,0 +1,113 @@
+import Foundation
+
+/// One check Flagger (or a loadtester-style caller) makes of one gate.
+public struct Check: Sendable {
+    /// The canary asking.
+    public var canary: CanaryID
+    /// The gate asked.
+    public var gate: GateKind
+    /// The rollout's checksum as Flagger sent it (empty on old Flagger versions).
+    public var checksum: String
+    /// The canary's phase as Flagger sent it.
+    public var phase: CanaryPhase?
+
+    /// Creates a check.
+    public init(canary: CanaryID, gate: GateKind, checksum: String, phase: CanaryPhase? = nil) {
+        self.canary = canary
+        self.gate = gate
+        self.checksum = checksum
+        self.phase = phase
+    }
+}
+
+/// The answer to one check, the gate's state after it, and what it changed.
+public struct Decision: Sendable, Equatable {
+    /// Whether the check passes.
+    public var verdict: Verdict
+    /// One short sentence for Flagger's events and logs.
+    public var message: String
+    /// The gate after the check (binding, consumed steps, expiry and the recorded verdict applied).
+    public var gate: Gate
+    /// The changes of state the check caused, for the audit trail.
+    public var facts: [GateFact]
+
+    /// Whether the check passes.
+    public var isApproved: Bool { verdict == .approved }
+
+    /// Decides a check against the gate's state and the freeze in force, if any; pure, so the store
+    /// can run it first on its in-memory copy and again inside the write transaction.
+    public init(for check: Check, gate current: Gate, freeze: Freeze?, at now: Date) {
+        var gate = current
+        var facts = gate.expireIfDue(at: now)
+        if gate.isOpen, gate.mode == .once, let bound = gate.boundChecksum, bound != check.checksum {
+            facts += gate.close(
+                actor: Gate.systemActor, reason: "approved for rollout \(bound.isEmpty ? "(no checksum)" : bound), not this one",
+                action: .reset, checksum: check.checksum, at: now)
+        }
+
+        let message: String
+        if let freeze, check.gate.isBlockedByFreeze {
+            verdict = .refused
+            message = freeze.refusal
+        } else if !gate.isOpen {
+            verdict = .refused
+            message = Decision.closedMessage(for: check, expired: facts.contains { $0.action == .expired })
+        } else {
+            verdict = .approved
+            if gate.mode == .once && gate.boundChecksum == nil {
+                gate.boundChecksum = check.checksum
+                gate.changedAt = now
+                facts.append(
+                    GateFact(action: .bound, actor: Gate.systemActor, reason: "bound to this rollout", checksum: check.checksum))
+            }
+            message = Decision.openMessage(for: check, gate: gate)
+            if let steps = gate.remainingSteps {
+                let left = steps - 1
+                facts.append(
+                    GateFact(
+                        action: .consumed, actor: Gate.flaggerActor,
+                        reason: left == 0 ? "last approved step used" : "\(left) step\(left == 1 ? "" : "s") left",
+                        checksum: check.checksum))
+                if left > 0 {
+                    gate.remainingSteps = left
+                } else {
+                    facts += gate.close(actor: Gate.systemActor, reason: "all approved steps used", at: now)
+                }
+            }
+        }
+
+        if gate.lastVerdict != verdict || gate.lastVerdictChecksum != check.checksum {
+            gate.lastVerdict = verdict
+            gate.lastVerdictChecksum = check.checksum
+            gate.lastVerdictAt = now
+            facts.append(
+                GateFact(
+                    action: verdict == .approved ? .approved : .refused, actor: Gate.flaggerActor,
+                    reason: message, checksum: check.checksum))
+        }
+        self.message = message
+        self.gate = gate
+        self.facts = facts
+    }
+
+    /// Whether deciding changed anything that must be written before answering.
+    public func changes(_ previous: Gate) -> Bool { gate != previous }
+
+    private static func closedMessage(for check: Check, expired: Bool) -> String {
+        let canary = check.canary
+        if check.gate == .rollback {
+            return "no rollback requested for \(canary)"
+        }
+        let state = expired ? "expired" : "is closed"
+        return "\(check.gate.rawValue) gate of \(canary) \(state); open it with: gatehouse open \(check.gate.rawValue) \(canary.name) -n \(canary.namespace)"
+    }
+
+    private static func openMessage(for check: Check, gate: Gate) -> String {
+        let subject = check.gate == .rollback ? "rollback of \(check.canary) requested" : "\(check.gate.rawValue) gate of \(check.canary) is open"
+        var details = [String]()
+        if let actor = gate.actor { details.append("by \(actor)") }
+        if let reason = gate.reason, !reason.isEmpty { details.append(reason) }
+        let suffix = details.isEmpty ? "" : " (\(details.joined(separator: ": ")))"
+        return subject + suffix
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// Durations as Kubernetes users write them (`90s`, `15m`, `2h`, `1h30m`, `7d`).
+public enum DurationText {
+    private static let units: [(suffix: String, seconds: Double)] = [
+        ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400),
+    ]
+
+    /// Parses a positive duration into seconds, or explains in one sentence what is wrong.
+    public static func seconds(from text: String, field: String = "ttl") throws(ValidationError) -> TimeInterval {
+        let invalid = ValidationError(
+            "\(field) '\(text.prefix(40))' is not a duration; write it like 90s, 15m, 2h or 1h30m")
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        guard !rest.isEmpty else { throw invalid }
+        var total: TimeInterval = 0
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+            guard !number.isEmpty, let value = Double(number) else { throw invalid }
+            rest = rest.dropFirst(number.count)
+            guard let unit = units.first(where: { rest.hasPrefix($0.suffix) && !rest.dropFirst($0.suffix.count).hasPrefix("s") })
+            else { throw invalid }
+            rest = rest.dropFirst(unit.suffix.count)
+            total += value * unit.seconds
+        }
+        guard total > 0 else { throw ValidationError("\(field) must be longer than zero") }
+        guard total <= 366 * 86400 else { throw ValidationError("\(field) must be at most a year") }
+        return total
+    }
+
+    /// Formats seconds the way they are parsed, for messages (`1h30m`, `45s`).
+    public static func format(_ seconds: TimeInterval) -> String {
+        var remaining = Int(seconds.rounded())
+        guard remaining > 0 else { return "0s" }
+        var parts = ""
+        for (suffix, size) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] where remaining >= size {
+            parts += "\(remaining / size)\(suffix)"
+            remaining %= size
+        }
+        return parts
+    }
+}
+
+/// RFC 3339 timestamps as the API reads and writes them.
+public enum Timestamp {
+    /// Parses an RFC 3339 time, with or without fractional seconds, or explains what is wrong.
+    public static func date(from text: String, field: String) throws(ValidationError) -> Date {
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
+            return date
+        }
+        throw ValidationError("\(field) '\(text.prefix(40))' is not an RFC 3339 time such as 2026-11-21T18:00:00Z")
+    }
+
+    /// Formats a time as RFC 3339 in UTC.
+    public static func string(from date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle())
+    }
+}

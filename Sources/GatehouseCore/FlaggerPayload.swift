@@ -1,0 +1,37 @@
+import Foundation
+
+/// The JSON body Flagger POSTs to every webhook; unknown fields are ignored, as Flagger adds fields over time.
+public struct FlaggerPayload: Sendable, Equatable, Decodable {
+    /// The canary's name.
+    public var name: String
+    /// The canary's namespace.
+    public var namespace: String
+    /// The canary's phase; absent in loadtester-style calls made by hand.
+    public var phase: CanaryPhase?
+    /// The rollout's checksum; empty on old Flagger versions.
+    public var checksum: String?
+    /// The webhook's metadata; for `event` hooks it carries `eventMessage`, `eventType` and `timestamp`.
+    public var metadata: [String: String]?
+
+    /// Creates a payload, as Flagger would send it.
+    public init(
+        name: String, namespace: String, phase: CanaryPhase? = nil, checksum: String? = nil, metadata: [String: String]? = nil
+    ) {
+        self.name = name
+        self.namespace = namespace
+        self.phase = phase
+        self.checksum = checksum
+        self.metadata = metadata
+    }
+
+    /// The validated canary identity the payload names.
+    public func canaryID() throws(ValidationError) -> CanaryID {
+        try CanaryID(namespace: namespace, name: name)
+    }
+
+    /// Flagger's event message, for `event` hooks.
+    public var eventMessage: String? { metadata?["eventMessage"] }
+
+    /// Flagger's event type (`Normal` or `Warning`), for `event` hooks.
+    public var eventType: String? { metadata?["eventType"] }
+}

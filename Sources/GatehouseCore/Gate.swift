@@ -1,0 +1,167 @@
+import Foundation
+
+/// One gate of one canary: whether it is open, on what terms, and what it last decided.
+public struct Gate: Sendable, Equatable, Codable {
+    /// Which of the canary's gates this is.
+    public var kind: GateKind
+    /// Whether a check of this gate passes (before expiry, binding and freezes are applied).
+    public var isOpen: Bool
+    /// How long an approval lasts: one rollout, or until closed.
+    public var mode: GateMode
+    /// The checksum of the rollout a once-gate approved first, if it has approved one.
+    public var boundChecksum: String?
+    /// When an open gate closes by itself.
+    public var expiresAt: Date?
+    /// How many more checks an open gate passes before it closes (traffic steps).
+    public var remainingSteps: Int?
+    /// Who made the last change of state.
+    public var actor: String?
+    /// Why the last change of state was made.
+    public var reason: String?
+    /// When the last change of state was made.
+    public var changedAt: Date?
+    /// The verdict of the latest check that was recorded (the first of each kind per rollout).
+    public var lastVerdict: Verdict?
+    /// The checksum of that check.
+    public var lastVerdictChecksum: String?
+    /// When that check was made: for a refusal, since when the canary has been waiting.
+    public var lastVerdictAt: Date?
+
+    /// A gate nobody has opened yet.
+    public static func closed(_ kind: GateKind) -> Gate {
+        Gate(kind: kind, isOpen: false, mode: .once)
+    }
+
+    /// Creates a gate with every field given.
+    public init(
+        kind: GateKind, isOpen: Bool, mode: GateMode, boundChecksum: String? = nil, expiresAt: Date? = nil,
+        remainingSteps: Int? = nil, actor: String? = nil, reason: String? = nil, changedAt: Date? = nil,
+        lastVerdict: Verdict? = nil, lastVerdictChecksum: String? = nil, lastVerdictAt: Date? = nil
+    ) {
+        self.kind = kind
+        self.isOpen = isOpen
+        self.mode = mode
+        self.boundChecksum = boundChecksum
+        self.expiresAt = expiresAt
+        self.remainingSteps = remainingSteps
+        self.actor = actor
+        self.reason = reason
+        self.changedAt = changedAt
+        self.lastVerdict = lastVerdict
+        self.lastVerdictChecksum = lastVerdictChecksum
+        self.lastVerdictAt = lastVerdictAt
+    }
+
+    /// Whether the gate is open and not yet past its expiry at `now`.
+    public func isEffectivelyOpen(at now: Date) -> Bool {
+        isOpen && !isExpired(at: now)
+    }
+
+    /// Whether an open gate has reached its expiry.
+    public func isExpired(at now: Date) -> Bool {
+        guard isOpen, let expiresAt else { return false }
+        return expiresAt <= now
+    }
+}
+
+/// The outcome of one check.
+public enum Verdict: String, Sendable, Codable {
+    /// The gate passes: Flagger gets a 2xx.
+    case approved
+    /// The gate does not pass: Flagger gets a 403.
+    case refused
+}
+
+/// What a user asks for when opening a gate.
+public struct OpenRequest: Sendable, Equatable {
+    /// Why the gate is opened, for the audit trail.
+    public var reason: String?
+    /// When the gate closes by itself.
+    public var expiresAt: Date?
+    /// How many passing checks the gate allows before it closes.
+    public var steps: Int?
+    /// Whether the gate stays open across rollouts until closed.
+    public var isSticky: Bool
+
+    /// Creates a request; a plain `OpenRequest()` opens a once-gate with no expiry.
+    public init(reason: String? = nil, expiresAt: Date? = nil, steps: Int? = nil, isSticky: Bool = false) {
+        self.reason = reason
+        self.expiresAt = expiresAt
+        self.steps = steps
+        self.isSticky = isSticky
+    }
+}
+
+/// A change of gate state worth an entry in the audit trail.
+public struct GateFact: Sendable, Equatable {
+    /// What happened.
+    public var action: AuditAction
+    /// Who did it.
+    public var actor: String
+    /// Why, in a few words.
+    public var reason: String?
+    /// The rollout checksum concerned.
+    public var checksum: String?
+
+    /// Creates a fact.
+    public init(action: AuditAction, actor: String, reason: String? = nil, checksum: String? = nil) {
+        self.action = action
+        self.actor = actor
+        self.reason = reason
+        self.checksum = checksum
+    }
+}
+
+extension Gate {
+    /// The actor recorded for changes Gatehouse makes by itself (expiry, binding, resets).
+    public static let systemActor = "gatehouse"
+    /// The actor recorded for checks and events that Flagger sends.
+    public static let flaggerActor = "flagger"
+
+    /// Opens the gate on the terms asked, replacing whatever terms it had.
+    public mutating func open(_ request: OpenRequest, actor: String, at now: Date) -> [GateFact] {
+        isOpen = true
+        mode = request.isSticky ? .sticky : .once
+        boundChecksum = nil
+        expiresAt = request.expiresAt
+        remainingSteps = request.steps
+        self.actor = actor
+        reason = request.reason
+        changedAt = now
+        return [GateFact(action: .opened, actor: actor, reason: request.reason)]
+    }
+
+    /// Closes the gate; closing a closed gate changes nothing and records nothing.
+    public mutating func close(actor: String, reason: String?, action: AuditAction = .closed, checksum: String? = nil, at now: Date)
+        -> [GateFact]
+    {
+        guard isOpen else { return [] }
+        isOpen = false
+        boundChecksum = nil
+        expiresAt = nil
+        remainingSteps = nil
+        self.actor = actor
+        self.reason = reason
+        changedAt = now
+        return [GateFact(action: action, actor: actor, reason: reason, checksum: checksum)]
+    }
+
+    /// Closes the gate if its expiry has passed.
+    public mutating func expireIfDue(at now: Date) -> [GateFact] {
+        guard isExpired(at: now) else { return [] }
+        return close(actor: Gate.systemActor, reason: "expired", action: .expired, at: now)
+    }
+
+    /// Applies the end of a rollout (Flagger reported Succeeded or Failed): once-gates close, waiting stops.
+    public mutating func endRollout(phase: CanaryPhase, checksum: String?, at now: Date) -> [GateFact] {
+        var facts = expireIfDue(at: now)
+        if isOpen && mode == .once {
+            facts += close(
+                actor: Gate.systemActor, reason: "rollout ended: \(phase)", action: .reset, checksum: checksum, at: now)
+        }
+        lastVerdict = nil
+        lastVerdictChecksum = nil
+        lastVerdictAt = nil
+        return facts
+    }
+}

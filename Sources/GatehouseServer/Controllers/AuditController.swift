@@ -1,0 +1,20 @@
+import GatehouseCore
+import GatehouseStore
+import Hummingbird
+
+/// The whole audit trail, newest first.
+struct AuditController {
+    let store: GateStore
+
+    var endpoints: RouteCollection<GatehouseRequestContext> {
+        let routes = RouteCollection(context: GatehouseRequestContext.self)
+        routes.get { request, _ in
+            let page = try PageQuery(request)
+            let namespace = request.uri.queryParameters["namespace"].map(String.init)
+            if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+            return page.result(try await store.events(namespace: namespace, limit: page.limit, before: page.before))
+        }
+        routes.rejectOtherMethods(than: [.get], at: "")
+        return routes
+    }
+}

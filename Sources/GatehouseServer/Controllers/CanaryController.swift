@@ -1,0 +1,150 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import HTTPTypes
+import Hummingbird
+
+/// The operator API over canaries: their state, opening and closing gates, rollbacks, audit trail.
+struct CanaryController {
+    let store: GateStore
+    let settings: GateSettings
+
+    var endpoints: RouteCollection<GatehouseRequestContext> {
+        let routes = RouteCollection(context: GatehouseRequestContext.self)
+        routes.get(use: list)
+        routes.rejectOtherMethods(than: [.get], at: "")
+        routes.get(":namespace/:name", use: show)
+        routes.rejectOtherMethods(than: [.get], at: ":namespace/:name")
+        routes.post(":namespace/:name/gates/:gate/open", use: open)
+        routes.rejectOtherMethods(than: [.post], at: ":namespace/:name/gates/:gate/open")
+        routes.post(":namespace/:name/gates/:gate/close", use: close)
+        routes.rejectOtherMethods(than: [.post], at: ":namespace/:name/gates/:gate/close")
+        routes.post(":namespace/:name/rollback", use: rollback)
+        routes.rejectOtherMethods(than: [.post], at: ":namespace/:name/rollback")
+        routes.get(":namespace/:name/events", use: events)
+        routes.rejectOtherMethods(than: [.get], at: ":namespace/:name/events")
+        return routes
+    }
+
+    @Sendable func list(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryList {
+        let namespace = request.uri.queryParameters["namespace"].map(String.init)
+        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+        let now = Date()
+        return CanaryList(
+            canaries: store.canaries().filter { namespace == nil || $0.id.namespace == namespace }.map {
+                CanaryView($0, at: now)
+            })
+    }
+
+    @Sendable func show(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
+        let id = try canaryID(context)
+        guard let canary = store.canary(id) else {
+            throw GatehouseError.notFound(
+                "canary \(id) is not known: Flagger has not called about it and no gate of it was opened")
+        }
+        return CanaryView(canary, at: Date())
+    }
+
+    @Sendable func open(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
+        let id = try canaryID(context)
+        let gate = try GateKind(userInput: try context.parameters.require("gate"))
+        let body = try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
+        return try await open(gate, of: id, body, actor: Actor.of(request))
+    }
+
+    @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
+        let id = try canaryID(context)
+        let gate = try GateKind(userInput: try context.parameters.require("gate"))
+        let body = try await JSONBody.decodeIfPresent(CloseGateBody.self, from: request, context: context) ?? CloseGateBody()
+        let canary = try await store.close(gate, of: id, reason: try Reason.validate(body.reason), actor: Actor.of(request))
+        return CanaryView(canary, at: Date())
+    }
+
+    @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
+        let id = try canaryID(context)
+        let body = try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
+        return try await open(.rollback, of: id, body, actor: Actor.of(request))
+    }
+
+    @Sendable func events(_ request: Request, context: GatehouseRequestContext) async throws -> AuditPage {
+        let id = try canaryID(context)
+        let page = try PageQuery(request)
+        let events = try await store.events(of: id, limit: page.limit, before: page.before)
+        return page.result(events)
+    }
+
+    /// Opens a gate; the rollback gate follows the rollback rules (default expiry, in-rollout check).
+    private func open(_ gate: GateKind, of id: CanaryID, _ body: OpenGateBody, actor: String) async throws -> CanaryView {
+        let now = Date()
+        let request = try body.openRequest(for: gate, now: now)
+        let canary: Canary
+        if gate == .rollback {
+            canary = try await store.requestRollback(
+                of: id, reason: request.reason, expiresAt: request.expiresAt ?? now.addingTimeInterval(settings.rollbackTTL),
+                force: body.force ?? false, actor: actor, at: now)
+        } else {
+            canary = try await store.open(gate, of: id, request, actor: actor, at: now)
+        }
+        return CanaryView(canary, at: now)
+    }
+
+    private func canaryID(_ context: GatehouseRequestContext) throws -> CanaryID {
+        try CanaryID(namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"))
+    }
+}
+
+/// The gate rules a deployment can tune.
+public struct GateSettings: Sendable {
+    /// How long a rollback request stays pending when no ttl is given.
+    public var rollbackTTL: TimeInterval
+
+    /// Creates settings.
+    public init(rollbackTTL: TimeInterval = 3600) {
+        self.rollbackTTL = rollbackTTL
+    }
+}
+
+/// Who is acting, for the audit trail.
+enum Actor {
+    static let header = HTTPField.Name("X-Gatehouse-Actor")!
+
+    /// The self-declared actor header (the CLI sends the user's name), or `api`; scoped tokens replace this.
+    static func of(_ request: Request) -> String {
+        guard let value = request.headers[header]?.trimmingCharacters(in: .whitespaces), !value.isEmpty,
+            value.count <= 64, value.allSatisfy({ $0.isASCII && !$0.isNewline && $0 != "\u{0}" })
+        else { return "api" }
+        return value
+    }
+}
+
+/// `limit` and `before` of a paged audit request.
+struct PageQuery {
+    static let defaultLimit = 50
+    static let maximumLimit = 500
+
+    var limit: Int
+    var before: Int64?
+
+    init(_ request: Request) throws {
+        let query = request.uri.queryParameters
+        if let text = query["limit"] {
+            guard let value = Int(String(text)), (1...Self.maximumLimit).contains(value) else {
+                throw GatehouseError.badRequest("limit must be a whole number from 1 to \(Self.maximumLimit)")
+            }
+            limit = value
+        } else {
+            limit = Self.defaultLimit
+        }
+        if let text = query["before"] {
+            guard let value = Int64(String(text)), value > 0 else {
+                throw GatehouseError.badRequest("before must be a positive event id")
+            }
+            before = value
+        }
+    }
+
+    /// The page, with a cursor when it is full and more may follow.
+    func result(_ events: [AuditEntry]) -> AuditPage {
+        AuditPage(events: events, next: events.count == limit ? events.last?.id : nil)
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import GatehouseStore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Liveness, readiness and the API's own description.
+struct HealthController {
+    let store: GateStore
+
+    var endpoints: RouteCollection<GatehouseRequestContext> {
+        let routes = RouteCollection(context: GatehouseRequestContext.self)
+        routes.get("healthz") { _, _ in "ok" }
+        routes.rejectOtherMethods(than: [.get], at: "healthz")
+        routes.get("readyz") { _, _ -> Response in
+            guard await store.probe() else {
+                throw GatehouseError.unavailable("storage cannot answer; checks are failing closed")
+            }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready")))
+        }
+        routes.rejectOtherMethods(than: [.get], at: "readyz")
+        routes.get("openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+        }
+        routes.rejectOtherMethods(than: [.get], at: "openapi.yaml")
+        return routes
+    }
+}
+
+/// The OpenAPI 3 document of the whole API, shipped with the binary.
+enum OpenAPIDocument {
+    static let bytes: [UInt8] = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+            let data = try? Data(contentsOf: url)
+        else { return Array("openapi document missing from this build\n".utf8) }
+        return Array(data)
+    }()
+}

@@ -1,0 +1,47 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import Hummingbird
+
+/// flagger-loadtester's gate endpoints, with its paths, status codes, bodies and sticky gates.
+struct LoadtesterController {
+    /// The actor recorded for changes made through the loadtester-compatible endpoints.
+    static let actor = "loadtester-api"
+
+    let store: GateStore
+
+    /// `/gate/approve` and `/gate/halt`, which answer the same whatever the body.
+    var fixedEndpoints: RouteCollection<GatehouseRequestContext> {
+        let routes = RouteCollection(context: GatehouseRequestContext.self)
+        routes.post("gate/approve") { _, _ in Response(status: .ok, body: .init(byteBuffer: .init(string: "OK"))) }
+        routes.rejectOtherMethods(than: [.post], at: "gate/approve")
+        routes.post("gate/halt") { _, _ in Response(status: .forbidden, body: .init(byteBuffer: .init(string: "Forbidden"))) }
+        routes.rejectOtherMethods(than: [.post], at: "gate/halt")
+        return routes
+    }
+
+    /// The endpoints that read `{"name", "namespace"}`: check, open and close of the shared and rollback gates.
+    var endpoints: RouteCollection<FlaggerRequestContext> {
+        let routes = RouteCollection(context: FlaggerRequestContext.self)
+        for (prefix, gate) in [("gate", GateKind.shared), ("rollback", GateKind.rollback)] {
+            routes.post(RouterPath("\(prefix)/check")) { _, context in
+                let payload = context.call.payload
+                let decision = try await store.check(
+                    Check(canary: context.call.canary, gate: gate, checksum: payload.checksum ?? "", phase: payload.phase))
+                return GateAnswer(decision: decision, style: .loadtester)
+            }
+            routes.post(RouterPath("\(prefix)/open")) { _, context in
+                _ = try await store.open(gate, of: context.call.canary, OpenRequest(isSticky: true), actor: Self.actor)
+                return Response(status: .accepted)
+            }
+            routes.post(RouterPath("\(prefix)/close")) { _, context in
+                _ = try await store.close(gate, of: context.call.canary, reason: nil, actor: Self.actor)
+                return Response(status: .accepted)
+            }
+            for action in ["check", "open", "close"] {
+                routes.rejectOtherMethods(than: [.post], at: RouterPath("\(prefix)/\(action)"))
+            }
+        }
+        return routes
+    }
+}

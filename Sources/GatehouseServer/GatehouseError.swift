@@ -1,0 +1,93 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Every error a client can see, with its status and one sentence; rendered in one place.
+public struct GatehouseError: Error, Sendable, Equatable {
+    /// The HTTP status.
+    public var status: HTTPResponse.Status
+    /// A short machine-readable code.
+    public var code: String
+    /// One sentence saying what is wrong.
+    public var message: String
+    /// Extra headers, such as `Allow` on a 405.
+    public var headers: HTTPFields = [:]
+
+    /// The request is malformed or breaks a rule.
+    public static func badRequest(_ message: String) -> GatehouseError {
+        GatehouseError(status: .badRequest, code: "bad_request", message: message)
+    }
+
+    /// The thing named does not exist.
+    public static func notFound(_ message: String) -> GatehouseError {
+        GatehouseError(status: .notFound, code: "not_found", message: message)
+    }
+
+    /// The request contradicts the current state.
+    public static func conflict(_ message: String) -> GatehouseError {
+        GatehouseError(status: .conflict, code: "conflict", message: message)
+    }
+
+    /// Storage cannot answer; Flagger will retry and nothing was decided.
+    public static func unavailable(_ message: String) -> GatehouseError {
+        GatehouseError(status: .serviceUnavailable, code: "unavailable", message: message)
+    }
+
+    /// The path exists but not for this method.
+    public static func methodNotAllowed(_ method: HTTPRequest.Method, allowed: [HTTPRequest.Method]) -> GatehouseError {
+        let list = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+        return GatehouseError(
+            status: .methodNotAllowed, code: "method_not_allowed",
+            message: "\(method.rawValue) is not allowed here; use \(list)", headers: [.allow: list])
+    }
+
+    /// Maps any error a handler throws to what the client sees.
+    static func from(_ error: any Error, request: Request) -> GatehouseError {
+        switch error {
+        case let error as GatehouseError:
+            return error
+        case let error as ValidationError:
+            return .badRequest(error.message)
+        case let error as StoreError:
+            switch error {
+            case .unavailable(let message): return .unavailable(message)
+            case .conflict(let message): return .conflict(message)
+            case .notFound(let message): return .notFound(message)
+            }
+        case let error as any HTTPResponseError:
+            switch error.status {
+            case .notFound:
+                return .notFound("there is no \(request.method.rawValue) \(request.uri.path); see /openapi.yaml for the API")
+            case .contentTooLarge:
+                return GatehouseError(
+                    status: .contentTooLarge, code: "too_large",
+                    message: "the request body is larger than \(maximumRequestBodyBytes / 1024) KiB")
+            default:
+                return GatehouseError(
+                    status: error.status, code: "http_\(error.status.code)",
+                    message: error.status.reasonPhrase.isEmpty ? "request failed" : error.status.reasonPhrase)
+            }
+        default:
+            return GatehouseError(
+                status: .internalServerError, code: "internal", message: "an unexpected error occurred; see the server log")
+        }
+    }
+
+    /// The response: plain text for Flagger-facing routes (Flagger shows it in its events), JSON elsewhere.
+    func response(asText: Bool) -> Response {
+        var headers = self.headers
+        let body: ByteBuffer
+        if asText {
+            headers[.contentType] = "text/plain; charset=utf-8"
+            body = ByteBuffer(string: message)
+        } else {
+            headers[.contentType] = "application/json"
+            let data = (try? JSONEncoder.gatehouse.encode(["error": code, "message": message])) ?? Data()
+            body = ByteBuffer(bytes: data)
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import GatehouseCore
+
+/// The body of `POST …/gates/{gate}/open`.
+struct OpenGateBody: Decodable {
+    static let fields = ["reason", "ttl", "expiresAt", "steps", "sticky", "force"]
+    var reason: String?
+    var ttl: String?
+    var expiresAt: String?
+    var steps: Int?
+    var sticky: Bool?
+    var force: Bool?
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(allowed: Self.fields)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        reason = try container.decodeIfPresent(String.self, forKey: .reason)
+        ttl = try container.decodeIfPresent(String.self, forKey: .ttl)
+        expiresAt = try container.decodeIfPresent(String.self, forKey: .expiresAt)
+        steps = try container.decodeIfPresent(Int.self, forKey: .steps)
+        sticky = try container.decodeIfPresent(Bool.self, forKey: .sticky)
+        force = try container.decodeIfPresent(Bool.self, forKey: .force)
+    }
+
+    private enum CodingKeys: String, CodingKey { case reason, ttl, expiresAt, steps, sticky, force }
+
+    /// The validated request for `gate`; `force` only means something for a rollback.
+    func openRequest(for gate: GateKind, now: Date) throws(ValidationError) -> OpenRequest {
+        if steps != nil && gate != .traffic {
+            throw ValidationError("steps applies only to the traffic gate")
+        }
+        if let steps, !(1...10_000).contains(steps) {
+            throw ValidationError("steps must be a whole number from 1 to 10000")
+        }
+        if force != nil && gate != .rollback {
+            throw ValidationError("force applies only to a rollback")
+        }
+        if sticky == true && gate == .rollback {
+            throw ValidationError(
+                "a rollback request cannot be sticky: it belongs to one rollout; give it a ttl instead")
+        }
+        return OpenRequest(
+            reason: try Reason.validate(reason), expiresAt: try Expiry.date(ttl: ttl, expiresAt: expiresAt, now: now),
+            steps: steps, isSticky: sticky ?? false)
+    }
+}
+
+/// The body of `POST …/gates/{gate}/close`.
+struct CloseGateBody: Decodable {
+    var reason: String?
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(allowed: ["reason"])
+        reason = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .reason)
+    }
+
+    private enum CodingKeys: String, CodingKey { case reason }
+}
+
+/// The body of `POST /v1/freezes`.
+struct FreezeBody: Decodable {
+    var namespace: String?
+    var reason: String
+    var until: String?
+    var duration: String?
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(allowed: ["namespace", "reason", "until", "for"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        namespace = try container.decodeIfPresent(String.self, forKey: .namespace)
+        reason = try container.decode(String.self, forKey: .reason)
+        until = try container.decodeIfPresent(String.self, forKey: .until)
+        duration = try container.decodeIfPresent(String.self, forKey: .duration)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case namespace, reason, until
+        case duration = "for"
+    }
+}
+
+/// Rules for the free-text reasons people give.
+enum Reason {
+    static let maximumLength = 1024
+
+    /// Trims a reason and refuses one that is too long; empty means none.
+    static func validate(_ reason: String?, required: Bool = false) throws(ValidationError) -> String? {
+        let trimmed = reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        if trimmed.isEmpty {
+            if required { throw ValidationError("a reason is required") }
+            return nil
+        }
+        guard trimmed.count <= maximumLength else {
+            throw ValidationError("reason is longer than \(maximumLength) characters")
+        }
+        return trimmed
+    }
+}
+
+/// Turns `ttl` or `expiresAt` into one point in time.
+enum Expiry {
+    static func date(ttl: String?, expiresAt: String?, now: Date, ttlField: String = "ttl", timeField: String = "expiresAt")
+        throws(ValidationError) -> Date?
+    {
+        switch (ttl, expiresAt) {
+        case (.some, .some):
+            throw ValidationError("give either \(ttlField) or \(timeField), not both")
+        case (.some(let ttl), nil):
+            return now.addingTimeInterval(try DurationText.seconds(from: ttl, field: ttlField))
+        case (nil, .some(let text)):
+            let date = try Timestamp.date(from: text, field: timeField)
+            guard date > now else { throw ValidationError("\(timeField) \(text) is in the past") }
+            return date
+        case (nil, nil):
+            return nil
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import GatehouseCore
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The largest request body any route accepts; larger bodies get 413 before they are decoded.
+public let maximumRequestBodyBytes = 64 * 1024
+
+/// The request context of every route: Hummingbird's core storage plus the Flagger call, once decoded.
+public struct GatehouseRequestContext: RequestContext {
+    /// Hummingbird's per-request storage.
+    public var coreContext: CoreRequestContextStorage
+    /// The decoded and validated Flagger payload, set by `FlaggerPayloadMiddleware`.
+    public var flaggerCall: FlaggerCall?
+
+    /// Creates the context for one request.
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+    }
+
+    /// Bodies over this size are refused with 413.
+    public var maxUploadSize: Int { maximumRequestBodyBytes }
+
+    /// Responses encode dates as RFC 3339 and keys in a stable order.
+    public var responseEncoder: JSONEncoder { JSONEncoder.gatehouse }
+}
+
+/// The context of Flagger-facing routes: the payload is known to be present and valid.
+public struct FlaggerRequestContext: ChildRequestContext {
+    /// Hummingbird's per-request storage.
+    public var coreContext: CoreRequestContextStorage
+    /// The Flagger call this request carries.
+    public let call: FlaggerCall
+
+    /// Unwraps the payload the middleware decoded; a route group without that middleware is a programming error.
+    public init(context: GatehouseRequestContext) throws {
+        guard let call = context.flaggerCall else {
+            throw GatehouseError.badRequest("the request carries no Flagger payload")
+        }
+        self.coreContext = context.coreContext
+        self.call = call
+    }
+
+    /// Bodies over this size are refused with 413.
+    public var maxUploadSize: Int { maximumRequestBodyBytes }
+}
+
+/// A Flagger webhook payload with its canary identity validated.
+public struct FlaggerCall: Sendable {
+    /// The payload as Flagger sent it.
+    public var payload: FlaggerPayload
+    /// The canary it names.
+    public var canary: CanaryID
+}
+
+extension JSONEncoder {
+    /// The encoder of every JSON response: RFC 3339 dates, sorted keys.
+    static var gatehouse: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+}

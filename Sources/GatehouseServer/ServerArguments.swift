@@ -1,0 +1,87 @@
+import Foundation
+import GatehouseCore
+import Logging
+
+/// Everything `gatehouse serve` can be told, with its defaults.
+public struct ServerArguments: Sendable, Equatable {
+    /// The address to listen on.
+    public var host = "0.0.0.0"
+    /// The port to listen on; 0 picks a free one.
+    public var port = 8080
+    /// The SQLite file; created and migrated if missing.
+    public var databasePath = "gatehouse.sqlite"
+    /// `json` (one object a line) or `text`.
+    public var logFormat = LogFormat.json
+    /// The lowest level logged.
+    public var logLevel = Logger.Level.info
+    /// How long audit entries are kept.
+    public var auditRetention: TimeInterval = 90 * 86400
+    /// How long a rollback request stays pending when no ttl is given.
+    public var rollbackTTL: TimeInterval = 3600
+    /// How long a request waits for SQLite's write lock before failing closed with 503.
+    public var storageTimeout: TimeInterval = 5
+    /// How often expiry, persistence of observations, pruning and the storage probe run.
+    public var maintenanceInterval: TimeInterval = 5
+    /// How long an idle client connection is kept open.
+    public var idleTimeout: TimeInterval = 60
+    /// Whether each commit is synced to the device (survives power loss) rather than to the OS (survives a crash).
+    public var synchronousFull = false
+
+    /// The log formats.
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case json
+        case text
+    }
+
+    /// The defaults.
+    public init() {}
+
+    /// The environment variable each option falls back to.
+    public static let environmentNames: [String: String] = [
+        "host": "GATEHOUSE_HOST", "port": "GATEHOUSE_PORT", "database": "GATEHOUSE_DATABASE",
+        "log-format": "GATEHOUSE_LOG_FORMAT", "log-level": "GATEHOUSE_LOG_LEVEL",
+        "audit-retention": "GATEHOUSE_AUDIT_RETENTION", "rollback-ttl": "GATEHOUSE_ROLLBACK_TTL",
+        "storage-timeout": "GATEHOUSE_STORAGE_TIMEOUT", "maintenance-interval": "GATEHOUSE_MAINTENANCE_INTERVAL",
+        "idle-timeout": "GATEHOUSE_IDLE_TIMEOUT", "synchronous": "GATEHOUSE_SYNCHRONOUS",
+    ]
+
+    /// Builds the arguments from flags (by option name, as typed) falling back to `GATEHOUSE_*` variables, then defaults.
+    public init(flags: [String: String], environment: [String: String]) throws(ValidationError) {
+        func value(_ option: String) -> String? {
+            flags[option] ?? Self.environmentNames[option].flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func duration(_ option: String) throws(ValidationError) -> TimeInterval? {
+            try value(option).map { text throws(ValidationError) in try DurationText.seconds(from: text, field: "--\(option)") }
+        }
+        if let host = value("host") { self.host = host }
+        if let text = value("port") {
+            guard let port = Int(text), (0...65535).contains(port) else {
+                throw ValidationError("--port '\(text)' is not a port number from 0 to 65535")
+            }
+            self.port = port
+        }
+        if let path = value("database") { databasePath = path }
+        if let text = value("log-format") {
+            guard let format = LogFormat(rawValue: text) else { throw ValidationError("--log-format must be json or text") }
+            logFormat = format
+        }
+        if let text = value("log-level") {
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = level
+        }
+        if let seconds = try duration("audit-retention") { auditRetention = seconds }
+        if let seconds = try duration("rollback-ttl") { rollbackTTL = seconds }
+        if let seconds = try duration("storage-timeout") { storageTimeout = seconds }
+        if let seconds = try duration("maintenance-interval") { maintenanceInterval = seconds }
+        if let seconds = try duration("idle-timeout") { idleTimeout = seconds }
+        if let text = value("synchronous") {
+            switch text.lowercased() {
+            case "normal": synchronousFull = false
+            case "full": synchronousFull = true
+            default: throw ValidationError("--synchronous must be normal or full")
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import GatehouseCore
+import Hummingbird
+
+/// A canary as the operator API shows it.
+struct CanaryView: ResponseEncodable {
+    struct Waiting: Codable {
+        var gate: GateKind
+        var since: Date
+    }
+
+    var namespace: String
+    var name: String
+    var phase: CanaryPhase?
+    var checksum: String?
+    var lastSeen: Date?
+    var message: String?
+    var eventType: String?
+    var inRollout: Bool
+    var waitingOn: Waiting?
+    var gates: [String: GateView]
+
+    init(_ canary: Canary, at now: Date) {
+        namespace = canary.id.namespace
+        name = canary.id.name
+        phase = canary.lastPhase
+        checksum = canary.lastChecksum
+        lastSeen = canary.lastSeen
+        message = canary.lastMessage
+        eventType = canary.lastEventType
+        inRollout = canary.isRollingOut
+        waitingOn = canary.waitingOn.map { Waiting(gate: $0.gate, since: $0.since) }
+        gates = Dictionary(uniqueKeysWithValues: GateKind.allCases.map { ($0.rawValue, GateView(canary.gate($0), at: now)) })
+    }
+}
+
+/// One gate as the operator API shows it; an expired gate shows as closed.
+struct GateView: Codable {
+    enum State: String, Codable { case open, closed }
+
+    var state: State
+    var mode: GateMode
+    var boundChecksum: String?
+    var expiresAt: Date?
+    var remainingSteps: Int?
+    var actor: String?
+    var reason: String?
+    var changedAt: Date?
+    var lastVerdict: Verdict?
+    var lastVerdictAt: Date?
+
+    init(_ gate: Gate, at now: Date) {
+        let isOpen = gate.isEffectivelyOpen(at: now)
+        state = isOpen ? .open : .closed
+        mode = gate.mode
+        boundChecksum = isOpen ? gate.boundChecksum : nil
+        expiresAt = isOpen ? gate.expiresAt : nil
+        remainingSteps = isOpen ? gate.remainingSteps : nil
+        actor = gate.actor
+        reason = isOpen || !gate.isExpired(at: now) ? gate.reason : "expired"
+        changedAt = gate.expiresAt.flatMap { gate.isExpired(at: now) ? $0 : nil } ?? gate.changedAt
+        lastVerdict = gate.lastVerdict
+        lastVerdictAt = gate.lastVerdictAt
+    }
+}
+
+/// `GET /v1/canaries`.
+struct CanaryList: ResponseEncodable {
+    var canaries: [CanaryView]
+}
+
+/// A page of the audit trail, newest first; `next` is the `before` value of the following page.
+struct AuditPage: ResponseEncodable {
+    var events: [AuditEntry]
+    var next: Int64?
+}
+
+/// `GET /v1/freezes`.
+struct FreezeList: ResponseEncodable {
+    var freezes: [Freeze]
+}
+
+extension Freeze: ResponseEncodable {}

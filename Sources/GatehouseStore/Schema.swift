@@ -1,0 +1,67 @@
+import GRDB
+
+/// The database schema, as a list of migrations that are never edited once shipped.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: canaries, gates, freezes, audit") { db in
+            try db.create(table: "canary") { table in
+                table.column("namespace", .text).notNull()
+                table.column("name", .text).notNull()
+                table.column("lastPhase", .text)
+                table.column("lastChecksum", .text)
+                table.column("lastSeen", .datetime)
+                table.column("lastMessage", .text)
+                table.column("lastEventType", .text)
+                table.primaryKey(["namespace", "name"])
+            }
+            try db.create(table: "gate") { table in
+                table.column("namespace", .text).notNull()
+                table.column("name", .text).notNull()
+                table.column("kind", .text).notNull()
+                    .check(sql: "kind IN ('rollout', 'traffic', 'promotion', 'rollback', 'shared')")
+                table.column("isOpen", .boolean).notNull()
+                table.column("mode", .text).notNull().check(sql: "mode IN ('once', 'sticky')")
+                table.column("boundChecksum", .text)
+                table.column("expiresAt", .datetime)
+                table.column("remainingSteps", .integer).check(sql: "remainingSteps IS NULL OR remainingSteps > 0")
+                table.column("actor", .text)
+                table.column("reason", .text)
+                table.column("changedAt", .datetime)
+                table.column("lastVerdict", .text).check(sql: "lastVerdict IS NULL OR lastVerdict IN ('approved', 'refused')")
+                table.column("lastVerdictChecksum", .text)
+                table.column("lastVerdictAt", .datetime)
+                table.primaryKey(["namespace", "name", "kind"])
+                table.foreignKey(["namespace", "name"], references: "canary", onDelete: .cascade)
+            }
+            try db.create(table: "freeze") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("namespace", .text)
+                table.column("reason", .text).notNull()
+                table.column("actor", .text).notNull()
+                table.column("createdAt", .datetime).notNull()
+                table.column("endsAt", .datetime)
+                table.column("liftedAt", .datetime)
+                table.column("liftedBy", .text)
+            }
+            try db.create(table: "audit") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("at", .datetime).notNull().indexed()
+                table.column("namespace", .text)
+                table.column("name", .text)
+                table.column("gate", .text)
+                table.column("action", .text).notNull()
+                table.column("actor", .text).notNull()
+                table.column("reason", .text)
+                table.column("checksum", .text)
+                table.column("phase", .text)
+            }
+            try db.create(index: "audit_by_canary", on: "audit", columns: ["namespace", "name", "id"])
+            try db.create(table: "heartbeat") { table in
+                table.primaryKey("id", .integer).check(sql: "id = 1")
+                table.column("at", .datetime).notNull()
+            }
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,9 @@
+/// Why the store could not do what was asked.
+public enum StoreError: Error, Equatable, Sendable {
+    /// Storage cannot answer right now; nothing was decided or changed.
+    case unavailable(String)
+    /// The request contradicts the canary's state (for example a rollback outside a rollout).
+    case conflict(String)
+    /// The thing asked for does not exist.
+    case notFound(String)
+}

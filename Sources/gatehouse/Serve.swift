@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import GatehouseServer
+import Hummingbird
+import Logging
+
+/// `gatehouse serve`: runs the service until SIGTERM or SIGINT.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the Gatehouse service.",
+        discussion: """
+            Every option falls back to an environment variable (GATEHOUSE_HOST, GATEHOUSE_PORT, GATEHOUSE_DATABASE, \
+            GATEHOUSE_LOG_FORMAT, GATEHOUSE_LOG_LEVEL, GATEHOUSE_AUDIT_RETENTION, GATEHOUSE_ROLLBACK_TTL, \
+            GATEHOUSE_STORAGE_TIMEOUT, GATEHOUSE_MAINTENANCE_INTERVAL, GATEHOUSE_IDLE_TIMEOUT, GATEHOUSE_SYNCHRONOUS).
+
+            Example:
+              gatehouse serve --port 8080 --database /data/gatehouse.sqlite
+            """
+    )
+
+    @Option(help: "Address to listen on (default 0.0.0.0).") var host: String?
+    @Option(help: "Port to listen on (default 8080; 0 picks a free port).") var port: String?
+    @Option(help: "SQLite database file, created if missing (default ./gatehouse.sqlite).") var database: String?
+    @Option(help: "Log format: json or text (default json).") var logFormat: String?
+    @Option(help: "Lowest log level (default info).") var logLevel: String?
+    @Option(help: "How long audit entries are kept (default 90d).") var auditRetention: String?
+    @Option(help: "How long a rollback request stays pending without a ttl (default 1h).") var rollbackTtl: String?
+    @Option(help: "How long to wait for the database before failing closed with 503 (default 5s).")
+    var storageTimeout: String?
+    @Option(help: "How often expiry, pruning and the storage probe run (default 5s).") var maintenanceInterval: String?
+    @Option(help: "How long an idle client connection is kept (default 60s).") var idleTimeout: String?
+    @Option(help: "normal: a commit survives a crash of the process; full: also a power loss (slower).")
+    var synchronous: String?
+
+    func run() async throws {
+        let flags: [String: String?] = [
+            "host": host, "port": port, "database": database, "log-format": logFormat, "log-level": logLevel,
+            "audit-retention": auditRetention, "rollback-ttl": rollbackTtl, "storage-timeout": storageTimeout,
+            "maintenance-interval": maintenanceInterval, "idle-timeout": idleTimeout, "synchronous": synchronous,
+        ]
+        let arguments: ServerArguments
+        do {
+            arguments = try ServerArguments(
+                flags: flags.compactMapValues { $0 }, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let level = arguments.logLevel
+        switch arguments.logFormat {
+        case .json:
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardOutput(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+        let logger = Logger(label: "gatehouse")
+        let app = try await buildApplication(arguments, logger: logger)
+        try await app.runService()
+    }
+}
