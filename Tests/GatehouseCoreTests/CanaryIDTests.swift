@@ -1,0 +1,58 @@
+import Foundation
+import GatehouseCore
+import Testing
+
+@Suite("Kubernetes names")
+struct CanaryIDTests {
+    @Test("valid names are accepted", arguments: [
+        ("test", "podinfo"), ("a", "b"), ("team-1", "api.v2"), (String(repeating: "n", count: 63), String(repeating: "x", count: 253)),
+    ])
+    func accepts(namespace: String, name: String) throws {
+        let id = try CanaryID(namespace: namespace, name: name)
+        #expect(id.description == "\(namespace)/\(name)")
+    }
+
+    @Test("invalid namespaces are refused with a sentence naming the field", arguments: [
+        "", "Test", "-test", "test-", "te_st", "te.st", String(repeating: "n", count: 64), "tést",
+    ])
+    func refusesNamespace(namespace: String) {
+        #expect {
+            try CanaryID(namespace: namespace, name: "podinfo")
+        } throws: { error in
+            (error as? ValidationError)?.message.hasPrefix("namespace") == true
+        }
+    }
+
+    @Test("invalid names are refused", arguments: [
+        "", "Podinfo", "pod..info", ".podinfo", "podinfo.", "pod info", "pod/info", String(repeating: "x", count: 254),
+    ])
+    func refusesName(name: String) {
+        #expect(throws: ValidationError.self) { try CanaryID(namespace: "test", name: name) }
+    }
+}
+
+@Suite("Durations as Kubernetes users write them")
+struct DurationTextTests {
+    @Test(arguments: [("90s", 90.0), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("7d", 604_800), ("500ms", 0.5)])
+    func parses(text: String, seconds: Double) throws {
+        #expect(try DurationText.seconds(from: text) == seconds)
+    }
+
+    @Test(arguments: ["", "abc", "10", "5x", "-5m", "0s", "m", "1.5.5h", "400d"])
+    func refuses(text: String) {
+        #expect(throws: ValidationError.self) { try DurationText.seconds(from: text) }
+    }
+
+    @Test func formats() {
+        #expect(DurationText.format(5400) == "1h30m")
+        #expect(DurationText.format(45) == "45s")
+    }
+
+    @Test func parsesRFC3339() throws {
+        let date = try Timestamp.date(from: "2026-11-21T18:00:00Z", field: "expiresAt")
+        #expect(Timestamp.string(from: date) == "2026-11-21T18:00:00Z")
+        let offset = try Timestamp.date(from: "2026-11-21T20:00:00.500+02:00", field: "expiresAt")
+        #expect(abs(offset.timeIntervalSince(date) - 0.5) < 0.001)
+        #expect(throws: ValidationError.self) { try Timestamp.date(from: "tomorrow", field: "expiresAt") }
+    }
+}

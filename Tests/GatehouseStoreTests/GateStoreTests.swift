@@ -1,0 +1,175 @@
+import Foundation
+import GRDB
+import GatehouseCore
+import GatehouseStore
+import Testing
+
+@Suite("The store on a real SQLite file")
+struct GateStoreTests {
+    let database: TemporaryDatabase
+    let store: GateStore
+    let podinfo = try! CanaryID(namespace: "test", name: "podinfo")
+
+    init() throws {
+        database = try TemporaryDatabase()
+        store = try database.openStore()
+    }
+
+    func check(_ gate: GateKind, _ checksum: String, phase: CanaryPhase = .progressing) async throws -> Decision {
+        try await store.check(Check(canary: podinfo, gate: gate, checksum: checksum, phase: phase))
+    }
+
+    func auditCount() throws -> Int {
+        try database.otherConnection().read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM audit") ?? 0 }
+    }
+
+    @Test("an opened gate survives a restart", arguments: GateKind.allCases)
+    func survivesRestart(kind: GateKind) async throws {
+        _ = try await store.open(kind, of: podinfo, OpenRequest(reason: "ship it", isSticky: true), actor: "alice")
+        let reopened = try database.openStore()
+        let gate = try #require(reopened.canary(podinfo)).gate(kind)
+        #expect(gate.isOpen && gate.mode == .sticky && gate.actor == "alice" && gate.reason == "ship it")
+        let decision = try await reopened.check(Check(canary: podinfo, gate: kind, checksum: "c1"))
+        #expect(decision.isApproved)
+    }
+
+    @Test("a check that changes nothing does not write to the database")
+    func checksAreReadOnly() async throws {
+        _ = try await store.open(.promotion, of: podinfo, OpenRequest(isSticky: true), actor: "alice")
+        _ = try await check(.promotion, "c1")
+        let observer = try database.otherConnection()
+        let before = try await observer.read { try Int.fetchOne($0, sql: "PRAGMA data_version") }
+        for _ in 0..<100 { #expect(try await check(.promotion, "c1").isApproved) }
+        for _ in 0..<100 { #expect(try await !check(.traffic, "c1").isApproved) }
+        let after = try await observer.read { try Int.fetchOne($0, sql: "PRAGMA data_version") }
+        // the traffic gate's first refusal is one write; the 199 other checks none
+        #expect(after == before.map { $0 + 1 })
+    }
+
+    @Test("concurrent checks use each approved traffic step exactly once")
+    func stepsUnderConcurrency() async throws {
+        _ = try await store.open(.traffic, of: podinfo, OpenRequest(steps: 5), actor: "alice")
+        let approvals = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<60 { group.addTask { try await check(.traffic, "c1").isApproved } }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(approvals == 5)
+        #expect(!(try #require(store.canary(podinfo)).gate(.traffic).isOpen))
+        let consumed = try await database.otherConnection().read {
+            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM audit WHERE action = 'consumed'")
+        }
+        #expect(consumed == 5)
+    }
+
+    @Test("checks fail closed while storage cannot answer, and resume when it can")
+    func failClosed() async throws {
+        let lock = try database.lockExclusively()
+        #expect(await store.probe() == false)
+        #expect(!store.isHealthy)
+        await #expect(throws: StoreError.self) { try await check(.rollout, "c1") }
+        await #expect(throws: StoreError.self) {
+            try await store.open(.rollout, of: podinfo, OpenRequest(), actor: "alice")
+        }
+        lock.unlock()
+        #expect(await store.probe())
+        #expect(!(try await check(.rollout, "c1").isApproved))
+        #expect(store.canary(podinfo)?.gate(.rollout).isOpen == false, "the failed open left nothing behind")
+    }
+
+    @Test("a rollback request is refused outside a rollout unless forced")
+    func rollbackConflict() async throws {
+        let inAnHour = Date().addingTimeInterval(3600)
+        await #expect(throws: StoreError.self) {
+            try await store.requestRollback(of: podinfo, reason: nil, expiresAt: inAnHour, force: false, actor: "alice")
+        }
+        #expect(store.canary(podinfo)?.gate(.rollback).isOpen != true)
+        let forced = try await store.requestRollback(
+            of: podinfo, reason: "bad", expiresAt: inAnHour, force: true, actor: "alice")
+        #expect(forced.gate(.rollback).isOpen)
+    }
+
+    @Test("a rollback requested mid-analysis fires for that rollout only")
+    func rollbackFiresOnce() async throws {
+        #expect(try await !check(.rollback, "c2").isApproved)
+        _ = try await store.requestRollback(
+            of: podinfo, reason: "bad", expiresAt: Date().addingTimeInterval(3600), force: false, actor: "alice")
+        #expect(try await check(.rollback, "c2").isApproved)
+        try await store.report(
+            FlaggerPayload(name: "podinfo", namespace: "test", phase: .failed, checksum: "c2"), of: podinfo, as: .postRollout)
+        #expect(try await !check(.rollback, "c3").isApproved)
+    }
+
+    @Test("Succeeded or Failed closes once-gates and keeps sticky ones", arguments: [CanaryPhase.succeeded, .failed])
+    func endOfRollout(phase: CanaryPhase) async throws {
+        _ = try await store.open(.promotion, of: podinfo, OpenRequest(), actor: "alice")
+        _ = try await store.open(.shared, of: podinfo, OpenRequest(isSticky: true), actor: "alice")
+        try await store.report(
+            FlaggerPayload(
+                name: "podinfo", namespace: "test", phase: phase, checksum: "c1",
+                metadata: ["eventMessage": "done", "eventType": "Normal"]), of: podinfo, as: .event)
+        let canary = try #require(store.canary(podinfo))
+        #expect(!canary.gate(.promotion).isOpen)
+        #expect(canary.gate(.shared).isOpen)
+        #expect(canary.lastMessage == "done")
+    }
+
+    @Test("repeated identical events are recorded once")
+    func eventsDeduplicated() async throws {
+        let payload = FlaggerPayload(
+            name: "podinfo", namespace: "test", phase: .waiting, checksum: "c0",
+            metadata: ["eventMessage": "Halt podinfo.test advancement waiting for approval", "eventType": "Warning"])
+        for _ in 0..<10 { try await store.report(payload, of: podinfo, as: .event) }
+        #expect(try auditCount() == 1)
+    }
+
+    @Test("due gates expire in the background and the expiry is recorded")
+    func expiry() async throws {
+        let now = Date()
+        _ = try await store.open(.rollout, of: podinfo, OpenRequest(expiresAt: now.addingTimeInterval(10)), actor: "alice")
+        #expect(try await store.expireDueGates(at: now.addingTimeInterval(5)) == 0)
+        #expect(try await store.expireDueGates(at: now.addingTimeInterval(11)) == 1)
+        #expect(try database.openStore().canary(podinfo)?.gate(.rollout).isOpen == false)
+        let actions = try await store.events(of: podinfo, limit: 10).map(\.action)
+        #expect(actions == [.expired, .opened])
+    }
+
+    @Test("freezes are durable and lifted once")
+    func freezes() async throws {
+        let freeze = try await store.freeze(namespace: "test", reason: "black friday", endsAt: nil, actor: "bob")
+        #expect(try await database.openStore().freezes().map(\.id) == [freeze.id])
+        _ = try await store.open(.rollout, of: podinfo, OpenRequest(isSticky: true), actor: "alice")
+        #expect(try await !check(.rollout, "c1").isApproved)
+        _ = try await store.unfreeze(id: freeze.id, actor: "bob")
+        #expect(try await check(.rollout, "c1").isApproved)
+        await #expect(throws: StoreError.conflict("freeze \(freeze.id) has already ended")) {
+            try await store.unfreeze(id: freeze.id, actor: "bob")
+        }
+        await #expect(throws: StoreError.notFound("there is no freeze 99")) { try await store.unfreeze(id: 99, actor: "bob") }
+        #expect(try await database.openStore().freezes().isEmpty)
+    }
+
+    @Test("observations are saved in the background and survive a restart")
+    func observations() async throws {
+        _ = try await check(.rollout, "c0", phase: .waiting)
+        _ = try await check(.rollout, "c0", phase: .waiting)
+        try await store.saveObservations()
+        let canary = try #require(try database.openStore().canary(podinfo))
+        #expect(canary.lastPhase == .waiting)
+        #expect(canary.lastChecksum == "c0")
+        #expect(canary.lastSeen != nil)
+        #expect(canary.waitingOn?.gate == .rollout)
+    }
+
+    @Test("audit pages go newest first and old entries are pruned")
+    func auditPaging() async throws {
+        for index in 0..<5 {
+            _ = try await store.open(.rollout, of: podinfo, OpenRequest(reason: "r\(index)"), actor: "alice")
+        }
+        let first = try await store.events(of: podinfo, limit: 2)
+        #expect(first.map(\.reason) == ["r4", "r3"])
+        let second = try await store.events(of: podinfo, limit: 2, before: first.last?.id)
+        #expect(second.map(\.reason) == ["r2", "r1"])
+        #expect(try await store.pruneAudit(olderThan: Date().addingTimeInterval(1)) == 5)
+        #expect(try await store.events(limit: 10).isEmpty)
+    }
+}

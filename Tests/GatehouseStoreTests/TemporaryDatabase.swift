@@ -1,0 +1,59 @@
+import Foundation
+import GRDB
+import GatehouseStore
+
+/// A SQLite file in its own temporary directory, removed when the test ends.
+final class TemporaryDatabase: Sendable {
+    let directory: URL
+    let path: String
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("gatehouse.sqlite").path
+    }
+
+    /// Opens a store on the file, as `gatehouse serve` does.
+    func openStore(busyTimeout: TimeInterval = 0.2) throws -> GateStore {
+        try GateStore(writer: GateStore.openDatabase(atPath: path, busyTimeout: busyTimeout))
+    }
+
+    /// A second, independent connection to the same file, as another process would have.
+    func otherConnection() throws -> DatabaseQueue {
+        try DatabaseQueue(path: path)
+    }
+
+    /// Holds SQLite's exclusive lock from another connection, as a stuck process would, until `release` is called.
+    func lockExclusively() throws -> StorageLock {
+        let queue = try otherConnection()
+        let lock = StorageLock()
+        Thread.detachNewThread {
+            try? queue.inDatabase { db in
+                try db.execute(sql: "BEGIN EXCLUSIVE")
+                lock.locked.signal()
+                lock.release.wait()
+                try db.execute(sql: "ROLLBACK")
+            }
+            lock.released.signal()
+        }
+        lock.locked.wait()
+        return lock
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// An exclusive lock held by another connection.
+final class StorageLock: Sendable {
+    fileprivate let locked = DispatchSemaphore(value: 0)
+    fileprivate let release = DispatchSemaphore(value: 0)
+    fileprivate let released = DispatchSemaphore(value: 0)
+
+    /// Lets go of the lock and waits until it is gone.
+    func unlock() {
+        release.signal()
+        released.wait()
+    }
+}
