@@ -4,6 +4,7 @@ import GatehouseStore
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 
 /// Every error a client can see, with its status and one sentence; rendered in one place.
 public struct GatehouseError: Error, Sendable, Equatable {
@@ -57,6 +58,8 @@ public struct GatehouseError: Error, Sendable, Equatable {
             case .conflict(let message): return .conflict(message)
             case .notFound(let message): return .notFound(message)
             }
+        case is HTTPParserError:
+            return .badRequest("the request could not be read: it is not well-formed HTTP or it ended early")
         case let error as any HTTPResponseError:
             switch error.status {
             case .notFound:

@@ -19,7 +19,12 @@ struct OpenGateBody: Decodable {
         reason = try container.decodeIfPresent(String.self, forKey: .reason)
         ttl = try container.decodeIfPresent(String.self, forKey: .ttl)
         expiresAt = try container.decodeIfPresent(String.self, forKey: .expiresAt)
-        steps = try container.decodeIfPresent(Int.self, forKey: .steps)
+        if let number = try container.decodeIfPresent(Double.self, forKey: .steps) {
+            guard number.rounded() == number, let whole = Int(exactly: number) else {
+                throw ValidationError("steps must be a whole number from 1 to 10000")
+            }
+            steps = whole
+        }
         sticky = try container.decodeIfPresent(Bool.self, forKey: .sticky)
         force = try container.decodeIfPresent(Bool.self, forKey: .force)
     }

@@ -15,7 +15,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch {
             let failure = GatehouseError.from(error, request: request)
-            if failure.status.code >= 500 {
+            if failure.status.code >= 500 && failure.status != .serviceUnavailable {
                 context.logger.error(
                     "request failed", metadata: ["path": "\(request.uri.path)", "status": "\(failure.status.code)", "error": "\(error)"])
             } else {

@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+import GatehouseServer
+import HTTPTypes
+import HummingbirdTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite("Operating the service")
+struct OperationsTests {
+    @Test("state survives a restart of the service")
+    func restart() async throws {
+        let server = try TestServer()
+        try await server.run(.live) { client in
+            let reply = try await client.post("/v1/canaries/test/podinfo/gates/promotion/open", #"{"reason": "ok", "ttl": "2h"}"#)
+            #expect(reply.status == .ok)
+            _ = try await client.post("/v1/freezes", #"{"namespace": "prod", "reason": "audit week"}"#)
+        }
+        try await server.run(.live) { client in
+            #expect(try await client.hook("confirm-promotion", checksum: "c1").status == .ok)
+            let freezes = try await client.get("/v1/freezes").json()["freezes"] as? [[String: Any]]
+            #expect(freezes?.first?["reason"] as? String == "audit week")
+        }
+    }
+
+    @Test("health, readiness and the OpenAPI document")
+    func probes() async throws {
+        try await TestServer().run { client in
+            #expect(try await client.get("/healthz").status == .ok)
+            #expect(try await client.get("/readyz").status == .ok)
+            let document = try await client.get("/openapi.yaml")
+            #expect(document.status == .ok)
+            #expect(document.text.hasPrefix("openapi: 3"))
+        }
+    }
+
+    @Test("checks answer 503 and readiness fails while storage cannot answer; both recover")
+    func failClosed() async throws {
+        let server = try TestServer()
+        try await server.run { client in
+            _ = try await client.post("/v1/canaries/test/podinfo/gates/rollout/open", #"{"sticky": true}"#)
+            let lock = try LockedDatabase(path: server.arguments.databasePath)
+            let ready = try await client.get("/readyz")
+            #expect(ready.status == .serviceUnavailable)
+            let check = try await client.hook("confirm-rollout", checksum: "c1")
+            #expect(check.status == .serviceUnavailable, "an open gate must not pass while storage is down")
+            #expect(!check.text.isEmpty)
+            #expect(try await client.post("/gate/check", #"{"name": "podinfo", "namespace": "test"}"#).status == .serviceUnavailable)
+            #expect(try await client.post("/v1/canaries/test/podinfo/gates/promotion/open").status == .serviceUnavailable)
+            lock.unlock()
+            #expect(try await client.get("/readyz").status == .ok)
+            #expect(try await client.hook("confirm-rollout", checksum: "c1").status == .ok)
+        }
+    }
+
+    @Test("a stalled client does not hold up others")
+    func stalledClient() async throws {
+        try await TestServer().run(.live) { client in
+            let port = try #require(client.client.port)
+            let stalled = try RawConnection(port: port)
+            stalled.send("POST /v1/flagger/confirm-rollout HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"name\":")
+            let started = Date()
+            for _ in 0..<5 { #expect(try await client.hook("confirm-rollout", checksum: "c1").status == .forbidden) }
+            #expect(Date().timeIntervalSince(started) < 5)
+            stalled.close()
+        }
+    }
+}
+
+/// Another connection holding SQLite's exclusive lock on the file, as a stuck process would.
+final class LockedDatabase: Sendable {
+    private let locked = DispatchSemaphore(value: 0)
+    private let release = DispatchSemaphore(value: 0)
+    private let released = DispatchSemaphore(value: 0)
+
+    init(path: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        Thread.detachNewThread { [locked, release, released] in
+            try? queue.inDatabase { db in
+                try db.execute(sql: "BEGIN EXCLUSIVE")
+                locked.signal()
+                release.wait()
+                try db.execute(sql: "ROLLBACK")
+            }
+            released.signal()
+        }
+        locked.wait()
+    }
+
+    func unlock() {
+        release.signal()
+        released.wait()
+    }
+}
+
+/// A bare TCP connection to 127.0.0.1, for sending a request that never finishes.
+struct RawConnection {
+    let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+
+    func send(_ text: String) {
+        _ = text.withCString { Glibc.send(descriptor, $0, strlen($0), 0) }
+    }
+
+    func close() {
+        _ = Glibc.close(descriptor)
+    }
+}
