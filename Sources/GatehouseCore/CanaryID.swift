@@ -42,7 +42,8 @@ public enum KubernetesName {
         guard value.utf8.count <= 253 else {
             throw ValidationError("\(field) '\(value.prefix(70))…' is longer than 253 characters")
         }
-        guard value.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy(isLabel) else {
+        guard value.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy(isLabel)
+        else {
             throw ValidationError(
                 "\(field) '\(value)' is not a valid Kubernetes name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
             )
@@ -52,7 +53,8 @@ public enum KubernetesName {
     private static func isLabel(_ bytes: some Collection<UInt8>) -> Bool {
         guard let first = bytes.first, let last = bytes.reversed().first else { return false }
         func isAlphanumeric(_ byte: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
         }
         return isAlphanumeric(first) && isAlphanumeric(last)
             && bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }

@@ -41,7 +41,8 @@ public struct Decision: Sendable, Equatable {
         var facts = gate.expireIfDue(at: now)
         if gate.isOpen, gate.mode == .once, let bound = gate.boundChecksum, bound != check.checksum {
             facts += gate.close(
-                actor: Gate.systemActor, reason: "approved for rollout \(bound.isEmpty ? "(no checksum)" : bound), not this one",
+                actor: Gate.systemActor,
+                reason: "approved for rollout \(bound.isEmpty ? "(no checksum)" : bound), not this one",
                 action: .reset, checksum: check.checksum, at: now)
         }
 
@@ -58,7 +59,9 @@ public struct Decision: Sendable, Equatable {
                 gate.boundChecksum = check.checksum
                 gate.changedAt = now
                 facts.append(
-                    GateFact(action: .bound, actor: Gate.systemActor, reason: "bound to this rollout", checksum: check.checksum))
+                    GateFact(
+                        action: .bound, actor: Gate.systemActor, reason: "bound to this rollout",
+                        checksum: check.checksum))
             }
             message = Decision.openMessage(for: check, gate: gate)
             if let steps = gate.remainingSteps {
@@ -99,11 +102,14 @@ public struct Decision: Sendable, Equatable {
             return "no rollback requested for \(canary)"
         }
         let state = expired ? "expired" : "is closed"
-        return "\(check.gate.rawValue) gate of \(canary) \(state); open it with: gatehouse open \(check.gate.rawValue) \(canary.name) -n \(canary.namespace)"
+        return
+            "\(check.gate.rawValue) gate of \(canary) \(state); open it with: gatehouse open \(check.gate.rawValue) \(canary.name) -n \(canary.namespace)"
     }
 
     private static func openMessage(for check: Check, gate: Gate) -> String {
-        let subject = check.gate == .rollback ? "rollback of \(check.canary) requested" : "\(check.gate.rawValue) gate of \(check.canary) is open"
+        let subject =
+            check.gate == .rollback
+            ? "rollback of \(check.canary) requested" : "\(check.gate.rawValue) gate of \(check.canary) is open"
         var details = [String]()
         if let actor = gate.actor { details.append("by \(actor)") }
         if let reason = gate.reason, !reason.isEmpty { details.append(reason) }

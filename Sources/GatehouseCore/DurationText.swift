@@ -17,7 +17,10 @@ public enum DurationText {
             let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
             guard !number.isEmpty, let value = Double(number) else { throw invalid }
             rest = rest.dropFirst(number.count)
-            guard let unit = units.first(where: { rest.hasPrefix($0.suffix) && !rest.dropFirst($0.suffix.count).hasPrefix("s") })
+            guard
+                let unit = units.first(where: {
+                    rest.hasPrefix($0.suffix) && !rest.dropFirst($0.suffix.count).hasPrefix("s")
+                })
             else { throw invalid }
             rest = rest.dropFirst(unit.suffix.count)
             total += value * unit.seconds

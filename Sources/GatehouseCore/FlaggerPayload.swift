@@ -15,7 +15,8 @@ public struct FlaggerPayload: Sendable, Equatable, Decodable {
 
     /// Creates a payload, as Flagger would send it.
     public init(
-        name: String, namespace: String, phase: CanaryPhase? = nil, checksum: String? = nil, metadata: [String: String]? = nil
+        name: String, namespace: String, phase: CanaryPhase? = nil, checksum: String? = nil,
+        metadata: [String: String]? = nil
     ) {
         self.name = name
         self.namespace = namespace

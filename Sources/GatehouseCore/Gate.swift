@@ -132,7 +132,9 @@ extension Gate {
     }
 
     /// Closes the gate; closing a closed gate changes nothing and records nothing.
-    public mutating func close(actor: String, reason: String?, action: AuditAction = .closed, checksum: String? = nil, at now: Date)
+    public mutating func close(
+        actor: String, reason: String?, action: AuditAction = .closed, checksum: String? = nil, at now: Date
+    )
         -> [GateFact]
     {
         guard isOpen else { return [] }

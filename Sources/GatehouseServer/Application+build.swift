@@ -6,7 +6,8 @@ import Logging
 /// Builds the whole service from its arguments: opens the database, wires the router, adds upkeep.
 public func buildApplication(_ arguments: ServerArguments, logger: Logger) async throws -> some ApplicationProtocol {
     let database = try GateStore.openDatabase(
-        atPath: arguments.databasePath, busyTimeout: arguments.storageTimeout, synchronousFull: arguments.synchronousFull)
+        atPath: arguments.databasePath, busyTimeout: arguments.storageTimeout,
+        synchronousFull: arguments.synchronousFull)
     let store = try GateStore(writer: database, logger: logger)
     logger.info(
         "database ready",
@@ -21,7 +22,8 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         logger: logger)
     app.addServices(
         MaintenanceService(
-            store: store, interval: arguments.maintenanceInterval, auditRetention: arguments.auditRetention, logger: logger))
+            store: store, interval: arguments.maintenanceInterval, auditRetention: arguments.auditRetention,
+            logger: logger))
     return app
 }
 

@@ -63,7 +63,8 @@ public struct GatehouseError: Error, Sendable, Equatable {
         case let error as any HTTPResponseError:
             switch error.status {
             case .notFound:
-                return .notFound("there is no \(request.method.rawValue) \(request.uri.path); see /openapi.yaml for the API")
+                return .notFound(
+                    "there is no \(request.method.rawValue) \(request.uri.path); see /openapi.yaml for the API")
             case .contentTooLarge:
                 return GatehouseError(
                     status: .contentTooLarge, code: "too_large",
@@ -75,7 +76,8 @@ public struct GatehouseError: Error, Sendable, Equatable {
             }
         default:
             return GatehouseError(
-                status: .internalServerError, code: "internal", message: "an unexpected error occurred; see the server log")
+                status: .internalServerError, code: "internal",
+                message: "an unexpected error occurred; see the server log")
         }
     }
 

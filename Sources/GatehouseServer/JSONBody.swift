@@ -6,7 +6,9 @@ import NIOCore
 /// Reads JSON request bodies and explains in one sentence what is wrong with a bad one.
 enum JSONBody {
     /// Decodes a required JSON object body.
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws
+        -> T
+    {
         guard let value = try await decodeIfPresent(type, from: request, context: context) else {
             throw GatehouseError.badRequest("the request body is empty; send a JSON object")
         }
@@ -26,7 +28,8 @@ enum JSONBody {
                 (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) != nil
             {
                 // Foundation reports a fraction where a whole number belongs as invalid JSON.
-                throw GatehouseError.badRequest("a field has a value of the wrong kind, such as a fraction where a whole number belongs")
+                throw GatehouseError.badRequest(
+                    "a field has a value of the wrong kind, such as a fraction where a whole number belongs")
             }
             throw GatehouseError.badRequest(describe(error))
         } catch let error as ValidationError {
@@ -81,7 +84,8 @@ extension Decoder {
         let container = try self.container(keyedBy: AnyCodingKey.self)
         if let unknown = container.allKeys.first(where: { !allowed.contains($0.stringValue) }) {
             throw ValidationError(
-                "unknown field '\(unknown.stringValue.prefix(40))'; expected one of: \(allowed.joined(separator: ", "))")
+                "unknown field '\(unknown.stringValue.prefix(40))'; expected one of: \(allowed.joined(separator: ", "))"
+            )
         }
     }
 }

@@ -108,7 +108,9 @@ enum Reason {
 
 /// Turns `ttl` or `expiresAt` into one point in time.
 enum Expiry {
-    static func date(ttl: String?, expiresAt: String?, now: Date, ttlField: String = "ttl", timeField: String = "expiresAt")
+    static func date(
+        ttl: String?, expiresAt: String?, now: Date, ttlField: String = "ttl", timeField: String = "expiresAt"
+    )
         throws(ValidationError) -> Date?
     {
         switch (ttl, expiresAt) {

@@ -51,7 +51,9 @@ public struct ServerArguments: Sendable, Equatable {
             flags[option] ?? Self.environmentNames[option].flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
         }
         func duration(_ option: String) throws(ValidationError) -> TimeInterval? {
-            try value(option).map { text throws(ValidationError) in try DurationText.seconds(from: text, field: "--\(option)") }
+            try value(option).map { text throws(ValidationError) in
+                try DurationText.seconds(from: text, field: "--\(option)")
+            }
         }
         if let host = value("host") { self.host = host }
         if let text = value("port") {
@@ -62,7 +64,9 @@ public struct ServerArguments: Sendable, Equatable {
         }
         if let path = value("database") { databasePath = path }
         if let text = value("log-format") {
-            guard let format = LogFormat(rawValue: text) else { throw ValidationError("--log-format must be json or text") }
+            guard let format = LogFormat(rawValue: text) else {
+                throw ValidationError("--log-format must be json or text")
+            }
             logFormat = format
         }
         if let text = value("log-level") {

@@ -30,7 +30,8 @@ struct CanaryView: ResponseEncodable {
         eventType = canary.lastEventType
         inRollout = canary.isRollingOut
         waitingOn = canary.waitingOn.map { Waiting(gate: $0.gate, since: $0.since) }
-        gates = Dictionary(uniqueKeysWithValues: GateKind.allCases.map { ($0.rawValue, GateView(canary.gate($0), at: now)) })
+        gates = Dictionary(
+            uniqueKeysWithValues: GateKind.allCases.map { ($0.rawValue, GateView(canary.gate($0), at: now)) })
     }
 }
 

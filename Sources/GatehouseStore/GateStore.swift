@@ -28,7 +28,8 @@ public final class GateStore: Sendable {
     ///
     /// Commits use `synchronous = NORMAL`: an acknowledged change is in the WAL before the answer is
     /// sent, so it survives the process being killed; `full` also survives power loss.
-    public static func openDatabase(atPath path: String, busyTimeout: TimeInterval, synchronousFull: Bool = false) throws
+    public static func openDatabase(atPath path: String, busyTimeout: TimeInterval, synchronousFull: Bool = false)
+        throws
         -> DatabasePool
     {
         var configuration = Configuration()
@@ -64,7 +65,10 @@ public final class GateStore: Sendable {
             let decision = Decision(for: check, gate: stored, freeze: freeze, at: now)
             guard decision.changes(stored) else { return (decision, { _ in }) }
             try self.save(decision.gate, facts: decision.facts, of: check.canary, phase: check.phase, in: db, at: now)
-            return (decision, { $0.canaries[check.canary, default: Canary(id: check.canary)].gates[check.gate] = decision.gate })
+            return (
+                decision,
+                { $0.canaries[check.canary, default: Canary(id: check.canary)].gates[check.gate] = decision.gate }
+            )
         }
     }
 
@@ -72,7 +76,8 @@ public final class GateStore: Sendable {
     public func report(_ payload: FlaggerPayload, of id: CanaryID, as action: AuditAction, at now: Date = Date())
         async throws
     {
-        let message = action == .event ? payload.eventMessage : "post-rollout: \(payload.phase?.rawValue ?? "unknown phase")"
+        let message =
+            action == .event ? payload.eventMessage : "post-rollout: \(payload.phase?.rawValue ?? "unknown phase")"
         let endsRollout = payload.phase?.endsRollout ?? false
         let isRepeat = memory.withLock { memory -> Bool in
             guard action == .event, !endsRollout, var canary = memory.canaries[id], canary.lastMessage == message,
@@ -282,9 +287,12 @@ public final class GateStore: Sendable {
                 return memory.unsaved.compactMap { memory.canaries[$0] }
             }
             for canary in canaries { try CanaryRecord(canary).upsert(db) }
-            return ((), { memory in
-                memory.freezes = memory.freezes.filter { $0.value.isActive(at: Date()) }
-            })
+            return (
+                (),
+                { memory in
+                    memory.freezes = memory.freezes.filter { $0.value.isActive(at: Date()) }
+                }
+            )
         }
     }
 
@@ -311,7 +319,9 @@ public final class GateStore: Sendable {
             defer { problem = message }
             return problem == nil
         }
-        if isNew { logger.error("storage cannot answer; checks fail closed until it does", metadata: ["error": "\(error)"]) }
+        if isNew {
+            logger.error("storage cannot answer; checks fail closed until it does", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Runs `body` in one write transaction; what it returns to apply to memory runs when it commits.
@@ -341,7 +351,9 @@ public final class GateStore: Sendable {
         }
     }
 
-    private func save(_ gate: Gate, facts: [GateFact], of id: CanaryID, phase: CanaryPhase?, in db: Database, at now: Date)
+    private func save(
+        _ gate: Gate, facts: [GateFact], of id: CanaryID, phase: CanaryPhase?, in db: Database, at now: Date
+    )
         throws
     {
         let canary = memory.withLock { $0.canaries[id] } ?? Canary(id: id)
@@ -358,7 +370,9 @@ public final class GateStore: Sendable {
         }
     }
 
-    private func audit(_ facts: [GateFact], of id: CanaryID, gate: GateKind?, phase: CanaryPhase?, in db: Database, at now: Date)
+    private func audit(
+        _ facts: [GateFact], of id: CanaryID, gate: GateKind?, phase: CanaryPhase?, in db: Database, at now: Date
+    )
         throws
     {
         for fact in facts {
@@ -366,7 +380,9 @@ public final class GateStore: Sendable {
         }
     }
 
-    private func audit(_ fact: GateFact, of id: CanaryID, gate: GateKind?, phase: CanaryPhase?, in db: Database, at now: Date)
+    private func audit(
+        _ fact: GateFact, of id: CanaryID, gate: GateKind?, phase: CanaryPhase?, in db: Database, at now: Date
+    )
         throws
     {
         try audit(fact, namespace: id.namespace, name: id.name, gate: gate, phase: phase, in: db, at: now)
@@ -402,7 +418,8 @@ struct Memory: Sendable {
             memory.canaries[canary.id] = try record.canary(gates: gates[canary.id] ?? [:])
         }
         let now = Date()
-        for record in try FreezeRecord.filter(Column("liftedAt") == nil).fetchAll(db) where record.freeze.isActive(at: now) {
+        for record in try FreezeRecord.filter(Column("liftedAt") == nil).fetchAll(db)
+        where record.freeze.isActive(at: now) {
             memory.freezes[record.freeze.id] = record.freeze
         }
         return memory

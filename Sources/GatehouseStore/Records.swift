@@ -73,12 +73,14 @@ struct GateRecord: Codable, FetchableRecord, PersistableRecord {
     var gate: Gate {
         Gate(
             kind: kind, isOpen: isOpen, mode: mode, boundChecksum: boundChecksum, expiresAt: expiresAt,
-            remainingSteps: remainingSteps, actor: actor, reason: reason, changedAt: changedAt, lastVerdict: lastVerdict,
+            remainingSteps: remainingSteps, actor: actor, reason: reason, changedAt: changedAt,
+            lastVerdict: lastVerdict,
             lastVerdictChecksum: lastVerdictChecksum, lastVerdictAt: lastVerdictAt)
     }
 
     static func fetch(_ kind: GateKind, of canary: CanaryID, in db: Database) throws -> Gate {
-        try GateRecord.fetchOne(db, key: ["namespace": canary.namespace, "name": canary.name, "kind": kind.rawValue])?.gate
+        try GateRecord.fetchOne(db, key: ["namespace": canary.namespace, "name": canary.name, "kind": kind.rawValue])?
+            .gate
             ?? .closed(kind)
     }
 }
@@ -125,7 +127,8 @@ struct AuditRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     var entry: AuditEntry {
         AuditEntry(
-            id: id ?? 0, at: at, namespace: namespace, name: name, gate: gate, action: action, actor: actor, reason: reason,
+            id: id ?? 0, at: at, namespace: namespace, name: name, gate: gate, action: action, actor: actor,
+            reason: reason,
             checksum: checksum, phase: phase.map(CanaryPhase.init(rawValue:)))
     }
 }

@@ -28,7 +28,8 @@ enum Schema {
                 table.column("actor", .text)
                 table.column("reason", .text)
                 table.column("changedAt", .datetime)
-                table.column("lastVerdict", .text).check(sql: "lastVerdict IS NULL OR lastVerdict IN ('approved', 'refused')")
+                table.column("lastVerdict", .text).check(
+                    sql: "lastVerdict IS NULL OR lastVerdict IN ('approved', 'refused')")
                 table.column("lastVerdictChecksum", .text)
                 table.column("lastVerdictAt", .datetime)
                 table.primaryKey(["namespace", "name", "kind"])

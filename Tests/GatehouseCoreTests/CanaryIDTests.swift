@@ -4,17 +4,22 @@ import Testing
 
 @Suite("Kubernetes names")
 struct CanaryIDTests {
-    @Test("valid names are accepted", arguments: [
-        ("test", "podinfo"), ("a", "b"), ("team-1", "api.v2"), (String(repeating: "n", count: 63), String(repeating: "x", count: 253)),
-    ])
+    @Test(
+        "valid names are accepted",
+        arguments: [
+            ("test", "podinfo"), ("a", "b"), ("team-1", "api.v2"),
+            (String(repeating: "n", count: 63), String(repeating: "x", count: 253)),
+        ])
     func accepts(namespace: String, name: String) throws {
         let id = try CanaryID(namespace: namespace, name: name)
         #expect(id.description == "\(namespace)/\(name)")
     }
 
-    @Test("invalid namespaces are refused with a sentence naming the field", arguments: [
-        "", "Test", "-test", "test-", "te_st", "te.st", String(repeating: "n", count: 64), "tést",
-    ])
+    @Test(
+        "invalid namespaces are refused with a sentence naming the field",
+        arguments: [
+            "", "Test", "-test", "test-", "te_st", "te.st", String(repeating: "n", count: 64), "tést",
+        ])
     func refusesNamespace(namespace: String) {
         #expect {
             try CanaryID(namespace: namespace, name: "podinfo")
@@ -23,9 +28,12 @@ struct CanaryIDTests {
         }
     }
 
-    @Test("invalid names are refused", arguments: [
-        "", "Podinfo", "pod..info", ".podinfo", "podinfo.", "pod info", "pod/info", String(repeating: "x", count: 254),
-    ])
+    @Test(
+        "invalid names are refused",
+        arguments: [
+            "", "Podinfo", "pod..info", ".podinfo", "podinfo.", "pod info", "pod/info",
+            String(repeating: "x", count: 254),
+        ])
     func refusesName(name: String) {
         #expect(throws: ValidationError.self) { try CanaryID(namespace: "test", name: name) }
     }

@@ -7,8 +7,11 @@ struct DecisionTests {
     let canary = try! CanaryID(namespace: "test", name: "podinfo")
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func check(_ gate: GateKind, _ checksum: String, on state: Gate, freeze: Freeze? = nil, at time: Date? = nil) -> Decision {
-        Decision(for: Check(canary: canary, gate: gate, checksum: checksum), gate: state, freeze: freeze, at: time ?? now)
+    func check(_ gate: GateKind, _ checksum: String, on state: Gate, freeze: Freeze? = nil, at time: Date? = nil)
+        -> Decision
+    {
+        Decision(
+            for: Check(canary: canary, gate: gate, checksum: checksum), gate: state, freeze: freeze, at: time ?? now)
     }
 
     func opened(_ kind: GateKind, _ request: OpenRequest = OpenRequest()) -> Gate {
@@ -29,7 +32,8 @@ struct DecisionTests {
         let decision = check(kind, "c1", on: .closed(kind))
         #expect(
             decision.message
-                == "\(kind.rawValue) gate of test/podinfo is closed; open it with: gatehouse open \(kind.rawValue) podinfo -n test")
+                == "\(kind.rawValue) gate of test/podinfo is closed; open it with: gatehouse open \(kind.rawValue) podinfo -n test"
+        )
     }
 
     @Test("a once-gate binds to the first checksum and keeps passing it", arguments: GateKind.allCases)

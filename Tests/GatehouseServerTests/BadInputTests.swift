@@ -16,47 +16,133 @@ struct BadRequest: Sendable, CustomTestStringConvertible {
 @Suite("Bad input gets a clear 4xx and changes nothing")
 struct BadInputTests {
     static let cases: [BadRequest] = [
-        BadRequest(method: .post, path: "/v1/flagger/confirm-rollout", body: "{\"name\":", status: .badRequest, message: "the request body is not valid JSON"),
-        BadRequest(method: .post, path: "/v1/flagger/confirm-rollout", body: "[1, 2]", status: .badRequest, message: "the request body must be a JSON object"),
-        BadRequest(method: .post, path: "/v1/flagger/confirm-rollout", body: nil, status: .badRequest, message: "the request body is empty; send a JSON object"),
-        BadRequest(method: .post, path: "/v1/flagger/confirm-promotion", body: #"{"name": "podinfo"}"#, status: .badRequest, message: "missing field 'namespace'"),
-        BadRequest(method: .post, path: "/v1/flagger/rollback", body: #"{"name": 5, "namespace": "test"}"#, status: .badRequest, message: "field 'name' must be a string"),
-        BadRequest(method: .post, path: "/v1/flagger/events", body: #"{"name": "podinfo", "namespace": "test", "metadata": {"a": 1}}"#, status: .badRequest, message: "field 'metadata.a' must be a string"),
-        BadRequest(method: .post, path: "/v1/flagger/confirm-traffic-increase", body: #"{"name": "PodInfo", "namespace": "test"}"#, status: .badRequest, message: "name 'PodInfo' is not a valid Kubernetes name"),
-        BadRequest(method: .post, path: "/gate/check", body: #"{"name": "podinfo", "namespace": "a_b"}"#, status: .badRequest, message: "namespace 'a_b' is not a valid Kubernetes name"),
-        BadRequest(method: .post, path: "/gate/open", body: #"{"name": "podinfo", "namespace": "\#(String(repeating: "n", count: 64))"}"#, status: .badRequest, message: "is longer than 63 characters"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/deploy/open", body: nil, status: .badRequest, message: "unknown gate 'deploy'"),
-        BadRequest(method: .post, path: "/v1/canaries/Test/podinfo/gates/rollout/open", body: nil, status: .badRequest, message: "namespace 'Test' is not a valid Kubernetes name"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"tll": "1h"}"#, status: .badRequest, message: "unknown field 'tll'"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"ttl": "soon"}"#, status: .badRequest, message: "ttl 'soon' is not a duration"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"ttl": 60}"#, status: .badRequest, message: "field 'ttl' must be a string"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"expiresAt": "friday"}"#, status: .badRequest, message: "expiresAt 'friday' is not an RFC 3339 time"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"expiresAt": "2001-01-01T00:00:00Z"}"#, status: .badRequest, message: "is in the past"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"ttl": "1h", "expiresAt": "2099-01-01T00:00:00Z"}"#, status: .badRequest, message: "give either ttl or expiresAt, not both"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": 0}"#, status: .badRequest, message: "steps must be a whole number from 1 to 10000"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": 1.5}"#, status: .badRequest, message: "steps must be a whole number from 1 to 10000"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": "3"}"#, status: .badRequest, message: "field 'steps' must be a number"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/promotion/open", body: #"{"steps": 3}"#, status: .badRequest, message: "steps applies only to the traffic gate"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/promotion/open", body: #"{"sticky": "yes"}"#, status: .badRequest, message: "field 'sticky' must be true or false"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"reason": "\#(String(repeating: "r", count: 1025))"}"#, status: .badRequest, message: "reason is longer than 1024 characters"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/rollback", body: nil, status: .conflict, message: "is not known to be in a rollout"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/rollback", body: #"{"sticky": true}"#, status: .badRequest, message: "a rollback request cannot be sticky"),
-        BadRequest(method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/close", body: #"{"why": "x"}"#, status: .badRequest, message: "unknown field 'why'"),
-        BadRequest(method: .post, path: "/v1/freezes", body: #"{"namespace": "test"}"#, status: .badRequest, message: "missing field 'reason'"),
-        BadRequest(method: .post, path: "/v1/freezes", body: #"{"reason": "  "}"#, status: .badRequest, message: "a reason is required"),
-        BadRequest(method: .post, path: "/v1/freezes", body: #"{"reason": "x", "for": "forever"}"#, status: .badRequest, message: "for 'forever' is not a duration"),
-        BadRequest(method: .delete, path: "/v1/freezes/abc", body: nil, status: .badRequest, message: "a freeze id is a positive whole number"),
-        BadRequest(method: .delete, path: "/v1/freezes/42", body: nil, status: .notFound, message: "there is no freeze 42"),
-        BadRequest(method: .get, path: "/v1/canaries/test/unknown", body: nil, status: .notFound, message: "canary test/unknown is not known"),
-        BadRequest(method: .get, path: "/v1/events?limit=0", body: nil, status: .badRequest, message: "limit must be a whole number from 1 to 500"),
-        BadRequest(method: .get, path: "/v1/events?before=x", body: nil, status: .badRequest, message: "before must be a positive event id"),
-        BadRequest(method: .get, path: "/v1/nothing", body: nil, status: .notFound, message: "there is no GET /v1/nothing"),
-        BadRequest(method: .get, path: "/v1/flagger/confirm-rollout", body: nil, status: .methodNotAllowed, message: "GET is not allowed here; use POST"),
-        BadRequest(method: .get, path: "/gate/check", body: nil, status: .methodNotAllowed, message: "GET is not allowed here; use POST"),
-        BadRequest(method: .put, path: "/gate/approve", body: nil, status: .methodNotAllowed, message: "PUT is not allowed here; use POST"),
-        BadRequest(method: .delete, path: "/v1/canaries", body: nil, status: .methodNotAllowed, message: "DELETE is not allowed here; use GET"),
-        BadRequest(method: .get, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: nil, status: .methodNotAllowed, message: "use POST"),
-        BadRequest(method: .post, path: "/v1/flagger/confirm-rollout", body: #"{"name": "podinfo", "namespace": "test", "pad": "\#(String(repeating: "x", count: 70_000))"}"#, status: .contentTooLarge, message: "the request body is larger than 64 KiB"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/confirm-rollout", body: "{\"name\":", status: .badRequest,
+            message: "the request body is not valid JSON"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/confirm-rollout", body: "[1, 2]", status: .badRequest,
+            message: "the request body must be a JSON object"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/confirm-rollout", body: nil, status: .badRequest,
+            message: "the request body is empty; send a JSON object"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/confirm-promotion", body: #"{"name": "podinfo"}"#, status: .badRequest,
+            message: "missing field 'namespace'"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/rollback", body: #"{"name": 5, "namespace": "test"}"#,
+            status: .badRequest, message: "field 'name' must be a string"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/events",
+            body: #"{"name": "podinfo", "namespace": "test", "metadata": {"a": 1}}"#, status: .badRequest,
+            message: "field 'metadata.a' must be a string"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/confirm-traffic-increase",
+            body: #"{"name": "PodInfo", "namespace": "test"}"#, status: .badRequest,
+            message: "name 'PodInfo' is not a valid Kubernetes name"),
+        BadRequest(
+            method: .post, path: "/gate/check", body: #"{"name": "podinfo", "namespace": "a_b"}"#, status: .badRequest,
+            message: "namespace 'a_b' is not a valid Kubernetes name"),
+        BadRequest(
+            method: .post, path: "/gate/open",
+            body: #"{"name": "podinfo", "namespace": "\#(String(repeating: "n", count: 64))"}"#, status: .badRequest,
+            message: "is longer than 63 characters"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/deploy/open", body: nil, status: .badRequest,
+            message: "unknown gate 'deploy'"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/Test/podinfo/gates/rollout/open", body: nil, status: .badRequest,
+            message: "namespace 'Test' is not a valid Kubernetes name"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"tll": "1h"}"#,
+            status: .badRequest, message: "unknown field 'tll'"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"ttl": "soon"}"#,
+            status: .badRequest, message: "ttl 'soon' is not a duration"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"ttl": 60}"#,
+            status: .badRequest, message: "field 'ttl' must be a string"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"expiresAt": "friday"}"#,
+            status: .badRequest, message: "expiresAt 'friday' is not an RFC 3339 time"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open",
+            body: #"{"expiresAt": "2001-01-01T00:00:00Z"}"#, status: .badRequest, message: "is in the past"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open",
+            body: #"{"ttl": "1h", "expiresAt": "2099-01-01T00:00:00Z"}"#, status: .badRequest,
+            message: "give either ttl or expiresAt, not both"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": 0}"#,
+            status: .badRequest, message: "steps must be a whole number from 1 to 10000"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": 1.5}"#,
+            status: .badRequest, message: "steps must be a whole number from 1 to 10000"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": "3"}"#,
+            status: .badRequest, message: "field 'steps' must be a number"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/promotion/open", body: #"{"steps": 3}"#,
+            status: .badRequest, message: "steps applies only to the traffic gate"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/promotion/open", body: #"{"sticky": "yes"}"#,
+            status: .badRequest, message: "field 'sticky' must be true or false"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open",
+            body: #"{"reason": "\#(String(repeating: "r", count: 1025))"}"#, status: .badRequest,
+            message: "reason is longer than 1024 characters"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/rollback", body: nil, status: .conflict,
+            message: "is not known to be in a rollout"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/rollback", body: #"{"sticky": true}"#, status: .badRequest,
+            message: "a rollback request cannot be sticky"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/close", body: #"{"why": "x"}"#,
+            status: .badRequest, message: "unknown field 'why'"),
+        BadRequest(
+            method: .post, path: "/v1/freezes", body: #"{"namespace": "test"}"#, status: .badRequest,
+            message: "missing field 'reason'"),
+        BadRequest(
+            method: .post, path: "/v1/freezes", body: #"{"reason": "  "}"#, status: .badRequest,
+            message: "a reason is required"),
+        BadRequest(
+            method: .post, path: "/v1/freezes", body: #"{"reason": "x", "for": "forever"}"#, status: .badRequest,
+            message: "for 'forever' is not a duration"),
+        BadRequest(
+            method: .delete, path: "/v1/freezes/abc", body: nil, status: .badRequest,
+            message: "a freeze id is a positive whole number"),
+        BadRequest(
+            method: .delete, path: "/v1/freezes/42", body: nil, status: .notFound, message: "there is no freeze 42"),
+        BadRequest(
+            method: .get, path: "/v1/canaries/test/unknown", body: nil, status: .notFound,
+            message: "canary test/unknown is not known"),
+        BadRequest(
+            method: .get, path: "/v1/events?limit=0", body: nil, status: .badRequest,
+            message: "limit must be a whole number from 1 to 500"),
+        BadRequest(
+            method: .get, path: "/v1/events?before=x", body: nil, status: .badRequest,
+            message: "before must be a positive event id"),
+        BadRequest(
+            method: .get, path: "/v1/nothing", body: nil, status: .notFound, message: "there is no GET /v1/nothing"),
+        BadRequest(
+            method: .get, path: "/v1/flagger/confirm-rollout", body: nil, status: .methodNotAllowed,
+            message: "GET is not allowed here; use POST"),
+        BadRequest(
+            method: .get, path: "/gate/check", body: nil, status: .methodNotAllowed,
+            message: "GET is not allowed here; use POST"),
+        BadRequest(
+            method: .put, path: "/gate/approve", body: nil, status: .methodNotAllowed,
+            message: "PUT is not allowed here; use POST"),
+        BadRequest(
+            method: .delete, path: "/v1/canaries", body: nil, status: .methodNotAllowed,
+            message: "DELETE is not allowed here; use GET"),
+        BadRequest(
+            method: .get, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: nil, status: .methodNotAllowed,
+            message: "use POST"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/confirm-rollout",
+            body: #"{"name": "podinfo", "namespace": "test", "pad": "\#(String(repeating: "x", count: 70_000))"}"#,
+            status: .contentTooLarge, message: "the request body is larger than 64 KiB"),
     ]
 
     @Test("refused with one sentence, and nothing is created or changed", arguments: cases)
@@ -90,7 +176,8 @@ struct BadInputTests {
             _ = try await client.post("/v1/canaries/test/podinfo/gates/traffic/open", #"{"steps": 2, "reason": "two"}"#)
             let before = try await client.get("/v1/canaries/test/podinfo").text
             for body in [#"{"steps": -1}"#, #"{"ttl": "x"}"#, #"{"steps": 2, "extra": true}"#, "nope"] {
-                #expect(try await client.post("/v1/canaries/test/podinfo/gates/traffic/open", body).status == .badRequest)
+                #expect(
+                    try await client.post("/v1/canaries/test/podinfo/gates/traffic/open", body).status == .badRequest)
             }
             #expect(try await client.get("/v1/canaries/test/podinfo").text == before)
         }

@@ -92,7 +92,8 @@ struct FlaggerSequenceTests {
                 "manual-rollback", on: client,
                 actions: [
                     "requests a rollback": {
-                        let reply = try await client.post("/v1/canaries/test/podinfo/rollback", #"{"reason": "errors"}"#)
+                        let reply = try await client.post(
+                            "/v1/canaries/test/podinfo/rollback", #"{"reason": "errors"}"#)
                         #expect(reply.status == .ok)
                     }
                 ])

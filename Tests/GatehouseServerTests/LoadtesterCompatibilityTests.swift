@@ -16,7 +16,9 @@ struct LoadtesterCompatibilityTests {
         }
     }
 
-    @Test("the gate and rollback gate: check, open, close with the loadtester's codes and bodies", arguments: ["gate", "rollback"])
+    @Test(
+        "the gate and rollback gate: check, open, close with the loadtester's codes and bodies",
+        arguments: ["gate", "rollback"])
     func openCheckClose(prefix: String) async throws {
         try await TestServer().run { client in
             let closed = try await client.post("/\(prefix)/check", body)
@@ -36,7 +38,8 @@ struct LoadtesterCompatibilityTests {
         try await TestServer().run { client in
             _ = try await client.post("/gate/open", body)
             for checksum in ["c1", "c2", "c3"] {
-                let payload = #"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "\#(checksum)"}"#
+                let payload =
+                    #"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "\#(checksum)"}"#
                 #expect(try await client.post("/gate/check", payload).status == .ok)
             }
             let state = try await client.get("/v1/canaries/test/podinfo").json()

@@ -15,7 +15,8 @@ struct OperationsTests {
     func restart() async throws {
         let server = try TestServer()
         try await server.run(.live) { client in
-            let reply = try await client.post("/v1/canaries/test/podinfo/gates/promotion/open", #"{"reason": "ok", "ttl": "2h"}"#)
+            let reply = try await client.post(
+                "/v1/canaries/test/podinfo/gates/promotion/open", #"{"reason": "ok", "ttl": "2h"}"#)
             #expect(reply.status == .ok)
             _ = try await client.post("/v1/freezes", #"{"namespace": "prod", "reason": "audit week"}"#)
         }
@@ -48,8 +49,11 @@ struct OperationsTests {
             let check = try await client.hook("confirm-rollout", checksum: "c1")
             #expect(check.status == .serviceUnavailable, "an open gate must not pass while storage is down")
             #expect(!check.text.isEmpty)
-            #expect(try await client.post("/gate/check", #"{"name": "podinfo", "namespace": "test"}"#).status == .serviceUnavailable)
-            #expect(try await client.post("/v1/canaries/test/podinfo/gates/promotion/open").status == .serviceUnavailable)
+            #expect(
+                try await client.post("/gate/check", #"{"name": "podinfo", "namespace": "test"}"#).status
+                    == .serviceUnavailable)
+            #expect(
+                try await client.post("/v1/canaries/test/podinfo/gates/promotion/open").status == .serviceUnavailable)
             lock.unlock()
             #expect(try await client.get("/readyz").status == .ok)
             #expect(try await client.hook("confirm-rollout", checksum: "c1").status == .ok)
@@ -61,7 +65,8 @@ struct OperationsTests {
         try await TestServer().run(.live) { client in
             let port = try #require(client.client.port)
             let stalled = try RawConnection(port: port)
-            stalled.send("POST /v1/flagger/confirm-rollout HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"name\":")
+            stalled.send(
+                "POST /v1/flagger/confirm-rollout HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"name\":")
             let started = Date()
             for _ in 0..<5 { #expect(try await client.hook("confirm-rollout", checksum: "c1").status == .forbidden) }
             #expect(Date().timeIntervalSince(started) < 5)

@@ -12,7 +12,8 @@ final class TestServer: Sendable {
     let arguments: ServerArguments
 
     init(_ adjust: (inout ServerArguments) -> Void = { _ in }) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-server-\(UUID().uuidString)")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "gatehouse-server-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var arguments = ServerArguments()
         arguments.host = "127.0.0.1"

@@ -95,7 +95,8 @@ struct GateStoreTests {
             of: podinfo, reason: "bad", expiresAt: Date().addingTimeInterval(3600), force: false, actor: "alice")
         #expect(try await check(.rollback, "c2").isApproved)
         try await store.report(
-            FlaggerPayload(name: "podinfo", namespace: "test", phase: .failed, checksum: "c2"), of: podinfo, as: .postRollout)
+            FlaggerPayload(name: "podinfo", namespace: "test", phase: .failed, checksum: "c2"), of: podinfo,
+            as: .postRollout)
         #expect(try await !check(.rollback, "c3").isApproved)
     }
 
@@ -125,7 +126,8 @@ struct GateStoreTests {
     @Test("due gates expire in the background and the expiry is recorded")
     func expiry() async throws {
         let now = Date()
-        _ = try await store.open(.rollout, of: podinfo, OpenRequest(expiresAt: now.addingTimeInterval(10)), actor: "alice")
+        _ = try await store.open(
+            .rollout, of: podinfo, OpenRequest(expiresAt: now.addingTimeInterval(10)), actor: "alice")
         #expect(try await store.expireDueGates(at: now.addingTimeInterval(5)) == 0)
         #expect(try await store.expireDueGates(at: now.addingTimeInterval(11)) == 1)
         #expect(try database.openStore().canary(podinfo)?.gate(.rollout).isOpen == false)
@@ -144,7 +146,9 @@ struct GateStoreTests {
         await #expect(throws: StoreError.conflict("freeze \(freeze.id) has already ended")) {
             try await store.unfreeze(id: freeze.id, actor: "bob")
         }
-        await #expect(throws: StoreError.notFound("there is no freeze 99")) { try await store.unfreeze(id: 99, actor: "bob") }
+        await #expect(throws: StoreError.notFound("there is no freeze 99")) {
+            try await store.unfreeze(id: 99, actor: "bob")
+        }
         #expect(try await database.openStore().freezes().isEmpty)
     }
 

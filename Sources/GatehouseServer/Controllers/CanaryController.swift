@@ -48,21 +48,25 @@ struct CanaryController {
     @Sendable func open(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try canaryID(context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
-        let body = try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
+        let body =
+            try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
         return try await open(gate, of: id, body, actor: Actor.of(request))
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try canaryID(context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
-        let body = try await JSONBody.decodeIfPresent(CloseGateBody.self, from: request, context: context) ?? CloseGateBody()
-        let canary = try await store.close(gate, of: id, reason: try Reason.validate(body.reason), actor: Actor.of(request))
+        let body =
+            try await JSONBody.decodeIfPresent(CloseGateBody.self, from: request, context: context) ?? CloseGateBody()
+        let canary = try await store.close(
+            gate, of: id, reason: try Reason.validate(body.reason), actor: Actor.of(request))
         return CanaryView(canary, at: Date())
     }
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try canaryID(context)
-        let body = try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
+        let body =
+            try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
         return try await open(.rollback, of: id, body, actor: Actor.of(request))
     }
 
@@ -74,13 +78,15 @@ struct CanaryController {
     }
 
     /// Opens a gate; the rollback gate follows the rollback rules (default expiry, in-rollout check).
-    private func open(_ gate: GateKind, of id: CanaryID, _ body: OpenGateBody, actor: String) async throws -> CanaryView {
+    private func open(_ gate: GateKind, of id: CanaryID, _ body: OpenGateBody, actor: String) async throws -> CanaryView
+    {
         let now = Date()
         let request = try body.openRequest(for: gate, now: now)
         let canary: Canary
         if gate == .rollback {
             canary = try await store.requestRollback(
-                of: id, reason: request.reason, expiresAt: request.expiresAt ?? now.addingTimeInterval(settings.rollbackTTL),
+                of: id, reason: request.reason,
+                expiresAt: request.expiresAt ?? now.addingTimeInterval(settings.rollbackTTL),
                 force: body.force ?? false, actor: actor, at: now)
         } else {
             canary = try await store.open(gate, of: id, request, actor: actor, at: now)
@@ -89,7 +95,8 @@ struct CanaryController {
     }
 
     private func canaryID(_ context: GatehouseRequestContext) throws -> CanaryID {
-        try CanaryID(namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"))
+        try CanaryID(
+            namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"))
     }
 }
 

@@ -20,7 +20,8 @@ struct FreezeController {
             let now = Date()
             let freeze = try await store.freeze(
                 namespace: namespace, reason: try Reason.validate(body.reason, required: true) ?? "",
-                endsAt: try Expiry.date(ttl: body.duration, expiresAt: body.until, now: now, ttlField: "for", timeField: "until"),
+                endsAt: try Expiry.date(
+                    ttl: body.duration, expiresAt: body.until, now: now, ttlField: "for", timeField: "until"),
                 actor: Actor.of(request), at: now)
             return EditedResponse(status: .created, response: freeze)
         }

@@ -15,7 +15,9 @@ struct LoadtesterController {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
         routes.post("gate/approve") { _, _ in Response(status: .ok, body: .init(byteBuffer: .init(string: "OK"))) }
         routes.rejectOtherMethods(than: [.post], at: "gate/approve")
-        routes.post("gate/halt") { _, _ in Response(status: .forbidden, body: .init(byteBuffer: .init(string: "Forbidden"))) }
+        routes.post("gate/halt") { _, _ in
+            Response(status: .forbidden, body: .init(byteBuffer: .init(string: "Forbidden")))
+        }
         routes.rejectOtherMethods(than: [.post], at: "gate/halt")
         return routes
     }
@@ -27,7 +29,9 @@ struct LoadtesterController {
             routes.post(RouterPath("\(prefix)/check")) { _, context in
                 let payload = context.call.payload
                 let decision = try await store.check(
-                    Check(canary: context.call.canary, gate: gate, checksum: payload.checksum ?? "", phase: payload.phase))
+                    Check(
+                        canary: context.call.canary, gate: gate, checksum: payload.checksum ?? "", phase: payload.phase)
+                )
                 return GateAnswer(decision: decision, style: .loadtester)
             }
             routes.post(RouterPath("\(prefix)/open")) { _, context in

@@ -17,10 +17,15 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let failure = GatehouseError.from(error, request: request)
             if failure.status.code >= 500 && failure.status != .serviceUnavailable {
                 context.logger.error(
-                    "request failed", metadata: ["path": "\(request.uri.path)", "status": "\(failure.status.code)", "error": "\(error)"])
+                    "request failed",
+                    metadata: ["path": "\(request.uri.path)", "status": "\(failure.status.code)", "error": "\(error)"])
             } else {
                 context.logger.debug(
-                    "request refused", metadata: ["path": "\(request.uri.path)", "status": "\(failure.status.code)", "error": "\(failure.message)"])
+                    "request refused",
+                    metadata: [
+                        "path": "\(request.uri.path)", "status": "\(failure.status.code)",
+                        "error": "\(failure.message)",
+                    ])
             }
             let path = request.uri.path
             return failure.response(asText: Self.textPrefixes.contains { path.hasPrefix($0) })

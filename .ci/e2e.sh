@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# End-to-end checks against the built gatehouse binary: the README's curl commands, durability
+# across kill -9, a clean exit on SIGTERM, JSON-lines logs.
+set -euo pipefail
+
+binary=${1:?usage: e2e.sh PATH_TO_GATEHOUSE_BINARY}
+work=$(mktemp -d)
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+port=$((20000 + RANDOM % 20000))
+base="http://127.0.0.1:$port"
+failures=0
+passes=0
+
+start() {
+    "$binary" serve --host 127.0.0.1 --port "$port" --database "$work/gatehouse.sqlite" >>"$work/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 100); do
+        curl -fs "$base/readyz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "server did not become ready"; cat "$work/server.log"; exit 1
+}
+
+# expect STATUS BODY_SUBSTRING curl-args...
+expect() {
+    local want_status=$1 want_body=$2; shift 2
+    local out status body
+    out=$(curl -s -w '\n%{http_code}' "$@")
+    status=${out##*$'\n'}
+    body=${out%$'\n'*}
+    if [[ "$status" == "$want_status" && "$body" == *"$want_body"* ]]; then
+        passes=$((passes + 1))
+    else
+        failures=$((failures + 1))
+        echo "FAIL: curl $* -> $status '$body' (wanted $want_status '*$want_body*')"
+    fi
+}
+
+flagger() { # hook checksum [phase]
+    echo "{\"name\": \"podinfo\", \"namespace\": \"test\", \"phase\": \"${3:-Progressing}\", \"checksum\": \"$2\"}"
+}
+
+start
+
+# The README's examples, in the README's order.
+expect 403 "rollout gate of test/podinfo is closed" -X POST "$base/v1/flagger/confirm-rollout" -d "$(flagger x c1 Waiting)"
+expect 200 '"state":"open"' -X POST "$base/v1/canaries/test/podinfo/gates/rollout/open" -d '{"reason": "release 1.4.2", "ttl": "2h"}'
+expect 200 "rollout gate of test/podinfo is open" -X POST "$base/v1/flagger/confirm-rollout" -d "$(flagger x c1 Waiting)"
+expect 200 '"remainingSteps":3' -X POST "$base/v1/canaries/test/podinfo/gates/traffic/open" -d '{"steps": 3}'
+expect 200 '"mode":"sticky"' -X POST "$base/v1/canaries/test/podinfo/gates/promotion/open" -d '{"sticky": true, "expiresAt": "2099-01-01T00:00:00Z"}'
+expect 200 '"state":"closed"' -X POST "$base/v1/canaries/test/podinfo/gates/promotion/close" -d '{"reason": "hold on"}'
+expect 409 "is not known to be in a rollout" -X POST "$base/v1/canaries/test/idle/rollback" -d '{"reason": "errors"}'
+expect 403 "no rollback requested" -X POST "$base/v1/flagger/rollback" -d "$(flagger x c2)"
+expect 200 '"state":"open"' -X POST "$base/v1/canaries/test/podinfo/rollback" -d '{"reason": "error rate up", "ttl": "30m"}'
+expect 200 "rollback of test/podinfo requested" -X POST "$base/v1/flagger/rollback" -d "$(flagger x c2)"
+expect 202 "recorded" -X POST "$base/v1/flagger/events" -d '{"name": "podinfo", "namespace": "test", "phase": "Failed", "checksum": "c2", "metadata": {"eventMessage": "Canary failed! Scaling down podinfo.test", "eventType": "Warning", "timestamp": "1763762460000"}}'
+expect 202 "recorded" -X POST "$base/v1/flagger/post-rollout" -d "$(flagger x c2 Failed)"
+expect 403 "no rollback requested" -X POST "$base/v1/flagger/rollback" -d "$(flagger x c3)"
+expect 201 '"reason":"end of quarter"' -X POST "$base/v1/freezes" -d '{"namespace": "test", "reason": "end of quarter", "for": "4h"}'
+expect 200 '"reason":"end of quarter"' "$base/v1/freezes"
+expect 403 "deployments to namespace test are frozen" -X POST "$base/v1/flagger/confirm-rollout" -d "$(flagger x c1 Waiting)"
+expect 403 "Forbidden" -X POST "$base/gate/check" -d '{"name": "podinfo","namespace":"test"}'
+expect 200 '"liftedBy"' -X DELETE "$base/v1/freezes/1"
+expect 200 '"name":"podinfo"' "$base/v1/canaries"
+expect 200 '"waitingOn"' "$base/v1/canaries/test/podinfo"
+expect 200 '"events"' "$base/v1/canaries/test/podinfo/events?limit=5"
+expect 200 '"events"' "$base/v1/events?limit=20"
+# The loadtester's own examples.
+expect 403 "Forbidden" -X POST "$base/gate/check" -d '{"name": "podinfo","namespace":"test"}'
+expect 202 "" -d '{"name": "podinfo","namespace":"test"}' "$base/gate/open"
+expect 200 "Approved" -d '{"name": "podinfo","namespace":"test"}' "$base/gate/check"
+expect 202 "" -d '{"name": "podinfo","namespace":"test"}' "$base/gate/close"
+expect 200 "OK" -X POST "$base/gate/approve"
+expect 403 "Forbidden" -X POST "$base/gate/halt"
+expect 202 "" -d '{"name": "podinfo","namespace":"test"}' "$base/rollback/open"
+expect 200 "Approved" -d '{"name": "podinfo","namespace":"test"}' "$base/rollback/check"
+expect 202 "" -d '{"name": "podinfo","namespace":"test"}' "$base/rollback/close"
+expect 200 "ok" "$base/healthz"
+expect 200 "openapi: 3" "$base/openapi.yaml"
+
+# Durability: an acknowledged open survives kill -9 a moment later.
+for i in $(seq 1 20); do
+    curl -fs -X POST "$base/v1/canaries/durable/app-$i/gates/promotion/open" -d '{"sticky": true}' >/dev/null
+done
+kill -9 "$server"
+wait "$server" 2>/dev/null || true
+start
+for i in $(seq 1 20); do
+    expect 200 "is open" -X POST "$base/v1/flagger/confirm-promotion" -d "{\"name\": \"app-$i\", \"namespace\": \"durable\"}"
+done
+
+# SIGTERM: the service drains and exits 0.
+kill -TERM "$server"
+if wait "$server"; then passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: exit status after SIGTERM was not 0"; fi
+
+# Logs are JSON lines.
+if python3 -c '
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+assert lines, "no log lines"
+for l in lines: json.loads(l)
+' "$work/server.log"; then passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: logs are not JSON lines"; fi
+
+echo "e2e: $passes passed, $failures failed"
+[[ $failures -eq 0 ]]
