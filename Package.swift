@@ -50,10 +50,17 @@ let package = Package(
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "GatehouseClient",
+            dependencies: ["GatehouseCore"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "gatehouse",
             dependencies: [
                 "GatehouseServer",
+                "GatehouseClient",
+                "GatehouseCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -67,6 +74,18 @@ let package = Package(
         .testTarget(
             name: "GatehouseStoreTests",
             dependencies: ["GatehouseStore", "GatehouseCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseClientTests",
+            dependencies: [
+                "GatehouseClient",
+                "GatehouseCore",
+                "GatehouseServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

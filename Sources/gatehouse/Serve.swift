@@ -43,7 +43,7 @@ struct Serve: AsyncParsableCommand {
             arguments = try ServerArguments(
                 flags: flags.compactMapValues { $0 }, environment: ProcessInfo.processInfo.environment)
         } catch {
-            throw ValidationError("\(error)")
+            throw ArgumentParser.ValidationError("\(error)")
         }
         let level = arguments.logLevel
         switch arguments.logFormat {

@@ -1,0 +1,164 @@
+import Foundation
+import GatehouseCore
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A client of the Gatehouse operator API, over Foundation's URLSession (libcurl on Linux).
+public struct GatehouseAPI: Sendable {
+    /// The service's base URL.
+    public let server: URL
+    /// A bearer token sent with every request, if any.
+    public let token: String?
+    /// How long one request may take.
+    public let timeout: TimeInterval
+    /// Who acts, for the audit trail, until scoped tokens name the actor.
+    public let actor: String?
+    private let session: URLSession
+
+    /// A response: the decoded value and the raw JSON, for `--output json`.
+    public struct Reply<Value: Sendable>: Sendable {
+        /// The decoded value.
+        public var value: Value
+        /// The body exactly as the service sent it.
+        public var json: Data
+    }
+
+    /// Creates a client.
+    public init(server: URL, token: String? = nil, timeout: TimeInterval = 10, actor: String? = nil) {
+        self.server = server
+        self.token = token
+        self.timeout = timeout
+        self.actor = actor
+        // corelibs-foundation applies the session's request timeout, not only the request's own.
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = timeout
+        configuration.timeoutIntervalForResource = timeout
+        session = URLSession(configuration: configuration)
+    }
+
+    /// Opens a gate of a canary.
+    public func open(_ gate: GateKind, of canary: CanaryID, _ options: OpenOptions) async throws(ClientError)
+        -> Reply<CanaryStatus>
+    {
+        try await send("POST", canaryPath(canary) + ["gates", gate.rawValue, "open"], body: options.body)
+    }
+
+    /// Closes a gate of a canary.
+    public func close(_ gate: GateKind, of canary: CanaryID, reason: String?) async throws(ClientError)
+        -> Reply<CanaryStatus>
+    {
+        try await send(
+            "POST", canaryPath(canary) + ["gates", gate.rawValue, "close"],
+            body: reason.map { ["reason": .string($0)] } ?? [:])
+    }
+
+    /// Asks Flagger to roll back the canary's current rollout.
+    public func rollback(_ canary: CanaryID, _ options: OpenOptions) async throws(ClientError) -> Reply<CanaryStatus> {
+        try await send("POST", canaryPath(canary) + ["rollback"], body: options.body)
+    }
+
+    /// Every canary, or those of one namespace.
+    public func canaries(namespace: String? = nil) async throws(ClientError) -> Reply<[CanaryStatus]> {
+        let reply: Reply<CanaryList> = try await send(
+            "GET", ["v1", "canaries"], query: namespace.map { [URLQueryItem(name: "namespace", value: $0)] } ?? [])
+        return Reply(value: reply.value.canaries, json: reply.json)
+    }
+
+    /// One canary.
+    public func canary(_ canary: CanaryID) async throws(ClientError) -> Reply<CanaryStatus> {
+        try await send("GET", canaryPath(canary))
+    }
+
+    /// Audit entries, newest first: of one canary or of everything.
+    public func events(of canary: CanaryID? = nil, limit: Int = 20) async throws(ClientError) -> Reply<AuditPage> {
+        let path = canary.map { canaryPath($0) + ["events"] } ?? ["v1", "events"]
+        return try await send("GET", path, query: [URLQueryItem(name: "limit", value: String(limit))])
+    }
+
+    /// Sets a freeze on a namespace, or everything when `namespace` is nil.
+    public func freeze(namespace: String?, reason: String, until: String?, duration: String?) async throws(ClientError)
+        -> Reply<Freeze>
+    {
+        var body: [String: JSONValue] = ["reason": .string(reason)]
+        if let namespace { body["namespace"] = .string(namespace) }
+        if let until { body["until"] = .string(until) }
+        if let duration { body["for"] = .string(duration) }
+        return try await send("POST", ["v1", "freezes"], body: body)
+    }
+
+    /// Lifts a freeze.
+    public func unfreeze(id: Int64) async throws(ClientError) -> Reply<Freeze> {
+        try await send("DELETE", ["v1", "freezes", String(id)])
+    }
+
+    /// Active freezes, or all of them.
+    public func freezes(includingEnded: Bool = false) async throws(ClientError) -> Reply<[Freeze]> {
+        let reply: Reply<FreezeList> = try await send(
+            "GET", ["v1", "freezes"], query: includingEnded ? [URLQueryItem(name: "all", value: "true")] : [])
+        return Reply(value: reply.value.freezes, json: reply.json)
+    }
+
+    // MARK: Transport
+
+    private func canaryPath(_ canary: CanaryID) -> [String] {
+        ["v1", "canaries", canary.namespace, canary.name]
+    }
+
+    private func send<Value: Decodable & Sendable>(
+        _ method: String, _ path: [String], query: [URLQueryItem] = [], body: [String: JSONValue]? = nil
+    ) async throws(ClientError) -> Reply<Value> {
+        var url = server
+        for component in path { url.appendPathComponent(component) }
+        if !query.isEmpty, var components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
+            components.queryItems = query
+            url = components.url ?? url
+        }
+        var request = URLRequest(url: url, timeoutInterval: timeout)
+        request.httpMethod = method
+        request.setValue("application/json", forHTTPHeaderField: "Accept")
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let actor { request.setValue(actor, forHTTPHeaderField: "X-Gatehouse-Actor") }
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try? JSONEncoder().encode(body)
+        }
+
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await session.data(for: request)
+        } catch let error as URLError {
+            switch error.code {
+            case .timedOut:
+                throw .timedOut(
+                    "the Gatehouse service at \(server.absoluteString) did not answer within \(DurationText.format(timeout))"
+                )
+            default:
+                throw .unreachable(
+                    "cannot reach the Gatehouse service at \(server.absoluteString): \(error.localizedDescription)")
+            }
+        } catch {
+            throw .unreachable("cannot reach the Gatehouse service at \(server.absoluteString): \(error)")
+        }
+        guard let http = response as? HTTPURLResponse else {
+            throw .invalidResponse("the service at \(server.absoluteString) did not answer over HTTP")
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        guard (200..<300).contains(http.statusCode) else {
+            let message =
+                (try? decoder.decode(ErrorBody.self, from: data).message)
+                ?? "the service answered \(http.statusCode) to \(method) \(url.path)"
+            if (400..<500).contains(http.statusCode) { throw .refused(status: http.statusCode, message: message) }
+            throw .serverError(status: http.statusCode, message: message)
+        }
+        do {
+            return Reply(value: try decoder.decode(Value.self, from: data), json: data)
+        } catch {
+            throw .invalidResponse(
+                "the service at \(server.absoluteString) answered something that is not Gatehouse's API")
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import GatehouseCore
+
+/// A canary as the API returns it.
+public struct CanaryStatus: Codable, Sendable, Equatable {
+    /// What the canary waits on, and since when.
+    public struct Waiting: Codable, Sendable, Equatable {
+        /// The gate.
+        public var gate: GateKind
+        /// Since when.
+        public var since: Date
+    }
+
+    /// The canary's namespace.
+    public var namespace: String
+    /// The canary's name.
+    public var name: String
+    /// The phase Flagger last reported.
+    public var phase: CanaryPhase?
+    /// The checksum Flagger last sent.
+    public var checksum: String?
+    /// When Flagger last called about it.
+    public var lastSeen: Date?
+    /// Flagger's last event message.
+    public var message: String?
+    /// Whether a rollout is under way.
+    public var inRollout: Bool
+    /// The gate the canary waits on.
+    public var waitingOn: Waiting?
+    /// Each gate by name.
+    public var gates: [String: GateStatus]
+
+    /// Creates a status, as the API would return it.
+    public init(
+        namespace: String, name: String, phase: CanaryPhase?, checksum: String?, lastSeen: Date?, message: String?,
+        inRollout: Bool, waitingOn: Waiting?, gates: [String: GateStatus]
+    ) {
+        self.namespace = namespace
+        self.name = name
+        self.phase = phase
+        self.checksum = checksum
+        self.lastSeen = lastSeen
+        self.message = message
+        self.inRollout = inRollout
+        self.waitingOn = waitingOn
+        self.gates = gates
+    }
+
+    /// One gate's state.
+    public func gate(_ kind: GateKind) -> GateStatus? { gates[kind.rawValue] }
+}
+
+/// One gate as the API returns it.
+public struct GateStatus: Codable, Sendable, Equatable {
+    /// `open` or `closed`.
+    public var state: String
+    /// `once` or `sticky`.
+    public var mode: GateMode
+    /// The rollout a once-gate is bound to.
+    public var boundChecksum: String?
+    /// When it closes by itself.
+    public var expiresAt: Date?
+    /// Traffic steps left.
+    public var remainingSteps: Int?
+    /// Who changed it last.
+    public var actor: String?
+    /// Why.
+    public var reason: String?
+    /// When.
+    public var changedAt: Date?
+
+    /// Whether the gate is open.
+    public var isOpen: Bool { state == "open" }
+}
+
+/// The list of canaries.
+struct CanaryList: Codable {
+    var canaries: [CanaryStatus]
+}
+
+/// A page of the audit trail.
+public struct AuditPage: Codable, Sendable {
+    /// The entries, newest first.
+    public var events: [AuditEntry]
+    /// The `before` value of the next page.
+    public var next: Int64?
+}
+
+/// The list of freezes.
+struct FreezeList: Codable {
+    var freezes: [Freeze]
+}
+
+/// The error body of the operator API.
+struct ErrorBody: Codable {
+    var error: String
+    var message: String
+}
+
+/// What the CLI asks when it opens a gate.
+public struct OpenOptions: Sendable, Equatable {
+    /// Why.
+    public var reason: String?
+    /// A duration such as `15m`.
+    public var ttl: String?
+    /// An RFC 3339 time.
+    public var expiresAt: String?
+    /// Traffic steps.
+    public var steps: Int?
+    /// Keep it open across rollouts.
+    public var sticky: Bool
+    /// For a rollback outside a known rollout.
+    public var force: Bool
+
+    /// Creates options; all optional.
+    public init(
+        reason: String? = nil, ttl: String? = nil, expiresAt: String? = nil, steps: Int? = nil, sticky: Bool = false,
+        force: Bool = false
+    ) {
+        self.reason = reason
+        self.ttl = ttl
+        self.expiresAt = expiresAt
+        self.steps = steps
+        self.sticky = sticky
+        self.force = force
+    }
+
+    var body: [String: JSONValue] {
+        var body: [String: JSONValue] = [:]
+        if let reason { body["reason"] = .string(reason) }
+        if let ttl { body["ttl"] = .string(ttl) }
+        if let expiresAt { body["expiresAt"] = .string(expiresAt) }
+        if let steps { body["steps"] = .number(steps) }
+        if sticky { body["sticky"] = .bool(true) }
+        if force { body["force"] = .bool(true) }
+        return body
+    }
+}
+
+/// The few JSON values request bodies need.
+enum JSONValue: Encodable {
+    case string(String)
+    case number(Int)
+    case bool(Bool)
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
+        }
+    }
+}

@@ -1,0 +1,247 @@
+import ArgumentParser
+import Foundation
+import GatehouseClient
+import GatehouseCore
+
+struct Open: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Open a gate of a canary.",
+        discussion: """
+            Once (the default): the approval belongs to the next rollout that asks. --sticky keeps it open \
+            for every rollout until closed.
+
+            Examples:
+              gatehouse open rollout podinfo -n test --reason "release 1.4.2" --ttl 2h
+              gatehouse open traffic podinfo -n test --steps 3
+              gatehouse open promotion podinfo -n test --sticky --until 2026-12-01T00:00:00Z
+            """)
+
+    @Argument(help: "rollout, traffic, promotion, rollback or shared.") var gate: GateKind
+    @Argument(help: "The canary's name.") var name: String
+    @OptionGroup var namespace: NamespaceOption
+    @Option(help: "Why, for the audit trail.") var reason: String?
+    @Option(help: "Close by itself after this long, e.g. 90s, 15m, 2h.") var ttl: String?
+    @Option(help: "Close by itself at this RFC 3339 time.") var until: String?
+    @Option(help: "Traffic gate: pass this many weight increases, then close.") var steps: Int?
+    @Flag(help: "Stay open across rollouts until closed.") var sticky = false
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if ttl != nil && until != nil { throw ArgumentParser.ValidationError("give either --ttl or --until, not both") }
+    }
+
+    func run() async throws {
+        let canary = try namespace.canary(name)
+        let options = OpenOptions(reason: reason, ttl: ttl, expiresAt: until, steps: steps, sticky: sticky)
+        try await client.run({ api throws(ClientError) in try await api.open(gate, of: canary, options) }) {
+            TextRender.change(gate, of: $0)
+        }
+    }
+}
+
+struct Close: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Close a gate of a canary (pause it).",
+        discussion: """
+            Example:
+              gatehouse close promotion podinfo -n test --reason "error budget spent"
+            """)
+
+    @Argument(help: "rollout, traffic, promotion, rollback or shared.") var gate: GateKind
+    @Argument(help: "The canary's name.") var name: String
+    @OptionGroup var namespace: NamespaceOption
+    @Option(help: "Why, for the audit trail.") var reason: String?
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let canary = try namespace.canary(name)
+        try await client.run({ api throws(ClientError) in try await api.close(gate, of: canary, reason: reason) }) {
+            TextRender.change(gate, of: $0)
+        }
+    }
+}
+
+struct Rollback: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask Flagger to roll back the canary's current rollout.",
+        discussion: """
+            Refused (exit 2) when the canary is not known to be in a rollout, unless --force.
+
+            Example:
+              gatehouse rollback podinfo -n test --reason "error rate up"
+            """)
+
+    @Argument(help: "The canary's name.") var name: String
+    @OptionGroup var namespace: NamespaceOption
+    @Option(help: "Why, for the audit trail.") var reason: String?
+    @Option(help: "How long the request stays pending (default 1h on the service).") var ttl: String?
+    @Flag(help: "Request it even though the canary is not known to be in a rollout.") var force = false
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let canary = try namespace.canary(name)
+        let options = OpenOptions(reason: reason, ttl: ttl, force: force)
+        try await client.run({ api throws(ClientError) in try await api.rollback(canary, options) }) {
+            TextRender.change(.rollback, of: $0)
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show canaries, their gates and what they wait on.",
+        discussion: """
+            Examples:
+              gatehouse status -A
+              gatehouse status -n test
+              gatehouse status podinfo -n test
+            """)
+
+    @Argument(help: "One canary to show in detail.") var name: String?
+    @OptionGroup var namespace: NamespaceOption
+    @Flag(name: [.customShort("A"), .long], help: "Every namespace.") var allNamespaces = false
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        if let name {
+            let canary = try namespace.canary(name)
+            let events = (try? await client.api().events(of: canary, limit: 10).value.events) ?? []
+            try await client.run({ api throws(ClientError) in try await api.canary(canary) }) {
+                TextRender.detail($0, events: events)
+            }
+        } else {
+            let scope = allNamespaces ? nil : namespace.namespace
+            try await client.run({ api throws(ClientError) in try await api.canaries(namespace: scope) }) {
+                TextRender.table($0)
+            }
+        }
+    }
+}
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the audit trail, newest first.",
+        discussion: """
+            Examples:
+              gatehouse events --limit 50
+              gatehouse events podinfo -n test
+            """)
+
+    @Argument(help: "Only this canary's events.") var name: String?
+    @OptionGroup var namespace: NamespaceOption
+    @Option(help: "How many entries (1–500).") var limit = 20
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let canary = try name.map { try namespace.canary($0) }
+        try await client.run({ api throws(ClientError) in try await api.events(of: canary, limit: limit) }) {
+            TextRender.events($0.events)
+        }
+    }
+}
+
+struct FreezeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "freeze",
+        abstract: "Freeze a namespace, or everything: every gate but rollback refuses.",
+        discussion: """
+            Examples:
+              gatehouse freeze -n payments --reason "end of quarter" --for 4h
+              gatehouse freeze --all --reason "incident 4711"
+            """)
+
+    @Option(name: [.short, .long], help: "The namespace to freeze.") var namespace: String?
+    @Flag(help: "Freeze every namespace.") var all = false
+    @Option(help: "Why; shown to Flagger and in every refusal.") var reason: String
+    @Option(help: "End at this RFC 3339 time.") var until: String?
+    @Option(name: .customLong("for"), help: "End after this long, e.g. 4h.") var duration: String?
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if (namespace == nil) == !all { throw ArgumentParser.ValidationError("give either -n NAMESPACE or --all") }
+        if until != nil && duration != nil {
+            throw ArgumentParser.ValidationError("give either --until or --for, not both")
+        }
+    }
+
+    func run() async throws {
+        try await client.run({ api throws(ClientError) in
+            try await api.freeze(namespace: namespace, reason: reason, until: until, duration: duration)
+        }) { "freeze \($0.id) set: \($0.refusal)" }
+    }
+}
+
+struct Unfreeze: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Lift a freeze.",
+        discussion: """
+            Example:
+              gatehouse unfreeze 3
+            """)
+
+    @Argument(help: "The freeze's id, as `gatehouse freezes` shows it.") var id: Int64
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.run({ api throws(ClientError) in try await api.unfreeze(id: id) }) {
+            "freeze \($0.id) lifted"
+        }
+    }
+}
+
+struct Freezes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List freezes in force.",
+        discussion: """
+            Example:
+              gatehouse freezes --include-ended
+            """)
+
+    @Flag(help: "Also list lifted and ended freezes.") var includeEnded = false
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.run({ api throws(ClientError) in try await api.freezes(includingEnded: includeEnded) }) {
+            TextRender.freezes($0)
+        }
+    }
+}
+
+struct Wait: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Wait until a canary's rollout reaches a phase (for CI jobs).",
+        discussion: """
+            Exits 0 when the canary reaches the phase; 6 when the rollout ends the other way (Failed while \
+            waiting for Succeeded); 4 on timeout. The previous rollout's final phase does not count: a new \
+            rollout must be seen first (a new checksum, or a phase other than Succeeded or Failed).
+
+            Example:
+              gatehouse wait podinfo -n test --for Succeeded --timeout 30m
+            """)
+
+    @Argument(help: "The canary's name.") var name: String
+    @OptionGroup var namespace: NamespaceOption
+    @Option(name: .customLong("for"), help: "The phase to wait for, e.g. Succeeded, WaitingPromotion.")
+    var phase: String
+    @Option(help: "Give up after this long.") var timeout = "30m"
+    @Option(help: "How often to look.") var interval = "5s"
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let canary = try namespace.canary(name)
+        let target = CanaryPhase(rawValue: phase)
+        let (timeout, interval): (TimeInterval, TimeInterval)
+        do {
+            timeout = try DurationText.seconds(from: self.timeout, field: "--timeout")
+            interval = try DurationText.seconds(from: self.interval, field: "--interval")
+        } catch {
+            throw ArgumentParser.ValidationError(error.message)
+        }
+        let quiet = client.output == .json
+        try await client.run({ api throws(ClientError) in
+            try await api.wait(for: target, of: canary, timeout: timeout, interval: interval) { line in
+                if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+            }
+        }) { "\($0.namespace)/\($0.name) reached \($0.phase?.rawValue ?? target.rawValue)" }
+    }
+}

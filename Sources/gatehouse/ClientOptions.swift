@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import GatehouseClient
+import GatehouseCore
+
+/// Options every client subcommand shares.
+struct ClientOptions: ParsableArguments {
+    enum Output: String, ExpressibleByArgument, CaseIterable {
+        case text
+        case json
+    }
+
+    @Option(help: "The Gatehouse service (default: $GATEHOUSE_URL, else http://127.0.0.1:8080).")
+    var server: String?
+
+    @Option(help: "Bearer token (default: $GATEHOUSE_TOKEN).")
+    var token: String?
+
+    @Option(name: [.short, .long], help: "text for people, json for scripts (the API's own JSON).")
+    var output: Output = .text
+
+    @Option(help: "How long one request may take, e.g. 10s.")
+    var requestTimeout: String = "10s"
+
+    /// The client these options describe.
+    func api() throws -> GatehouseAPI {
+        let environment = ProcessInfo.processInfo.environment
+        let address =
+            server ?? environment["GATEHOUSE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:8080"
+        guard let url = URL(string: address), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+            throw ArgumentParser.ValidationError("--server '\(address)' is not an http(s) URL")
+        }
+        let timeout: TimeInterval
+        do {
+            timeout = try DurationText.seconds(from: requestTimeout, field: "--request-timeout")
+        } catch {
+            throw ArgumentParser.ValidationError(error.message)
+        }
+        return GatehouseAPI(
+            server: url, token: token ?? environment["GATEHOUSE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            timeout: timeout, actor: environment["GATEHOUSE_ACTOR"] ?? environment["USER"])
+    }
+
+    /// Runs one call and prints its result as text or JSON; a failure prints one line on stderr and
+    /// exits with the code documented for it.
+    func run<Value>(
+        _ call: (GatehouseAPI) async throws(ClientError) -> GatehouseAPI.Reply<Value>, text: (Value) -> String
+    ) async throws {
+        let api = try api()
+        do {
+            let reply = try await call(api)
+            switch output {
+            case .json: print(String(decoding: reply.json, as: UTF8.self))
+            case .text: print(text(reply.value))
+            }
+        } catch {
+            FileHandle.standardError.write(Data("gatehouse: \(error.description)\n".utf8))
+            throw ExitCode(error.exitCode)
+        }
+    }
+}
+
+/// `-n NAMESPACE`, as kubectl has it.
+struct NamespaceOption: ParsableArguments {
+    @Option(name: [.short, .long], help: "The canary's namespace.")
+    var namespace: String = "default"
+
+    func canary(_ name: String) throws -> CanaryID {
+        do {
+            return try CanaryID(namespace: namespace, name: name)
+        } catch {
+            throw ArgumentParser.ValidationError(error.message)
+        }
+    }
+}
+
+extension GateKind: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let kind = try? GateKind(userInput: argument) else { return nil }
+        self = kind
+    }
+
+    public static var allValueStrings: [String] { allCases.map(\.rawValue) }
+}

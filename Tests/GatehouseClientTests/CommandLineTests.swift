@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+
+/// Runs the built `gatehouse` binary, as a user or a CI job would.
+struct Gatehouse {
+    struct Result {
+        var status: Int32
+        var output: String
+        var errors: String
+    }
+
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("gatehouse")
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+        let binary = Self.binary
+        try #require(
+            FileManager.default.isExecutableFile(atPath: binary.path),
+            "build the gatehouse product first (swift test builds it)")
+        return try await withCheckedThrowingContinuation { continuation in
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let output = Pipe()
+            let errors = Pipe()
+            process.standardOutput = output
+            process.standardError = errors
+            process.terminationHandler = { process in
+                let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                continuation.resume(returning: Result(status: process.terminationStatus, output: out, errors: err))
+            }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+    }
+}
+
+@Suite("The gatehouse CLI against a live service")
+struct CommandLineTests {
+    @Test("every subcommand, in text and JSON")
+    func subcommands() async throws {
+        try await withLiveServer { server in
+            let global = ["--server", server.absoluteString]
+            func gatehouse(_ arguments: String...) async throws -> Gatehouse.Result {
+                let result = try await Gatehouse.run(arguments + global, environment: ["USER": "carol"])
+                #expect(result.status == 0, "gatehouse \(arguments.joined(separator: " ")): \(result.errors)")
+                return result
+            }
+            #expect(
+                try await gatehouse("open", "rollout", "podinfo", "-n", "test", "--reason", "1.4.2", "--ttl", "2h")
+                    .output
+                    .contains("rollout gate of test/podinfo: open once, 2h left"))
+            #expect(
+                try await gatehouse("open", "traffic", "podinfo", "-n", "test", "--steps", "3").output.contains(
+                    "3 steps"))
+            #expect(
+                try await gatehouse("open", "confirm-promotion", "podinfo", "-n", "test", "--sticky").output
+                    .contains("open sticky"))
+            #expect(
+                try await gatehouse("close", "traffic", "podinfo", "-n", "test", "--reason", "hold").output
+                    .contains("traffic gate of test/podinfo: closed"))
+            #expect(
+                try await gatehouse("rollback", "podinfo", "-n", "test", "--force", "--reason", "bad").output
+                    .contains("rollback gate of test/podinfo: open once"))
+
+            let table = try await gatehouse("status", "-A").output
+            #expect(table.contains("CANARY") && table.contains("test/podinfo") && table.contains("open sticky"))
+            let detail = try await gatehouse("status", "podinfo", "-n", "test").output
+            #expect(
+                detail.contains("Canary:     test/podinfo") && detail.contains("Latest events:")
+                    && detail.contains("carol"))
+            #expect(try await gatehouse("status", "-n", "other").output.contains("No canaries yet"))
+
+            let json = try await gatehouse("status", "podinfo", "-n", "test", "--output", "json").output
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            #expect(object["name"] as? String == "podinfo")
+
+            #expect(
+                try await gatehouse("events", "podinfo", "-n", "test", "--limit", "2").output.split(separator: "\n")
+                    .count == 3)
+            let freeze = try await gatehouse("freeze", "-n", "test", "--reason", "quarter end", "--for", "1h").output
+            #expect(freeze.contains("freeze 1 set") && freeze.contains("quarter end"))
+            #expect(try await gatehouse("freezes").output.contains("quarter end"))
+            #expect(try await gatehouse("unfreeze", "1").output.contains("freeze 1 lifted"))
+            #expect(try await gatehouse("freezes").output.contains("No freezes in force"))
+            let events = try await gatehouse("events", "--output", "json").output
+            #expect(try JSONSerialization.jsonObject(with: Data(events.utf8)) is [String: Any])
+        }
+    }
+
+    @Test("exit codes: refused 2, unreachable 3, timed out 4; one line on stderr")
+    func exitCodes() async throws {
+        try await withLiveServer { server in
+            let refused = try await Gatehouse.run(["rollback", "idle", "-n", "test", "--server", server.absoluteString])
+            #expect(refused.status == 2)
+            #expect(refused.errors.hasPrefix("gatehouse: test/idle is not known to be in a rollout"))
+            #expect(refused.errors.split(separator: "\n").count == 1)
+        }
+        let unreachable = try await Gatehouse.run(
+            ["status", "-A"], environment: ["GATEHOUSE_URL": "http://127.0.0.1:1"])
+        #expect(unreachable.status == 3)
+        #expect(unreachable.errors.contains("cannot reach the Gatehouse service at http://127.0.0.1:1"))
+        let silent = try SilentListener()
+        let timedOut = try await Gatehouse.run([
+            "status", "-A", "--server", "http://127.0.0.1:\(silent.port)", "--request-timeout", "500ms",
+        ])
+        #expect(timedOut.status == 4)
+    }
+
+    @Test("wait: 0 when the rollout succeeds, 6 when it fails, 4 on timeout")
+    func wait() async throws {
+        try await withLiveServer { server in
+            let url = server.absoluteString
+            _ = try await flagger(server, "post-rollout", name: "good", phase: "Succeeded", checksum: "c1")
+            async let good = Gatehouse.run([
+                "wait", "good", "-n", "test", "--for", "Succeeded", "--interval", "100ms", "--server", url,
+            ])
+            async let bad = Gatehouse.run([
+                "wait", "bad", "-n", "test", "--for", "Succeeded", "--interval", "100ms", "--server", url,
+            ])
+            async let idle = Gatehouse.run([
+                "wait", "idle", "-n", "test", "--for", "Succeeded", "--timeout", "1s", "--interval", "100ms",
+                "--server", url,
+            ])
+            try await Task.sleep(for: .milliseconds(600))
+            _ = try await flagger(
+                server, "events", name: "good", phase: "Progressing", checksum: "c2", message: "Advance weight 10")
+            _ = try await flagger(
+                server, "events", name: "bad", phase: "Progressing", checksum: "c2", message: "Advance weight 10")
+            try await Task.sleep(for: .milliseconds(400))
+            _ = try await flagger(server, "post-rollout", name: "good", phase: "Succeeded", checksum: "c2")
+            _ = try await flagger(server, "post-rollout", name: "bad", phase: "Failed", checksum: "c2")
+            let (goodResult, badResult, idleResult) = try await (good, bad, idle)
+            #expect(goodResult.status == 0, "\(goodResult.errors)")
+            #expect(goodResult.output.contains("test/good reached Succeeded"))
+            #expect(badResult.status == 6)
+            #expect(badResult.errors.contains("test/bad ended Failed while waiting for Succeeded"))
+            #expect(idleResult.status == 4)
+        }
+    }
+
+    @Test(
+        "--help of every subcommand shows an example",
+        arguments: [
+            "serve", "open", "close", "rollback", "status", "events", "freeze", "unfreeze", "freezes", "wait",
+        ])
+    func help(subcommand: String) async throws {
+        let result = try await Gatehouse.run([subcommand, "--help"])
+        #expect(result.status == 0)
+        #expect(result.output.contains("gatehouse \(subcommand)"))
+        #expect(result.output.contains("Example"))
+    }
+}

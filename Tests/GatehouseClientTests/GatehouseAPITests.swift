@@ -1,0 +1,161 @@
+import Foundation
+import GatehouseClient
+import GatehouseCore
+import Testing
+
+@Suite("The client library against a live service")
+struct GatehouseAPITests {
+    let podinfo = try! CanaryID(namespace: "test", name: "podinfo")
+
+    @Test("open, close, roll back, status, events and freezes round-trip through the API")
+    func operations() async throws {
+        try await withLiveServer { server in
+            let api = GatehouseAPI(server: server, actor: "alice")
+            let opened = try await api.open(.traffic, of: podinfo, OpenOptions(reason: "go", ttl: "1h", steps: 2)).value
+            let traffic = try #require(opened.gate(.traffic))
+            #expect(traffic.isOpen && traffic.remainingSteps == 2 && traffic.actor == "alice")
+            #expect(try await api.close(.traffic, of: podinfo, reason: "stop").value.gate(.traffic)?.isOpen == false)
+
+            let sticky = try await api.open(.promotion, of: podinfo, OpenOptions(sticky: true)).value
+            #expect(sticky.gate(.promotion)?.mode == .sticky)
+
+            await #expect(throws: ClientError.self) { try await api.rollback(podinfo, OpenOptions()) }
+            #expect(
+                try await api.rollback(podinfo, OpenOptions(reason: "bad", force: true)).value.gate(.rollback)?.isOpen
+                    == true)
+
+            let all = try await api.canaries().value
+            #expect(all.map(\.name) == ["podinfo"])
+            #expect(try await api.canaries(namespace: "other").value.isEmpty)
+            let events = try await api.events(of: podinfo, limit: 3).value
+            #expect(events.events.count == 3 && events.next != nil)
+
+            let freeze = try await api.freeze(namespace: "test", reason: "quarter end", until: nil, duration: "1h")
+                .value
+            #expect(try await api.freezes().value.map(\.id) == [freeze.id])
+            #expect(try await api.unfreeze(id: freeze.id).value.liftedBy == "alice")
+            #expect(try await api.freezes().value.isEmpty)
+            #expect(try await api.freezes(includingEnded: true).value.count == 1)
+        }
+    }
+
+    @Test("the raw JSON is the API's own, for --output json")
+    func rawJSON() async throws {
+        try await withLiveServer { server in
+            let reply = try await GatehouseAPI(server: server).open(.rollout, of: podinfo, OpenOptions())
+            let object = try #require(try JSONSerialization.jsonObject(with: reply.json) as? [String: Any])
+            #expect(object["namespace"] as? String == "test")
+            #expect((object["gates"] as? [String: Any])?["rollout"] != nil)
+        }
+    }
+
+    @Test("refused, unreachable and timed out are told apart, each with its exit code")
+    func failures() async throws {
+        try await withLiveServer { server in
+            let refused = try #require(
+                await clientError { _ = try await GatehouseAPI(server: server).rollback(podinfo, OpenOptions()) })
+            guard case .refused(409, let message) = refused else { throw refused }
+            #expect(message.contains("is not known to be in a rollout"))
+            #expect(refused.exitCode == 2)
+        }
+        let unreachable = try #require(
+            await clientError { _ = try await GatehouseAPI(server: URL(string: "http://127.0.0.1:1")!).canaries() })
+        guard case .unreachable = unreachable else { throw unreachable }
+        #expect(unreachable.exitCode == 3)
+        let silent = try SilentListener()
+        let timedOut = try #require(
+            await clientError {
+                _ = try await GatehouseAPI(server: URL(string: "http://127.0.0.1:\(silent.port)")!, timeout: 0.5)
+                    .canaries()
+            })
+        guard case .timedOut = timedOut else { throw timedOut }
+        #expect(timedOut.exitCode == 4)
+    }
+}
+
+/// The client error a call ends with, or nil when it succeeds.
+func clientError(_ body: () async throws -> Void) async -> ClientError? {
+    do {
+        try await body()
+        return nil
+    } catch {
+        return error as? ClientError
+    }
+}
+
+@Suite("Waiting for a rollout's outcome")
+struct WaitTests {
+    let podinfo = try! CanaryID(namespace: "test", name: "podinfo")
+
+    func status(_ phase: CanaryPhase, _ checksum: String) -> CanaryStatus {
+        CanaryStatus(
+            namespace: "test", name: "podinfo", phase: phase, checksum: checksum, lastSeen: nil, message: nil,
+            inRollout: phase.isRollingOut, waitingOn: nil, gates: [:])
+    }
+
+    @Test("the previous rollout's Succeeded does not count")
+    func previousOutcome() {
+        var watch = RolloutWatch(target: .succeeded, initial: status(.succeeded, "c1"))
+        #expect(watch.observe(status(.succeeded, "c1")) == .waiting)
+        #expect(watch.observe(status(.progressing, "c2")) == .waiting)
+        #expect(watch.observe(status(.succeeded, "c2")) == .reached)
+    }
+
+    @Test("a new checksum counts as a new rollout even if its progress was missed")
+    func missedProgress() {
+        var watch = RolloutWatch(target: .succeeded, initial: status(.failed, "c1"))
+        #expect(watch.observe(status(.failed, "c2")) == .ended(.failed))
+    }
+
+    @Test("a rollout under way at the start counts")
+    func underWay() {
+        var watch = RolloutWatch(target: .succeeded, initial: status(.progressing, "c2"))
+        #expect(watch.observe(status(.succeeded, "c2")) == .reached)
+    }
+
+    @Test("waiting ends when Flagger reports Succeeded for the new rollout")
+    func liveSuccess() async throws {
+        try await withLiveServer { server in
+            let api = GatehouseAPI(server: server)
+            #expect(try await flagger(server, "post-rollout", phase: "Succeeded", checksum: "c1") == 202)
+            let waiting = Task { try await api.wait(for: .succeeded, of: podinfo, timeout: 20, interval: 0.05) }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(
+                try await flagger(
+                    server, "events", phase: "Progressing", checksum: "c2", message: "Starting canary analysis") == 202)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await flagger(server, "post-rollout", phase: "Succeeded", checksum: "c2") == 202)
+            let final = try await waiting.value
+            #expect(final.value.checksum == "c2")
+        }
+    }
+
+    @Test("waiting for Succeeded fails when the rollout fails")
+    func liveFailure() async throws {
+        try await withLiveServer { server in
+            let api = GatehouseAPI(server: server)
+            #expect(
+                try await flagger(server, "events", phase: "Progressing", checksum: "c2", message: "Advance weight 10")
+                    == 202)
+            let waiting = Task { try await api.wait(for: .succeeded, of: podinfo, timeout: 20, interval: 0.05) }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await flagger(server, "post-rollout", phase: "Failed", checksum: "c2") == 202)
+            let error = try #require(await clientError { _ = try await waiting.value })
+            guard case .oppositeOutcome = error else { throw error }
+            #expect(error.exitCode == 6)
+        }
+    }
+
+    @Test("waiting times out when nothing happens")
+    func liveTimeout() async throws {
+        try await withLiveServer { server in
+            let error = try #require(
+                await clientError {
+                    _ = try await GatehouseAPI(server: server).wait(
+                        for: .succeeded, of: podinfo, timeout: 0.5, interval: 0.1)
+                })
+            guard case .timedOut = error else { throw error }
+            #expect(error.exitCode == 4)
+        }
+    }
+}
