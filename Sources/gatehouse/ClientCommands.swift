@@ -33,7 +33,8 @@ struct Open: AsyncParsableCommand {
     func run() async throws {
         let canary = try namespace.canary(name)
         let options = OpenOptions(reason: reason, ttl: ttl, expiresAt: until, steps: steps, sticky: sticky)
-        try await client.run({ api throws(ClientError) in try await api.open(gate, of: canary, options) }) {
+        let reply = try await client.call { api throws(ClientError) in try await api.open(gate, of: canary, options) }
+        client.show(reply) {
             TextRender.change(gate, of: $0)
         }
     }
@@ -55,7 +56,10 @@ struct Close: AsyncParsableCommand {
 
     func run() async throws {
         let canary = try namespace.canary(name)
-        try await client.run({ api throws(ClientError) in try await api.close(gate, of: canary, reason: reason) }) {
+        let reply = try await client.call { api throws(ClientError) in
+            try await api.close(gate, of: canary, reason: reason)
+        }
+        client.show(reply) {
             TextRender.change(gate, of: $0)
         }
     }
@@ -81,7 +85,8 @@ struct Rollback: AsyncParsableCommand {
     func run() async throws {
         let canary = try namespace.canary(name)
         let options = OpenOptions(reason: reason, ttl: ttl, force: force)
-        try await client.run({ api throws(ClientError) in try await api.rollback(canary, options) }) {
+        let reply = try await client.call { api throws(ClientError) in try await api.rollback(canary, options) }
+        client.show(reply) {
             TextRender.change(.rollback, of: $0)
         }
     }
@@ -106,12 +111,14 @@ struct Status: AsyncParsableCommand {
         if let name {
             let canary = try namespace.canary(name)
             let events = (try? await client.api().events(of: canary, limit: 10).value.events) ?? []
-            try await client.run({ api throws(ClientError) in try await api.canary(canary) }) {
+            let reply = try await client.call { api throws(ClientError) in try await api.canary(canary) }
+            client.show(reply) {
                 TextRender.detail($0, events: events)
             }
         } else {
             let scope = allNamespaces ? nil : namespace.namespace
-            try await client.run({ api throws(ClientError) in try await api.canaries(namespace: scope) }) {
+            let reply = try await client.call { api throws(ClientError) in try await api.canaries(namespace: scope) }
+            client.show(reply) {
                 TextRender.table($0)
             }
         }
@@ -134,7 +141,8 @@ struct Events: AsyncParsableCommand {
 
     func run() async throws {
         let canary = try name.map { try namespace.canary($0) }
-        try await client.run({ api throws(ClientError) in try await api.events(of: canary, limit: limit) }) {
+        let reply = try await client.call { api throws(ClientError) in try await api.events(of: canary, limit: limit) }
+        client.show(reply) {
             TextRender.events($0.events)
         }
     }
@@ -165,9 +173,10 @@ struct FreezeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await client.run({ api throws(ClientError) in
+        let reply = try await client.call { api throws(ClientError) in
             try await api.freeze(namespace: namespace, reason: reason, until: until, duration: duration)
-        }) { "freeze \($0.id) set: \($0.refusal)" }
+        }
+        client.show(reply) { "freeze \($0.id) set: \($0.refusal)" }
     }
 }
 
@@ -183,7 +192,8 @@ struct Unfreeze: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        try await client.run({ api throws(ClientError) in try await api.unfreeze(id: id) }) {
+        let reply = try await client.call { api throws(ClientError) in try await api.unfreeze(id: id) }
+        client.show(reply) {
             "freeze \($0.id) lifted"
         }
     }
@@ -201,7 +211,10 @@ struct Freezes: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        try await client.run({ api throws(ClientError) in try await api.freezes(includingEnded: includeEnded) }) {
+        let reply = try await client.call { api throws(ClientError) in
+            try await api.freezes(includingEnded: includeEnded)
+        }
+        client.show(reply) {
             TextRender.freezes($0)
         }
     }
@@ -238,10 +251,11 @@ struct Wait: AsyncParsableCommand {
             throw ArgumentParser.ValidationError(error.message)
         }
         let quiet = client.output == .json
-        try await client.run({ api throws(ClientError) in
+        let reply = try await client.call { api throws(ClientError) in
             try await api.wait(for: target, of: canary, timeout: timeout, interval: interval) { line in
                 if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
-        }) { "\($0.namespace)/\($0.name) reached \($0.phase?.rawValue ?? target.rawValue)" }
+        }
+        client.show(reply) { "\($0.namespace)/\($0.name) reached \($0.phase?.rawValue ?? target.rawValue)" }
     }
 }

@@ -41,21 +41,24 @@ struct ClientOptions: ParsableArguments {
             timeout: timeout, actor: environment["GATEHOUSE_ACTOR"] ?? environment["USER"])
     }
 
-    /// Runs one call and prints its result as text or JSON; a failure prints one line on stderr and
-    /// exits with the code documented for it.
-    func run<Value>(
-        _ call: (GatehouseAPI) async throws(ClientError) -> GatehouseAPI.Reply<Value>, text: (Value) -> String
-    ) async throws {
+    /// Makes one call; a failure prints one line on stderr and exits with the code documented for it.
+    func call<Value>(_ body: (GatehouseAPI) async throws(ClientError) -> GatehouseAPI.Reply<Value>) async throws
+        -> GatehouseAPI.Reply<Value>
+    {
         let api = try api()
         do {
-            let reply = try await call(api)
-            switch output {
-            case .json: print(String(decoding: reply.json, as: UTF8.self))
-            case .text: print(text(reply.value))
-            }
+            return try await body(api)
         } catch {
             FileHandle.standardError.write(Data("gatehouse: \(error.description)\n".utf8))
             throw ExitCode(error.exitCode)
+        }
+    }
+
+    /// Prints a reply: the API's JSON as it came, or text for people.
+    func show<Value>(_ reply: GatehouseAPI.Reply<Value>, text: (Value) -> String) {
+        switch output {
+        case .json: print(String(decoding: reply.json, as: UTF8.self))
+        case .text: print(text(reply.value))
         }
     }
 }
