@@ -14,6 +14,7 @@ public final class GateStore: Sendable {
     private let writer: any DatabaseWriter
     private let memory: Mutex<Memory>
     private let storageProblem = Mutex<String?>(nil)
+    private let queue = Mutex(WriteQueue())
     private let logger: Logger
 
     /// Migrates the database and loads its state into memory.
@@ -35,6 +36,8 @@ public final class GateStore: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.journalMode = .wal
+        // Readers serve only audit pages and freeze history; checks are answered from memory.
+        configuration.maximumReaderCount = 2
         let synchronous = synchronousFull ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
@@ -97,7 +100,7 @@ public final class GateStore: Sendable {
                 canary.lastMessage = message
                 canary.lastEventType = payload.eventType
             }
-            try CanaryRecord(canary).upsert(db)
+            try CanaryRecord.persist(canary, in: db)
             try self.audit(
                 GateFact(action: action, actor: Gate.flaggerActor, reason: message, checksum: payload.checksum),
                 of: id, gate: nil, phase: payload.phase, in: db, at: now)
@@ -107,7 +110,7 @@ public final class GateStore: Sendable {
                     let before = gate
                     let facts = gate.endRollout(phase: phase, checksum: payload.checksum, at: now)
                     guard gate != before else { continue }
-                    try GateRecord(gate, of: id).upsert(db)
+                    try GateRecord.persist(gate, of: id, in: db)
                     try self.audit(facts, of: id, gate: kind, phase: phase, in: db, at: now)
                     canary.gates[kind] = gate
                 }
@@ -286,7 +289,7 @@ public final class GateStore: Sendable {
                 defer { memory.unsaved.removeAll() }
                 return memory.unsaved.compactMap { memory.canaries[$0] }
             }
-            for canary in canaries { try CanaryRecord(canary).upsert(db) }
+            for canary in canaries { try CanaryRecord.persist(canary, in: db) }
             return (
                 (),
                 { memory in
@@ -324,24 +327,70 @@ public final class GateStore: Sendable {
         }
     }
 
-    /// Runs `body` in one write transaction; what it returns to apply to memory runs when it commits.
+    /// Runs `body` in a write transaction and returns once that transaction has committed.
+    ///
+    /// Writes that arrive while a transaction is running are committed together in the next one
+    /// (group commit), each inside its own savepoint so that one refused change (a conflict, say)
+    /// leaves the others intact. What a body returns to apply to memory runs after the commit, in
+    /// order, on the writer's queue, so memory never shows what the database does not hold.
     private func write<T: Sendable>(
         _ body: @escaping @Sendable (Database) throws -> (T, @Sendable (inout Memory) -> Void)
     ) async throws -> T {
-        do {
-            return try await writer.write { db in
-                let (result, apply) = try body(db)
-                db.afterNextTransaction(onCommit: { _ in self.memory.withLock { apply(&$0) } })
-                return result
+        try await withCheckedThrowingContinuation { continuation in
+            let pending = PendingWrite(
+                perform: { db in
+                    let (value, apply) = try body(db)
+                    return (apply, { continuation.resume(returning: value) })
+                },
+                fail: { continuation.resume(throwing: $0) })
+            let startsFlush = queue.withLock { queue -> Bool in
+                queue.pending.append(pending)
+                defer { queue.isFlushing = true }
+                return !queue.isFlushing
             }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            markUnavailable(error)
-            throw StoreError.unavailable("storage cannot answer right now")
+            if startsFlush {
+                writer.asyncWriteWithoutTransaction { db in self.flush(db) }
+            }
         }
     }
 
+    /// Commits every pending write, batch after batch, until none is left.
+    private func flush(_ db: Database) {
+        while true {
+            let batch = queue.withLock { queue -> [PendingWrite] in
+                defer { queue.pending.removeAll(keepingCapacity: true) }
+                if queue.pending.isEmpty { queue.isFlushing = false }
+                return queue.pending
+            }
+            if batch.isEmpty { return }
+            var committed: [(apply: @Sendable (inout Memory) -> Void, succeed: @Sendable () -> Void)] = []
+            var refused: [(PendingWrite, any Error)] = []
+            do {
+                try db.inTransaction(.immediate) {
+                    for pending in batch {
+                        do {
+                            try db.inSavepoint {
+                                committed.append(try pending.perform(db))
+                                return .commit
+                            }
+                        } catch let error as StoreError {
+                            refused.append((pending, error))
+                        }
+                    }
+                    return .commit
+                }
+            } catch {
+                markUnavailable(error)
+                for pending in batch { pending.fail(StoreError.unavailable("storage cannot answer right now")) }
+                continue
+            }
+            memory.withLock { memory in
+                for change in committed { change.apply(&memory) }
+            }
+            for change in committed { change.succeed() }
+            for (pending, error) in refused { pending.fail(error) }
+        }
+    }
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await writer.read(body)
@@ -357,8 +406,8 @@ public final class GateStore: Sendable {
         throws
     {
         let canary = memory.withLock { $0.canaries[id] } ?? Canary(id: id)
-        try CanaryRecord(canary).upsert(db)
-        try GateRecord(gate, of: id).upsert(db)
+        try CanaryRecord.persist(canary, in: db)
+        try GateRecord.persist(gate, of: id, in: db)
         try audit(facts, of: id, gate: gate.kind, phase: phase ?? canary.lastPhase, in: db, at: now)
         for fact in facts {
             logger.info(
@@ -392,11 +441,22 @@ public final class GateStore: Sendable {
         _ fact: GateFact, namespace: String?, name: String?, gate: GateKind?, phase: CanaryPhase?, in db: Database,
         at now: Date
     ) throws {
-        var record = AuditRecord(
-            id: nil, at: now, namespace: namespace, name: name, gate: gate, action: fact.action, actor: fact.actor,
-            reason: fact.reason, checksum: fact.checksum.flatMap { $0.isEmpty ? nil : $0 }, phase: phase?.rawValue)
-        try record.insert(db)
+        try AuditRecord.append(at: now, namespace: namespace, name: name, gate: gate, fact: fact, phase: phase, in: db)
     }
+}
+
+/// A change waiting for the next group commit.
+struct PendingWrite: Sendable {
+    /// Writes the change; returns what to apply to memory and how to answer, both after the commit.
+    let perform: @Sendable (Database) throws -> (@Sendable (inout Memory) -> Void, @Sendable () -> Void)
+    /// Answers with an error; nothing of the change was kept.
+    let fail: @Sendable (any Error) -> Void
+}
+
+/// The writes waiting for a transaction, and whether one is being run.
+struct WriteQueue: Sendable {
+    var pending: [PendingWrite] = []
+    var isFlushing = false
 }
 
 /// The in-memory copy of the database that checks are answered from.

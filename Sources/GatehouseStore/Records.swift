@@ -23,6 +23,22 @@ struct CanaryRecord: Codable, FetchableRecord, PersistableRecord {
         lastEventType = canary.lastEventType
     }
 
+    /// Inserts or replaces the canary's row with a cached statement.
+    static func persist(_ canary: Canary, in db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO canary (namespace, name, lastPhase, lastChecksum, lastSeen, lastMessage, lastEventType)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (namespace, name) DO UPDATE SET lastPhase = excluded.lastPhase,
+                    lastChecksum = excluded.lastChecksum, lastSeen = excluded.lastSeen,
+                    lastMessage = excluded.lastMessage, lastEventType = excluded.lastEventType
+                """
+        ).execute(arguments: [
+            canary.id.namespace, canary.id.name, canary.lastPhase?.rawValue, canary.lastChecksum, canary.lastSeen,
+            canary.lastMessage, canary.lastEventType,
+        ])
+    }
+
     func canary(gates: [GateKind: Gate]) throws -> Canary {
         var canary = Canary(id: try CanaryID(namespace: namespace, name: name))
         canary.lastPhase = lastPhase.map(CanaryPhase.init(rawValue:))
@@ -78,10 +94,31 @@ struct GateRecord: Codable, FetchableRecord, PersistableRecord {
             lastVerdictChecksum: lastVerdictChecksum, lastVerdictAt: lastVerdictAt)
     }
 
+    /// The gate's row, read with a cached statement (this runs inside every write of a check).
     static func fetch(_ kind: GateKind, of canary: CanaryID, in db: Database) throws -> Gate {
-        try GateRecord.fetchOne(db, key: ["namespace": canary.namespace, "name": canary.name, "kind": kind.rawValue])?
-            .gate
+        let statement = try db.cachedStatement(sql: "SELECT * FROM gate WHERE namespace = ? AND name = ? AND kind = ?")
+        return try GateRecord.fetchOne(statement, arguments: [canary.namespace, canary.name, kind.rawValue])?.gate
             ?? .closed(kind)
+    }
+
+    /// Inserts or replaces the gate's row with a cached statement.
+    static func persist(_ gate: Gate, of canary: CanaryID, in db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO gate (namespace, name, kind, isOpen, mode, boundChecksum, expiresAt, remainingSteps, actor,
+                    reason, changedAt, lastVerdict, lastVerdictChecksum, lastVerdictAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (namespace, name, kind) DO UPDATE SET isOpen = excluded.isOpen, mode = excluded.mode,
+                    boundChecksum = excluded.boundChecksum, expiresAt = excluded.expiresAt,
+                    remainingSteps = excluded.remainingSteps, actor = excluded.actor, reason = excluded.reason,
+                    changedAt = excluded.changedAt, lastVerdict = excluded.lastVerdict,
+                    lastVerdictChecksum = excluded.lastVerdictChecksum, lastVerdictAt = excluded.lastVerdictAt
+                """
+        ).execute(arguments: [
+            canary.namespace, canary.name, gate.kind.rawValue, gate.isOpen, gate.mode.rawValue, gate.boundChecksum,
+            gate.expiresAt, gate.remainingSteps, gate.actor, gate.reason, gate.changedAt, gate.lastVerdict?.rawValue,
+            gate.lastVerdictChecksum, gate.lastVerdictAt,
+        ])
     }
 }
 
@@ -124,6 +161,21 @@ struct AuditRecord: Codable, FetchableRecord, MutablePersistableRecord {
     var reason: String?
     var checksum: String?
     var phase: String?
+
+    /// Appends an entry with a cached statement.
+    static func append(
+        at: Date, namespace: String?, name: String?, gate: GateKind?, fact: GateFact, phase: CanaryPhase?, in db: Database
+    ) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO audit (at, namespace, name, gate, action, actor, reason, checksum, phase)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            at, namespace, name, gate?.rawValue, fact.action.rawValue, fact.actor, fact.reason,
+            fact.checksum.flatMap { $0.isEmpty ? nil : $0 }, phase?.rawValue,
+        ])
+    }
 
     var entry: AuditEntry {
         AuditEntry(

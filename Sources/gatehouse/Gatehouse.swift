@@ -1,7 +1,24 @@
 import ArgumentParser
+import Dispatch
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// Starts the command with Swift concurrency running on NIO's event loops, which spares every
+/// request a hop between NIO's threads and the concurrency pool; this must happen before any task runs.
+@main
+enum Main {
+    static func main() {
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        Task {
+            await Gatehouse.main()
+            exit(0)
+        }
+        dispatchMain()
+    }
+}
 
 /// The `gatehouse` command: `serve` runs the service; the other subcommands talk to a running one.
-@main
 struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
