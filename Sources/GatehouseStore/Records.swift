@@ -164,7 +164,8 @@ struct AuditRecord: Codable, FetchableRecord, MutablePersistableRecord {
 
     /// Appends an entry with a cached statement.
     static func append(
-        at: Date, namespace: String?, name: String?, gate: GateKind?, fact: GateFact, phase: CanaryPhase?, in db: Database
+        at: Date, namespace: String?, name: String?, gate: GateKind?, fact: GateFact, phase: CanaryPhase?,
+        in db: Database
     ) throws {
         try db.cachedStatement(
             sql: """

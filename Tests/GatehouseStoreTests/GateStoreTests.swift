@@ -61,6 +61,41 @@ struct GateStoreTests {
         #expect(consumed == 5)
     }
 
+    @Test("writes committed together keep each other's results: a refused one leaves the rest intact")
+    func groupCommit() async throws {
+        let inAnHour = Date().addingTimeInterval(3600)
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    let id = try CanaryID(namespace: "test", name: "app-\(index)")
+                    if index.isMultiple(of: 2) {
+                        _ = try await store.open(.promotion, of: id, OpenRequest(isSticky: true), actor: "alice")
+                        return true
+                    }
+                    do {
+                        _ = try await store.requestRollback(
+                            of: id, reason: nil, expiresAt: inAnHour, force: false, actor: "alice")
+                        return true
+                    } catch StoreError.conflict {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 20)
+        let reopened = try database.openStore()
+        for index in 0..<40 {
+            let canary = reopened.canary(try CanaryID(namespace: "test", name: "app-\(index)"))
+            if index.isMultiple(of: 2) {
+                #expect(canary?.gate(.promotion).isOpen == true)
+            } else {
+                #expect(canary == nil, "a refused rollback request must leave nothing behind")
+            }
+        }
+        #expect(try auditCount() == 20)
+    }
+
     @Test("checks fail closed while storage cannot answer, and resume when it can")
     func failClosed() async throws {
         let lock = try database.lockExclusively()
