@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Chart tests: lint, render several value sets, validate every manifest against the oldest and
+newest Kubernetes schemas kubernetes-validate bundles, assert what matters, check that the
+values schema rejects bad values, and run checkov with every skip explained in .ci/checkov.yaml."""
+
+import copy
+import os
+import subprocess
+import sys
+import tempfile
+
+import helm_python
+import yaml
+
+CHART = os.path.join(os.path.dirname(__file__), "..", "charts", "gatehouse")
+KUBERNETES_VERSIONS = ["1.25.0", "1.37.0"]  # the oldest and newest kubernetes-validate bundles
+CUSTOM_RESOURCES = {"ServiceMonitor"}  # not in Kubernetes' schemas; asserted below instead
+
+VALUE_SETS = {
+    "defaults": {},
+    "existing-claim": {
+        "persistence": {"existingClaim": "gatehouse-data", "mountPath": "/var/lib/gatehouse"},
+        "gatehouse": {"logFormat": "text", "synchronous": "full"},
+    },
+    "observability": {
+        "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prometheus"}},
+        "networkPolicy": {
+            "enabled": True,
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flagger-system"}}}],
+        },
+        "gatehouse": {"extraArgs": ["--log-level", "debug"], "extraEnv": [{"name": "TZ", "value": "UTC"}]},
+        "podAnnotations": {"example.com/team": "release"},
+    },
+    "node-port": {
+        "image": {"digest": "sha256:" + "0" * 64},
+        "service": {"type": "NodePort", "port": 8080},
+        "persistence": {"storageClass": "fast-ssd", "size": "5Gi"},
+        "serviceAccount": {"create": False, "name": "gatehouse-runner"},
+    },
+}
+
+BAD_VALUES = {
+    "a port that is a string": {"service": {"port": "80"}},
+    "a size that is not a quantity": {"persistence": {"size": "lots"}},
+    "more than one replica": {"replicaCount": 2},
+    "an unknown log format": {"gatehouse": {"logFormat": "xml"}},
+    "a duration with a space": {"gatehouse": {"rollbackTTL": "1 hour"}},
+    "an unknown pull policy": {"image": {"pullPolicy": "Sometimes"}},
+    "a relative mount path": {"persistence": {"mountPath": "data"}},
+    "a digest that is not sha256": {"image": {"digest": "latest"}},
+}
+
+failures = []
+passes = 0
+
+
+def check(condition, message):
+    global passes
+    if condition:
+        passes += 1
+    else:
+        failures.append(message)
+        print(f"FAIL: {message}")
+
+
+def render(values):
+    with helm_python.Chart.load(CHART) as chart:
+        chart.validate_schema(values)
+        rendered = chart.render(values=values, name="gatehouse", namespace="gatehouse")
+    documents = []
+    for path, text in sorted(rendered.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        for document in yaml.safe_load_all(text):
+            if document:
+                documents.append(document)
+    return documents, rendered
+
+
+def by_kind(documents, kind):
+    return [d for d in documents if d["kind"] == kind]
+
+
+def assert_manifests(name, values, documents, rendered):
+    merged = copy.deepcopy(values)
+    deployment = by_kind(documents, "Deployment")
+    check(len(deployment) == 1, f"{name}: one Deployment")
+    deployment = deployment[0]
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    check(spec["replicas"] == 1, f"{name}: one replica")
+    check(spec["strategy"]["type"] == "Recreate", f"{name}: Recreate strategy")
+    check(container["args"][0] == "serve", f"{name}: the container runs `gatehouse serve`")
+    digest = merged.get("image", {}).get("digest")
+    expected_image = f"ghcr.io/gatehouse/gatehouse@{digest}" if digest else "ghcr.io/gatehouse/gatehouse:0.1.0"
+    check(container["image"] == expected_image, f"{name}: the image is {expected_image}")
+
+    config = by_kind(documents, "ConfigMap")[0]["data"]
+    database = config["GATEHOUSE_DATABASE"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    check(os.path.dirname(database) == mounts["data"], f"{name}: the database {database} is on the data volume {mounts['data']}")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes["data"]["persistentVolumeClaim"]["claimName"]
+    existing = merged.get("persistence", {}).get("existingClaim")
+    pvcs = by_kind(documents, "PersistentVolumeClaim")
+    if existing:
+        check(claim == existing and not pvcs, f"{name}: the existing claim is used and none is created")
+    else:
+        check([p["metadata"]["name"] for p in pvcs] == [claim], f"{name}: the pod mounts the claim the chart creates")
+        size = merged.get("persistence", {}).get("size", "1Gi")
+        check(pvcs[0]["spec"]["resources"]["requests"]["storage"] == size, f"{name}: the claim's size")
+        storage_class = merged.get("persistence", {}).get("storageClass")
+        check(pvcs[0]["spec"].get("storageClassName") == storage_class, f"{name}: the claim's storage class")
+    check(config["GATEHOUSE_PORT"] == "8080", f"{name}: the service listens on 8080")
+    check(config["GATEHOUSE_HOST"] == "0.0.0.0", f"{name}: the service listens on every interface of the pod")
+
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    check(ports == {"http": 8080}, f"{name}: the container port http is 8080")
+    check(container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, f"{name}: liveness on /healthz")
+    check(container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, f"{name}: readiness on /readyz")
+    check(container["startupProbe"]["httpGet"]["path"] == "/readyz", f"{name}: a startup probe")
+
+    security = container["securityContext"]
+    check(security["readOnlyRootFilesystem"] is True, f"{name}: read-only root filesystem")
+    check(security["allowPrivilegeEscalation"] is False, f"{name}: no privilege escalation")
+    check(security["capabilities"]["drop"] == ["ALL"], f"{name}: every capability dropped")
+    check(pod["securityContext"]["runAsNonRoot"] is True, f"{name}: runs as non-root")
+    check(pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", f"{name}: seccomp RuntimeDefault")
+    check(mounts.get("tmp") == "/tmp", f"{name}: a writable /tmp for SQLite's temporary files")
+    check(container["resources"].get("limits", {}).get("memory"), f"{name}: a memory limit")
+
+    annotations = spec["template"]["metadata"]["annotations"]
+    check(annotations.get("checksum/config"), f"{name}: a checksum annotation rolls the pod when the config changes")
+
+    service = by_kind(documents, "Service")[0]
+    service_port = service["spec"]["ports"][0]
+    check(service_port["targetPort"] == "http", f"{name}: the Service targets the http port")
+    check(service_port["port"] == merged.get("service", {}).get("port", 80), f"{name}: the Service port")
+    check(service["spec"]["selector"] == spec["selector"]["matchLabels"], f"{name}: the Service selects the pod")
+
+    account = merged.get("serviceAccount", {})
+    expected_account = account.get("name") or "gatehouse"
+    check(pod["serviceAccountName"] == expected_account, f"{name}: the ServiceAccount")
+    check(bool(by_kind(documents, "ServiceAccount")) == account.get("create", True), f"{name}: ServiceAccount created only when asked")
+
+    monitor = merged.get("serviceMonitor", {})
+    monitors = by_kind(documents, "ServiceMonitor")
+    check(len(monitors) == (1 if monitor.get("enabled") else 0), f"{name}: ServiceMonitor only when enabled")
+    for m in monitors:
+        endpoint = m["spec"]["endpoints"][0]
+        check(endpoint["port"] == "http" and endpoint["path"] == "/metrics", f"{name}: the ServiceMonitor scrapes /metrics")
+        check(m["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"], f"{name}: the ServiceMonitor selects the Service")
+    policies = by_kind(documents, "NetworkPolicy")
+    check(len(policies) == (1 if merged.get("networkPolicy", {}).get("enabled") else 0), f"{name}: NetworkPolicy only when enabled")
+
+    notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+    port = merged.get("service", {}).get("port", 80)
+    base = "http://gatehouse.gatehouse" + ("" if port == 80 else f":{port}")
+    check(f"{base}/v1/flagger/confirm-promotion" in notes, f"{name}: NOTES.txt prints the webhook URLs")
+
+
+def validate_with_kubernetes(name, documents, directory):
+    paths = []
+    for index, document in enumerate(documents):
+        if document["kind"] in CUSTOM_RESOURCES:
+            continue
+        path = os.path.join(directory, f"{name}-{index}-{document['kind'].lower()}.yaml")
+        with open(path, "w") as handle:
+            yaml.safe_dump(document, handle)
+        paths.append(path)
+    for version in KUBERNETES_VERSIONS:
+        result = subprocess.run(
+            ["kubernetes-validate", "--strict", "--quiet", "-k", version, *paths], capture_output=True, text=True
+        )
+        check(result.returncode == 0, f"{name}: kubernetes-validate --strict {version}: {result.stdout}{result.stderr}")
+
+
+def main():
+    lint = helm_python.lint(CHART, strict=True)
+    problems = [m for m in lint["messages"] if m["severity"] >= 2] + [{"error": e} for e in lint["errors"]]
+    check(not problems, f"helm lint --strict: {problems}")
+
+    with tempfile.TemporaryDirectory() as directory:
+        all_documents = []
+        checksums = set()
+        for name, values in VALUE_SETS.items():
+            documents, rendered = render(values)
+            assert_manifests(name, values, documents, rendered)
+            validate_with_kubernetes(name, documents, directory)
+            all_documents.append((name, documents))
+            checksums.add(by_kind(documents, "Deployment")[0]["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+        check(len(checksums) > 1, "different configurations give different checksum annotations")
+
+        for reason, values in BAD_VALUES.items():
+            with helm_python.Chart.load(CHART) as chart:
+                try:
+                    chart.validate_schema(values)
+                    check(False, f"values.schema.json accepts {reason}")
+                except helm_python.HelmValuesError:
+                    check(True, "")
+
+        checkov_directory = os.path.join(directory, "checkov")
+        os.makedirs(checkov_directory)
+        for name, documents in all_documents:
+            with open(os.path.join(checkov_directory, f"{name}.yaml"), "w") as handle:
+                yaml.safe_dump_all(documents, handle)
+        config = os.path.join(os.path.dirname(__file__), "checkov.yaml")
+        # BC_SKIP_MAPPING: checkov would otherwise try to fetch guidelines from its vendor's API.
+        result = subprocess.run(
+            ["checkov", "--config-file", config, "-d", checkov_directory, "--framework", "kubernetes", "--compact", "--quiet"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+        )
+        check(result.returncode == 0, f"checkov found failed checks:\n{result.stdout}{result.stderr}")
+
+    print(f"chart: {passes} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Examples that cannot rot: every YAML in examples/ parses; every Canary there uses Flagger's
+Canary fields correctly and points its webhooks at endpoints Gatehouse serves for that hook; the
+README's curl block and the scripts in examples/curl run against the built binary with the
+results they promise.
+
+    .ci/examples_test.py PATH_TO_GATEHOUSE_BINARY
+"""
+
+import glob
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from urllib.parse import urlparse
+
+import jsonschema
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+failures = []
+passes = 0
+
+
+def check(condition, message):
+    global passes
+    if condition:
+        passes += 1
+    else:
+        failures.append(message)
+        print(f"FAIL: {message}")
+
+
+# The parts of Flagger's Canary CRD (flagger.app/v1beta1) that the examples use, with the same
+# types and enums; webhook entries refuse unknown keys so a typo ("typ", "urls") is caught.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+WEBHOOK_TYPES = [
+    "pre-rollout", "rollout", "confirm-rollout", "post-rollout", "confirm-traffic-increase",
+    "confirm-promotion", "rollback", "event",
+]
+CANARY_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "flagger.app/v1beta1"},
+        "kind": {"const": "Canary"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": {"type": "string", "pattern": DNS_SUBDOMAIN, "maxLength": 253},
+                "namespace": {"type": "string", "pattern": DNS_LABEL, "maxLength": 63},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["targetRef", "service", "analysis"],
+            "properties": {
+                "targetRef": {
+                    "type": "object",
+                    "required": ["apiVersion", "kind", "name"],
+                    "properties": {"kind": {"enum": ["Deployment", "DaemonSet", "Service"]}},
+                },
+                "progressDeadlineSeconds": {"type": "integer"},
+                "service": {"type": "object", "required": ["port"], "properties": {"port": {"type": "integer"}}},
+                "analysis": {
+                    "type": "object",
+                    "required": ["webhooks"],
+                    "properties": {
+                        "interval": {"type": "string"},
+                        "threshold": {"type": "integer"},
+                        "maxWeight": {"type": "integer"},
+                        "stepWeight": {"type": "integer"},
+                        "webhooks": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["name", "url"],
+                                "properties": {
+                                    "name": {"type": "string", "minLength": 1},
+                                    "type": {"enum": WEBHOOK_TYPES},
+                                    "url": {"type": "string", "pattern": "^https?://"},
+                                    "timeout": {"type": "string"},
+                                    "muteAlert": {"type": "boolean"},
+                                    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    "retries": {"type": "integer"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+# Which Gatehouse paths answer which webhook type.
+ENDPOINTS_FOR_HOOK = {
+    "confirm-rollout": {"/v1/flagger/confirm-rollout", "/gate/check", "/gate/approve", "/gate/halt"},
+    "confirm-traffic-increase": {"/v1/flagger/confirm-traffic-increase", "/gate/check", "/gate/approve", "/gate/halt"},
+    "confirm-promotion": {"/v1/flagger/confirm-promotion", "/gate/check", "/gate/approve", "/gate/halt"},
+    "rollback": {"/v1/flagger/rollback", "/rollback/check"},
+    "event": {"/v1/flagger/events"},
+    "post-rollout": {"/v1/flagger/post-rollout", "/gate/approve"},
+    "pre-rollout": {"/gate/approve", "/gate/halt"},
+    "rollout": {"/gate/approve"},
+}
+
+
+def check_yaml_files():
+    with open(os.path.join(ROOT, "Sources/GatehouseServer/Resources/openapi.yaml")) as handle:
+        served = set(yaml.safe_load(handle)["paths"])
+    files = sorted(glob.glob(os.path.join(ROOT, "examples/**/*.y*ml"), recursive=True))
+    check(files, "examples/ holds YAML files")
+    canaries = 0
+    for path in files:
+        name = os.path.relpath(path, ROOT)
+        try:
+            with open(path) as handle:
+                documents = [d for d in yaml.safe_load_all(handle) if d is not None]
+        except yaml.YAMLError as error:
+            check(False, f"{name} does not parse: {error}")
+            continue
+        check(documents, f"{name} parses")
+        for document in documents:
+            if not (isinstance(document, dict) and document.get("kind") == "Canary"):
+                continue
+            canaries += 1
+            errors = sorted(jsonschema.Draft7Validator(CANARY_SCHEMA).iter_errors(document), key=str)
+            check(not errors, f"{name}: {[e.message for e in errors]}")
+            for hook in document["spec"]["analysis"]["webhooks"]:
+                kind = hook.get("type", "rollout")
+                url = urlparse(hook["url"])
+                check(url.path in served, f"{name}: {hook['name']} points at {url.path}, which Gatehouse does not serve")
+                check(url.path in ENDPOINTS_FOR_HOOK[kind], f"{name}: {hook['name']} sends a {kind} hook to {url.path}")
+                check(url.port in (None, 80), f"{name}: {hook['name']} uses the Service's port 80")
+    check(canaries >= 2, "examples/ holds the native and the loadtester-compatible Canary")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(binary, directory):
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", os.path.join(directory, "db.sqlite")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=1)
+            return server, base
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("the server did not become ready")
+
+
+def readme_curl_lines():
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        text = handle.read()
+    section = text.split("## Every operation, with curl", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.startswith("curl ")]
+
+
+def run_readme(base):
+    lines = readme_curl_lines()
+    check(len(lines) >= 20, "the README shows a curl command for every operation")
+    for line in lines:
+        command, _, comment = line.partition("#")
+        expected = set(re.findall(r"\b([1-5]\d\d)\b", comment))
+        arguments = shlex.split(command.replace("$GH", base))
+        result = subprocess.run(arguments[:1] + ["-s", "-o", "/dev/null", "-w", "%{http_code}"] + arguments[1:],
+                                capture_output=True, text=True)
+        status = result.stdout.strip()
+        if expected:
+            check(status in expected, f"README: {line.strip()} answered {status}, wanted {sorted(expected)}")
+        else:
+            check(status.startswith("2"), f"README: {line.strip()} answered {status}, wanted 2xx")
+
+
+def script(name, *arguments, base):
+    result = subprocess.run(
+        [os.path.join(ROOT, "examples/curl", name), *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GATEHOUSE_URL": base},
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def run_scripts(base):
+    code, out = script("flagger-check.sh", "confirm-promotion", "shop", "cart", "Progressing", "c7", base=base)
+    check(code == 0 and out.strip().endswith("403") and "promotion gate of shop/cart is closed" in out, f"flagger-check.sh: {out}")
+    code, out = script("open-gate.sh", "promotion", "shop", "cart", '{"reason": "looks good", "ttl": "1h"}', base=base)
+    check(code == 0 and json.loads(out)["gates"]["promotion"]["state"] == "open", f"open-gate.sh: {out}")
+    code, out = script("flagger-check.sh", "confirm-promotion", "shop", "cart", "Progressing", "c7", base=base)
+    check(code == 0 and out.strip().endswith("200"), f"flagger-check.sh after opening: {out}")
+    code, out = script("open-gate.sh", "traffic", "shop", "cart", base=base)
+    check(code == 0 and json.loads(out)["gates"]["traffic"]["mode"] == "once", f"open-gate.sh with no body: {out}")
+    code, out = script("close-gate.sh", "promotion", "shop", "cart", "wait for the load test", base=base)
+    check(code == 0 and json.loads(out)["gates"]["promotion"]["state"] == "closed", f"close-gate.sh: {out}")
+    code, out = script("rollback.sh", "shop", "cart", "error rate up", base=base)
+    check(code == 0 and json.loads(out)["gates"]["rollback"]["state"] == "open", f"rollback.sh: {out}")
+    code, out = script("rollback.sh", "shop", "idle", "no rollout here", base=base)
+    check(code != 0 and "is not known to be in a rollout" in out, f"rollback.sh outside a rollout must fail: {out}")
+    code, out = script("rollback.sh", "shop", "idle", "insist", "force", base=base)
+    check(code == 0, f"rollback.sh with force: {out}")
+    code, out = script("freeze.sh", "shop", "inventory count", "2h", base=base)
+    check(code == 0 and json.loads(out)["namespace"] == "shop", f"freeze.sh: {out}")
+    freeze = json.loads(out)["id"]
+    code, out = script("status.sh", base=base)
+    check(code == 0 and "inventory count" in out and '"cart"' in out, f"status.sh: {out}")
+    code, out = script("status.sh", "shop", "cart", base=base)
+    check(code == 0 and json.loads(out)["name"] == "cart", f"status.sh NAMESPACE NAME: {out}")
+    code, out = script("unfreeze.sh", str(freeze), base=base)
+    check(code == 0 and json.loads(out)["liftedAt"], f"unfreeze.sh: {out}")
+    code, out = script("events.sh", "shop", "cart", "5", base=base)
+    check(code == 0 and len(json.loads(out)["events"]) == 5, f"events.sh NAMESPACE NAME LIMIT: {out}")
+    code, out = script("events.sh", base=base)
+    check(code == 0 and json.loads(out)["events"], f"events.sh: {out}")
+    for action, status in [("check", "403"), ("open", "202"), ("check", "200"), ("close", "202"), ("check", "403")]:
+        code, out = script("loadtester-gate.sh", action, "shop", "cart", base=base)
+        check(code == 0 and out.strip().endswith(status), f"loadtester-gate.sh {action}: {out}")
+    code, out = script("loadtester-gate.sh", "open", "shop", "cart", "rollback", base=base)
+    check(code == 0 and out.strip().endswith("202"), f"loadtester-gate.sh open rollback: {out}")
+
+
+def main():
+    binary = sys.argv[1]
+    check_yaml_files()
+    with tempfile.TemporaryDirectory() as directory:
+        for run in (run_readme, run_scripts):
+            os.makedirs(os.path.join(directory, run.__name__))
+            server, base = start(binary, os.path.join(directory, run.__name__))
+            try:
+                run(base)
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+    print(f"examples: {passes} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
