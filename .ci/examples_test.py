@@ -144,6 +144,43 @@ def check_yaml_files():
                 check(url.path in ENDPOINTS_FOR_HOOK[kind], f"{name}: {hook['name']} sends a {kind} hook to {url.path}")
                 check(url.port in (None, 80), f"{name}: {hook['name']} uses the Service's port 80")
     check(canaries >= 2, "examples/ holds the native and the loadtester-compatible Canary")
+    for path in sorted(glob.glob(os.path.join(ROOT, "examples/**/*.json"), recursive=True)):
+        try:
+            with open(path) as handle:
+                json.load(handle)
+            check(True, "")
+        except ValueError as error:
+            check(False, f"{os.path.relpath(path, ROOT)} does not parse: {error}")
+
+
+def observability_queries():
+    """Every PromQL expression in examples/observability, after checking the files' structure."""
+    expressions = []
+    with open(os.path.join(ROOT, "examples/observability/prometheus-rules.yaml")) as handle:
+        rules = yaml.safe_load(handle)
+    check(rules["apiVersion"] == "monitoring.coreos.com/v1" and rules["kind"] == "PrometheusRule", "a PrometheusRule")
+    for group in rules["spec"]["groups"]:
+        for rule in group["rules"]:
+            check({"alert", "expr", "labels", "annotations"} <= set(rule), f"alert rule fields: {rule}")
+            expressions.append(rule["expr"])
+    with open(os.path.join(ROOT, "examples/observability/grafana-dashboard.json")) as handle:
+        dashboard = json.load(handle)
+    check(dashboard["panels"], "the dashboard has panels")
+    for panel in dashboard["panels"]:
+        check(panel["targets"], f"panel {panel['title']} queries something")
+        expressions += [target["expr"] for target in panel["targets"]]
+    return expressions
+
+
+def check_metrics_exist(base):
+    """The alerts and dashboard only name metrics that /metrics serves."""
+    served = set()
+    for line in urllib.request.urlopen(base + "/metrics", timeout=5).read().decode().splitlines():
+        if line and not line.startswith("#"):
+            served.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
+    for expression in observability_queries():
+        for metric in set(re.findall(r"gatehouse_[a-z_]+", expression)):
+            check(metric in served, f"examples/observability uses {metric}, which /metrics does not serve")
 
 
 def free_port():
@@ -239,6 +276,7 @@ def run_scripts(base):
         check(code == 0 and out.strip().endswith(status), f"loadtester-gate.sh {action}: {out}")
     code, out = script("loadtester-gate.sh", "open", "shop", "cart", "rollback", base=base)
     check(code == 0 and out.strip().endswith("202"), f"loadtester-gate.sh open rollback: {out}")
+    check_metrics_exist(base)
 
 
 def main():

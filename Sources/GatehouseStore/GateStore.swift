@@ -409,14 +409,6 @@ public final class GateStore: Sendable {
         try CanaryRecord.persist(canary, in: db)
         try GateRecord.persist(gate, of: id, in: db)
         try audit(facts, of: id, gate: gate.kind, phase: phase ?? canary.lastPhase, in: db, at: now)
-        for fact in facts {
-            logger.info(
-                "\(fact.action.rawValue) \(gate.kind.rawValue) gate of \(id)",
-                metadata: [
-                    "canary": "\(id)", "gate": "\(gate.kind.rawValue)", "action": "\(fact.action.rawValue)",
-                    "actor": "\(fact.actor)", "reason": "\(fact.reason ?? "")", "checksum": "\(fact.checksum ?? "")",
-                ])
-        }
     }
 
     private func audit(

@@ -3,11 +3,13 @@ import GatehouseCore
 import GatehouseStore
 import HTTPTypes
 import Hummingbird
+import Logging
 
 /// The operator API over canaries: their state, opening and closing gates, rollbacks, audit trail.
 struct CanaryController {
     let store: GateStore
     let settings: GateSettings
+    let metrics: GatehouseMetrics
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
@@ -50,7 +52,7 @@ struct CanaryController {
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
-        return try await open(gate, of: id, body, actor: Actor.of(request))
+        return try await open(gate, of: id, body, actor: Actor.of(request), context: context)
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
@@ -67,7 +69,7 @@ struct CanaryController {
         let id = try canaryID(context)
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
-        return try await open(.rollback, of: id, body, actor: Actor.of(request))
+        return try await open(.rollback, of: id, body, actor: Actor.of(request), context: context)
     }
 
     @Sendable func events(_ request: Request, context: GatehouseRequestContext) async throws -> AuditPage {
@@ -78,8 +80,9 @@ struct CanaryController {
     }
 
     /// Opens a gate; the rollback gate follows the rollback rules (default expiry, in-rollout check).
-    private func open(_ gate: GateKind, of id: CanaryID, _ body: OpenGateBody, actor: String) async throws -> CanaryView
-    {
+    private func open(
+        _ gate: GateKind, of id: CanaryID, _ body: OpenGateBody, actor: String, context: GatehouseRequestContext
+    ) async throws -> CanaryView {
         let now = Date()
         let request = try body.openRequest(for: gate, now: now)
         let canary: Canary
@@ -88,9 +91,13 @@ struct CanaryController {
                 of: id, reason: request.reason,
                 expiresAt: request.expiresAt ?? now.addingTimeInterval(settings.rollbackTTL),
                 force: body.force ?? false, actor: actor, at: now)
+            metrics.recordRollbackRequested()
         } else {
             canary = try await store.open(gate, of: id, request, actor: actor, at: now)
         }
+        context.logger.info(
+            "opened \(gate.rawValue) gate of \(id)",
+            metadata: ["canary": "\(id)", "actor": "\(actor)", "reason": "\(request.reason ?? "")"])
         return CanaryView(canary, at: now)
     }
 

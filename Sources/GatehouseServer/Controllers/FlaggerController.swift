@@ -32,13 +32,14 @@ struct GateAnswer: ResponseGenerator {
 /// The endpoints Flagger calls: one per gate hook, plus `event` and `post-rollout` reports.
 struct FlaggerController {
     let store: GateStore
+    let checker: GateChecker
 
     var endpoints: RouteCollection<FlaggerRequestContext> {
         let routes = RouteCollection(context: FlaggerRequestContext.self)
         for gate in GateKind.flaggerGates {
             guard let hook = gate.hook else { continue }
             routes.post(RouterPath(hook)) { _, context in
-                try await GateAnswer(decision: check(gate, context.call), style: .sentence)
+                try await GateAnswer(decision: check(gate, context), style: .sentence)
             }
             routes.rejectOtherMethods(than: [.post], at: RouterPath(hook))
         }
@@ -49,9 +50,11 @@ struct FlaggerController {
         return routes
     }
 
-    func check(_ gate: GateKind, _ call: FlaggerCall) async throws -> Decision {
-        try await store.check(
-            Check(canary: call.canary, gate: gate, checksum: call.payload.checksum ?? "", phase: call.payload.phase))
+    func check(_ gate: GateKind, _ context: FlaggerRequestContext) async throws -> Decision {
+        let call = context.call
+        return try await checker.check(
+            Check(canary: call.canary, gate: gate, checksum: call.payload.checksum ?? "", phase: call.payload.phase),
+            context: context)
     }
 
     private func report(_ call: FlaggerCall, as action: AuditAction) async throws -> Response {

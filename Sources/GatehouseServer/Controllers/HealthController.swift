@@ -2,11 +2,13 @@ import Foundation
 import GatehouseStore
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 
-/// Liveness, readiness and the API's own description.
+/// Liveness, readiness, metrics and the API's own description.
 struct HealthController {
     let store: GateStore
+    let metrics: GatehouseMetrics
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
@@ -19,6 +21,12 @@ struct HealthController {
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready")))
         }
         routes.rejectOtherMethods(than: [.get], at: "readyz")
+        routes.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: await metrics.render(store: store))))
+        }
+        routes.rejectOtherMethods(than: [.get], at: "metrics")
         routes.get("openapi.yaml") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/yaml"],

@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 import GatehouseStore
 import Hummingbird
+import Logging
 
 /// flagger-loadtester's gate endpoints, with its paths, status codes, bodies and sticky gates.
 struct LoadtesterController {
@@ -9,6 +10,7 @@ struct LoadtesterController {
     static let actor = "loadtester-api"
 
     let store: GateStore
+    let checker: GateChecker
 
     /// `/gate/approve` and `/gate/halt`, which answer the same whatever the body.
     var fixedEndpoints: RouteCollection<GatehouseRequestContext> {
@@ -36,10 +38,17 @@ struct LoadtesterController {
             }
             routes.post(RouterPath("\(prefix)/open")) { _, context in
                 _ = try await store.open(gate, of: context.call.canary, OpenRequest(isSticky: true), actor: Self.actor)
+                if gate == .rollback { checker.metrics.recordRollbackRequested() }
+                context.logger.info(
+                    "opened \(gate.rawValue) gate of \(context.call.canary)",
+                    metadata: ["canary": "\(context.call.canary)", "actor": "\(Self.actor)"])
                 return Response(status: .accepted)
             }
             routes.post(RouterPath("\(prefix)/close")) { _, context in
                 _ = try await store.close(gate, of: context.call.canary, reason: nil, actor: Self.actor)
+                context.logger.info(
+                    "closed \(gate.rawValue) gate of \(context.call.canary)",
+                    metadata: ["canary": "\(context.call.canary)", "actor": "\(Self.actor)"])
                 return Response(status: .accepted)
             }
             for action in ["check", "open", "close"] {

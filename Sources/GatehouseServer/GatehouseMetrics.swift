@@ -1,0 +1,117 @@
+import CoreMetrics
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import Prometheus
+import Synchronization
+
+/// The version this build reports (`gatehouse_build_info`, `gatehouse --version`).
+public let gatehouseVersion = "0.1.0"
+
+/// Gatehouse's Prometheus metrics, recorded through swift-metrics into one registry per service,
+/// so that each test (and each service in a process) counts on its own.
+public final class GatehouseMetrics: Sendable {
+    /// The registry `/metrics` renders.
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let checks: [String: CoreMetrics.Counter]
+    private let rollbacksRequested: CoreMetrics.Counter
+    private let rollbacksFired: CoreMetrics.Counter
+    private let requests = Mutex<[String: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+
+    /// The verdicts a check can end with, as the `decision` label spells them.
+    static let decisions = ["approved", "refused", "unavailable"]
+
+    /// Creates the metrics with an empty registry.
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        ]
+        self.factory = factory
+        var checks: [String: CoreMetrics.Counter] = [:]
+        for gate in GateKind.allCases {
+            for decision in Self.decisions {
+                checks["\(gate.rawValue)/\(decision)"] = CoreMetrics.Counter(
+                    label: "gatehouse_checks_total", dimensions: [("gate", gate.rawValue), ("decision", decision)],
+                    factory: factory)
+            }
+        }
+        self.checks = checks
+        rollbacksRequested = CoreMetrics.Counter(label: "gatehouse_rollbacks_requested_total", factory: factory)
+        rollbacksFired = CoreMetrics.Counter(label: "gatehouse_rollbacks_fired_total", factory: factory)
+        CoreMetrics.Gauge(label: "gatehouse_build_info", dimensions: [("version", gatehouseVersion)], factory: factory)
+            .record(1)
+    }
+
+    /// Counts one check by gate and decision; a rollback's first approval of a rollout counts as fired.
+    func recordCheck(_ gate: GateKind, _ decision: Decision) {
+        checks["\(gate.rawValue)/\(decision.verdict.rawValue)"]?.increment()
+        if gate == .rollback, decision.facts.contains(where: { $0.action == .approved }) {
+            rollbacksFired.increment()
+        }
+    }
+
+    /// Counts a check that storage could not answer (a 503).
+    func recordUnavailableCheck(_ gate: GateKind) {
+        checks["\(gate.rawValue)/unavailable"]?.increment()
+    }
+
+    /// Counts a rollback request.
+    func recordRollbackRequested() {
+        rollbacksRequested.increment()
+    }
+
+    /// Counts one HTTP request by route (the route's pattern, never the raw path), method and status.
+    func recordRequest(route: String, method: String, status: Int, duration: Duration) {
+        let key = "\(route) \(method) \(status)"
+        let metrics = requests.withLock { requests in
+            if let existing = requests[key] { return existing }
+            let created = (
+                count: CoreMetrics.Counter(
+                    label: "gatehouse_http_requests_total",
+                    dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory),
+                duration: CoreMetrics.Timer(
+                    label: "gatehouse_http_request_duration_seconds",
+                    dimensions: [("route", route), ("method", method)],
+                    factory: factory)
+            )
+            requests[key] = created
+            return created
+        }
+        metrics.count.increment()
+        metrics.duration.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// Sets the gauges that describe the present (gate states, waiting times, freezes, storage) and
+    /// renders every metric in Prometheus' text format.
+    func render(store: GateStore, now: Date = Date()) async -> String {
+        let freezes = (try? await store.freezes(at: now).count) ?? 0
+        CoreMetrics.Gauge(label: "gatehouse_freezes_active", factory: factory).record(freezes)
+        CoreMetrics.Gauge(label: "gatehouse_storage_up", factory: factory).record(store.isHealthy ? 1 : 0)
+        for canary in store.canaries() {
+            let waiting = canary.waitingOn
+            for gate in GateKind.allCases {
+                let labels = [("namespace", canary.id.namespace), ("name", canary.id.name), ("gate", gate.rawValue)]
+                CoreMetrics.Gauge(label: "gatehouse_gate_open", dimensions: labels, factory: factory)
+                    .record(canary.gate(gate).isEffectivelyOpen(at: now) ? 1 : 0)
+                guard gate.isAdvanceGate else { continue }
+                let seconds = waiting.flatMap { $0.gate == gate ? now.timeIntervalSince($0.since) : nil } ?? 0
+                CoreMetrics.Gauge(label: "gatehouse_waiting_seconds", dimensions: labels, factory: factory).record(
+                    seconds)
+            }
+        }
+        return registry.emitToString()
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
