@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseCore
 import GatehouseStore
 import Hummingbird
 import Logging
@@ -12,10 +13,15 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
     logger.info(
         "database ready",
         metadata: ["path": "\(arguments.databasePath)", "canaries": "\(store.canaries().count)"])
-    logger.warning(
-        "no access control is configured: anyone who can reach this service can open gates, as with the loadtester")
+    let security = try SecuritySettings(arguments, logger: logger)
+    if security.access == nil {
+        logger.warning(
+            "no access control is configured: anyone who can reach this service can open gates, as with the loadtester; set GATEHOUSE_ACCESS_FILE"
+        )
+    }
     let router = buildRouter(
-        store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: GatehouseMetrics())
+        store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: GatehouseMetrics(),
+        security: security)
     var app = Application(
         router: router,
         server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000)))),
@@ -25,26 +31,78 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         MaintenanceService(
             store: store, interval: arguments.maintenanceInterval, auditRetention: arguments.auditRetention,
             logger: logger))
+    if let access = security.access {
+        app.addServices(AccessFileWatcher(access: access, interval: .seconds(2)))
+    }
     return app
 }
 
 /// The router of every endpoint, given every dependency.
-public func buildRouter(store: GateStore, settings: GateSettings, metrics: GatehouseMetrics)
-    -> Router<GatehouseRequestContext>
-{
+public func buildRouter(
+    store: GateStore, settings: GateSettings, metrics: GatehouseMetrics, security: SecuritySettings = SecuritySettings()
+) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
     let checker = GateChecker(store: store, metrics: metrics)
+    let guard_ = AccessGuard(namespaces: security.namespaces)
+    let loadtester = LoadtesterController(store: store, checker: checker, access: guard_)
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     router.addRoutes(HealthController(store: store, metrics: metrics).endpoints)
-    router.addRoutes(LoadtesterController(store: store, checker: checker).fixedEndpoints)
-    router.group("v1/canaries").addRoutes(
-        CanaryController(store: store, settings: settings, metrics: metrics).endpoints)
-    router.group("v1/events").addRoutes(AuditController(store: store).endpoints)
-    router.group("v1/freezes").addRoutes(FreezeController(store: store).endpoints)
+    router.addRoutes(loadtester.fixedEndpoints)
+    router.group("v1/slack").addRoutes(
+        SlackController(
+            store: store, settings: settings, metrics: metrics, access: security.access, guard_: guard_,
+            signingSecret: security.slackSigningSecret, seen: SeenSignatures()
+        ).endpoints)
 
-    let flagger = router.group().add(middleware: FlaggerPayloadMiddleware()).group(context: FlaggerRequestContext.self)
+    // Routes for people and scripts: a bearer token when an access file is configured.
+    let operators = router.group().add(middleware: BearerAuthMiddleware(access: security.access))
+    operators.group("v1/canaries").addRoutes(
+        CanaryController(store: store, settings: settings, metrics: metrics, access: guard_).endpoints)
+    operators.group("v1/events").addRoutes(AuditController(store: store, access: guard_).endpoints)
+    operators.group("v1/freezes").addRoutes(FreezeController(store: store, access: guard_).endpoints)
+    operators.add(middleware: FlaggerPayloadMiddleware(guard_: guard_)).group(context: FlaggerRequestContext.self)
+        .addRoutes(loadtester.changeEndpoints)
+
+    // Routes Flagger calls: its payload, the namespace filter and, if set, the metadata secret.
+    let flagger = router.group().add(middleware: FlaggerPayloadMiddleware(guard_: guard_))
+        .add(middleware: FlaggerSecretMiddleware(secret: security.flaggerToken))
+        .group(context: FlaggerRequestContext.self)
     flagger.group("v1/flagger").addRoutes(FlaggerController(store: store, checker: checker).endpoints)
-    flagger.addRoutes(LoadtesterController(store: store, checker: checker).endpoints)
+    flagger.addRoutes(loadtester.checkEndpoints)
     return router
+}
+
+/// Who may call what: the access file, the namespace filter, Flagger's secret and Slack's signing secret.
+public struct SecuritySettings: Sendable {
+    /// The access file in force; nil means no access control.
+    public var access: AccessControl?
+    /// `--namespace-regexp`.
+    public var namespaces: NamespaceFilter?
+    /// The secret Flagger sends in `metadata.token`.
+    public var flaggerToken: String?
+    /// The Slack app's signing secret.
+    public var slackSigningSecret: String?
+
+    /// No access control, as the loadtester.
+    public init(
+        access: AccessControl? = nil, namespaces: NamespaceFilter? = nil, flaggerToken: String? = nil,
+        slackSigningSecret: String? = nil
+    ) {
+        self.access = access
+        self.namespaces = namespaces
+        self.flaggerToken = flaggerToken
+        self.slackSigningSecret = slackSigningSecret
+    }
+
+    /// Reads what the arguments name; a broken access file or expression stops the start.
+    public init(_ arguments: ServerArguments, logger: Logger) throws(ValidationError) {
+        access = try arguments.accessFile.map { path throws(ValidationError) in
+            try AccessControl(path: path, logger: logger)
+        }
+        namespaces = try arguments.namespaceRegexp.map { pattern throws(ValidationError) in try NamespaceFilter(pattern)
+        }
+        flaggerToken = arguments.flaggerToken
+        slackSigningSecret = arguments.slackSigningSecret
+    }
 }

@@ -22,6 +22,18 @@ public struct GatehouseError: Error, Sendable, Equatable {
         GatehouseError(status: .badRequest, code: "bad_request", message: message)
     }
 
+    /// No credentials, or credentials nobody knows.
+    public static func unauthorized(_ message: String) -> GatehouseError {
+        GatehouseError(
+            status: .unauthorized, code: "unauthorized", message: message,
+            headers: [.wwwAuthenticate: #"Bearer realm="gatehouse""#])
+    }
+
+    /// Known credentials that do not allow this, or a namespace not served here.
+    public static func forbidden(_ message: String) -> GatehouseError {
+        GatehouseError(status: .forbidden, code: "forbidden", message: message)
+    }
+
     /// The thing named does not exist.
     public static func notFound(_ message: String) -> GatehouseError {
         GatehouseError(status: .notFound, code: "not_found", message: message)
@@ -46,7 +58,7 @@ public struct GatehouseError: Error, Sendable, Equatable {
     }
 
     /// Maps any error a handler throws to what the client sees.
-    static func from(_ error: any Error, request: Request) -> GatehouseError {
+    static func from(_ error: any Error, request: Request?) -> GatehouseError {
         switch error {
         case let error as GatehouseError:
             return error
@@ -63,8 +75,8 @@ public struct GatehouseError: Error, Sendable, Equatable {
         case let error as any HTTPResponseError:
             switch error.status {
             case .notFound:
-                return .notFound(
-                    "there is no \(request.method.rawValue) \(request.uri.path); see /openapi.yaml for the API")
+                let what = request.map { "\($0.method.rawValue) \($0.uri.path)" } ?? "such resource"
+                return .notFound("there is no \(what); see /openapi.yaml for the API")
             case .contentTooLarge:
                 return GatehouseError(
                     status: .contentTooLarge, code: "too_large",

@@ -8,11 +8,13 @@ import NIOCore
 public let maximumRequestBodyBytes = 64 * 1024
 
 /// The request context of every route: Hummingbird's core storage plus the Flagger call, once decoded.
-public struct GatehouseRequestContext: RequestContext {
+public struct GatehouseRequestContext: RequestContext, CallerContext, MutableCallerContext {
     /// Hummingbird's per-request storage.
     public var coreContext: CoreRequestContextStorage
     /// The decoded and validated Flagger payload, set by `FlaggerPayloadMiddleware`.
     public var flaggerCall: FlaggerCall?
+    /// Who is calling, set by `BearerAuthMiddleware` on routes that need it.
+    public var caller: Caller?
 
     /// Creates the context for one request.
     public init(source: ApplicationRequestContextSource) {
@@ -27,11 +29,13 @@ public struct GatehouseRequestContext: RequestContext {
 }
 
 /// The context of Flagger-facing routes: the payload is known to be present and valid.
-public struct FlaggerRequestContext: ChildRequestContext {
+public struct FlaggerRequestContext: ChildRequestContext, CallerContext {
     /// Hummingbird's per-request storage.
     public var coreContext: CoreRequestContextStorage
     /// The Flagger call this request carries.
     public let call: FlaggerCall
+    /// Who is calling, when the route checks it.
+    public let caller: Caller?
 
     /// Unwraps the payload the middleware decoded; a route group without that middleware is a programming error.
     public init(context: GatehouseRequestContext) throws {
@@ -40,6 +44,7 @@ public struct FlaggerRequestContext: ChildRequestContext {
         }
         self.coreContext = context.coreContext
         self.call = call
+        self.caller = context.caller
     }
 
     /// Bodies over this size are refused with 413.

@@ -26,6 +26,14 @@ public struct ServerArguments: Sendable, Equatable {
     public var idleTimeout: TimeInterval = 60
     /// Whether each commit is synced to the device (survives power loss) rather than to the OS (survives a crash).
     public var synchronousFull = false
+    /// The access file (scoped tokens, Slack users and channels); none means no access control.
+    public var accessFile: String?
+    /// Only canaries in namespaces this expression matches are served (flagger-loadtester's flag).
+    public var namespaceRegexp: String?
+    /// A secret Flagger must send in the webhook's `metadata.token`.
+    public var flaggerToken: String?
+    /// The Slack app's signing secret; enables `/v1/slack/command`.
+    public var slackSigningSecret: String?
 
     /// The log formats.
     public enum LogFormat: String, Sendable, CaseIterable {
@@ -43,6 +51,8 @@ public struct ServerArguments: Sendable, Equatable {
         "audit-retention": "GATEHOUSE_AUDIT_RETENTION", "rollback-ttl": "GATEHOUSE_ROLLBACK_TTL",
         "storage-timeout": "GATEHOUSE_STORAGE_TIMEOUT", "maintenance-interval": "GATEHOUSE_MAINTENANCE_INTERVAL",
         "idle-timeout": "GATEHOUSE_IDLE_TIMEOUT", "synchronous": "GATEHOUSE_SYNCHRONOUS",
+        "access-file": "GATEHOUSE_ACCESS_FILE", "namespace-regexp": "GATEHOUSE_NAMESPACE_REGEXP",
+        "flagger-token": "GATEHOUSE_FLAGGER_TOKEN", "slack-signing-secret": "GATEHOUSE_SLACK_SIGNING_SECRET",
     ]
 
     /// Builds the arguments from flags (by option name, as typed) falling back to `GATEHOUSE_*` variables, then defaults.
@@ -80,6 +90,10 @@ public struct ServerArguments: Sendable, Equatable {
         if let seconds = try duration("storage-timeout") { storageTimeout = seconds }
         if let seconds = try duration("maintenance-interval") { maintenanceInterval = seconds }
         if let seconds = try duration("idle-timeout") { idleTimeout = seconds }
+        accessFile = value("access-file")
+        namespaceRegexp = value("namespace-regexp")
+        flaggerToken = value("flagger-token")
+        slackSigningSecret = value("slack-signing-secret")
         if let text = value("synchronous") {
             switch text.lowercased() {
             case "normal": synchronousFull = false

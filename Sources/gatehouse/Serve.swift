@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatehouseCore
 import GatehouseServer
 import Hummingbird
 import Logging
@@ -11,7 +12,8 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Every option falls back to an environment variable (GATEHOUSE_HOST, GATEHOUSE_PORT, GATEHOUSE_DATABASE, \
             GATEHOUSE_LOG_FORMAT, GATEHOUSE_LOG_LEVEL, GATEHOUSE_AUDIT_RETENTION, GATEHOUSE_ROLLBACK_TTL, \
-            GATEHOUSE_STORAGE_TIMEOUT, GATEHOUSE_MAINTENANCE_INTERVAL, GATEHOUSE_IDLE_TIMEOUT, GATEHOUSE_SYNCHRONOUS).
+            GATEHOUSE_STORAGE_TIMEOUT, GATEHOUSE_MAINTENANCE_INTERVAL, GATEHOUSE_IDLE_TIMEOUT, GATEHOUSE_SYNCHRONOUS, \
+            GATEHOUSE_ACCESS_FILE, GATEHOUSE_NAMESPACE_REGEXP, GATEHOUSE_FLAGGER_TOKEN, GATEHOUSE_SLACK_SIGNING_SECRET).
 
             Example:
               gatehouse serve --port 8080 --database /data/gatehouse.sqlite
@@ -31,12 +33,22 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long an idle client connection is kept (default 60s).") var idleTimeout: String?
     @Option(help: "normal: a commit survives a crash of the process; full: also a power loss (slower).")
     var synchronous: String?
+    @Option(help: "Access file: scoped tokens, Slack users and channels (re-read on change or SIGHUP).")
+    var accessFile: String?
+    @Option(help: "Serve only canaries in namespaces this regular expression matches (as flagger-loadtester).")
+    var namespaceRegexp: String?
+    @Option(help: "Require this secret in Flagger's webhook metadata.token (prefer GATEHOUSE_FLAGGER_TOKEN).")
+    var flaggerToken: String?
+    @Option(help: "The Slack app's signing secret; enables /v1/slack/command (prefer GATEHOUSE_SLACK_SIGNING_SECRET).")
+    var slackSigningSecret: String?
 
     func run() async throws {
         let flags: [String: String?] = [
             "host": host, "port": port, "database": database, "log-format": logFormat, "log-level": logLevel,
             "audit-retention": auditRetention, "rollback-ttl": rollbackTtl, "storage-timeout": storageTimeout,
             "maintenance-interval": maintenanceInterval, "idle-timeout": idleTimeout, "synchronous": synchronous,
+            "access-file": accessFile, "namespace-regexp": namespaceRegexp, "flagger-token": flaggerToken,
+            "slack-signing-secret": slackSigningSecret,
         ]
         let arguments: ServerArguments
         do {
@@ -61,7 +73,12 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "gatehouse")
-        let app = try await buildApplication(arguments, logger: logger)
+        let app: any ApplicationProtocol
+        do {
+            app = try await buildApplication(arguments, logger: logger)
+        } catch let error as GatehouseCore.ValidationError {
+            throw ArgumentParser.ValidationError(error.message)
+        }
         try await app.runService()
     }
 }

@@ -10,6 +10,7 @@ struct CanaryController {
     let store: GateStore
     let settings: GateSettings
     let metrics: GatehouseMetrics
+    let access: AccessGuard
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
@@ -30,16 +31,22 @@ struct CanaryController {
 
     @Sendable func list(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryList {
         let namespace = request.uri.queryParameters["namespace"].map(String.init)
-        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+        if let namespace {
+            try KubernetesName.validateLabel(namespace, field: "namespace")
+            _ = try access.authorize(.read, in: namespace, context: context)
+        } else if context.caller == nil {
+            throw GatehouseError.unauthorized("this request needs a bearer token")
+        }
         let now = Date()
         return CanaryList(
-            canaries: store.canaries().filter { namespace == nil || $0.id.namespace == namespace }.map {
-                CanaryView($0, at: now)
-            })
+            canaries: store.canaries().filter {
+                (namespace == nil || $0.id.namespace == namespace) && access.canRead($0.id.namespace, context: context)
+            }.map { CanaryView($0, at: now) })
     }
 
     @Sendable func show(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try canaryID(context)
+        _ = try access.authorize(.read, in: id.namespace, context: context)
         guard let canary = store.canary(id) else {
             throw GatehouseError.notFound(
                 "canary \(id) is not known: Flagger has not called about it and no gate of it was opened")
@@ -50,30 +57,37 @@ struct CanaryController {
     @Sendable func open(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try canaryID(context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
+        let actor = try access.authorize(gate == .rollback ? .rollback : .open, in: id.namespace, context: context)
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
-        return try await open(gate, of: id, body, actor: Actor.of(request), context: context)
+        return try await open(gate, of: id, body, actor: actor, context: context)
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try canaryID(context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
+        let actor = try access.authorize(.close, in: id.namespace, context: context)
         let body =
             try await JSONBody.decodeIfPresent(CloseGateBody.self, from: request, context: context) ?? CloseGateBody()
-        let canary = try await store.close(
-            gate, of: id, reason: try Reason.validate(body.reason), actor: Actor.of(request))
+        let reason = try Reason.validate(body.reason)
+        let canary = try await store.close(gate, of: id, reason: reason, actor: actor)
+        context.logger.info(
+            "closed \(gate.rawValue) gate of \(id)",
+            metadata: ["canary": "\(id)", "actor": "\(actor)", "reason": "\(reason ?? "")"])
         return CanaryView(canary, at: Date())
     }
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try canaryID(context)
+        let actor = try access.authorize(.rollback, in: id.namespace, context: context)
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
-        return try await open(.rollback, of: id, body, actor: Actor.of(request), context: context)
+        return try await open(.rollback, of: id, body, actor: actor, context: context)
     }
 
     @Sendable func events(_ request: Request, context: GatehouseRequestContext) async throws -> AuditPage {
         let id = try canaryID(context)
+        _ = try access.authorize(.read, in: id.namespace, context: context)
         let page = try PageQuery(request)
         let events = try await store.events(of: id, limit: page.limit, before: page.before)
         return page.result(events)
@@ -122,11 +136,12 @@ public struct GateSettings: Sendable {
 enum Actor {
     static let header = HTTPField.Name("X-Gatehouse-Actor")!
 
-    /// The self-declared actor header (the CLI sends the user's name), or `api`; scoped tokens replace this.
-    static func of(_ request: Request) -> String {
+    /// The self-declared actor header (the CLI sends the user's name), or `fallback`; used only
+    /// when no access file is configured (a token's name is the actor otherwise).
+    static func of(_ request: Request, fallback: String = "api") -> String {
         guard let value = request.headers[header]?.trimmingCharacters(in: .whitespaces), !value.isEmpty,
             value.count <= 64, value.allSatisfy({ $0.isASCII && !$0.isNewline && $0 != "\u{0}" })
-        else { return "api" }
+        else { return fallback }
         return value
     }
 }

@@ -2,35 +2,49 @@ import Foundation
 import GatehouseCore
 import GatehouseStore
 import Hummingbird
+import Logging
 
 /// Freezes: list, set, lift.
 struct FreezeController {
     let store: GateStore
+    let access: AccessGuard
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
-        routes.get { request, _ in
+        routes.get { request, context in
+            guard context.caller != nil else { throw GatehouseError.unauthorized("this request needs a bearer token") }
             let all = request.uri.queryParameters["all"].map { $0 == "true" || $0 == "1" } ?? false
-            return FreezeList(freezes: try await store.freezes(includingEnded: all))
+            // A freeze of every namespace concerns everyone; one of a namespace, those who may read it.
+            let visible = try await store.freezes(includingEnded: all).filter { freeze in
+                freeze.namespace.map { access.canRead($0, context: context) } ?? true
+            }
+            return FreezeList(freezes: visible)
         }
         routes.post { request, context in
             let body = try await JSONBody.decode(FreezeBody.self, from: request, context: context)
             let namespace = body.namespace.flatMap { $0 == "*" || $0.isEmpty ? nil : $0 }
             if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+            let actor = try access.authorize(.freeze, in: namespace, context: context)
             let now = Date()
             let freeze = try await store.freeze(
                 namespace: namespace, reason: try Reason.validate(body.reason, required: true) ?? "",
                 endsAt: try Expiry.date(
                     ttl: body.duration, expiresAt: body.until, now: now, ttlField: "for", timeField: "until"),
-                actor: Actor.of(request), at: now)
+                actor: actor, at: now)
+            context.logger.info(
+                "set freeze \(freeze.id)", metadata: ["actor": "\(actor)", "reason": "\(freeze.reason)"])
             return EditedResponse(status: .created, response: freeze)
         }
         routes.rejectOtherMethods(than: [.get, .post], at: "")
-        routes.delete(":id") { request, context in
+        routes.delete(":id") { _, context in
             guard let id = Int64(try context.parameters.require("id")), id > 0 else {
                 throw GatehouseError.badRequest("a freeze id is a positive whole number")
             }
-            return try await store.unfreeze(id: id, actor: Actor.of(request))
+            let namespace = try await store.freezes(includingEnded: true).first { $0.id == id }?.namespace
+            let actor = try access.authorize(.freeze, in: namespace, context: context)
+            let freeze = try await store.unfreeze(id: id, actor: actor)
+            context.logger.info("lifted freeze \(id)", metadata: ["actor": "\(actor)"])
+            return freeze
         }
         routes.rejectOtherMethods(than: [.delete], at: ":id")
         return routes

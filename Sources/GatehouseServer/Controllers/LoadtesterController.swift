@@ -11,6 +11,7 @@ struct LoadtesterController {
 
     let store: GateStore
     let checker: GateChecker
+    let access: AccessGuard
 
     /// `/gate/approve` and `/gate/halt`, which answer the same whatever the body.
     var fixedEndpoints: RouteCollection<GatehouseRequestContext> {
@@ -24,10 +25,10 @@ struct LoadtesterController {
         return routes
     }
 
-    /// The endpoints that read `{"name", "namespace"}`: check, open and close of the shared and rollback gates.
-    var endpoints: RouteCollection<FlaggerRequestContext> {
+    /// The checks of the shared and rollback gates, which Flagger calls.
+    var checkEndpoints: RouteCollection<FlaggerRequestContext> {
         let routes = RouteCollection(context: FlaggerRequestContext.self)
-        for (prefix, gate) in [("gate", GateKind.shared), ("rollback", GateKind.rollback)] {
+        for (prefix, gate) in Self.gates {
             routes.post(RouterPath("\(prefix)/check")) { _, context in
                 let payload = context.call.payload
                 let decision = try await store.check(
@@ -36,25 +37,47 @@ struct LoadtesterController {
                 )
                 return GateAnswer(decision: decision, style: .loadtester)
             }
-            routes.post(RouterPath("\(prefix)/open")) { _, context in
-                _ = try await store.open(gate, of: context.call.canary, OpenRequest(isSticky: true), actor: Self.actor)
+            routes.rejectOtherMethods(than: [.post], at: RouterPath("\(prefix)/check"))
+        }
+        return routes
+    }
+
+    /// Opening and closing the shared and rollback gates, which people and scripts call.
+    var changeEndpoints: RouteCollection<FlaggerRequestContext> {
+        let routes = RouteCollection(context: FlaggerRequestContext.self)
+        for (prefix, gate) in Self.gates {
+            routes.post(RouterPath("\(prefix)/open")) { request, context in
+                let action: AccessAction = gate == .rollback ? .rollback : .open
+                let actor = try actor(for: action, request, context)
+                _ = try await store.open(gate, of: context.call.canary, OpenRequest(isSticky: true), actor: actor)
                 if gate == .rollback { checker.metrics.recordRollbackRequested() }
                 context.logger.info(
                     "opened \(gate.rawValue) gate of \(context.call.canary)",
-                    metadata: ["canary": "\(context.call.canary)", "actor": "\(Self.actor)"])
+                    metadata: ["canary": "\(context.call.canary)", "actor": "\(actor)"])
                 return Response(status: .accepted)
             }
-            routes.post(RouterPath("\(prefix)/close")) { _, context in
-                _ = try await store.close(gate, of: context.call.canary, reason: nil, actor: Self.actor)
+            routes.post(RouterPath("\(prefix)/close")) { request, context in
+                let actor = try actor(for: .close, request, context)
+                _ = try await store.close(gate, of: context.call.canary, reason: nil, actor: actor)
                 context.logger.info(
                     "closed \(gate.rawValue) gate of \(context.call.canary)",
-                    metadata: ["canary": "\(context.call.canary)", "actor": "\(Self.actor)"])
+                    metadata: ["canary": "\(context.call.canary)", "actor": "\(actor)"])
                 return Response(status: .accepted)
             }
-            for action in ["check", "open", "close"] {
+            for action in ["open", "close"] {
                 routes.rejectOtherMethods(than: [.post], at: RouterPath("\(prefix)/\(action)"))
             }
         }
         return routes
+    }
+
+    private static let gates = [("gate", GateKind.shared), ("rollback", GateKind.rollback)]
+
+    /// The actor for a change: the token's name, or without access control the declared actor or `loadtester-api`.
+    private func actor(for action: AccessAction, _ request: Request, _ context: FlaggerRequestContext) throws -> String
+    {
+        let actor = try access.authorize(action, in: context.call.canary.namespace, context: context)
+        if case .unrestricted = context.caller { return Actor.of(request, fallback: Self.actor) }
+        return actor
     }
 }

@@ -7,6 +7,8 @@ import NIOCore
 struct FlaggerPayloadMiddleware: RouterMiddleware {
     typealias Context = GatehouseRequestContext
 
+    let guard_: AccessGuard
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
@@ -15,7 +17,9 @@ struct FlaggerPayloadMiddleware: RouterMiddleware {
         }
         var context = context
         let payload = try await JSONBody.decode(FlaggerPayload.self, from: request, context: context)
-        context.flaggerCall = FlaggerCall(payload: payload, canary: try payload.canaryID())
+        let canary = try payload.canaryID()
+        try guard_.requireNamespace(canary.namespace)
+        context.flaggerCall = FlaggerCall(payload: payload, canary: canary)
         return try await next(request, context)
     }
 }

@@ -1,0 +1,223 @@
+import Crypto
+import Foundation
+import GatehouseCore
+import Yams
+
+/// What a caller may do.
+public enum AccessAction: String, Sendable, Codable, CaseIterable {
+    /// See canaries, gates, the audit trail and freezes.
+    case read
+    /// Open gates.
+    case open
+    /// Close gates.
+    case close
+    /// Ask for a rollback.
+    case rollback
+    /// Set and lift freezes.
+    case freeze
+}
+
+/// A set of namespaces, as exact names and globs (`*`, `team-*`).
+public struct NamespaceScope: Sendable, Equatable {
+    /// The patterns as written.
+    public let patterns: [String]
+
+    /// Creates a scope from exact names and globs.
+    public init(_ patterns: [String]) { self.patterns = patterns }
+
+    /// Whether the scope includes `namespace`.
+    public func contains(_ namespace: String) -> Bool {
+        patterns.contains { Self.matches(pattern: Substring($0), Substring(namespace)) }
+    }
+
+    /// Whether the scope includes every namespace (needed to act on all of them at once).
+    public var isEverything: Bool { patterns.contains("*") }
+
+    private static func matches(pattern: Substring, _ text: Substring) -> Bool {
+        guard let first = pattern.first else { return text.isEmpty }
+        if first == "*" {
+            let rest = pattern.dropFirst()
+            return text.indices.contains { matches(pattern: rest, text[$0...]) }
+                || matches(pattern: rest, text[text.endIndex...])
+        }
+        guard let head = text.first, head == first else { return false }
+        return matches(pattern: pattern.dropFirst(), text.dropFirst())
+    }
+}
+
+/// What one caller is granted: actions on a set of namespaces.
+public struct Grant: Sendable, Equatable {
+    /// The namespaces.
+    public var namespaces: NamespaceScope
+    /// The actions.
+    public var actions: Set<AccessAction>
+
+    /// Creates a grant.
+    public init(namespaces: NamespaceScope, actions: Set<AccessAction>) {
+        self.namespaces = namespaces
+        self.actions = actions
+    }
+
+    /// Whether this grant allows `action` in `namespace` (nil: in every namespace).
+    public func allows(_ action: AccessAction, in namespace: String?) -> Bool {
+        guard actions.contains(action) else { return false }
+        guard let namespace else { return namespaces.isEverything }
+        return namespaces.contains(namespace)
+    }
+}
+
+/// The access file: scoped tokens (stored only as SHA-256 hashes) and Slack users and channels.
+public struct AccessPolicy: Sendable {
+    /// A token's name (the actor in the audit trail), hash and grant.
+    public struct Token: Sendable, Equatable {
+        /// The name recorded as the actor.
+        public var name: String
+        /// The SHA-256 of the token, 32 bytes.
+        public var hash: [UInt8]
+        /// What it may do.
+        public var grant: Grant
+    }
+
+    /// The tokens.
+    public var tokens: [Token]
+    /// Slack user IDs and what they may do.
+    public var slackUsers: [String: Grant]
+    /// Slack channel IDs and what anyone in them may do.
+    public var slackChannels: [String: Grant]
+
+    /// Reads an access file (YAML or JSON), or explains in one sentence what is wrong with it.
+    public static func parse(_ text: String) throws(ValidationError) -> AccessPolicy {
+        let file: AccessFile
+        do {
+            file = try YAMLDecoder().decode(AccessFile.self, from: text)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("the access file cannot be read: \(error)")
+        }
+        var names = Set<String>()
+        var tokens: [Token] = []
+        for (index, entry) in (file.tokens ?? []).enumerated() {
+            let where_ = "token \(index + 1)"
+            guard !entry.name.isEmpty, names.insert(entry.name).inserted else {
+                throw ValidationError("\(where_): a token needs a name of its own")
+            }
+            guard let hash = hexBytes(entry.sha256.lowercased()), hash.count == 32 else {
+                throw ValidationError(
+                    "\(where_) (\(entry.name)): sha256 must be 64 hex digits, the SHA-256 of the token (gatehouse token hash)"
+                )
+            }
+            tokens.append(Token(name: entry.name, hash: hash, grant: try entry.grant(where_)))
+        }
+        var users: [String: Grant] = [:]
+        for entry in file.slack?.users ?? [] { users[entry.id] = try entry.grant("slack user \(entry.id)") }
+        var channels: [String: Grant] = [:]
+        for entry in file.slack?.channels ?? [] { channels[entry.id] = try entry.grant("slack channel \(entry.id)") }
+        return AccessPolicy(tokens: tokens, slackUsers: users, slackChannels: channels)
+    }
+
+    /// The token whose hash matches `presented`; every stored hash is compared in constant time.
+    public func token(presented: String) -> Token? {
+        let digest = Array(SHA256.hash(data: Data(presented.utf8)))
+        var found: Token?
+        for token in tokens where constantTimeEqual(token.hash, digest) {
+            found = token
+        }
+        return found
+    }
+
+    /// Whether a Slack user, or the channel they write in, may do `action` in `namespace`.
+    public func slackAllows(user: String, channel: String, _ action: AccessAction, in namespace: String?) -> Bool {
+        (slackUsers[user]?.allows(action, in: namespace) ?? false)
+            || (slackChannels[channel]?.allows(action, in: namespace) ?? false)
+    }
+
+    /// The SHA-256 of a token, as the access file stores it.
+    public static func hash(of token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// A new random token: 32 bytes from the system's generator, base64url.
+    public static func generateToken() -> String {
+        let key = SymmetricKey(size: .bits256)
+        let bytes = key.withUnsafeBytes { Data($0) }
+        return "gh_"
+            + bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+                of: "/", with: "_"
+            )
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    private static func hexBytes(_ text: String) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        var index = text.startIndex
+        while index < text.endIndex {
+            let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex) ?? text.endIndex
+            guard let byte = UInt8(text[index..<next], radix: 16), text.distance(from: index, to: next) == 2 else {
+                return nil
+            }
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
+    }
+}
+
+/// Compares two byte strings without stopping at the first difference.
+func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
+    guard left.count == right.count else { return false }
+    var difference: UInt8 = 0
+    for index in left.indices { difference |= left[index] ^ right[index] }
+    return difference == 0
+}
+
+/// The access file as written.
+private struct AccessFile: Decodable {
+    struct Entry: Decodable {
+        var namespaces: [String]
+        var actions: [String]
+
+        func grant(_ where_: String) throws(ValidationError) -> Grant {
+            guard !namespaces.isEmpty else { throw ValidationError("\(where_): namespaces must not be empty") }
+            var actions = Set<AccessAction>()
+            for action in self.actions {
+                guard let parsed = AccessAction(rawValue: action) else {
+                    throw ValidationError(
+                        "\(where_): unknown action '\(action)'; expected \(AccessAction.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
+                }
+                actions.insert(parsed)
+            }
+            return Grant(namespaces: NamespaceScope(namespaces), actions: actions)
+        }
+    }
+
+    struct TokenEntry: Decodable {
+        var name: String
+        var sha256: String
+        var namespaces: [String]
+        var actions: [String]
+
+        func grant(_ where_: String) throws(ValidationError) -> Grant {
+            try Entry(namespaces: namespaces, actions: actions).grant("\(where_) (\(name))")
+        }
+    }
+
+    struct SlackEntry: Decodable {
+        var id: String
+        var namespaces: [String]
+        var actions: [String]
+
+        func grant(_ where_: String) throws(ValidationError) -> Grant {
+            try Entry(namespaces: namespaces, actions: actions).grant(where_)
+        }
+    }
+
+    struct Slack: Decodable {
+        var users: [SlackEntry]?
+        var channels: [SlackEntry]?
+    }
+
+    var tokens: [TokenEntry]?
+    var slack: Slack?
+}

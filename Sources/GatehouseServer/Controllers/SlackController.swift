@@ -1,0 +1,260 @@
+import Crypto
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// The Slack slash command (`/gatehouse …`), verified with the Slack app's signing secret.
+struct SlackController {
+    /// How far a request's timestamp may be from now, and how long signatures are remembered.
+    static let window: TimeInterval = 300
+
+    let store: GateStore
+    let settings: GateSettings
+    let metrics: GatehouseMetrics
+    let access: AccessControl?
+    let guard_: AccessGuard
+    let signingSecret: String?
+    let seen: SeenSignatures
+
+    var endpoints: RouteCollection<GatehouseRequestContext> {
+        let routes = RouteCollection(context: GatehouseRequestContext.self)
+        routes.post("command") { request, context -> Response in
+            guard let signingSecret else {
+                throw GatehouseError.notFound("Slack commands are not enabled: set GATEHOUSE_SLACK_SIGNING_SECRET")
+            }
+            let body = try await request.body.collect(upTo: context.maxUploadSize)
+            try verify(request, body: body, secret: signingSecret)
+            let form = Self.form(String(buffer: body))
+            let reply = await run(SlackCommand(form: form), context: context)
+            return try reply.response(from: request, context: context)
+        }
+        routes.rejectOtherMethods(than: [.post], at: "command")
+        return routes
+    }
+
+    /// Checks Slack's `v0` signature of the raw body and refuses stale or replayed requests.
+    func verify(_ request: Request, body: ByteBuffer, secret: String, now: Date = Date()) throws {
+        guard let timestampText = request.headers[HTTPField.Name("X-Slack-Request-Timestamp")!],
+            let timestamp = TimeInterval(timestampText),
+            let signature = request.headers[HTTPField.Name("X-Slack-Signature")!]
+        else {
+            throw GatehouseError.unauthorized("the request is not signed by Slack")
+        }
+        guard abs(now.timeIntervalSince1970 - timestamp) <= Self.window else {
+            throw GatehouseError.unauthorized(
+                "the request's timestamp is more than 5 minutes away; refused as a replay")
+        }
+        var signed = Data("v0:\(timestampText):".utf8)
+        signed.append(contentsOf: body.readableBytesView)
+        let expected =
+            "v0="
+            + HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: Data(secret.utf8)))
+            .map { String(format: "%02x", $0) }.joined()
+        guard constantTimeEqual(Array(signature.utf8), Array(expected.utf8)) else {
+            throw GatehouseError.unauthorized("the Slack signature does not match")
+        }
+        guard seen.insert(signature, at: now, window: Self.window) else {
+            throw GatehouseError.unauthorized("this Slack request was already received; refused as a replay")
+        }
+    }
+
+    /// Carries out one command and words the reply; never throws, since Slack shows any non-200 as a failure.
+    func run(_ command: SlackCommand, context: GatehouseRequestContext) async -> SlackReply {
+        let actor = "slack:\(command.user)"
+        do {
+            switch command.verb {
+            case "open", "close":
+                guard command.arguments.count >= 2 else {
+                    return .usage("`\(command.verb) GATE NAMESPACE/NAME [reason…]`")
+                }
+                let gate = try GateKind(userInput: command.arguments[0])
+                let canary = try Self.canary(command.arguments[1])
+                let reason = try Reason.validate(command.rest(from: 2))
+                if command.verb == "open" {
+                    try authorize(command, gate == .rollback ? .rollback : .open, canary.namespace)
+                    if gate == .rollback {
+                        return try await rollback(canary, reason: reason, command: command)
+                    }
+                    _ = try await store.open(gate, of: canary, OpenRequest(reason: reason), actor: actor)
+                    log(context, "opened \(gate.rawValue) gate of \(canary)", actor)
+                    return .inChannel(
+                        "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason))")
+                }
+                try authorize(command, .close, canary.namespace)
+                _ = try await store.close(gate, of: canary, reason: reason, actor: actor)
+                log(context, "closed \(gate.rawValue) gate of \(canary)", actor)
+                return .inChannel(
+                    "<@\(command.user)> closed the \(gate.rawValue) gate of \(canary)\(Self.because(reason))")
+            case "rollback":
+                guard let target = command.arguments.first else { return .usage("`rollback NAMESPACE/NAME [reason…]`") }
+                let canary = try Self.canary(target)
+                try authorize(command, .rollback, canary.namespace)
+                return try await rollback(canary, reason: try Reason.validate(command.rest(from: 1)), command: command)
+            case "status":
+                if let target = command.arguments.first {
+                    let canary = try Self.canary(target)
+                    try authorize(command, .read, canary.namespace)
+                    guard let state = store.canary(canary) else {
+                        return .ephemeral("\(canary) is not known to Gatehouse.")
+                    }
+                    return .ephemeral(Self.describe(state))
+                }
+                let visible = store.canaries().filter { allows(command, .read, $0.id.namespace) }
+                guard !visible.isEmpty else { return .ephemeral("No canaries you may see.") }
+                return .ephemeral(visible.map(Self.describe).joined(separator: "\n"))
+            case "freeze":
+                guard command.arguments.count >= 2 else { return .usage("`freeze NAMESPACE|all reason…`") }
+                let namespace = command.arguments[0] == "all" ? nil : command.arguments[0]
+                if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+                try authorize(command, .freeze, namespace)
+                let reason = try Reason.validate(command.rest(from: 1), required: true) ?? ""
+                let freeze = try await store.freeze(namespace: namespace, reason: reason, endsAt: nil, actor: actor)
+                log(context, "set freeze \(freeze.id)", actor)
+                return .inChannel(
+                    "<@\(command.user)> froze \(namespace.map { "namespace \($0)" } ?? "every namespace"): \(reason) (freeze \(freeze.id); lift it with `/gatehouse unfreeze \(freeze.id)`)"
+                )
+            case "unfreeze":
+                guard let text = command.arguments.first, let id = Int64(text) else { return .usage("`unfreeze ID`") }
+                let namespace = try await store.freezes(includingEnded: true).first { $0.id == id }?.namespace
+                try authorize(command, .freeze, namespace)
+                _ = try await store.unfreeze(id: id, actor: actor)
+                log(context, "lifted freeze \(id)", actor)
+                return .inChannel("<@\(command.user)> lifted freeze \(id)")
+            case "help", "":
+                return .ephemeral(SlackCommand.help)
+            default:
+                return .usage("unknown command `\(command.verb.prefix(32))`")
+            }
+        } catch {
+            return .ephemeral(GatehouseError.from(error, request: nil).message)
+        }
+    }
+
+    private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand) async throws -> SlackReply {
+        let now = Date()
+        _ = try await store.requestRollback(
+            of: canary, reason: reason, expiresAt: now.addingTimeInterval(settings.rollbackTTL), force: false,
+            actor: "slack:\(command.user)", at: now)
+        metrics.recordRollbackRequested()
+        return .inChannel("<@\(command.user)> asked Flagger to roll back \(canary)\(Self.because(reason))")
+    }
+
+    private func allows(_ command: SlackCommand, _ action: AccessAction, _ namespace: String?) -> Bool {
+        if let namespace, let filter = guard_.namespaces, !filter.allows(namespace) { return false }
+        guard let access else { return true }
+        return access.policy.slackAllows(user: command.user, channel: command.channel, action, in: namespace)
+    }
+
+    private func authorize(_ command: SlackCommand, _ action: AccessAction, _ namespace: String?) throws {
+        guard allows(command, action, namespace) else {
+            throw GatehouseError.forbidden(
+                "you may not \(action.rawValue) \(namespace.map { "in namespace \($0)" } ?? "in every namespace") from here"
+            )
+        }
+    }
+
+    private func log(_ context: GatehouseRequestContext, _ message: String, _ actor: String) {
+        context.logger.info("\(message)", metadata: ["actor": "\(actor)", "via": "slack"])
+    }
+
+    private static func because(_ reason: String?) -> String {
+        reason.map { ": \($0)" } ?? ""
+    }
+
+    static func canary(_ text: String) throws -> CanaryID {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard parts.count == 2 else { throw ValidationError("name the canary as NAMESPACE/NAME, e.g. test/podinfo") }
+        return try CanaryID(namespace: String(parts[0]), name: String(parts[1]))
+    }
+
+    static func describe(_ canary: Canary) -> String {
+        let now = Date()
+        let open = GateKind.allCases.filter { canary.gate($0).isEffectivelyOpen(at: now) }.map(\.rawValue)
+        let waiting = canary.waitingOn.map { ", waiting on the \($0.gate.rawValue) gate" } ?? ""
+        return
+            "*\(canary.id)*: \(canary.lastPhase?.rawValue ?? "no phase yet")\(waiting); open: \(open.isEmpty ? "none" : open.joined(separator: ", "))"
+    }
+
+    /// Decodes `application/x-www-form-urlencoded` as Slack sends it.
+    static func form(_ body: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in body.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                String(text).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
+            }
+            fields[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return fields
+    }
+}
+
+/// One slash command: who, where, and the words after `/gatehouse`.
+struct SlackCommand {
+    static let help = """
+        *Gatehouse* — manual gates for Flagger canaries
+        `/gatehouse open GATE NAMESPACE/NAME [reason…]` — GATE is rollout, traffic, promotion or rollback
+        `/gatehouse close GATE NAMESPACE/NAME [reason…]`
+        `/gatehouse rollback NAMESPACE/NAME [reason…]`
+        `/gatehouse status [NAMESPACE/NAME]`
+        `/gatehouse freeze NAMESPACE|all reason…`
+        `/gatehouse unfreeze ID`
+        """
+
+    var user: String
+    var channel: String
+    var verb: String
+    var arguments: [String]
+
+    init(form: [String: String]) {
+        user = form["user_id"] ?? ""
+        channel = form["channel_id"] ?? ""
+        let words = (form["text"] ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
+        verb = words.first?.lowercased() ?? ""
+        arguments = Array(words.dropFirst())
+    }
+
+    /// The words from `index` on, joined: the free-text reason.
+    func rest(from index: Int) -> String? {
+        arguments.count > index ? arguments[index...].joined(separator: " ") : nil
+    }
+}
+
+/// A reply in Slack's format: `in_channel` for changes, so the channel sees who did what; `ephemeral` otherwise.
+struct SlackReply: ResponseGenerator, Encodable {
+    var responseType: String
+    var text: String
+
+    static func inChannel(_ text: String) -> SlackReply { SlackReply(responseType: "in_channel", text: text) }
+    static func ephemeral(_ text: String) -> SlackReply { SlackReply(responseType: "ephemeral", text: text) }
+    static func usage(_ problem: String) -> SlackReply { .ephemeral("Usage: \(problem)\n\n\(SlackCommand.help)") }
+
+    enum CodingKeys: String, CodingKey {
+        case responseType = "response_type"
+        case text
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder.gatehouse.encode(self))))
+    }
+}
+
+/// Signatures of recent Slack requests, so that a captured request cannot be sent again.
+final class SeenSignatures: Sendable {
+    private let seen = Mutex<[String: Date]>([:])
+
+    /// Records a signature; false if it was already seen within the window.
+    func insert(_ signature: String, at now: Date, window: TimeInterval) -> Bool {
+        seen.withLock { seen in
+            seen = seen.filter { now.timeIntervalSince($0.value) <= window }
+            return seen.updateValue(now, forKey: signature) == nil
+        }
+    }
+}
