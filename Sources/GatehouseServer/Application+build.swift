@@ -43,29 +43,31 @@ public func buildRouter(
 ) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
     let checker = GateChecker(store: store, metrics: metrics)
-    let guard_ = AccessGuard(namespaces: security.namespaces)
-    let loadtester = LoadtesterController(store: store, checker: checker, access: guard_)
+    let accessGuard = AccessGuard(namespaces: security.namespaces)
+    let loadtester = LoadtesterController(store: store, checker: checker, access: accessGuard)
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     router.addRoutes(HealthController(store: store, metrics: metrics).endpoints)
     router.addRoutes(loadtester.fixedEndpoints)
     router.group("v1/slack").addRoutes(
         SlackController(
-            store: store, settings: settings, metrics: metrics, access: security.access, guard_: guard_,
+            store: store, settings: settings, metrics: metrics, access: security.access, accessGuard: accessGuard,
             signingSecret: security.slackSigningSecret, seen: SeenSignatures()
         ).endpoints)
 
     // Routes for people and scripts: a bearer token when an access file is configured.
     let operators = router.group().add(middleware: BearerAuthMiddleware(access: security.access))
     operators.group("v1/canaries").addRoutes(
-        CanaryController(store: store, settings: settings, metrics: metrics, access: guard_).endpoints)
-    operators.group("v1/events").addRoutes(AuditController(store: store, access: guard_).endpoints)
-    operators.group("v1/freezes").addRoutes(FreezeController(store: store, access: guard_).endpoints)
-    operators.add(middleware: FlaggerPayloadMiddleware(guard_: guard_)).group(context: FlaggerRequestContext.self)
-        .addRoutes(loadtester.changeEndpoints)
+        CanaryController(store: store, settings: settings, metrics: metrics, access: accessGuard).endpoints)
+    operators.group("v1/events").addRoutes(AuditController(store: store, access: accessGuard).endpoints)
+    operators.group("v1/freezes").addRoutes(FreezeController(store: store, access: accessGuard).endpoints)
+    operators.add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard)).group(
+        context: FlaggerRequestContext.self
+    )
+    .addRoutes(loadtester.changeEndpoints)
 
     // Routes Flagger calls: its payload, the namespace filter and, if set, the metadata secret.
-    let flagger = router.group().add(middleware: FlaggerPayloadMiddleware(guard_: guard_))
+    let flagger = router.group().add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard))
         .add(middleware: FlaggerSecretMiddleware(secret: security.flaggerToken))
         .group(context: FlaggerRequestContext.self)
     flagger.group("v1/flagger").addRoutes(FlaggerController(store: store, checker: checker).endpoints)

@@ -98,16 +98,16 @@ public struct AccessPolicy: Sendable {
         var names = Set<String>()
         var tokens: [Token] = []
         for (index, entry) in (file.tokens ?? []).enumerated() {
-            let where_ = "token \(index + 1)"
+            let location = "token \(index + 1)"
             guard !entry.name.isEmpty, names.insert(entry.name).inserted else {
-                throw ValidationError("\(where_): a token needs a name of its own")
+                throw ValidationError("\(location): a token needs a name of its own")
             }
             guard let hash = hexBytes(entry.sha256.lowercased()), hash.count == 32 else {
                 throw ValidationError(
-                    "\(where_) (\(entry.name)): sha256 must be 64 hex digits, the SHA-256 of the token (gatehouse token hash)"
+                    "\(location) (\(entry.name)): sha256 must be 64 hex digits, the SHA-256 of the token (gatehouse token hash)"
                 )
             }
-            tokens.append(Token(name: entry.name, hash: hash, grant: try entry.grant(where_)))
+            tokens.append(Token(name: entry.name, hash: hash, grant: try entry.grant(location)))
         }
         var users: [String: Grant] = [:]
         for entry in file.slack?.users ?? [] { users[entry.id] = try entry.grant("slack user \(entry.id)") }
@@ -177,13 +177,13 @@ private struct AccessFile: Decodable {
         var namespaces: [String]
         var actions: [String]
 
-        func grant(_ where_: String) throws(ValidationError) -> Grant {
-            guard !namespaces.isEmpty else { throw ValidationError("\(where_): namespaces must not be empty") }
+        func grant(_ location: String) throws(ValidationError) -> Grant {
+            guard !namespaces.isEmpty else { throw ValidationError("\(location): namespaces must not be empty") }
             var actions = Set<AccessAction>()
             for action in self.actions {
                 guard let parsed = AccessAction(rawValue: action) else {
                     throw ValidationError(
-                        "\(where_): unknown action '\(action)'; expected \(AccessAction.allCases.map(\.rawValue).joined(separator: ", "))"
+                        "\(location): unknown action '\(action)'; expected \(AccessAction.allCases.map(\.rawValue).joined(separator: ", "))"
                     )
                 }
                 actions.insert(parsed)
@@ -198,8 +198,8 @@ private struct AccessFile: Decodable {
         var namespaces: [String]
         var actions: [String]
 
-        func grant(_ where_: String) throws(ValidationError) -> Grant {
-            try Entry(namespaces: namespaces, actions: actions).grant("\(where_) (\(name))")
+        func grant(_ location: String) throws(ValidationError) -> Grant {
+            try Entry(namespaces: namespaces, actions: actions).grant("\(location) (\(name))")
         }
     }
 
@@ -208,8 +208,8 @@ private struct AccessFile: Decodable {
         var namespaces: [String]
         var actions: [String]
 
-        func grant(_ where_: String) throws(ValidationError) -> Grant {
-            try Entry(namespaces: namespaces, actions: actions).grant(where_)
+        func grant(_ location: String) throws(ValidationError) -> Grant {
+            try Entry(namespaces: namespaces, actions: actions).grant(location)
         }
     }
 

@@ -17,7 +17,7 @@ struct SlackController {
     let settings: GateSettings
     let metrics: GatehouseMetrics
     let access: AccessControl?
-    let guard_: AccessGuard
+    let accessGuard: AccessGuard
     let signingSecret: String?
     let seen: SeenSignatures
 
@@ -145,7 +145,7 @@ struct SlackController {
     }
 
     private func allows(_ command: SlackCommand, _ action: AccessAction, _ namespace: String?) -> Bool {
-        if let namespace, let filter = guard_.namespaces, !filter.allows(namespace) { return false }
+        if let namespace, let filter = accessGuard.namespaces, !filter.allows(namespace) { return false }
         guard let access else { return true }
         return access.policy.slackAllows(user: command.user, channel: command.channel, action, in: namespace)
     }

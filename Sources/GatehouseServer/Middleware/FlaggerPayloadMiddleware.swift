@@ -7,7 +7,7 @@ import NIOCore
 struct FlaggerPayloadMiddleware: RouterMiddleware {
     typealias Context = GatehouseRequestContext
 
-    let guard_: AccessGuard
+    let accessGuard: AccessGuard
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -18,7 +18,7 @@ struct FlaggerPayloadMiddleware: RouterMiddleware {
         var context = context
         let payload = try await JSONBody.decode(FlaggerPayload.self, from: request, context: context)
         let canary = try payload.canaryID()
-        try guard_.requireNamespace(canary.namespace)
+        try accessGuard.requireNamespace(canary.namespace)
         context.flaggerCall = FlaggerCall(payload: payload, canary: canary)
         return try await next(request, context)
     }
