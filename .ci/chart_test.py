@@ -31,6 +31,15 @@ VALUE_SETS = {
         "gatehouse": {"extraArgs": ["--log-level", "debug"], "extraEnv": [{"name": "TZ", "value": "UTC"}]},
         "podAnnotations": {"example.com/team": "release"},
     },
+    "secured": {
+        "security": {
+            "accessFile": "tokens:\n  - name: ci\n    sha256: " + "a" * 64 + "\n    namespaces: [\"*\"]\n    actions: [read]\n",
+            "flaggerToken": "s3cret",
+            "slackSigningSecret": "slack-secret",
+            "namespaceRegexp": "^(test|prod)$",
+        },
+    },
+    "existing-secret": {"security": {"existingSecret": "gatehouse-credentials"}},
     "node-port": {
         "image": {"digest": "sha256:" + "0" * 64},
         "service": {"type": "NodePort", "port": 8080},
@@ -153,6 +162,30 @@ def assert_manifests(name, values, documents, rendered):
         check(m["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"], f"{name}: the ServiceMonitor selects the Service")
     policies = by_kind(documents, "NetworkPolicy")
     check(len(policies) == (1 if merged.get("networkPolicy", {}).get("enabled") else 0), f"{name}: NetworkPolicy only when enabled")
+
+    security = merged.get("security", {})
+    secrets = by_kind(documents, "Secret")
+    env = {e["name"]: e for e in container["env"]}
+    existing = security.get("existingSecret")
+    if existing or security.get("accessFile") or security.get("flaggerToken") or security.get("slackSigningSecret"):
+        secret_name = existing or "gatehouse"
+        check(len(secrets) == (0 if existing else 1), f"{name}: a Secret is created unless an existing one is named")
+        check(volumes["secrets"]["secret"]["secretName"] == secret_name, f"{name}: the secrets volume is the Secret")
+        for variable, key in [
+            ("GATEHOUSE_ACCESS_FILE", "access.yaml"),
+            ("GATEHOUSE_FLAGGER_TOKEN_FILE", "flagger-token"),
+            ("GATEHOUSE_SLACK_SIGNING_SECRET_FILE", "slack-signing-secret"),
+        ]:
+            path = env[variable]["value"]
+            check(path == os.path.join(mounts.get("secrets", "?"), key), f"{name}: {variable} is the Secret's {key}")
+        check(not any("valueFrom" in e for e in container["env"]), f"{name}: secrets are files, not environment variables")
+        if not existing:
+            data = secrets[0]["stringData"]
+            check(yaml.safe_load(data["access.yaml"])["tokens"][0]["name"] == "ci", f"{name}: the Secret holds the access file")
+            check(data["flagger-token"] == "s3cret" and data["slack-signing-secret"] == "slack-secret", f"{name}: the Secret's keys")
+        check(config.get("GATEHOUSE_NAMESPACE_REGEXP") == security.get("namespaceRegexp"), f"{name}: the namespace regexp")
+    else:
+        check(not secrets and "GATEHOUSE_ACCESS_FILE" not in env and "secrets" not in mounts, f"{name}: no Secret by default")
 
     notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
     port = merged.get("service", {}).get("port", 80)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
@@ -279,6 +280,32 @@ def run_scripts(base):
     check_metrics_exist(base)
 
 
+def check_access_example(binary, directory):
+    """examples/access.yaml is a valid access file: the service starts with it and asks for tokens."""
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", os.path.join(directory, "a.sqlite"),
+         "--access-file", os.path.join(ROOT, "examples/access.yaml")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/readyz", timeout=1)
+                break
+            except OSError:
+                check(server.poll() is None, "the service starts with examples/access.yaml")
+                time.sleep(0.1)
+        try:
+            urllib.request.urlopen(base + "/v1/canaries", timeout=2)
+            check(False, "with examples/access.yaml, /v1/canaries needs a token")
+        except urllib.error.HTTPError as error:
+            check(error.code == 401, f"with examples/access.yaml, /v1/canaries without a token is 401, got {error.code}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def main():
     binary = sys.argv[1]
     check_yaml_files()
@@ -291,6 +318,7 @@ def main():
             finally:
                 server.terminate()
                 server.wait(timeout=10)
+        check_access_example(binary, directory)
     print(f"examples: {passes} passed, {len(failures)} failed")
     return 1 if failures else 0
 

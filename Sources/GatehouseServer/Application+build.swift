@@ -14,6 +14,9 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         "database ready",
         metadata: ["path": "\(arguments.databasePath)", "canaries": "\(store.canaries().count)"])
     let security = try SecuritySettings(arguments, logger: logger)
+    for path in arguments.missingSecretFiles {
+        logger.notice("secret file \(path) does not exist; the feature it configures stays off")
+    }
     if security.access == nil {
         logger.warning(
             "no access control is configured: anyone who can reach this service can open gates, as with the loadtester; set GATEHOUSE_ACCESS_FILE"

@@ -34,6 +34,8 @@ public struct ServerArguments: Sendable, Equatable {
     public var flaggerToken: String?
     /// The Slack app's signing secret; enables `/v1/slack/command`.
     public var slackSigningSecret: String?
+    /// Secret files that were named but do not exist (an optional key missing from a mounted Secret).
+    public var missingSecretFiles: [String] = []
 
     /// The log formats.
     public enum LogFormat: String, Sendable, CaseIterable {
@@ -53,6 +55,8 @@ public struct ServerArguments: Sendable, Equatable {
         "idle-timeout": "GATEHOUSE_IDLE_TIMEOUT", "synchronous": "GATEHOUSE_SYNCHRONOUS",
         "access-file": "GATEHOUSE_ACCESS_FILE", "namespace-regexp": "GATEHOUSE_NAMESPACE_REGEXP",
         "flagger-token": "GATEHOUSE_FLAGGER_TOKEN", "slack-signing-secret": "GATEHOUSE_SLACK_SIGNING_SECRET",
+        "flagger-token-file": "GATEHOUSE_FLAGGER_TOKEN_FILE",
+        "slack-signing-secret-file": "GATEHOUSE_SLACK_SIGNING_SECRET_FILE",
     ]
 
     /// Builds the arguments from flags (by option name, as typed) falling back to `GATEHOUSE_*` variables, then defaults.
@@ -92,8 +96,21 @@ public struct ServerArguments: Sendable, Equatable {
         if let seconds = try duration("idle-timeout") { idleTimeout = seconds }
         accessFile = value("access-file")
         namespaceRegexp = value("namespace-regexp")
-        flaggerToken = value("flagger-token")
-        slackSigningSecret = value("slack-signing-secret")
+        // A secret can be given directly or, better, as a file (a mounted Kubernetes Secret); a named
+        // file that does not exist leaves the feature off and is reported at start.
+        func secret(_ option: String) throws(ValidationError) -> String? {
+            if let direct = value(option) { return direct }
+            guard let path = value("\(option)-file") else { return nil }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                missingSecretFiles.append(path)
+                return nil
+            }
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty else { throw ValidationError("--\(option)-file \(path) is empty") }
+            return text
+        }
+        flaggerToken = try secret("flagger-token")
+        slackSigningSecret = try secret("slack-signing-secret")
         if let text = value("synchronous") {
             switch text.lowercased() {
             case "normal": synchronousFull = false

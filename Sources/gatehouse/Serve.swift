@@ -13,7 +13,8 @@ struct Serve: AsyncParsableCommand {
             Every option falls back to an environment variable (GATEHOUSE_HOST, GATEHOUSE_PORT, GATEHOUSE_DATABASE, \
             GATEHOUSE_LOG_FORMAT, GATEHOUSE_LOG_LEVEL, GATEHOUSE_AUDIT_RETENTION, GATEHOUSE_ROLLBACK_TTL, \
             GATEHOUSE_STORAGE_TIMEOUT, GATEHOUSE_MAINTENANCE_INTERVAL, GATEHOUSE_IDLE_TIMEOUT, GATEHOUSE_SYNCHRONOUS, \
-            GATEHOUSE_ACCESS_FILE, GATEHOUSE_NAMESPACE_REGEXP, GATEHOUSE_FLAGGER_TOKEN, GATEHOUSE_SLACK_SIGNING_SECRET).
+            GATEHOUSE_ACCESS_FILE, GATEHOUSE_NAMESPACE_REGEXP, GATEHOUSE_FLAGGER_TOKEN(_FILE), \
+            GATEHOUSE_SLACK_SIGNING_SECRET(_FILE)).
 
             Example:
               gatehouse serve --port 8080 --database /data/gatehouse.sqlite
@@ -41,6 +42,8 @@ struct Serve: AsyncParsableCommand {
     var flaggerToken: String?
     @Option(help: "The Slack app's signing secret; enables /v1/slack/command (prefer GATEHOUSE_SLACK_SIGNING_SECRET).")
     var slackSigningSecret: String?
+    @Option(help: "A file holding the Flagger metadata secret (a mounted Secret key).") var flaggerTokenFile: String?
+    @Option(help: "A file holding the Slack signing secret (a mounted Secret key).") var slackSigningSecretFile: String?
 
     func run() async throws {
         let flags: [String: String?] = [
@@ -48,7 +51,8 @@ struct Serve: AsyncParsableCommand {
             "audit-retention": auditRetention, "rollback-ttl": rollbackTtl, "storage-timeout": storageTimeout,
             "maintenance-interval": maintenanceInterval, "idle-timeout": idleTimeout, "synchronous": synchronous,
             "access-file": accessFile, "namespace-regexp": namespaceRegexp, "flagger-token": flaggerToken,
-            "slack-signing-secret": slackSigningSecret,
+            "slack-signing-secret": slackSigningSecret, "flagger-token-file": flaggerTokenFile,
+            "slack-signing-secret-file": slackSigningSecretFile,
         ]
         let arguments: ServerArguments
         do {

@@ -63,3 +63,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret holding the access file and secrets, if any. */}}
+{{- define "gatehouse.secretName" -}}
+{{- default (include "gatehouse.fullname" .) .Values.security.existingSecret }}
+{{- end }}
+
+{{/* Whether a Secret is in use (created by the chart or existing). */}}
+{{- define "gatehouse.hasSecret" -}}
+{{- if or .Values.security.existingSecret .Values.security.accessFile .Values.security.flaggerToken .Values.security.slackSigningSecret }}true{{- end }}
+{{- end }}
+
+{{/* Whether an access file is mounted. */}}
+{{- define "gatehouse.hasAccessFile" -}}
+{{- if or .Values.security.existingSecret .Values.security.accessFile }}true{{- end }}
+{{- end }}

@@ -1,0 +1,47 @@
+import Foundation
+import GatehouseCore
+import GatehouseServer
+import Testing
+
+@Suite("serve's options and their GATEHOUSE_* fallbacks")
+struct ServerArgumentsTests {
+    @Test("flags win over the environment, which wins over the defaults")
+    func precedence() throws {
+        let arguments = try ServerArguments(
+            flags: ["port": "9000"], environment: ["GATEHOUSE_PORT": "7000", "GATEHOUSE_DATABASE": "/data/g.sqlite"])
+        #expect(arguments.port == 9000)
+        #expect(arguments.databasePath == "/data/g.sqlite")
+        #expect(arguments.host == "0.0.0.0")
+        #expect(try ServerArguments(flags: [:], environment: [:]).port == 8080)
+    }
+
+    @Test(
+        "bad values are refused with a sentence",
+        arguments: [
+            ["port": "http"], ["port": "70000"], ["log-format": "xml"], ["rollback-ttl": "soon"],
+            ["synchronous": "maybe"],
+        ])
+    func refused(flags: [String: String]) {
+        #expect(throws: ValidationError.self) { try ServerArguments(flags: flags, environment: [:]) }
+    }
+
+    @Test("secrets can be files: read and trimmed, a missing one leaves the feature off, an empty one is refused")
+    func secretFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let token = directory.appendingPathComponent("flagger-token").path
+        try "s3cret\n".write(toFile: token, atomically: true, encoding: .utf8)
+        let missing = directory.appendingPathComponent("slack-signing-secret").path
+        let arguments = try ServerArguments(
+            flags: [:],
+            environment: ["GATEHOUSE_FLAGGER_TOKEN_FILE": token, "GATEHOUSE_SLACK_SIGNING_SECRET_FILE": missing])
+        #expect(arguments.flaggerToken == "s3cret")
+        #expect(arguments.slackSigningSecret == nil)
+        #expect(arguments.missingSecretFiles == [missing])
+        try "".write(toFile: token, atomically: true, encoding: .utf8)
+        #expect(throws: ValidationError.self) {
+            try ServerArguments(flags: ["flagger-token-file": token], environment: [:])
+        }
+    }
+}
