@@ -26,6 +26,8 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
     case freezeSet = "freeze-set"
     /// Someone lifted a freeze.
     case freezeLifted = "freeze-lifted"
+    /// A notification could not be delivered before its deadline.
+    case notificationFailed = "notification-failed"
 }
 
 /// One entry of the audit trail.

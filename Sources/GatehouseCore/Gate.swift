@@ -82,13 +82,19 @@ public struct OpenRequest: Sendable, Equatable {
     public var steps: Int?
     /// Whether the gate stays open across rollouts until closed.
     public var isSticky: Bool
+    /// The rollout a once-gate is for, when it is known in advance (an approval link names it).
+    public var boundChecksum: String?
 
     /// Creates a request; a plain `OpenRequest()` opens a once-gate with no expiry.
-    public init(reason: String? = nil, expiresAt: Date? = nil, steps: Int? = nil, isSticky: Bool = false) {
+    public init(
+        reason: String? = nil, expiresAt: Date? = nil, steps: Int? = nil, isSticky: Bool = false,
+        boundChecksum: String? = nil
+    ) {
         self.reason = reason
         self.expiresAt = expiresAt
         self.steps = steps
         self.isSticky = isSticky
+        self.boundChecksum = boundChecksum
     }
 }
 
@@ -122,7 +128,7 @@ extension Gate {
     public mutating func open(_ request: OpenRequest, actor: String, at now: Date) -> [GateFact] {
         isOpen = true
         mode = request.isSticky ? .sticky : .once
-        boundChecksum = nil
+        boundChecksum = request.isSticky ? nil : request.boundChecksum
         expiresAt = request.expiresAt
         remainingSteps = request.steps
         self.actor = actor

@@ -9,22 +9,37 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
     let database = try GateStore.openDatabase(
         atPath: arguments.databasePath, busyTimeout: arguments.storageTimeout,
         synchronousFull: arguments.synchronousFull)
-    let store = try GateStore(writer: database, logger: logger)
+    let notifications = try arguments.notificationsFile.map { path throws(ValidationError) in
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("the notifications file \(path) cannot be read")
+        }
+        return try NotificationSettings.parse(String(decoding: data, as: UTF8.self))
+    }
+    let signer = arguments.linkSecret.map(LinkSigner.init(secret:))
+    if let notifications, notifications.linkBaseURL != nil, signer == nil {
+        logger.warning(
+            "linkBaseURL is set but no link secret: messages carry no approval links; set GATEHOUSE_LINK_SECRET")
+    }
+    let store = try GateStore(
+        writer: database, logger: logger,
+        notifications: notifications.map { NotificationRenderer(settings: $0, signer: signer) })
     logger.info(
         "database ready",
         metadata: ["path": "\(arguments.databasePath)", "canaries": "\(store.canaries().count)"])
-    let security = try SecuritySettings(arguments, logger: logger)
     for path in arguments.missingSecretFiles {
         logger.notice("secret file \(path) does not exist; the feature it configures stays off")
     }
-    if security.access == nil {
+    if arguments.accessFile == nil {
         logger.warning(
             "no access control is configured: anyone who can reach this service can open gates, as with the loadtester; set GATEHOUSE_ACCESS_FILE"
         )
     }
+    let metrics = GatehouseMetrics()
+    var security = try SecuritySettings(arguments, logger: logger)
+    security.links = signer
+    security.cluster = notifications?.cluster ?? "kubernetes"
     let router = buildRouter(
-        store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: GatehouseMetrics(),
-        security: security)
+        store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: metrics, security: security)
     var app = Application(
         router: router,
         server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000)))),
@@ -36,6 +51,12 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             logger: logger))
     if let access = security.access {
         app.addServices(AccessFileWatcher(access: access, interval: .seconds(2)))
+    }
+    if let notifications {
+        app.addServices(
+            OutboxDelivery(
+                store: store, metrics: metrics, interval: .milliseconds(Int64(arguments.notificationInterval * 1000)),
+                retryBase: arguments.notificationRetryBase, reminderAfter: notifications.reminderAfter, logger: logger))
     }
     return app
 }
@@ -52,6 +73,11 @@ public func buildRouter(
     router.add(middleware: ErrorMiddleware())
     router.addRoutes(HealthController(store: store, metrics: metrics).endpoints)
     router.addRoutes(loadtester.fixedEndpoints)
+    router.group("v1/links").addRoutes(
+        LinkController(
+            store: store, signer: security.links, settings: settings, metrics: metrics, accessGuard: accessGuard,
+            cluster: security.cluster
+        ).endpoints)
     router.group("v1/slack").addRoutes(
         SlackController(
             store: store, settings: settings, metrics: metrics, access: security.access, accessGuard: accessGuard,
@@ -88,6 +114,10 @@ public struct SecuritySettings: Sendable {
     public var flaggerToken: String?
     /// The Slack app's signing secret.
     public var slackSigningSecret: String?
+    /// Signs and checks approval links; nil disables them.
+    public var links: LinkSigner?
+    /// The cluster's name, shown on approval pages.
+    public var cluster = "kubernetes"
 
     /// No access control, as the loadtester.
     public init(

@@ -65,6 +65,14 @@ public final class GatehouseMetrics: Sendable {
         rollbacksRequested.increment()
     }
 
+    /// Counts one notification delivery attempt by target and outcome (delivered, retried, failed).
+    func recordNotification(target: String, outcome: String) {
+        CoreMetrics.Counter(
+            label: "gatehouse_notifications_total", dimensions: [("target", target), ("outcome", outcome)],
+            factory: factory
+        ).increment()
+    }
+
     /// Counts one HTTP request by route (the route's pattern, never the raw path), method and status.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
         let key = "\(route) \(method) \(status)"

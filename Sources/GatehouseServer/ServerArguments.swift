@@ -34,6 +34,14 @@ public struct ServerArguments: Sendable, Equatable {
     public var flaggerToken: String?
     /// The Slack app's signing secret; enables `/v1/slack/command`.
     public var slackSigningSecret: String?
+    /// The notifications file (targets, cluster name, approval link base URL); none sends nothing.
+    public var notificationsFile: String?
+    /// The secret approval links are signed with; none sends no links.
+    public var linkSecret: String?
+    /// How often the outbox is looked at.
+    public var notificationInterval: TimeInterval = 1
+    /// The first retry delay of a failed delivery (it doubles each time, up to five minutes).
+    public var notificationRetryBase: TimeInterval = 1
     /// Secret files that were named but do not exist (an optional key missing from a mounted Secret).
     public var missingSecretFiles: [String] = []
 
@@ -56,6 +64,9 @@ public struct ServerArguments: Sendable, Equatable {
         "access-file": "GATEHOUSE_ACCESS_FILE", "namespace-regexp": "GATEHOUSE_NAMESPACE_REGEXP",
         "flagger-token": "GATEHOUSE_FLAGGER_TOKEN", "slack-signing-secret": "GATEHOUSE_SLACK_SIGNING_SECRET",
         "flagger-token-file": "GATEHOUSE_FLAGGER_TOKEN_FILE",
+        "notifications-file": "GATEHOUSE_NOTIFICATIONS_FILE", "link-secret": "GATEHOUSE_LINK_SECRET",
+        "link-secret-file": "GATEHOUSE_LINK_SECRET_FILE", "notification-interval": "GATEHOUSE_NOTIFICATION_INTERVAL",
+        "notification-retry-base": "GATEHOUSE_NOTIFICATION_RETRY_BASE",
         "slack-signing-secret-file": "GATEHOUSE_SLACK_SIGNING_SECRET_FILE",
     ]
 
@@ -111,6 +122,10 @@ public struct ServerArguments: Sendable, Equatable {
         }
         flaggerToken = try secret("flagger-token")
         slackSigningSecret = try secret("slack-signing-secret")
+        linkSecret = try secret("link-secret")
+        notificationsFile = value("notifications-file")
+        if let seconds = try duration("notification-interval") { notificationInterval = seconds }
+        if let seconds = try duration("notification-retry-base") { notificationRetryBase = seconds }
         if let text = value("synchronous") {
             switch text.lowercased() {
             case "normal": synchronousFull = false

@@ -16,12 +16,18 @@ public final class GateStore: Sendable {
     private let storageProblem = Mutex<String?>(nil)
     private let queue = Mutex(WriteQueue())
     private let logger: Logger
+    /// Which messages facts produce; nil sends none.
+    let notifications: (any NotificationPolicy)?
 
     /// Migrates the database and loads its state into memory.
-    public init(writer: any DatabaseWriter, logger: Logger = Logger(label: "gatehouse.store")) throws {
+    public init(
+        writer: any DatabaseWriter, logger: Logger = Logger(label: "gatehouse.store"),
+        notifications: (any NotificationPolicy)? = nil
+    ) throws {
         try Schema.migrator.migrate(writer)
         self.writer = writer
         self.logger = logger
+        self.notifications = notifications
         self.memory = Mutex(try writer.read(Memory.load))
     }
 
@@ -115,6 +121,15 @@ public final class GateStore: Sendable {
                     canary.gates[kind] = gate
                 }
             }
+            if let phase = payload.phase, endsRollout {
+                try self.enqueue(
+                    Notable(
+                        kind: phase == .succeeded ? .succeeded : .failed, canary: canary, gate: nil,
+                        fact: GateFact(
+                            action: action, actor: Gate.flaggerActor, reason: message, checksum: payload.checksum),
+                        freeze: nil, at: now),
+                    in: db)
+            }
             let reported = canary
             return ((), { $0.canaries[id] = reported })
         }
@@ -139,7 +154,8 @@ public final class GateStore: Sendable {
     /// Asks Flagger to roll back the canary's current rollout: opens the rollback gate until `expiresAt`,
     /// refusing when the canary is not known to be in a rollout unless `force` is set.
     public func requestRollback(
-        of id: CanaryID, reason: String?, expiresAt: Date, force: Bool, actor: String, at now: Date = Date()
+        of id: CanaryID, reason: String?, expiresAt: Date, force: Bool, actor: String, boundChecksum: String? = nil,
+        at now: Date = Date()
     ) async throws -> Canary {
         try await change(.rollback, of: id) { gate, canary in
             guard force || canary.isRollingOut else {
@@ -148,7 +164,8 @@ public final class GateStore: Sendable {
                     "\(id) is not known to be in a rollout (\(phase)); a rollback request could fire on a later release, so add force to request it anyway"
                 )
             }
-            return gate.open(OpenRequest(reason: reason, expiresAt: expiresAt), actor: actor, at: now)
+            return gate.open(
+                OpenRequest(reason: reason, expiresAt: expiresAt, boundChecksum: boundChecksum), actor: actor, at: now)
         }
     }
 
@@ -179,9 +196,10 @@ public final class GateStore: Sendable {
                 id: nil, namespace: namespace, reason: reason, actor: actor, createdAt: now, endsAt: endsAt)
             try record.insert(db)
             let freeze = record.freeze
-            try self.audit(
-                GateFact(action: .freezeSet, actor: actor, reason: freeze.refusal), namespace: namespace, name: nil,
-                gate: nil, phase: nil, in: db, at: now)
+            let fact = GateFact(action: .freezeSet, actor: actor, reason: freeze.refusal)
+            try self.audit(fact, namespace: namespace, name: nil, gate: nil, phase: nil, in: db, at: now)
+            try self.enqueue(
+                Notable(kind: .freezeSet, canary: nil, gate: nil, fact: fact, freeze: freeze, at: now), in: db)
             return (freeze, { $0.freezes[freeze.id] = freeze })
         }
     }
@@ -199,9 +217,10 @@ public final class GateStore: Sendable {
             record.liftedBy = actor
             try record.update(db)
             let freeze = record.freeze
-            try self.audit(
-                GateFact(action: .freezeLifted, actor: actor, reason: "lifted freeze \(id): \(freeze.reason)"),
-                namespace: freeze.namespace, name: nil, gate: nil, phase: nil, in: db, at: now)
+            let fact = GateFact(action: .freezeLifted, actor: actor, reason: "lifted freeze \(id): \(freeze.reason)")
+            try self.audit(fact, namespace: freeze.namespace, name: nil, gate: nil, phase: nil, in: db, at: now)
+            try self.enqueue(
+                Notable(kind: .freezeLifted, canary: nil, gate: nil, fact: fact, freeze: freeze, at: now), in: db)
             return (freeze, { $0.freezes[id] = nil })
         }
     }
@@ -391,6 +410,16 @@ public final class GateStore: Sendable {
             for (pending, error) in refused { pending.fail(error) }
         }
     }
+    /// A write transaction whose result needs nothing applied to memory.
+    func withWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await write { db in (try body(db), { _ in }) }
+    }
+
+    /// A read, failing closed like every other storage access.
+    func readRows<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await read(body)
+    }
+
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await writer.read(body)
@@ -402,13 +431,15 @@ public final class GateStore: Sendable {
 
     private func save(
         _ gate: Gate, facts: [GateFact], of id: CanaryID, phase: CanaryPhase?, in db: Database, at now: Date
-    )
-        throws
-    {
-        let canary = memory.withLock { $0.canaries[id] } ?? Canary(id: id)
+    ) throws {
+        var canary = memory.withLock { $0.canaries[id] } ?? Canary(id: id)
         try CanaryRecord.persist(canary, in: db)
         try GateRecord.persist(gate, of: id, in: db)
         try audit(facts, of: id, gate: gate.kind, phase: phase ?? canary.lastPhase, in: db, at: now)
+        canary.gates[gate.kind] = gate
+        for notable in Notable.from(facts, gate: gate.kind, canary: canary, at: now) {
+            try enqueue(notable, in: db)
+        }
     }
 
     private func audit(

@@ -63,6 +63,29 @@ enum Schema {
                 table.column("at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v2: notification outbox, used approval links") { db in
+            try db.create(table: "outbox") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("key", .text).unique()
+                table.column("target", .text).notNull()
+                table.column("url", .text).notNull()
+                table.column("contentType", .text).notNull()
+                table.column("body", .blob).notNull()
+                table.column("createdAt", .datetime).notNull()
+                table.column("nextAttemptAt", .datetime).notNull()
+                table.column("giveUpAt", .datetime).notNull()
+                table.column("attempts", .integer).notNull().defaults(to: 0)
+                table.column("lastError", .text)
+                table.column("deliveredAt", .datetime)
+                table.column("failedAt", .datetime)
+            }
+            try db.create(index: "outbox_due", on: "outbox", columns: ["deliveredAt", "failedAt", "nextAttemptAt"])
+            try db.create(table: "usedLink") { table in
+                table.primaryKey("nonce", .text)
+                table.column("usedAt", .datetime).notNull()
+                table.column("expiresAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 }

@@ -1,0 +1,150 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// One-click approval links from notifications. GET shows what the link will do and changes
+/// nothing (link unfurlers and prefetchers only GET); the page's button POSTs, which acts once.
+struct LinkController {
+    /// The actor recorded for changes made through a link.
+    static let actor = "link"
+
+    let store: GateStore
+    let signer: LinkSigner?
+    let settings: GateSettings
+    let metrics: GatehouseMetrics
+    let accessGuard: AccessGuard
+    let cluster: String
+
+    var endpoints: RouteCollection<GatehouseRequestContext> {
+        let routes = RouteCollection(context: GatehouseRequestContext.self)
+        routes.get(":token") { _, context -> HTMLPage in
+            let link: ApprovalLink
+            switch try verify(context) {
+            case .success(let verified): link = verified
+            case .failure(let page): return page
+            }
+            if try await store.isLinkUsed(nonce: link.nonce) {
+                return HTMLPage(
+                    status: .gone, title: "Link already used", text: "This link was already used; it does nothing now.")
+            }
+            return HTMLPage(
+                status: .ok, title: Self.verb(link),
+                text: "\(Self.describe(link, cluster: cluster)) Press the button to do it.",
+                button: Self.verb(link))
+        }
+        routes.post(":token") { _, context -> HTMLPage in
+            let link: ApprovalLink
+            switch try verify(context) {
+            case .success(let verified): link = verified
+            case .failure(let page): return page
+            }
+            guard try await store.useLink(nonce: link.nonce, expiresAt: link.expiresAt) else {
+                return HTMLPage(
+                    status: .gone, title: "Link already used", text: "This link was already used; nothing was done.")
+            }
+            let canary = try link.canary()
+            do {
+                switch link.action {
+                case .approve:
+                    _ = try await store.open(
+                        link.gate, of: canary,
+                        OpenRequest(reason: "approved from a notification", boundChecksum: link.checksum),
+                        actor: Self.actor)
+                case .rollback:
+                    let now = Date()
+                    _ = try await store.requestRollback(
+                        of: canary, reason: "requested from a notification",
+                        expiresAt: now.addingTimeInterval(settings.rollbackTTL), force: false, actor: Self.actor,
+                        boundChecksum: link.checksum, at: now)
+                    metrics.recordRollbackRequested()
+                }
+            } catch let error as StoreError {
+                let failure = GatehouseError.from(error, request: nil)
+                return HTMLPage(status: failure.status, title: "Nothing was done", text: failure.message)
+            }
+            context.logger.info(
+                "\(link.action.rawValue) through a link",
+                metadata: ["canary": "\(canary)", "gate": "\(link.gate.rawValue)"])
+            return HTMLPage(
+                status: .ok, title: "Done", text: "Done: \(Self.describe(link, cluster: cluster, past: true))")
+        }
+        routes.rejectOtherMethods(than: [.get, .post], at: ":token")
+        return routes
+    }
+
+    /// The link in the path, or the page that explains why it does not work.
+    private func verify(_ context: GatehouseRequestContext) throws -> Result<ApprovalLink, HTMLPage> {
+        guard let signer else {
+            throw GatehouseError.notFound("approval links are not enabled: set GATEHOUSE_LINK_SECRET")
+        }
+        switch signer.verify(try context.parameters.require("token")) {
+        case .success(let link):
+            try accessGuard.requireNamespace(link.namespace)
+            return .success(link)
+        case .failure(.invalid):
+            return .failure(
+                HTMLPage(
+                    status: .forbidden, title: "Link not valid",
+                    text: "This link is not valid (altered or not ours); nothing was done."))
+        case .failure(.expired(let at)):
+            return .failure(
+                HTMLPage(
+                    status: .gone, title: "Link expired",
+                    text: "This link expired at \(Timestamp.string(from: at)); nothing was done."))
+        }
+    }
+
+    static func verb(_ link: ApprovalLink) -> String {
+        link.action == .approve ? "Approve" : "Roll back"
+    }
+
+    static func describe(_ link: ApprovalLink, cluster: String, past: Bool = false) -> String {
+        let rollout = link.checksum.isEmpty ? "" : " for rollout \(link.checksum)"
+        switch link.action {
+        case .approve:
+            return past
+                ? "the \(link.gate.rawValue) gate of \(link.namespace)/\(link.name) is open\(rollout) (cluster \(cluster))."
+                : "This opens the \(link.gate.rawValue) gate of \(link.namespace)/\(link.name)\(rollout) on cluster \(cluster), for that rollout only."
+        case .rollback:
+            return past
+                ? "Flagger was asked to roll back \(link.namespace)/\(link.name)\(rollout) (cluster \(cluster))."
+                : "This asks Flagger to roll back \(link.namespace)/\(link.name)\(rollout) on cluster \(cluster)."
+        }
+    }
+}
+
+/// A small HTML page, escaped.
+struct HTMLPage: ResponseGenerator, Error {
+    var status: HTTPResponse.Status
+    var title: String
+    var text: String
+    var button: String?
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        func escape(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        }
+        let form = button.map { #"<form method="post"><button type="submit">\#(escape($0))</button></form>"# } ?? ""
+        let html = """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+            <meta name="robots" content="noindex"><title>Gatehouse: \(escape(title))</title>
+            <style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}
+            button{font-size:1.1rem;padding:.5rem 1.5rem}</style></head>
+            <body><h1>\(escape(title))</h1><p>\(escape(text))</p>\(form)</body></html>
+
+            """
+        return Response(
+            status: status,
+            headers: [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+                HTTPField.Name("Referrer-Policy")!: "no-referrer",
+            ],
+            body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+}

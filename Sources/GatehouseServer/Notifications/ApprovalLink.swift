@@ -1,0 +1,96 @@
+import Crypto
+import Foundation
+import GatehouseCore
+
+/// A signed, expiring link that approves one gate, or rolls back, for one canary and one rollout.
+public struct ApprovalLink: Sendable, Equatable, Codable {
+    /// What the link does.
+    public enum Action: String, Sendable, Codable {
+        /// Open the gate for this rollout.
+        case approve
+        /// Ask Flagger to roll this rollout back.
+        case rollback
+    }
+
+    /// The canary's namespace.
+    public var namespace: String
+    /// The canary's name.
+    public var name: String
+    /// The gate it opens (rollback for a rollback link).
+    public var gate: GateKind
+    /// The rollout it is for.
+    public var checksum: String
+    /// What it does.
+    public var action: Action
+    /// When it stops working (Unix seconds).
+    public var expires: Int64
+    /// Makes each link single-use.
+    public var nonce: String
+
+    /// Creates a link's fields.
+    public init(
+        namespace: String, name: String, gate: GateKind, checksum: String, action: Action, expires: Int64, nonce: String
+    ) {
+        self.namespace = namespace
+        self.name = name
+        self.gate = gate
+        self.checksum = checksum
+        self.action = action
+        self.expires = expires
+        self.nonce = nonce
+    }
+
+    /// The canary.
+    public func canary() throws(ValidationError) -> CanaryID { try CanaryID(namespace: namespace, name: name) }
+
+    /// When it stops working.
+    public var expiresAt: Date { Date(timeIntervalSince1970: TimeInterval(expires)) }
+}
+
+/// Signs and checks approval links with HMAC-SHA256 and the server's link secret.
+public struct LinkSigner: Sendable {
+    private let key: SymmetricKey
+
+    /// Creates a signer from the link secret.
+    public init(secret: String) {
+        key = SymmetricKey(data: Data(secret.utf8))
+    }
+
+    /// The link's token: its fields and their signature, both base64url.
+    public func token(for link: ApprovalLink) -> String {
+        let payload = Self.base64url((try? JSONEncoder().encode(link)) ?? Data())
+        return payload + "."
+            + Self.base64url(Data(HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: key)))
+    }
+
+    /// Why a token is refused.
+    public enum Refusal: Error, Equatable {
+        /// Not signed by this server, or altered.
+        case invalid
+        /// Past its time.
+        case expired(Date)
+    }
+
+    /// The link a token carries, if its signature holds and it has not expired.
+    public func verify(_ token: String, at now: Date = Date()) -> Result<ApprovalLink, Refusal> {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let signature = Self.data(base64url: String(parts[1])),
+            HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Data(parts[0].utf8), using: key),
+            let payload = Self.data(base64url: String(parts[0])),
+            let link = try? JSONDecoder().decode(ApprovalLink.self, from: payload)
+        else { return .failure(.invalid) }
+        guard link.expiresAt > now else { return .failure(.expired(link.expiresAt)) }
+        return .success(link)
+    }
+
+    static func base64url(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func data(base64url text: String) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        return Data(base64Encoded: base64)
+    }
+}

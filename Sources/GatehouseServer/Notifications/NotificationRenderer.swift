@@ -1,0 +1,172 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+
+/// Turns facts into messages for each target: a Slack Block Kit message or Gatehouse's JSON payload,
+/// with signed approval links for a waiting canary.
+public struct NotificationRenderer: NotificationPolicy {
+    let settings: NotificationSettings
+    let signer: LinkSigner?
+
+    /// Creates the renderer; without a signer (or a link base URL) messages carry no links.
+    public init(settings: NotificationSettings, signer: LinkSigner?) {
+        self.settings = settings
+        self.signer = signer
+    }
+
+    public var giveUpAfter: TimeInterval { settings.giveUpAfter }
+
+    public func messages(for notable: Notable) -> [OutboxMessage] {
+        let namespace = notable.canary?.id.namespace ?? notable.freeze?.namespace
+        let payload = Payload(notable, cluster: settings.cluster, links: links(for: notable))
+        return settings.targets.compactMap { target in
+            if let namespace, !target.namespaces.contains(namespace) { return nil }
+            if let kinds = target.kinds, !kinds.contains(notable.kind) { return nil }
+            let body: Data?
+            switch target.kind {
+            case .webhook: body = try? JSONEncoder.gatehouse.encode(payload)
+            case .slack:
+                body = try? JSONSerialization.data(withJSONObject: payload.slackMessage, options: [.sortedKeys])
+            }
+            return body.map { OutboxMessage(target: target.name, url: target.url, body: $0) }
+        }
+    }
+
+    /// Approve (and, during a rollout, roll back) links for a waiting canary.
+    func links(for notable: Notable) -> Payload.Links? {
+        guard [.waiting, .reminder].contains(notable.kind), let signer, let base = settings.linkBaseURL,
+            let canary = notable.canary, let gate = notable.gate
+        else { return nil }
+        let checksum = notable.fact.checksum ?? ""
+        let expires = Int64(notable.at.addingTimeInterval(settings.linkTTL).timeIntervalSince1970)
+        func link(_ action: ApprovalLink.Action, _ gate: GateKind) -> String {
+            let link = ApprovalLink(
+                namespace: canary.id.namespace, name: canary.id.name, gate: gate, checksum: checksum, action: action,
+                expires: expires, nonce: UUID().uuidString)
+            return "\(base)/v1/links/\(signer.token(for: link))"
+        }
+        // A canary held at confirm-rollout has no rollout to roll back yet.
+        let rollback = gate == .rollout ? nil : link(.rollback, .rollback)
+        return Payload.Links(approve: link(.approve, gate), rollback: rollback)
+    }
+}
+
+/// The JSON payload of generic webhooks (documented in the README), also the source of the Slack message.
+struct Payload: Encodable {
+    struct Links: Encodable {
+        var approve: String
+        var rollback: String?
+    }
+
+    struct Commands: Encodable {
+        var cli: String
+        var curl: String
+    }
+
+    var kind: String
+    var text: String
+    var cluster: String
+    var namespace: String?
+    var name: String?
+    var gate: GateKind?
+    var checksum: String?
+    var phase: CanaryPhase?
+    var message: String?
+    var actor: String
+    var reason: String?
+    var waitingSince: Date?
+    var waitingSeconds: Int?
+    var freezeID: Int64?
+    var at: Date
+    var links: Links?
+    var commands: Commands?
+
+    init(_ notable: Notable, cluster: String, links: Links?) {
+        kind = notable.kind.rawValue
+        self.cluster = cluster
+        namespace = notable.canary?.id.namespace ?? notable.freeze?.namespace
+        name = notable.canary?.id.name
+        gate = notable.gate
+        checksum = notable.fact.checksum.flatMap { $0.isEmpty ? nil : $0 }
+        phase = notable.canary?.lastPhase
+        message = notable.canary?.lastMessage
+        actor = notable.fact.actor
+        reason = notable.fact.reason
+        freezeID = notable.freeze?.id
+        at = notable.at
+        self.links = links
+        if let waiting = notable.canary?.waitingOn, [.waiting, .reminder].contains(notable.kind) {
+            waitingSince = waiting.since
+            waitingSeconds = Int(notable.at.timeIntervalSince(waiting.since))
+        }
+        if let canary = notable.canary, let gate = notable.gate, [.waiting, .reminder].contains(notable.kind) {
+            commands = Commands(
+                cli: "gatehouse open \(gate.rawValue) \(canary.id.name) -n \(canary.id.namespace)",
+                curl:
+                    "curl -X POST $GATEHOUSE_URL/v1/canaries/\(canary.id.namespace)/\(canary.id.name)/gates/\(gate.rawValue)/open"
+            )
+        }
+        text = Self.summary(notable, checksum: checksum)
+    }
+
+    static func summary(_ notable: Notable, checksum: String?) -> String {
+        let canary = notable.canary.map { "\($0.id)" } ?? ""
+        let gate = notable.gate?.rawValue ?? ""
+        let rollout = checksum.map { " (rollout \($0))" } ?? ""
+        let because = notable.fact.reason.map { ": \($0)" } ?? ""
+        switch notable.kind {
+        case .waiting: return "\(canary) is waiting for the \(gate) gate\(rollout)"
+        case .reminder:
+            let waited =
+                notable.canary?.waitingOn.map { DurationText.format(notable.at.timeIntervalSince($0.since)) } ?? ""
+            return "\(canary) has been waiting \(waited) for the \(gate) gate\(rollout)"
+        case .opened: return "\(notable.fact.actor) opened the \(gate) gate of \(canary)\(because)"
+        case .closed: return "\(notable.fact.actor) closed the \(gate) gate of \(canary)\(because)"
+        case .expired: return "the \(gate) gate of \(canary) expired"
+        case .rollbackRequested: return "\(notable.fact.actor) asked Flagger to roll back \(canary)\(because)"
+        case .rollbackFired: return "Flagger is rolling back \(canary)\(rollout)"
+        case .freezeSet: return notable.freeze.map { "freeze \($0.id) set: \($0.refusal)" } ?? "a freeze was set"
+        case .freezeLifted: return "\(notable.fact.actor) lifted freeze \(notable.freeze?.id ?? 0)"
+        case .succeeded: return "\(canary) rollout\(rollout) succeeded"
+        case .failed: return "\(canary) rollout\(rollout) failed\(notable.canary?.lastMessage.map { ": \($0)" } ?? "")"
+        }
+    }
+
+    /// The same facts as a Slack Block Kit message.
+    var slackMessage: [String: Any] {
+        var fields = ["*Cluster*\n\(cluster)"]
+        if let namespace, let name { fields.append("*Canary*\n\(namespace)/\(name)") }
+        if let gate { fields.append("*Gate*\n\(gate.rawValue)") }
+        if let checksum { fields.append("*Rollout*\n`\(checksum)`") }
+        if let waitingSeconds { fields.append("*Waiting*\n\(DurationText.format(Double(max(waitingSeconds, 1))))") }
+        var blocks: [[String: Any]] = [
+            ["type": "section", "text": ["type": "mrkdwn", "text": "*\(text)*"]],
+            ["type": "section", "fields": fields.map { ["type": "mrkdwn", "text": $0] }],
+        ]
+        if let message {
+            blocks.append(["type": "context", "elements": [["type": "mrkdwn", "text": "Flagger: \(message)"]]])
+        }
+        if let links {
+            var buttons: [[String: Any]] = [
+                [
+                    "type": "button", "style": "primary", "url": links.approve,
+                    "text": ["type": "plain_text", "text": "Approve"],
+                ]
+            ]
+            if let rollback = links.rollback {
+                buttons.append([
+                    "type": "button", "style": "danger", "url": rollback,
+                    "text": ["type": "plain_text", "text": "Roll back"],
+                ])
+            }
+            blocks.append(["type": "actions", "elements": buttons])
+        }
+        if let commands {
+            blocks.append([
+                "type": "context",
+                "elements": [["type": "mrkdwn", "text": "`\(commands.cli)`\n`\(commands.curl)`"]],
+            ])
+        }
+        return ["text": text, "blocks": blocks]
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import GRDB
+import GatehouseCore
+
+/// A fact worth telling people about.
+public struct Notable: Sendable {
+    /// What kind of fact.
+    public enum Kind: String, Sendable, CaseIterable {
+        case waiting
+        case reminder
+        case opened
+        case closed
+        case expired
+        case rollbackRequested = "rollback-requested"
+        case rollbackFired = "rollback-fired"
+        case freezeSet = "freeze-set"
+        case freezeLifted = "freeze-lifted"
+        case succeeded
+        case failed
+    }
+
+    /// What happened.
+    public var kind: Kind
+    /// The canary after the change (nil for freezes).
+    public var canary: Canary?
+    /// The gate concerned.
+    public var gate: GateKind?
+    /// Who did it, why, and the rollout's checksum.
+    public var fact: GateFact
+    /// The freeze concerned.
+    public var freeze: Freeze?
+    /// When.
+    public var at: Date
+
+    /// Creates a fact.
+    public init(kind: Kind, canary: Canary?, gate: GateKind?, fact: GateFact, freeze: Freeze?, at: Date) {
+        self.kind = kind
+        self.canary = canary
+        self.gate = gate
+        self.fact = fact
+        self.freeze = freeze
+        self.at = at
+    }
+
+    /// A key that makes the same fact enqueue one message, however often it is seen.
+    public var key: String? {
+        guard let canary else { return nil }
+        switch kind {
+        case .waiting:
+            return "waiting|\(canary.id)|\(gate?.rawValue ?? "")|\(fact.checksum ?? "")"
+        case .reminder:
+            return "reminder|\(canary.id)|\(gate?.rawValue ?? "")|\(canary.waitingOn?.since.timeIntervalSince1970 ?? 0)"
+        case .succeeded, .failed:
+            return "outcome|\(canary.id)|\(fact.checksum ?? "")"
+        case .rollbackFired:
+            return "rollback-fired|\(canary.id)|\(fact.checksum ?? "")"
+        default:
+            return nil
+        }
+    }
+}
+
+/// One message for one destination, ready to be delivered.
+public struct OutboxMessage: Sendable, Equatable {
+    /// A name for the destination, for logs and metrics (`slack`, `webhook`).
+    public var target: String
+    /// Where it is POSTed.
+    public var url: String
+    /// Its content type.
+    public var contentType: String
+    /// Its body.
+    public var body: Data
+
+    /// Creates a message.
+    public init(target: String, url: String, contentType: String = "application/json", body: Data) {
+        self.target = target
+        self.url = url
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// Decides which messages a fact produces; the store enqueues them in the fact's own transaction.
+public protocol NotificationPolicy: Sendable {
+    /// The messages for a fact (none if nobody is to be told).
+    func messages(for notable: Notable) -> [OutboxMessage]
+    /// How long delivery is retried before it is given up and recorded in the audit trail.
+    var giveUpAfter: TimeInterval { get }
+}
+
+/// A message waiting in the outbox.
+public struct PendingNotification: Sendable, Equatable {
+    /// The outbox row.
+    public var id: Int64
+    /// The message.
+    public var message: OutboxMessage
+    /// Tries so far.
+    public var attempts: Int
+    /// When delivery stops being retried.
+    public var giveUpAt: Date
+}
+
+extension Notable {
+    /// The notable facts among a gate's facts.
+    static func from(_ facts: [GateFact], gate: GateKind, canary: Canary, at now: Date) -> [Notable] {
+        facts.compactMap { fact in
+            let kind: Kind
+            switch (fact.action, gate) {
+            case (.refused, .rollout), (.refused, .traffic), (.refused, .promotion), (.refused, .shared):
+                kind = .waiting
+            case (.opened, .rollback): kind = .rollbackRequested
+            case (.opened, _): kind = .opened
+            case (.closed, _): kind = .closed
+            case (.expired, _): kind = .expired
+            case (.approved, .rollback): kind = .rollbackFired
+            default: return nil
+            }
+            return Notable(kind: kind, canary: canary, gate: gate, fact: fact, freeze: nil, at: now)
+        }
+    }
+}
+
+extension GateStore {
+    /// The outbox rows due for delivery.
+    public func dueNotifications(at now: Date = Date(), limit: Int = 20) async throws -> [PendingNotification] {
+        try await readRows { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL AND nextAttemptAt <= ?
+                    ORDER BY nextAttemptAt, id LIMIT ?
+                    """, arguments: [now, limit]
+            ).map { row in
+                PendingNotification(
+                    id: row["id"],
+                    message: OutboxMessage(
+                        target: row["target"], url: row["url"], contentType: row["contentType"], body: row["body"]),
+                    attempts: row["attempts"], giveUpAt: row["giveUpAt"])
+            }
+        }
+    }
+
+    /// Records a delivery.
+    public func markDelivered(_ id: Int64, at now: Date = Date()) async throws {
+        try await updateOutbox(
+            sql: "UPDATE outbox SET deliveredAt = ?, attempts = attempts + 1, lastError = NULL WHERE id = ?",
+            arguments: [now, id])
+    }
+
+    /// Schedules another try.
+    public func retryDelivery(_ id: Int64, at next: Date, error: String) async throws {
+        try await updateOutbox(
+            sql: "UPDATE outbox SET nextAttemptAt = ?, attempts = attempts + 1, lastError = ? WHERE id = ?",
+            arguments: [next, error, id])
+    }
+
+    /// Stops trying, and says so in the audit trail.
+    public func giveUpDelivery(_ id: Int64, target: String, error: String, at now: Date = Date()) async throws {
+        try await updateOutbox(
+            sql: "UPDATE outbox SET failedAt = ?, attempts = attempts + 1, lastError = ? WHERE id = ?",
+            arguments: [now, error, id],
+            audit: GateFact(
+                action: .notificationFailed, actor: Gate.systemActor,
+                reason: "gave up delivering notification \(id) to \(target): \(error)"))
+    }
+
+    /// Enqueues the messages for a fact found outside a write (a reminder); the key keeps it to one.
+    public func enqueue(_ notable: Notable) async throws {
+        try await withWrite { db in try self.enqueue(notable, in: db) }
+    }
+
+    /// Records that a one-time approval link was used; false if it already was.
+    public func useLink(nonce: String, expiresAt: Date, at now: Date = Date()) async throws -> Bool {
+        try await withWrite { db in
+            try db.execute(sql: "DELETE FROM usedLink WHERE expiresAt < ?", arguments: [now])
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO usedLink (nonce, usedAt, expiresAt) VALUES (?, ?, ?)",
+                arguments: [nonce, now, expiresAt])
+            return db.changesCount == 1
+        }
+    }
+
+    /// Whether a one-time approval link was used already.
+    public func isLinkUsed(nonce: String) async throws -> Bool {
+        try await readRows { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM usedLink WHERE nonce = ?", arguments: [nonce]) ?? false
+        }
+    }
+
+    /// Inserts a fact's messages, once per key.
+    func enqueue(_ notable: Notable, in db: Database) throws {
+        guard let policy = notifications else { return }
+        for message in policy.messages(for: notable) {
+            try db.cachedStatement(
+                sql: """
+                    INSERT OR IGNORE INTO outbox (key, target, url, contentType, body, createdAt, nextAttemptAt, giveUpAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                notable.key.map { "\($0)|\(message.target)|\(message.url)" }, message.target, message.url,
+                message.contentType, message.body, notable.at, notable.at,
+                notable.at.addingTimeInterval(policy.giveUpAfter),
+            ])
+        }
+    }
+
+    private func updateOutbox(sql: String, arguments: StatementArguments, audit: GateFact? = nil) async throws {
+        try await withWrite { db in
+            try db.execute(sql: sql, arguments: arguments)
+            if let audit {
+                try AuditRecord.append(
+                    at: Date(), namespace: nil, name: nil, gate: nil, fact: audit, phase: nil, in: db)
+            }
+        }
+    }
+}

@@ -1,0 +1,334 @@
+import Foundation
+import GatehouseCore
+import GatehouseServer
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// A real HTTP receiver on 127.0.0.1 that records what it is sent and answers as scripted.
+final class Receiver: Sendable {
+    struct Delivery: Sendable {
+        var path: String
+        var body: Data
+        var at: Date
+        var contentType: String?
+
+        func json() throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+        }
+    }
+
+    private let received = Mutex<[Delivery]>([])
+    private let script = Mutex<[(HTTPResponse.Status, HTTPFields)]>([])
+
+    /// The next answers, in order; after them, 200.
+    func answer(_ answers: [(HTTPResponse.Status, HTTPFields)]) {
+        script.withLock { $0 = answers }
+    }
+
+    var deliveries: [Delivery] { received.withLock { $0 } }
+
+    /// Waits until `count` deliveries arrived (or the deadline passed).
+    func wait(for count: Int, seconds: Double = 10) async throws -> [Delivery] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while deliveries.count < count && Date() < deadline { try await Task.sleep(for: .milliseconds(25)) }
+        return deliveries
+    }
+
+    /// Runs the receiver on `port` (0 for any) for the duration of `body`.
+    func run<Value: Sendable>(port: Int = 0, _ body: @Sendable (URL) async throws -> Value) async throws -> Value {
+        let router = Router()
+        router.post("{target}") { request, _ -> Response in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            self.received.withLock {
+                $0.append(
+                    Delivery(
+                        path: request.uri.path, body: Data(buffer.readableBytesView), at: Date(),
+                        contentType: request.headers[.contentType]))
+            }
+            let (status, headers) = self.script.withLock { $0.isEmpty ? (.ok, [:]) : $0.removeFirst() }
+            return Response(status: status, headers: headers)
+        }
+        var logger = Logger(label: "receiver")
+        logger.logLevel = .warning
+        if port == 0 {
+            let app = Application(router: router, logger: logger)
+            return try await app.test(.live) { client in
+                try await body(URL(string: "http://127.0.0.1:\(try #require(client.port))")!)
+            }
+        }
+        // The test framework always picks its own port; a receiver that must come back on a known
+        // port runs as a service of its own.
+        let (started, ready) = AsyncStream.makeStream(of: Void.self)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)),
+            onServerRunning: { _ in ready.yield() }, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
+            group.addTask { try await services.run() }
+            for await _ in started { break }
+            defer { Task { await services.triggerGracefulShutdown() } }
+            let value = try await body(URL(string: "http://127.0.0.1:\(port)")!)
+            await services.triggerGracefulShutdown()
+            try await group.waitForAll()
+            return value
+        }
+    }
+}
+
+/// A Gatehouse server that notifies a receiver.
+func notifyingServer(receiver: URL, extra: String = "", giveUpAfter: String = "1h") throws -> TestServer {
+    try TestServer { arguments in
+        let file = arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "notifications.yaml")
+        arguments.notificationsFile = file
+        arguments.linkSecret = "link-secret-for-tests"
+        arguments.notificationInterval = 0.05
+        arguments.notificationRetryBase = 0.1
+        let text = """
+            cluster: prod-eu-1
+            linkBaseURL: http://gatehouse.example.com
+            giveUpAfter: \(giveUpAfter)
+            \(extra)
+            targets:
+              - name: hook
+                kind: webhook
+                url: \(receiver.absoluteString)/hook
+              - name: slack
+                kind: slack
+                url: \(receiver.absoluteString)/slack
+                namespaces: [test]
+                kinds: [waiting, rollback-requested]
+            """
+        try? text.write(toFile: file, atomically: true, encoding: .utf8)
+    }
+}
+
+@Suite("Notifications and approval links", .serialized)
+struct NotificationTests {
+    @Test("a waiting canary sends one message per rollout, with its facts, commands and links")
+    func waiting() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url).run(.live) { client in
+                _ = try await client.post(
+                    "/v1/flagger/events",
+                    #"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "c1", "metadata": {"eventMessage": "Halt podinfo.test advancement waiting for promotion approval", "eventType": "Warning"}}"#
+                )
+                for _ in 0..<10 { _ = try await client.hook("confirm-promotion", checksum: "c1") }
+                let deliveries = try await receiver.wait(for: 2)
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(receiver.deliveries.count == 2, "one message per target, not one per check")
+                let hook = try #require(deliveries.first { $0.path == "/hook" }).json()
+                #expect(hook["kind"] as? String == "waiting")
+                #expect(hook["cluster"] as? String == "prod-eu-1")
+                #expect(hook["namespace"] as? String == "test" && hook["name"] as? String == "podinfo")
+                #expect(hook["gate"] as? String == "promotion" && hook["checksum"] as? String == "c1")
+                #expect(hook["message"] as? String == "Halt podinfo.test advancement waiting for promotion approval")
+                #expect(hook["text"] as? String == "test/podinfo is waiting for the promotion gate (rollout c1)")
+                let commands = try #require(hook["commands"] as? [String: String])
+                #expect(commands["cli"] == "gatehouse open promotion podinfo -n test")
+                let links = try #require(hook["links"] as? [String: String])
+                #expect(links["approve"]?.hasPrefix("http://gatehouse.example.com/v1/links/") == true)
+                #expect(links["rollback"] != nil)
+                let slack = try #require(deliveries.first { $0.path == "/slack" }).json()
+                let blocks = try #require(slack["blocks"] as? [[String: Any]])
+                let buttons = try #require(
+                    blocks.first { $0["type"] as? String == "actions" }?["elements"] as? [[String: Any]])
+                #expect(
+                    buttons.compactMap { ($0["text"] as? [String: Any])?["text"] as? String } == [
+                        "Approve", "Roll back",
+                    ])
+                #expect(slack["text"] as? String == hook["text"] as? String)
+
+                // The next rollout waiting is a new fact.
+                _ = try await client.hook("confirm-promotion", checksum: "c2")
+                #expect(try await receiver.wait(for: 4).count == 4)
+            }
+        }
+    }
+
+    @Test("changes notify: opened, closed, rollback requested and fired, freezes, Flagger's outcome")
+    func changes() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url).run(.live) { client in
+                _ = try await client.post("/v1/canaries/test/podinfo/gates/promotion/open", #"{"reason": "ok"}"#)
+                _ = try await client.post("/v1/canaries/test/podinfo/gates/promotion/close")
+                _ = try await client.hook("rollback", checksum: "c1")
+                _ = try await client.post("/v1/canaries/test/podinfo/rollback")
+                _ = try await client.hook("rollback", checksum: "c1")
+                _ = try await client.post("/v1/freezes", #"{"namespace": "test", "reason": "r"}"#)
+                _ = try await client.send(.delete, "/v1/freezes/1")
+                _ = try await client.hook("post-rollout", checksum: "c1", phase: "Failed")
+                _ = try await client.post(
+                    "/v1/flagger/events",
+                    #"{"name": "podinfo", "namespace": "test", "phase": "Failed", "checksum": "c1"}"#)
+                let expected = [
+                    "opened", "closed", "rollback-requested", "rollback-fired", "freeze-set", "freeze-lifted", "failed",
+                ]
+                let hooks = try await receiver.wait(for: expected.count + 1).filter { $0.path == "/hook" }
+                try await Task.sleep(for: .milliseconds(300))
+                let kinds = try receiver.deliveries.filter { $0.path == "/hook" }.map {
+                    try $0.json()["kind"] as? String
+                }
+                #expect(kinds == expected, "each fact once, in order; the Failed event repeats the outcome")
+                #expect(try hooks.first?.json()["actor"] as? String == "api")
+            }
+        }
+    }
+
+    @Test("a 500 is retried until delivered; 429 waits for Retry-After")
+    func retries() async throws {
+        let receiver = Receiver()
+        receiver.answer([(.internalServerError, [:]), (.tooManyRequests, [.retryAfter: "1"])])
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url, extra: "").run(.live) { client in
+                _ = try await client.post("/v1/freezes", #"{"namespace": "other", "reason": "r"}"#)
+                let deliveries = try await receiver.wait(for: 3)
+                #expect(deliveries.count == 3)
+                #expect(deliveries[2].at.timeIntervalSince(deliveries[1].at) >= 0.95, "Retry-After: 1 was honoured")
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(receiver.deliveries.count == 3, "delivered once, then nothing more")
+                let metrics = try PrometheusText(try await client.get("/metrics").text)
+                #expect(metrics.value("gatehouse_notifications_total", ["target": "hook", "outcome": "retried"]) == 2)
+                #expect(
+                    metrics.value("gatehouse_notifications_total", ["target": "hook", "outcome": "delivered"]) == 1)
+            }
+        }
+    }
+
+    @Test("delivery gives up at its deadline and says so in the audit trail")
+    func givesUp() async throws {
+        let receiver = Receiver()
+        receiver.answer(Array(repeating: (.serviceUnavailable, [:]), count: 100))
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url, giveUpAfter: "1s").run(.live) { client in
+                _ = try await client.post("/v1/freezes", #"{"namespace": "other", "reason": "r"}"#)
+                var actions: [String] = []
+                for _ in 0..<60 where !actions.contains("notification-failed") {
+                    try await Task.sleep(for: .milliseconds(100))
+                    let events = try await client.get("/v1/events").json()["events"] as? [[String: Any]] ?? []
+                    actions = events.compactMap { $0["action"] as? String }
+                }
+                #expect(actions.contains("notification-failed"))
+                let metrics = try PrometheusText(try await client.get("/metrics").text)
+                #expect(metrics.value("gatehouse_notifications_total", ["target": "hook", "outcome": "failed"]) == 1)
+            }
+        }
+    }
+
+    @Test("a restart resumes pending deliveries")
+    func restart() async throws {
+        let port = try freePort()
+        let url = URL(string: "http://127.0.0.1:\(port)")!
+        let server = try notifyingServer(receiver: url)
+        try await server.run(.live) { client in
+            // Nobody listens yet: the message stays in the outbox.
+            _ = try await client.post("/v1/freezes", #"{"namespace": "other", "reason": "r"}"#)
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let receiver = Receiver()
+        try await receiver.run(port: port) { _ in
+            try await server.run(.live) { _ in
+                let deliveries = try await receiver.wait(for: 1)
+                #expect(try deliveries.first?.json()["kind"] as? String == "freeze-set")
+            }
+        }
+    }
+
+    @Test("a canary waiting too long gets one reminder")
+    func reminder() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url, extra: "reminderAfter: 500ms").run(.live) { client in
+                _ = try await client.hook("confirm-rollout", checksum: "c1", name: "slow")
+                _ = try await receiver.wait(for: 3, seconds: 5)
+                try await Task.sleep(for: .milliseconds(700))
+                let kinds = try receiver.deliveries.filter { $0.path == "/hook" }.map {
+                    try $0.json()["kind"] as? String
+                }
+                #expect(kinds == ["waiting", "reminder"])
+                let reminder = try receiver.deliveries.filter { $0.path == "/hook" }[1].json()
+                #expect((reminder["waitingSeconds"] as? Int ?? 0) >= 0)
+                #expect(reminder["links"] != nil)
+            }
+        }
+    }
+
+    @Test("links: GET shows and changes nothing; POST acts once; tampered and expired links do nothing")
+    func links() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url).run(.live) { client in
+                _ = try await client.hook("confirm-promotion", checksum: "c7")
+                let waiting = try #require(try await receiver.wait(for: 1).first { $0.path == "/hook" }).json()
+                let links = try #require(waiting["links"] as? [String: String])
+                let approve = try #require(links["approve"]).replacingOccurrences(
+                    of: "http://gatehouse.example.com", with: "")
+
+                let page = try await client.get(approve)
+                #expect(page.status == .ok && page.headers[.contentType]?.hasPrefix("text/html") == true)
+                #expect(
+                    page.text.contains(
+                        "This opens the promotion gate of test/podinfo for rollout c7 on cluster prod-eu-1"))
+                #expect(page.text.contains(#"<form method="post">"#))
+                _ = try await client.get(approve)
+                #expect(
+                    try await client.hook("confirm-promotion", checksum: "c7").status == .forbidden,
+                    "GET changed nothing")
+
+                let tampered = approve.dropLast(3) + (approve.hasSuffix("AAA") ? "BBB" : "AAA")
+                let refused = try await client.post(String(tampered))
+                #expect(refused.status == .forbidden && refused.text.contains("not valid"))
+
+                let done = try await client.post(approve)
+                #expect(done.status == .ok && done.text.contains("Done"))
+                #expect(try await client.hook("confirm-promotion", checksum: "c7").status == .ok)
+                #expect(
+                    try await client.hook("confirm-promotion", checksum: "c8").status == .forbidden,
+                    "for that rollout only")
+                let again = try await client.post(approve)
+                #expect(again.status == .gone && again.text.contains("already used"))
+                let events =
+                    try await client.get("/v1/canaries/test/podinfo/events").json()["events"] as? [[String: Any]]
+                #expect(
+                    events?.contains { $0["action"] as? String == "opened" && $0["actor"] as? String == "link" } == true
+                )
+
+                let signer = LinkSigner(secret: "link-secret-for-tests")
+                let expired = signer.token(
+                    for: ApprovalLink(
+                        namespace: "test", name: "podinfo", gate: .promotion, checksum: "c9", action: .approve,
+                        expires: Int64(Date().timeIntervalSince1970) - 1, nonce: "n1"))
+                let late = try await client.post("/v1/links/\(expired)")
+                #expect(late.status == .gone && late.text.contains("expired"))
+                let forged = LinkSigner(secret: "another-secret").token(
+                    for: ApprovalLink(
+                        namespace: "test", name: "podinfo", gate: .promotion, checksum: "c9", action: .approve,
+                        expires: Int64(Date().timeIntervalSince1970) + 600, nonce: "n2"))
+                #expect(try await client.post("/v1/links/\(forged)").status == .forbidden)
+            }
+        }
+    }
+}
+
+/// A port nothing listens on right now.
+func freePort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+        }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
