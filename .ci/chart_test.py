@@ -37,7 +37,9 @@ VALUE_SETS = {
             "flaggerToken": "s3cret",
             "slackSigningSecret": "slack-secret",
             "namespaceRegexp": "^(test|prod)$",
+            "linkSecret": "link-secret",
         },
+        "notifications": {"file": "cluster: prod\ntargets:\n  - kind: webhook\n    url: https://example.com/hook\n"},
     },
     "existing-secret": {"security": {"existingSecret": "gatehouse-credentials"}},
     "node-port": {
@@ -175,6 +177,7 @@ def assert_manifests(name, values, documents, rendered):
             ("GATEHOUSE_ACCESS_FILE", "access.yaml"),
             ("GATEHOUSE_FLAGGER_TOKEN_FILE", "flagger-token"),
             ("GATEHOUSE_SLACK_SIGNING_SECRET_FILE", "slack-signing-secret"),
+            ("GATEHOUSE_LINK_SECRET_FILE", "link-secret"),
         ]:
             path = env[variable]["value"]
             check(path == os.path.join(mounts.get("secrets", "?"), key), f"{name}: {variable} is the Secret's {key}")
@@ -183,6 +186,10 @@ def assert_manifests(name, values, documents, rendered):
             data = secrets[0]["stringData"]
             check(yaml.safe_load(data["access.yaml"])["tokens"][0]["name"] == "ci", f"{name}: the Secret holds the access file")
             check(data["flagger-token"] == "s3cret" and data["slack-signing-secret"] == "slack-secret", f"{name}: the Secret's keys")
+            check(data["link-secret"] == "link-secret", f"{name}: the link secret")
+            check(yaml.safe_load(data["notifications.yaml"])["cluster"] == "prod", f"{name}: the notifications file")
+            check(env["GATEHOUSE_NOTIFICATIONS_FILE"]["value"] == os.path.join(mounts["secrets"], "notifications.yaml"),
+                  f"{name}: the notifications file is read from the Secret")
         check(config.get("GATEHOUSE_NAMESPACE_REGEXP") == security.get("namespaceRegexp"), f"{name}: the namespace regexp")
     else:
         check(not secrets and "GATEHOUSE_ACCESS_FILE" not in env and "secrets" not in mounts, f"{name}: no Secret by default")

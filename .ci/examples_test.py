@@ -192,8 +192,13 @@ def free_port():
 
 def start(binary, directory):
     port = free_port()
+    # Notifications go to a closed port on this machine: the metrics exist, nothing leaves it.
+    notifications = os.path.join(directory, "notifications.yaml")
+    with open(notifications, "w") as handle:
+        handle.write("cluster: ci\ntargets:\n  - name: local\n    kind: webhook\n    url: http://127.0.0.1:1/hook\n")
     server = subprocess.Popen(
-        [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", os.path.join(directory, "db.sqlite")],
+        [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", os.path.join(directory, "db.sqlite"),
+         "--notifications-file", notifications],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -281,11 +286,12 @@ def run_scripts(base):
 
 
 def check_access_example(binary, directory):
-    """examples/access.yaml is a valid access file: the service starts with it and asks for tokens."""
+    """examples/access.yaml and examples/notifications.yaml are valid: the service starts with them and asks for tokens."""
     port = free_port()
     server = subprocess.Popen(
         [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", os.path.join(directory, "a.sqlite"),
-         "--access-file", os.path.join(ROOT, "examples/access.yaml")],
+         "--access-file", os.path.join(ROOT, "examples/access.yaml"),
+         "--notifications-file", os.path.join(ROOT, "examples/notifications.yaml"), "--link-secret", "example"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -294,7 +300,7 @@ def check_access_example(binary, directory):
                 urllib.request.urlopen(base + "/readyz", timeout=1)
                 break
             except OSError:
-                check(server.poll() is None, "the service starts with examples/access.yaml")
+                check(server.poll() is None, "the service starts with examples/access.yaml and notifications.yaml")
                 time.sleep(0.1)
         try:
             urllib.request.urlopen(base + "/v1/canaries", timeout=2)

@@ -34,7 +34,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             "no access control is configured: anyone who can reach this service can open gates, as with the loadtester; set GATEHOUSE_ACCESS_FILE"
         )
     }
-    let metrics = GatehouseMetrics()
+    let metrics = GatehouseMetrics(notificationTargets: notifications?.targets.map(\.name) ?? [])
     var security = try SecuritySettings(arguments, logger: logger)
     security.links = signer
     security.cluster = notifications?.cluster ?? "kubernetes"

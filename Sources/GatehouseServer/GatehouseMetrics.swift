@@ -22,8 +22,8 @@ public final class GatehouseMetrics: Sendable {
     /// The verdicts a check can end with, as the `decision` label spells them.
     static let decisions = ["approved", "refused", "unavailable"]
 
-    /// Creates the metrics with an empty registry.
-    public init() {
+    /// Creates the metrics with an empty registry; each notification target's counters start at zero.
+    public init(notificationTargets: [String] = []) {
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -45,6 +45,11 @@ public final class GatehouseMetrics: Sendable {
         rollbacksFired = CoreMetrics.Counter(label: "gatehouse_rollbacks_fired_total", factory: factory)
         CoreMetrics.Gauge(label: "gatehouse_build_info", dimensions: [("version", gatehouseVersion)], factory: factory)
             .record(1)
+        for target in notificationTargets {
+            for outcome in ["delivered", "retried", "failed"] {
+                recordNotification(target: target, outcome: outcome, by: 0)
+            }
+        }
     }
 
     /// Counts one check by gate and decision; a rollback's first approval of a rollout counts as fired.
@@ -66,11 +71,11 @@ public final class GatehouseMetrics: Sendable {
     }
 
     /// Counts one notification delivery attempt by target and outcome (delivered, retried, failed).
-    func recordNotification(target: String, outcome: String) {
+    func recordNotification(target: String, outcome: String, by amount: Int = 1) {
         CoreMetrics.Counter(
             label: "gatehouse_notifications_total", dimensions: [("target", target), ("outcome", outcome)],
             factory: factory
-        ).increment()
+        ).increment(by: amount)
     }
 
     /// Counts one HTTP request by route (the route's pattern, never the raw path), method and status.

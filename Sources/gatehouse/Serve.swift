@@ -14,7 +14,8 @@ struct Serve: AsyncParsableCommand {
             GATEHOUSE_LOG_FORMAT, GATEHOUSE_LOG_LEVEL, GATEHOUSE_AUDIT_RETENTION, GATEHOUSE_ROLLBACK_TTL, \
             GATEHOUSE_STORAGE_TIMEOUT, GATEHOUSE_MAINTENANCE_INTERVAL, GATEHOUSE_IDLE_TIMEOUT, GATEHOUSE_SYNCHRONOUS, \
             GATEHOUSE_ACCESS_FILE, GATEHOUSE_NAMESPACE_REGEXP, GATEHOUSE_FLAGGER_TOKEN(_FILE), \
-            GATEHOUSE_SLACK_SIGNING_SECRET(_FILE)).
+            GATEHOUSE_SLACK_SIGNING_SECRET(_FILE), GATEHOUSE_NOTIFICATIONS_FILE, GATEHOUSE_LINK_SECRET(_FILE), \
+            GATEHOUSE_NOTIFICATION_INTERVAL, GATEHOUSE_NOTIFICATION_RETRY_BASE).
 
             Example:
               gatehouse serve --port 8080 --database /data/gatehouse.sqlite
@@ -44,6 +45,13 @@ struct Serve: AsyncParsableCommand {
     var slackSigningSecret: String?
     @Option(help: "A file holding the Flagger metadata secret (a mounted Secret key).") var flaggerTokenFile: String?
     @Option(help: "A file holding the Slack signing secret (a mounted Secret key).") var slackSigningSecretFile: String?
+    @Option(help: "Notifications file: Slack and webhook targets, cluster name, approval link base URL.")
+    var notificationsFile: String?
+    @Option(help: "The secret approval links are signed with (prefer GATEHOUSE_LINK_SECRET).") var linkSecret: String?
+    @Option(help: "A file holding the link secret (a mounted Secret key).") var linkSecretFile: String?
+    @Option(help: "How often the notification outbox is looked at (default 1s).") var notificationInterval: String?
+    @Option(help: "First retry delay of a failed notification; it doubles each time (default 1s).")
+    var notificationRetryBase: String?
 
     func run() async throws {
         let flags: [String: String?] = [
@@ -52,7 +60,10 @@ struct Serve: AsyncParsableCommand {
             "maintenance-interval": maintenanceInterval, "idle-timeout": idleTimeout, "synchronous": synchronous,
             "access-file": accessFile, "namespace-regexp": namespaceRegexp, "flagger-token": flaggerToken,
             "slack-signing-secret": slackSigningSecret, "flagger-token-file": flaggerTokenFile,
-            "slack-signing-secret-file": slackSigningSecretFile,
+            "slack-signing-secret-file": slackSigningSecretFile, "notifications-file": notificationsFile,
+            "link-secret": linkSecret, "link-secret-file": linkSecretFile,
+            "notification-interval": notificationInterval,
+            "notification-retry-base": notificationRetryBase,
         ]
         let arguments: ServerArguments
         do {

@@ -71,10 +71,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Whether a Secret is in use (created by the chart or existing). */}}
 {{- define "gatehouse.hasSecret" -}}
-{{- if or .Values.security.existingSecret .Values.security.accessFile .Values.security.flaggerToken .Values.security.slackSigningSecret }}true{{- end }}
+{{- if or .Values.security.existingSecret .Values.security.accessFile .Values.security.flaggerToken .Values.security.slackSigningSecret .Values.security.linkSecret .Values.notifications.file }}true{{- end }}
 {{- end }}
 
 {{/* Whether an access file is mounted. */}}
 {{- define "gatehouse.hasAccessFile" -}}
 {{- if or .Values.security.existingSecret .Values.security.accessFile }}true{{- end }}
+{{- end }}
+
+{{/* Whether a notifications file is mounted. */}}
+{{- define "gatehouse.hasNotifications" -}}
+{{- if or .Values.notifications.file (and .Values.security.existingSecret .Values.notifications.fromExistingSecret) }}true{{- end }}
 {{- end }}
