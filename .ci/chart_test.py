@@ -12,6 +12,9 @@ import tempfile
 import helm_python
 import yaml
 
+sys.path.insert(0, os.path.dirname(__file__))
+from checks import check, finish  # noqa: E402
+
 CHART = os.path.join(os.path.dirname(__file__), "..", "charts", "gatehouse")
 KUBERNETES_VERSIONS = ["1.25.0", "1.37.0"]  # the oldest and newest kubernetes-validate bundles
 CUSTOM_RESOURCES = {"ServiceMonitor"}  # not in Kubernetes' schemas; asserted below instead
@@ -61,17 +64,6 @@ BAD_VALUES = {
     "a digest that is not sha256": {"image": {"digest": "latest"}},
 }
 
-failures = []
-passes = 0
-
-
-def check(condition, message):
-    global passes
-    if condition:
-        passes += 1
-    else:
-        failures.append(message)
-        print(f"FAIL: {message}")
 
 
 def render(values):
@@ -255,8 +247,7 @@ def main():
         )
         check(result.returncode == 0, f"checkov found failed checks:\n{result.stdout}{result.stderr}")
 
-    print(f"chart: {passes} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return finish("chart")
 
 
 if __name__ == "__main__":

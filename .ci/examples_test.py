@@ -24,18 +24,10 @@ from urllib.parse import urlparse
 import jsonschema
 import yaml
 
+sys.path.insert(0, os.path.dirname(__file__))
+from checks import check, finish  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-failures = []
-passes = 0
-
-
-def check(condition, message):
-    global passes
-    if condition:
-        passes += 1
-    else:
-        failures.append(message)
-        print(f"FAIL: {message}")
 
 
 # The parts of Flagger's Canary CRD (flagger.app/v1beta1) that the examples use, with the same
@@ -325,8 +317,7 @@ def main():
                 server.terminate()
                 server.wait(timeout=10)
         check_access_example(binary, directory)
-    print(f"examples: {passes} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return finish("examples")
 
 
 if __name__ == "__main__":
