@@ -38,8 +38,9 @@ struct OutboxDelivery: Service {
     }
 
     func run() async throws {
+        var reminded = Set<String>()
         while !Task.isShuttingDownGracefully {
-            await remind(at: Date())
+            await remind(at: Date(), skipping: &reminded)
             await deliverDue(at: Date())
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
@@ -101,8 +102,9 @@ struct OutboxDelivery: Service {
         }
     }
 
-    /// One reminder per waiting episode, for canaries waiting longer than `reminderAfter`.
-    func remind(at now: Date) async {
+    /// One reminder per waiting episode, for canaries waiting longer than `reminderAfter`; the outbox
+    /// key keeps it to one across restarts, and `reminded` spares a write per round until then.
+    func remind(at now: Date, skipping reminded: inout Set<String>) async {
         guard let reminderAfter else { return }
         for canary in store.canaries() {
             guard let waiting = canary.waitingOn, now.timeIntervalSince(waiting.since) >= reminderAfter else {
@@ -111,8 +113,9 @@ struct OutboxDelivery: Service {
             let fact = GateFact(
                 action: .refused, actor: Gate.systemActor, reason: "still waiting",
                 checksum: canary.gate(waiting.gate).lastVerdictChecksum)
-            try? await store.enqueue(
-                Notable(kind: .reminder, canary: canary, gate: waiting.gate, fact: fact, freeze: nil, at: now))
+            let notable = Notable(kind: .reminder, canary: canary, gate: waiting.gate, fact: fact, freeze: nil, at: now)
+            guard let key = notable.key, !reminded.contains(key) else { continue }
+            if (try? await store.enqueue(notable)) != nil { reminded.insert(key) }
         }
     }
 
