@@ -10,27 +10,36 @@ struct GateChecker: Sendable {
     let metrics: GatehouseMetrics
 
     func check(_ check: Check, context: some RequestContext) async throws -> Decision {
-        var logger = context.logger
-        logger[metadataKey: "canary"] = "\(check.canary)"
-        logger[metadataKey: "gate"] = "\(check.gate.rawValue)"
-        logger[metadataKey: "route"] = "\(context.endpointPath ?? "")"
         let decision: Decision
         do {
             decision = try await store.check(check)
         } catch let error as StoreError {
             if case .unavailable = error { metrics.recordUnavailableCheck(check.gate) }
-            logger.warning("check failed closed", metadata: ["decision": "unavailable"])
+            log(check, decision: nil, context: context, level: .warning, "check failed closed")
             throw error
         }
         metrics.recordCheck(check.gate, decision)
-        logger[metadataKey: "decision"] = "\(decision.verdict.rawValue)"
-        logger[metadataKey: "checksum"] = "\(check.checksum)"
         // The first approval or refusal of a rollout, and every change, at info; repeats at debug.
-        if decision.facts.isEmpty {
-            logger.debug("\(decision.message)")
-        } else {
-            logger.info("\(decision.message)", metadata: ["changes": "\(decision.facts.map(\.action.rawValue))"])
+        // The log line is only built when it is written: this is the hot path.
+        if !decision.facts.isEmpty {
+            log(
+                check, decision: decision, context: context, level: .info, decision.message,
+                extra: ["changes": "\(decision.facts.map(\.action.rawValue))"])
+        } else if context.logger.logLevel <= .debug {
+            log(check, decision: decision, context: context, level: .debug, decision.message)
         }
         return decision
+    }
+
+    private func log(
+        _ check: Check, decision: Decision?, context: some RequestContext, level: Logger.Level, _ message: String,
+        extra: Logger.Metadata = [:]
+    ) {
+        var metadata: Logger.Metadata = [
+            "canary": "\(check.canary)", "gate": "\(check.gate.rawValue)", "route": "\(context.endpointPath ?? "")",
+            "checksum": "\(check.checksum)", "decision": "\(decision?.verdict.rawValue ?? "unavailable")",
+        ]
+        metadata.merge(extra) { $1 }
+        context.logger.log(level: level, "\(message)", metadata: metadata)
     }
 }

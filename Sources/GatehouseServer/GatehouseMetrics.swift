@@ -17,7 +17,14 @@ public final class GatehouseMetrics: Sendable {
     private let checks: [String: CoreMetrics.Counter]
     private let rollbacksRequested: CoreMetrics.Counter
     private let rollbacksFired: CoreMetrics.Counter
-    private let requests = Mutex<[String: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+    private let requests = Mutex<[RequestKey: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+
+    /// The labels of one HTTP request series.
+    private struct RequestKey: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
 
     /// The verdicts a check can end with, as the `decision` label spells them.
     static let decisions = ["approved", "refused", "unavailable"]
@@ -80,7 +87,7 @@ public final class GatehouseMetrics: Sendable {
 
     /// Counts one HTTP request by route (the route's pattern, never the raw path), method and status.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        let key = "\(route) \(method) \(status)"
+        let key = RequestKey(route: route, method: method, status: status)
         let metrics = requests.withLock { requests in
             if let existing = requests[key] { return existing }
             let created = (
