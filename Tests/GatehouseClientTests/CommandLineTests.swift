@@ -109,6 +109,31 @@ struct CommandLineTests {
         #expect(timedOut.status == 4)
     }
 
+    @Test("--token and GATEHOUSE_TOKEN authenticate; the token's name is the actor; no token is refused")
+    func token() async throws {
+        let generated = try await Gatehouse.run(["token", "generate"])
+        let lines = generated.output.split(separator: "\n").map { $0.split(separator: " ").last.map(String.init) ?? "" }
+        let (secret, hash) = (lines[0], lines[1])
+        let hashed = try await Gatehouse.run(["token", "hash", secret])
+        #expect(hashed.output.trimmingCharacters(in: .whitespacesAndNewlines) == hash)
+        let file = "tokens:\n  - name: ci-bot\n    sha256: \(hash)\n    namespaces: [test]\n    actions: [read, open]\n"
+        try await withLiveServer(accessFile: file) { server in
+            let url = server.absoluteString
+            let refused = try await Gatehouse.run(["open", "rollout", "podinfo", "-n", "test", "--server", url])
+            #expect(refused.status == 2 && refused.errors.contains("bearer token"))
+            let opened = try await Gatehouse.run(
+                ["open", "rollout", "podinfo", "-n", "test", "--server", url, "--token", secret])
+            #expect(opened.status == 0, "\(opened.errors)")
+            let outOfScope = try await Gatehouse.run(
+                ["open", "rollout", "podinfo", "-n", "prod", "--server", url], environment: ["GATEHOUSE_TOKEN": secret])
+            #expect(outOfScope.status == 2 && outOfScope.errors.contains("ci-bot may not open in namespace prod"))
+            let events = try await Gatehouse.run(
+                ["events", "podinfo", "-n", "test", "--output", "json", "--server", url],
+                environment: ["GATEHOUSE_TOKEN": secret])
+            #expect(events.output.contains(#""actor":"ci-bot""#))
+        }
+    }
+
     @Test("wait: 0 when the rollout succeeds, 6 when it fails, 4 on timeout")
     func wait() async throws {
         try await withLiveServer { server in

@@ -11,7 +11,9 @@ import Testing
 #endif
 
 /// Runs the real service on 127.0.0.1 (port 0) over a temporary SQLite file and hands the test its URL.
-func withLiveServer<Value: Sendable>(_ test: @Sendable (URL) async throws -> Value) async throws -> Value {
+func withLiveServer<Value: Sendable>(
+    accessFile: String? = nil, _ test: @Sendable (URL) async throws -> Value
+) async throws -> Value {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
         "gatehouse-client-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -20,6 +22,11 @@ func withLiveServer<Value: Sendable>(_ test: @Sendable (URL) async throws -> Val
     arguments.host = "127.0.0.1"
     arguments.port = 0
     arguments.databasePath = directory.appendingPathComponent("gatehouse.sqlite").path
+    if let accessFile {
+        let path = directory.appendingPathComponent("access.yaml").path
+        try accessFile.write(toFile: path, atomically: true, encoding: .utf8)
+        arguments.accessFile = path
+    }
     var logger = Logger(label: "gatehouse-client-test")
     logger.logLevel = .warning
     let app = try await buildApplication(arguments, logger: logger)
