@@ -6,11 +6,11 @@ public enum TextRender {
     /// The status table of many canaries.
     public static func table(_ canaries: [CanaryStatus], now: Date = Date()) -> String {
         guard !canaries.isEmpty else { return "No canaries yet: Flagger has not called and no gate was opened." }
-        var rows = [["CANARY", "PHASE", "WAITING ON", "ROLLOUT", "TRAFFIC", "PROMOTION", "ROLLBACK", "LAST SEEN"]]
+        var rows = [["CANARY", "PHASE", "WAITING ON", "ROLLOUT", "TRAFFIC", "PROMOTION", "ROLLBACK", "SHARED", "LAST SEEN"]]
         for canary in canaries {
             rows.append(
                 ["\(canary.namespace)/\(canary.name)", canary.phase?.rawValue ?? "-", waiting(canary, now: now)]
-                    + [GateKind.rollout, .traffic, .promotion, .rollback].map { gate(canary.gate($0), now: now) }
+                    + GateKind.allCases.map { gate(canary.gate($0), now: now) }
                     + [canary.lastSeen.map { age($0, now: now) + " ago" } ?? "-"])
         }
         return columns(rows)
