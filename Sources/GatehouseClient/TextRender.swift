@@ -6,7 +6,9 @@ public enum TextRender {
     /// The status table of many canaries.
     public static func table(_ canaries: [CanaryStatus], now: Date = Date()) -> String {
         guard !canaries.isEmpty else { return "No canaries yet: Flagger has not called and no gate was opened." }
-        var rows = [["CANARY", "PHASE", "WAITING ON", "ROLLOUT", "TRAFFIC", "PROMOTION", "ROLLBACK", "SHARED", "LAST SEEN"]]
+        var rows = [
+            ["CANARY", "PHASE", "WAITING ON"] + GateKind.allCases.map { $0.rawValue.uppercased() } + ["LAST SEEN"]
+        ]
         for canary in canaries {
             rows.append(
                 ["\(canary.namespace)/\(canary.name)", canary.phase?.rawValue ?? "-", waiting(canary, now: now)]
