@@ -67,8 +67,8 @@ LUA
 post_script "$check_body" >"$work/check.lua"
 post_script '{"reason": "benchmark", "ttl": "1h"}' >"$work/open.lua"
 
-run() { # name url script
-    wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$3" "$2" >"$work/$1.txt"
+run() { # name url [script]
+    wrk -t"$threads" -c"$connections" -d"${duration}s" --latency ${3:+-s "$3"} "$2" >"$work/$1.txt"
     grep -q "Non-2xx" "$work/$1.txt" && { echo "$1: non-2xx responses"; cat "$work/$1.txt"; exit 1; }
     awk '/Requests\/sec/ { print $2 }' "$work/$1.txt"
 }
@@ -80,24 +80,28 @@ p99() { # name -> milliseconds
 wrk -t1 -c4 -d2s -s "$work/check.lua" "http://127.0.0.1:$gatehouse_port/v1/flagger/confirm-promotion" >/dev/null
 nginx_before=$(run nginx-before "http://127.0.0.1:$nginx_port/v1/flagger/confirm-promotion" "$work/check.lua")
 checks=$(run checks "http://127.0.0.1:$gatehouse_port/v1/flagger/confirm-promotion" "$work/check.lua")
+# The floor of the HTTP stack: a handler that does nothing, through the same server and middlewares.
+floor=$(run floor "http://127.0.0.1:$gatehouse_port/healthz")
 opens=$(run opens "http://127.0.0.1:$gatehouse_port/v1/canaries/bench/podinfo/gates/rollout/open" "$work/open.lua")
 nginx_after=$(run nginx-after "http://127.0.0.1:$nginx_port/v1/flagger/confirm-promotion" "$work/check.lua")
 rss_kib=$(awk '/VmHWM/ { print $2 }' "/proc/$gatehouse_pid/status")
 anon_kib=$(awk '/RssAnon/ { print $2 }' "/proc/$gatehouse_pid/status")
 opened=$(curl -fs "http://127.0.0.1:$gatehouse_port/v1/events?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"][0]["id"])')
 
-python3 - "$nginx_before" "$nginx_after" "$checks" "$opens" "$(p99 checks)" "$(p99 opens)" "$(p99 nginx-before)" "$rss_kib" "$connections" "$duration" "$opened" "$anon_kib" <<'PY'
+python3 - "$nginx_before" "$nginx_after" "$checks" "$opens" "$(p99 checks)" "$(p99 opens)" "$(p99 nginx-before)" "$rss_kib" "$connections" "$duration" "$opened" "$anon_kib" "$floor" <<'PY'
 import sys
 nb, na, checks, opens = map(float, sys.argv[1:5])
 p99_checks, p99_opens, p99_nginx = sys.argv[5:8]
 rss = int(sys.argv[8]) / 1024
 connections, duration, audit = sys.argv[9], sys.argv[10], sys.argv[11]
 anon = int(sys.argv[12]) / 1024
+floor = float(sys.argv[13])
 nginx = (nb + na) / 2
 print(f"wrk: {connections} connections, 2 threads, {duration}s per run, 127.0.0.1, all on one machine")
 print(f"| measure | result | target |")
 print(f"|---|---|---|")
 print(f"| nginx `return 200` (baseline) | {nginx:,.0f} req/s (before {nb:,.0f}, after {na:,.0f}); p99 {p99_nginx} ms | |")
+print(f"| floor: `GET /healthz` (a handler that does nothing, same server) | {floor:,.0f} req/s = {floor / nginx:.2f}× nginx | |")
 print(f"| checks (`confirm-promotion`, open gate) | {checks:,.0f} req/s = **{checks / nginx:.2f}×** nginx | ≥ 0.8× |")
 print(f"| durable opens (`gates/rollout/open`) | {opens:,.0f} req/s = **{opens / nginx:.2f}×** nginx | ≥ 0.5× |")
 print(f"| p99 latency, checks | **{p99_checks} ms** | ≤ 5 ms |")
