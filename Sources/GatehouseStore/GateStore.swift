@@ -141,14 +141,14 @@ public final class GateStore: Sendable {
     public func open(_ kind: GateKind, of id: CanaryID, _ request: OpenRequest, actor: String, at now: Date = Date())
         async throws -> Canary
     {
-        try await change(kind, of: id) { gate, _ in gate.open(request, actor: actor, at: now) }
+        try await change(kind, of: id, at: now) { gate, _ in gate.open(request, actor: actor, at: now) }
     }
 
     /// Closes a gate; closing a closed gate changes nothing.
     public func close(_ kind: GateKind, of id: CanaryID, reason: String?, actor: String, at now: Date = Date())
         async throws -> Canary
     {
-        try await change(kind, of: id) { gate, _ in gate.close(actor: actor, reason: reason, at: now) }
+        try await change(kind, of: id, at: now) { gate, _ in gate.close(actor: actor, reason: reason, at: now) }
     }
 
     /// Asks Flagger to roll back the canary's current rollout: opens the rollback gate until `expiresAt`,
@@ -157,7 +157,7 @@ public final class GateStore: Sendable {
         of id: CanaryID, reason: String?, expiresAt: Date, force: Bool, actor: String, boundChecksum: String? = nil,
         at now: Date = Date()
     ) async throws -> Canary {
-        try await change(.rollback, of: id) { gate, canary in
+        try await change(.rollback, of: id, at: now) { gate, canary in
             guard force || canary.isRollingOut else {
                 let phase = canary.lastPhase.map { "its last phase is \($0)" } ?? "Flagger has not reported on it"
                 throw StoreError.conflict(
@@ -170,14 +170,15 @@ public final class GateStore: Sendable {
     }
 
     private func change(
-        _ kind: GateKind, of id: CanaryID, _ body: @escaping @Sendable (inout Gate, Canary) throws -> [GateFact]
+        _ kind: GateKind, of id: CanaryID, at now: Date,
+        _ body: @escaping @Sendable (inout Gate, Canary) throws -> [GateFact]
     ) async throws -> Canary {
         try await write { db in
             var canary = self.memory.withLock { $0.canaries[id] } ?? Canary(id: id)
             var gate = try GateRecord.fetch(kind, of: id, in: db)
             let facts = try body(&gate, canary)
             if !facts.isEmpty {
-                try self.save(gate, facts: facts, of: id, phase: nil, in: db, at: Date())
+                try self.save(gate, facts: facts, of: id, phase: nil, in: db, at: now)
             }
             canary.gates[kind] = gate
             let changed = gate
@@ -296,7 +297,7 @@ public final class GateStore: Sendable {
             }
         }
         for (id, kind) in due {
-            _ = try await change(kind, of: id) { gate, _ in gate.expireIfDue(at: now) }
+            _ = try await change(kind, of: id, at: now) { gate, _ in gate.expireIfDue(at: now) }
         }
         return due.count
     }
