@@ -90,10 +90,11 @@ public func buildRouter(
         CanaryController(store: store, settings: settings, metrics: metrics, access: accessGuard).endpoints)
     operators.group("v1/events").addRoutes(AuditController(store: store, access: accessGuard).endpoints)
     operators.group("v1/freezes").addRoutes(FreezeController(store: store, access: accessGuard).endpoints)
-    operators.add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard)).group(
-        context: FlaggerRequestContext.self
-    )
-    .addRoutes(loadtester.changeEndpoints)
+    router.group()
+        .add(middleware: BearerAuthMiddleware(access: security.access, anonymousActor: LoadtesterController.actor))
+        .add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard))
+        .group(context: FlaggerRequestContext.self)
+        .addRoutes(loadtester.changeEndpoints)
 
     // Routes Flagger calls: its payload, the namespace filter and, if set, the metadata secret.
     let flagger = router.group().add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard))

@@ -226,6 +226,11 @@ public final class GateStore: Sendable {
         }
     }
 
+    /// One freeze, in force or not, if it exists.
+    public func freeze(id: Int64) async throws -> Freeze? {
+        try await read { db in try FreezeRecord.fetchOne(db, key: id)?.freeze }
+    }
+
     /// The freezes in force, or every freeze ever set when `includingEnded` is true, newest first.
     public func freezes(includingEnded: Bool = false, at now: Date = Date()) async throws -> [Freeze] {
         if includingEnded {
@@ -304,18 +309,19 @@ public final class GateStore: Sendable {
 
     /// Writes what checks observed (last seen, phase, checksum) that only memory holds so far.
     public func saveObservations() async throws {
+        let now = Date()
+        let hasUnsaved = memory.withLock { memory in
+            memory.freezes = memory.freezes.filter { $0.value.isActive(at: now) }
+            return !memory.unsaved.isEmpty
+        }
+        guard hasUnsaved else { return }
         try await write { db in
             let canaries = self.memory.withLock { memory in
                 defer { memory.unsaved.removeAll() }
                 return memory.unsaved.compactMap { memory.canaries[$0] }
             }
             for canary in canaries { try CanaryRecord.persist(canary, in: db) }
-            return (
-                (),
-                { memory in
-                    memory.freezes = memory.freezes.filter { $0.value.isActive(at: Date()) }
-                }
-            )
+            return ((), { _ in })
         }
     }
 

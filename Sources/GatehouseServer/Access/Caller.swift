@@ -68,12 +68,19 @@ struct AccessGuard: Sendable {
         }
     }
 
-    /// Checks that the caller may do `action` in `namespace` (nil: every namespace) and returns the actor to record.
-    func authorize(_ action: AccessAction, in namespace: String?, context: some CallerContext) throws -> String {
-        if let namespace { try requireNamespace(namespace) }
+    /// Refuses a request that reached an operator route without a caller.
+    @discardableResult
+    func requireCaller(_ context: some CallerContext) throws -> Caller {
         guard let caller = context.caller else {
             throw GatehouseError.unauthorized("this request needs a bearer token")
         }
+        return caller
+    }
+
+    /// Checks that the caller may do `action` in `namespace` (nil: every namespace) and returns the actor to record.
+    func authorize(_ action: AccessAction, in namespace: String?, context: some CallerContext) throws -> String {
+        if let namespace { try requireNamespace(namespace) }
+        let caller = try requireCaller(context)
         guard caller.allows(action, in: namespace) else {
             let scope = namespace.map { "in namespace \($0)" } ?? "in every namespace"
             throw GatehouseError.forbidden("\(caller.actor) may not \(action.rawValue) \(scope)")
@@ -91,13 +98,15 @@ struct AccessGuard: Sendable {
 /// names itself with `X-Gatehouse-Actor`.
 struct BearerAuthMiddleware<Context: CallerContext & MutableCallerContext>: RouterMiddleware {
     let access: AccessControl?
+    /// The actor recorded for an undeclared caller when there is no access control.
+    var anonymousActor = "api"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
         var context = context
         guard let access else {
-            context.caller = .unrestricted(actor: Actor.of(request))
+            context.caller = .unrestricted(actor: Actor.of(request, fallback: anonymousActor))
             return try await next(request, context)
         }
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {

@@ -34,8 +34,8 @@ struct CanaryController {
         if let namespace {
             try KubernetesName.validateLabel(namespace, field: "namespace")
             _ = try access.authorize(.read, in: namespace, context: context)
-        } else if context.caller == nil {
-            throw GatehouseError.unauthorized("this request needs a bearer token")
+        } else {
+            try access.requireCaller(context)
         }
         let now = Date()
         return CanaryList(

@@ -12,7 +12,7 @@ struct FreezeController {
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
         routes.get { request, context in
-            guard context.caller != nil else { throw GatehouseError.unauthorized("this request needs a bearer token") }
+            try access.requireCaller(context)
             let all = request.uri.queryParameters["all"].map { $0 == "true" || $0 == "1" } ?? false
             // A freeze of every namespace concerns everyone; one of a namespace, those who may read it.
             let visible = try await store.freezes(includingEnded: all).filter { freeze in
@@ -40,7 +40,7 @@ struct FreezeController {
             guard let id = Int64(try context.parameters.require("id")), id > 0 else {
                 throw GatehouseError.badRequest("a freeze id is a positive whole number")
             }
-            let namespace = try await store.freezes(includingEnded: true).first { $0.id == id }?.namespace
+            let namespace = try await store.freeze(id: id)?.namespace
             let actor = try access.authorize(.freeze, in: namespace, context: context)
             let freeze = try await store.unfreeze(id: id, actor: actor)
             context.logger.info("lifted freeze \(id)", metadata: ["actor": "\(actor)"])

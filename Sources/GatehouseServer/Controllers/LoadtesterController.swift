@@ -46,9 +46,9 @@ struct LoadtesterController {
     var changeEndpoints: RouteCollection<FlaggerRequestContext> {
         let routes = RouteCollection(context: FlaggerRequestContext.self)
         for (prefix, gate) in Self.gates {
-            routes.post(RouterPath("\(prefix)/open")) { request, context in
+            routes.post(RouterPath("\(prefix)/open")) { _, context in
                 let action: AccessAction = gate == .rollback ? .rollback : .open
-                let actor = try actor(for: action, request, context)
+                let actor = try access.authorize(action, in: context.call.canary.namespace, context: context)
                 _ = try await store.open(gate, of: context.call.canary, OpenRequest(isSticky: true), actor: actor)
                 if gate == .rollback { checker.metrics.recordRollbackRequested() }
                 context.logger.info(
@@ -56,8 +56,8 @@ struct LoadtesterController {
                     metadata: ["canary": "\(context.call.canary)", "actor": "\(actor)"])
                 return Response(status: .accepted)
             }
-            routes.post(RouterPath("\(prefix)/close")) { request, context in
-                let actor = try actor(for: .close, request, context)
+            routes.post(RouterPath("\(prefix)/close")) { _, context in
+                let actor = try access.authorize(.close, in: context.call.canary.namespace, context: context)
                 _ = try await store.close(gate, of: context.call.canary, reason: nil, actor: actor)
                 context.logger.info(
                     "closed \(gate.rawValue) gate of \(context.call.canary)",
@@ -72,12 +72,4 @@ struct LoadtesterController {
     }
 
     private static let gates = [("gate", GateKind.shared), ("rollback", GateKind.rollback)]
-
-    /// The actor for a change: the token's name, or without access control the declared actor or `loadtester-api`.
-    private func actor(for action: AccessAction, _ request: Request, _ context: FlaggerRequestContext) throws -> String
-    {
-        let actor = try access.authorize(action, in: context.call.canary.namespace, context: context)
-        if case .unrestricted = context.caller { return Actor.of(request, fallback: Self.actor) }
-        return actor
-    }
 }

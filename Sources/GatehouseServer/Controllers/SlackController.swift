@@ -120,7 +120,7 @@ struct SlackController {
                 )
             case "unfreeze":
                 guard let text = command.arguments.first, let id = Int64(text) else { return .usage("`unfreeze ID`") }
-                let namespace = try await store.freezes(includingEnded: true).first { $0.id == id }?.namespace
+                let namespace = try await store.freeze(id: id)?.namespace
                 try authorize(command, .freeze, namespace)
                 _ = try await store.unfreeze(id: id, actor: actor)
                 log(context, "lifted freeze \(id)", actor)
