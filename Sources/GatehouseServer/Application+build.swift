@@ -2,6 +2,7 @@ import Foundation
 import GatehouseCore
 import GatehouseStore
 import Hummingbird
+import HummingbirdCore
 import Logging
 
 /// Builds the whole service from its arguments: opens the database, wires the router, adds upkeep.
@@ -40,10 +41,16 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
     security.cluster = notifications?.cluster ?? "kubernetes"
     let router = buildRouter(
         store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: metrics, security: security)
+    let serverName = "gatehouse"
     var app = Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000)))),
-        configuration: .init(address: .hostname(arguments.host, port: arguments.port), serverName: "gatehouse"),
+        server: gatehouseHTTPServer(
+            configuration: .init(idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000))),
+            checks: InMemoryChecks(
+                checker: GateChecker(store: store, metrics: metrics),
+                accessGuard: AccessGuard(namespaces: security.namespaces),
+                secret: FlaggerSecret(security.flaggerToken), logger: logger, serverName: serverName)),
+        configuration: .init(address: .hostname(arguments.host, port: arguments.port), serverName: serverName),
         logger: logger)
     app.addServices(
         MaintenanceService(
@@ -98,10 +105,10 @@ public func buildRouter(
 
     // Routes Flagger calls: its payload, the namespace filter and, if set, the metadata secret.
     let flagger = router.group().add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard))
-        .add(middleware: FlaggerSecretMiddleware(secret: security.flaggerToken))
+        .add(middleware: FlaggerSecretMiddleware(secret: FlaggerSecret(security.flaggerToken)))
         .group(context: FlaggerRequestContext.self)
-    flagger.group("v1/flagger").addRoutes(FlaggerController(store: store, checker: checker).endpoints)
-    flagger.addRoutes(loadtester.checkEndpoints)
+    flagger.addRoutes(CheckController(checker: checker).endpoints)
+    flagger.group("v1/flagger").addRoutes(FlaggerController(store: store).endpoints)
     return router
 }
 

@@ -9,37 +9,52 @@ struct GateChecker: Sendable {
     let store: GateStore
     let metrics: GatehouseMetrics
 
+    /// Decides a check, writing first when it changes anything.
     func check(_ check: Check, context: some RequestContext) async throws -> Decision {
         let decision: Decision
         do {
             decision = try await store.check(check)
         } catch let error as StoreError {
             if case .unavailable = error { metrics.recordUnavailableCheck(check.gate) }
-            log(check, decision: nil, context: context, level: .warning, "check failed closed")
+            log(
+                check, decision: nil, logger: context.logger, route: context.endpointPath, level: .warning,
+                "check failed closed")
             throw error
         }
+        record(check, decision, logger: context.logger, route: context.endpointPath)
+        return decision
+    }
+
+    /// Decides a check from memory alone, counted and logged as `check` does; nil when it changes
+    /// something or storage is failing, and so must go through `check`.
+    func checkInMemory(_ check: Check, logger: Logger, route: String) -> Decision? {
+        guard let decision = try? store.checkInMemory(check) else { return nil }
+        record(check, decision, logger: logger, route: route)
+        return decision
+    }
+
+    private func record(_ check: Check, _ decision: Decision, logger: Logger, route: String?) {
         metrics.recordCheck(check.gate, decision)
         // The first approval or refusal of a rollout, and every change, at info; repeats at debug.
         // The log line is only built when it is written: this is the hot path.
         if !decision.facts.isEmpty {
             log(
-                check, decision: decision, context: context, level: .info, decision.message,
+                check, decision: decision, logger: logger, route: route, level: .info, decision.message,
                 extra: ["changes": "\(decision.facts.map(\.action.rawValue))"])
-        } else if context.logger.logLevel <= .debug {
-            log(check, decision: decision, context: context, level: .debug, decision.message)
+        } else if logger.logLevel <= .debug {
+            log(check, decision: decision, logger: logger, route: route, level: .debug, decision.message)
         }
-        return decision
     }
 
     private func log(
-        _ check: Check, decision: Decision?, context: some RequestContext, level: Logger.Level, _ message: String,
+        _ check: Check, decision: Decision?, logger: Logger, route: String?, level: Logger.Level, _ message: String,
         extra: Logger.Metadata = [:]
     ) {
         var metadata: Logger.Metadata = [
-            "canary": "\(check.canary)", "gate": "\(check.gate.rawValue)", "route": "\(context.endpointPath ?? "")",
+            "canary": "\(check.canary)", "gate": "\(check.gate.rawValue)", "route": "\(route ?? "")",
             "checksum": "\(check.checksum)", "decision": "\(decision?.verdict.rawValue ?? "unavailable")",
         ]
         metadata.merge(extra) { $1 }
-        context.logger.log(level: level, "\(message)", metadata: metadata)
+        logger.log(level: level, "\(message)", metadata: metadata)
     }
 }

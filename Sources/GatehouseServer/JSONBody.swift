@@ -9,17 +9,26 @@ enum JSONBody {
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws
         -> T
     {
-        guard let value = try await decodeIfPresent(type, from: request, context: context) else {
-            throw GatehouseError.badRequest("the request body is empty; send a JSON object")
-        }
-        return value
+        try decode(type, from: try await request.body.collect(upTo: context.maxUploadSize))
     }
 
     /// Decodes an optional JSON object body; an empty body gives nil.
     static func decodeIfPresent<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext)
         async throws -> T?
     {
-        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        try decodeIfPresent(type, from: try await request.body.collect(upTo: context.maxUploadSize))
+    }
+
+    /// Decodes a required JSON object body already read.
+    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
+        guard let value = try decodeIfPresent(type, from: buffer) else {
+            throw GatehouseError.badRequest("the request body is empty; send a JSON object")
+        }
+        return value
+    }
+
+    /// Decodes an optional JSON object body already read; an empty body gives nil.
+    static func decodeIfPresent<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T? {
         guard buffer.readableBytes > 0 else { return nil }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))

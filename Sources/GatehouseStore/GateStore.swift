@@ -55,19 +55,8 @@ public final class GateStore: Sendable {
 
     /// Decides one check; writes only when the decision changes the gate.
     public func check(_ check: Check, at now: Date = Date()) async throws -> Decision {
-        try requireHealthy()
+        if let decision = try checkInMemory(check, at: now) { return decision }
         let namespace = check.canary.namespace
-        let (decision, previous) = memory.withLock { memory in
-            var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
-            canary.observe(phase: check.phase, checksum: check.checksum, at: now)
-            memory.canaries[check.canary] = canary
-            memory.unsaved.insert(check.canary)
-            let gate = canary.gate(check.gate)
-            let freeze = Freeze.applying(to: namespace, among: memory.freezes.values, at: now)
-            return (Decision(for: check, gate: gate, freeze: freeze, at: now), gate)
-        }
-        guard decision.changes(previous) else { return decision }
-
         return try await write { db in
             let stored = try GateRecord.fetch(check.gate, of: check.canary, in: db)
             let freeze = self.memory.withLock { Freeze.applying(to: namespace, among: $0.freezes.values, at: now) }
@@ -79,6 +68,23 @@ public final class GateStore: Sendable {
                 { $0.canaries[check.canary, default: Canary(id: check.canary)].gates[check.gate] = decision.gate }
             )
         }
+    }
+
+    /// Decides one check from memory alone, without waiting: the decision when it changes nothing
+    /// (the common case: Flagger asking again), nil when it must be decided again and written by
+    /// `check`. Throws `unavailable` while storage cannot answer, as `check` does.
+    public func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Decision? {
+        try requireHealthy()
+        let (decision, previous) = memory.withLock { memory in
+            var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
+            canary.observe(phase: check.phase, checksum: check.checksum, at: now)
+            memory.canaries[check.canary] = canary
+            memory.unsaved.insert(check.canary)
+            let gate = canary.gate(check.gate)
+            let freeze = Freeze.applying(to: check.canary.namespace, among: memory.freezes.values, at: now)
+            return (Decision(for: check, gate: gate, freeze: freeze, at: now), gate)
+        }
+        return decision.changes(previous) ? nil : decision
     }
 
     /// Records a Flagger `event` or `post-rollout` report; a Succeeded or Failed phase ends the rollout.

@@ -118,12 +118,15 @@ struct WaitTests {
         try await withLiveServer { server in
             let api = GatehouseAPI(server: server)
             #expect(try await flagger(server, "post-rollout", phase: "Succeeded", checksum: "c1") == 202)
-            let waiting = Task { try await api.wait(for: .succeeded, of: podinfo, timeout: 20, interval: 0.05) }
-            try await Task.sleep(for: .milliseconds(300))
+            let (seen, next) = phasesSeen()
+            let waiting = Task {
+                try await api.wait(for: .succeeded, of: podinfo, timeout: 20, interval: 0.05, progress: next)
+            }
+            #expect(await seen.first { $0.hasSuffix("Succeeded") } != nil)
             #expect(
                 try await flagger(
                     server, "events", phase: "Progressing", checksum: "c2", message: "Starting canary analysis") == 202)
-            try await Task.sleep(for: .milliseconds(300))
+            #expect(await seen.first { $0.hasSuffix("Progressing") } != nil)
             #expect(try await flagger(server, "post-rollout", phase: "Succeeded", checksum: "c2") == 202)
             let final = try await waiting.value
             #expect(final.value.checksum == "c2")
@@ -137,8 +140,11 @@ struct WaitTests {
             #expect(
                 try await flagger(server, "events", phase: "Progressing", checksum: "c2", message: "Advance weight 10")
                     == 202)
-            let waiting = Task { try await api.wait(for: .succeeded, of: podinfo, timeout: 20, interval: 0.05) }
-            try await Task.sleep(for: .milliseconds(200))
+            let (seen, next) = phasesSeen()
+            let waiting = Task {
+                try await api.wait(for: .succeeded, of: podinfo, timeout: 20, interval: 0.05, progress: next)
+            }
+            #expect(await seen.first { $0.hasSuffix("Progressing") } != nil)
             #expect(try await flagger(server, "post-rollout", phase: "Failed", checksum: "c2") == 202)
             let error = try #require(await clientError { _ = try await waiting.value })
             guard case .oppositeOutcome = error else { throw error }
@@ -158,4 +164,10 @@ struct WaitTests {
             #expect(error.exitCode == 4)
         }
     }
+}
+
+/// What `wait` reports as it watches, so a test acts only once the watch has seen the present.
+func phasesSeen() -> (AsyncStream<String>, @Sendable (String) -> Void) {
+    let (stream, continuation) = AsyncStream.makeStream(of: String.self)
+    return (stream, { continuation.yield($0) })
 }

@@ -54,10 +54,10 @@ struct SlackTests {
     func signatures() async throws {
         try await slackServer().run { client in
             let body = SlackSigner.form(user: "UALICE", text: "open promotion test/podinfo looks good")
-            let good = try await client.send(.post, "/v1/slack/command", body: body, headers: signer.headers(for: body))
+            let headers = signer.headers(for: body)
+            let good = try await client.send(.post, "/v1/slack/command", body: body, headers: headers)
             #expect(good.status == .ok)
-            let replayed = try await client.send(
-                .post, "/v1/slack/command", body: body, headers: signer.headers(for: body))
+            let replayed = try await client.send(.post, "/v1/slack/command", body: body, headers: headers)
             #expect(replayed.status == .unauthorized && replayed.text.contains("already received"))
 
             let other = SlackSigner.form(user: "UALICE", text: "close promotion test/podinfo")

@@ -26,7 +26,7 @@ final class TestServer: Sendable {
     }
 
     /// Runs `test` against the service: `.router` calls the router directly, `.live` speaks HTTP on 127.0.0.1.
-    func run<Value: Sendable>(_ setup: TestingSetup = .router, _ test: @Sendable (Client) async throws -> Value)
+    func run<Value: Sendable>(_ setup: TestingSetup = .live, _ test: @Sendable (Client) async throws -> Value)
         async throws -> Value
     {
         var logger = Logger(label: "gatehouse-test")

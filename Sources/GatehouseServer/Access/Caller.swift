@@ -132,19 +132,32 @@ public protocol MutableCallerContext {
 struct FlaggerSecretMiddleware: RouterMiddleware {
     typealias Context = GatehouseRequestContext
 
-    let secret: String?
+    let secret: FlaggerSecret
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
-        if let secret {
-            let presented = context.flaggerCall?.payload.metadata?["token"] ?? ""
-            // Hashing both first makes the comparison's time independent of the secret's length too.
-            let hashes = [presented, secret].map { Array(SHA256.hash(data: Data($0.utf8))) }
-            guard constantTimeEqual(hashes[0], hashes[1]) else {
-                throw GatehouseError.forbidden("the webhook's metadata.token is missing or wrong")
-            }
-        }
+        try secret.verify(context.flaggerCall?.payload)
         return try await next(request, context)
+    }
+}
+
+/// The secret Flagger sends in `metadata.token`, if one is configured.
+struct FlaggerSecret: Sendable {
+    /// The secret's SHA-256 hash; nil when no secret is configured.
+    private let hash: [UInt8]?
+
+    init(_ secret: String?) {
+        hash = secret.map { Array(SHA256.hash(data: Data($0.utf8))) }
+    }
+
+    /// Refuses a payload without the configured secret.
+    func verify(_ payload: FlaggerPayload?) throws {
+        guard let hash else { return }
+        // Hashing the presented token first makes the comparison's time independent of the secret's length too.
+        let presented = Array(SHA256.hash(data: Data((payload?.metadata?["token"] ?? "").utf8)))
+        guard constantTimeEqual(presented, hash) else {
+            throw GatehouseError.forbidden("the webhook's metadata.token is missing or wrong")
+        }
     }
 }

@@ -25,23 +25,6 @@ struct LoadtesterController {
         return routes
     }
 
-    /// The checks of the shared and rollback gates, which Flagger calls.
-    var checkEndpoints: RouteCollection<FlaggerRequestContext> {
-        let routes = RouteCollection(context: FlaggerRequestContext.self)
-        for (prefix, gate) in Self.gates {
-            routes.post(RouterPath("\(prefix)/check")) { _, context in
-                let payload = context.call.payload
-                let decision = try await store.check(
-                    Check(
-                        canary: context.call.canary, gate: gate, checksum: payload.checksum ?? "", phase: payload.phase)
-                )
-                return GateAnswer(decision: decision, style: .loadtester)
-            }
-            routes.rejectOtherMethods(than: [.post], at: RouterPath("\(prefix)/check"))
-        }
-        return routes
-    }
-
     /// Opening and closing the shared and rollback gates, which people and scripts call.
     var changeEndpoints: RouteCollection<FlaggerRequestContext> {
         let routes = RouteCollection(context: FlaggerRequestContext.self)

@@ -16,10 +16,18 @@ struct FlaggerPayloadMiddleware: RouterMiddleware {
             throw GatehouseError.methodNotAllowed(request.method, allowed: [.post])
         }
         var context = context
-        let payload = try await JSONBody.decode(FlaggerPayload.self, from: request, context: context)
-        let canary = try payload.canaryID()
-        try accessGuard.requireNamespace(canary.namespace)
-        context.flaggerCall = FlaggerCall(payload: payload, canary: canary)
+        context.flaggerCall = try FlaggerCall(
+            body: try await request.body.collect(upTo: context.maxUploadSize), accessGuard: accessGuard)
         return try await next(request, context)
+    }
+}
+
+extension FlaggerCall {
+    /// Decodes and validates a Flagger webhook body: the payload, the canary it names, and that
+    /// `--namespace-regexp` serves its namespace.
+    init(body: ByteBuffer, accessGuard: AccessGuard) throws {
+        payload = try JSONBody.decode(FlaggerPayload.self, from: body)
+        canary = try payload.canaryID()
+        try accessGuard.requireNamespace(canary.namespace)
     }
 }
