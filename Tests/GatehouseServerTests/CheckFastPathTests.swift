@@ -232,6 +232,7 @@ enum RawHTTP {
         while offset < bytes.count {
             let end = min(bytes.count, offset + bytesPerWrite)
             let written = bytes[offset..<end].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
+            if written < 0 && errno == EINTR { continue }
             guard written > 0 else { throw POSIXError(.EPIPE) }
             offset += written
             if bytesPerWrite != .max { usleep(1000) }
@@ -241,6 +242,7 @@ enum RawHTTP {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while replies.count < expecting {
             let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }  // a signal, such as SIGCHLD from another test's process
             if count <= 0 { break }
             received += buffer[0..<count]
             replies = parse(received)
