@@ -26,7 +26,9 @@ extension FlaggerCall {
     /// Decodes and validates a Flagger webhook body: the payload, the canary it names, and that
     /// `--namespace-regexp` serves its namespace.
     init(body: ByteBuffer, accessGuard: AccessGuard) throws {
-        payload = try JSONBody.decode(FlaggerPayload.self, from: body)
+        payload =
+            try body.withUnsafeReadableBytes(FlaggerPayload.init(plainJSON:))
+            ?? JSONBody.decode(FlaggerPayload.self, from: body)
         canary = try payload.canaryID()
         try accessGuard.requireNamespace(canary.namespace)
     }
