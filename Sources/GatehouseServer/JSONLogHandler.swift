@@ -19,29 +19,49 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var object: [String: Any] = [
-            "time": Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
-            "level": event.level.rawValue,
-            "message": "\(event.message)",
-            "logger": label,
+        var object: [String: LogValue] = [
+            "time": .string(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))),
+            "level": .string(event.level.rawValue),
+            "message": .string("\(event.message)"),
+            "logger": .string(label),
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
-            object[key] = Self.plain(value)
+            object[key] = LogValue(value)
         }
-        guard
-            var data = try? JSONSerialization.data(
-                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        else { return }
+        guard var data = try? Self.encoder.encode(object) else { return }
         data.append(UInt8(ascii: "\n"))
         FileHandle.standardOutput.write(data)
     }
 
-    private static func plain(_ value: Logger.MetadataValue) -> Any {
+    /// Sorted keys make lines easy to compare; JSONEncoder does it without ICU's collation data,
+    /// which JSONSerialization loads.
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+}
+
+/// A metadata value as JSON: strings, arrays and objects, as swift-log's metadata has them.
+private enum LogValue: Encodable {
+    case string(String)
+    case array([LogValue])
+    case object([String: LogValue])
+
+    init(_ value: Logger.MetadataValue) {
         switch value {
-        case .string(let string): string
-        case .stringConvertible(let convertible): "\(convertible)"
-        case .array(let values): values.map(plain)
-        case .dictionary(let dictionary): dictionary.mapValues(plain)
+        case .string(let string): self = .string(string)
+        case .stringConvertible(let convertible): self = .string("\(convertible)")
+        case .array(let values): self = .array(values.map(LogValue.init))
+        case .dictionary(let dictionary): self = .object(dictionary.mapValues(LogValue.init))
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .string(let string): try string.encode(to: encoder)
+        case .array(let values): try values.encode(to: encoder)
+        case .object(let object): try object.encode(to: encoder)
         }
     }
 }

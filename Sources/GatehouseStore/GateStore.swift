@@ -285,7 +285,8 @@ public final class GateStore: Sendable {
     public func probe(at now: Date = Date()) async -> Bool {
         do {
             try await writer.write { db in
-                try db.execute(sql: "INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", arguments: [now])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", arguments: [now.storedText])
             }
             let recovered = storageProblem.withLock { problem -> Bool in
                 defer { problem = nil }
@@ -335,7 +336,7 @@ public final class GateStore: Sendable {
     @discardableResult
     public func pruneAudit(olderThan cutoff: Date) async throws -> Int {
         try await write { db in
-            let count = try AuditRecord.filter(Column("at") < cutoff).deleteAll(db)
+            let count = try AuditRecord.filter(Column("at") < cutoff.storedText).deleteAll(db)
             return (count, { _ in })
         }
     }

@@ -129,7 +129,7 @@ extension GateStore {
                 sql: """
                     SELECT * FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL AND nextAttemptAt <= ?
                     ORDER BY nextAttemptAt, id LIMIT ?
-                    """, arguments: [now, limit]
+                    """, arguments: [now.storedText, limit]
             ).map { row in
                 PendingNotification(
                     id: row["id"],
@@ -144,21 +144,21 @@ extension GateStore {
     public func markDelivered(_ id: Int64, at now: Date = Date()) async throws {
         try await updateOutbox(
             sql: "UPDATE outbox SET deliveredAt = ?, attempts = attempts + 1, lastError = NULL WHERE id = ?",
-            arguments: [now, id])
+            arguments: [now.storedText, id])
     }
 
     /// Schedules another try.
     public func retryDelivery(_ id: Int64, at next: Date, error: String) async throws {
         try await updateOutbox(
             sql: "UPDATE outbox SET nextAttemptAt = ?, attempts = attempts + 1, lastError = ? WHERE id = ?",
-            arguments: [next, error, id])
+            arguments: [next.storedText, error, id])
     }
 
     /// Stops trying, and says so in the audit trail.
     public func giveUpDelivery(_ id: Int64, target: String, error: String, at now: Date = Date()) async throws {
         try await updateOutbox(
             sql: "UPDATE outbox SET failedAt = ?, attempts = attempts + 1, lastError = ? WHERE id = ?",
-            arguments: [now, error, id],
+            arguments: [now.storedText, error, id],
             audit: GateFact(
                 action: .notificationFailed, actor: Gate.systemActor,
                 reason: "gave up delivering notification \(id) to \(target): \(error)"))
@@ -172,10 +172,10 @@ extension GateStore {
     /// Records that a one-time approval link was used; false if it already was.
     public func useLink(nonce: String, expiresAt: Date, at now: Date = Date()) async throws -> Bool {
         try await withWrite { db in
-            try db.execute(sql: "DELETE FROM usedLink WHERE expiresAt < ?", arguments: [now])
+            try db.execute(sql: "DELETE FROM usedLink WHERE expiresAt < ?", arguments: [now.storedText])
             try db.execute(
                 sql: "INSERT OR IGNORE INTO usedLink (nonce, usedAt, expiresAt) VALUES (?, ?, ?)",
-                arguments: [nonce, now, expiresAt])
+                arguments: [nonce, now.storedText, expiresAt.storedText])
             return db.changesCount == 1
         }
     }
@@ -198,8 +198,8 @@ extension GateStore {
                     """
             ).execute(arguments: [
                 notable.key.map { "\($0)|\(message.target)|\(message.url)" }, message.target, message.url,
-                message.contentType, message.body, notable.at, notable.at,
-                notable.at.addingTimeInterval(policy.giveUpAfter),
+                message.contentType, message.body, notable.at.storedText, notable.at.storedText,
+                notable.at.addingTimeInterval(policy.giveUpAfter).storedText,
             ])
         }
     }

@@ -3,7 +3,7 @@ import GRDB
 import GatehouseCore
 
 /// A row of the `canary` table.
-struct CanaryRecord: Codable, FetchableRecord, PersistableRecord {
+struct CanaryRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
     static let databaseTableName = "canary"
     var namespace: String
     var name: String
@@ -34,7 +34,8 @@ struct CanaryRecord: Codable, FetchableRecord, PersistableRecord {
                     lastMessage = excluded.lastMessage, lastEventType = excluded.lastEventType
                 """
         ).execute(arguments: [
-            canary.id.namespace, canary.id.name, canary.lastPhase?.rawValue, canary.lastChecksum, canary.lastSeen,
+            canary.id.namespace, canary.id.name, canary.lastPhase?.rawValue, canary.lastChecksum,
+            canary.lastSeen?.storedText,
             canary.lastMessage, canary.lastEventType,
         ])
     }
@@ -52,7 +53,7 @@ struct CanaryRecord: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// A row of the `gate` table.
-struct GateRecord: Codable, FetchableRecord, PersistableRecord {
+struct GateRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
     static let databaseTableName = "gate"
     var namespace: String
     var name: String
@@ -116,8 +117,8 @@ struct GateRecord: Codable, FetchableRecord, PersistableRecord {
                 """
         ).execute(arguments: [
             canary.namespace, canary.name, gate.kind.rawValue, gate.isOpen, gate.mode.rawValue, gate.boundChecksum,
-            gate.expiresAt, gate.remainingSteps, gate.actor, gate.reason, gate.changedAt, gate.lastVerdict?.rawValue,
-            gate.lastVerdictChecksum, gate.lastVerdictAt,
+            gate.expiresAt?.storedText, gate.remainingSteps, gate.actor, gate.reason, gate.changedAt?.storedText,
+            gate.lastVerdict?.rawValue, gate.lastVerdictChecksum, gate.lastVerdictAt?.storedText,
         ])
     }
 }
@@ -128,7 +129,7 @@ extension Verdict: DatabaseValueConvertible {}
 extension AuditAction: DatabaseValueConvertible {}
 
 /// A row of the `freeze` table.
-struct FreezeRecord: Codable, FetchableRecord, MutablePersistableRecord {
+struct FreezeRecord: Codable, FetchableRecord, MutablePersistableRecord, StoredRecord {
     static let databaseTableName = "freeze"
     var id: Int64?
     var namespace: String?
@@ -149,7 +150,7 @@ struct FreezeRecord: Codable, FetchableRecord, MutablePersistableRecord {
 }
 
 /// A row of the `audit` table.
-struct AuditRecord: Codable, FetchableRecord, MutablePersistableRecord {
+struct AuditRecord: Codable, FetchableRecord, MutablePersistableRecord, StoredRecord {
     static let databaseTableName = "audit"
     var id: Int64?
     var at: Date
@@ -173,7 +174,7 @@ struct AuditRecord: Codable, FetchableRecord, MutablePersistableRecord {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            at, namespace, name, gate?.rawValue, fact.action.rawValue, fact.actor, fact.reason,
+            at.storedText, namespace, name, gate?.rawValue, fact.action.rawValue, fact.actor, fact.reason,
             fact.checksum.flatMap { $0.isEmpty ? nil : $0 }, phase?.rawValue,
         ])
     }

@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 import GatehouseCore
-import GatehouseStore
 import Testing
+
+@testable import GatehouseStore
 
 @Suite("The store on a real SQLite file")
 struct GateStoreTests {
@@ -210,5 +211,28 @@ struct GateStoreTests {
         #expect(second.map(\.reason) == ["r2", "r1"])
         #expect(try await store.pruneAudit(olderThan: Date().addingTimeInterval(1)) == 5)
         #expect(try await store.events(limit: 10).isEmpty)
+    }
+}
+
+@Suite("Dates in the database")
+struct StoredDateTests {
+    @Test("dates are written exactly as GRDB writes them, and read back by GRDB")
+    func sameAsGRDB() throws {
+        var random = SystemRandomNumberGenerator()
+        let edges: [TimeInterval] = [0, 0.999, 1.0005, 946_684_799.999, 1_700_000_000, 4_102_444_800.5]
+        let dates =
+            edges.map(Date.init(timeIntervalSince1970:))
+            + (0..<2_000).map { _ in Date(timeIntervalSince1970: .random(in: 0..<4_102_444_800, using: &random)) }
+        for date in dates {
+            let grdb = String.fromDatabaseValue(date.databaseValue)
+            #expect(date.storedText == grdb, "\(date.timeIntervalSince1970)")
+            let read = try #require(Date(storedText: date.storedText))
+            let grdbRead = try #require(Date.fromDatabaseValue(date.storedText.databaseValue))
+            #expect(abs(read.timeIntervalSince(grdbRead)) < 0.000_001)
+            #expect(abs(read.timeIntervalSince(date)) <= 0.000_5)
+        }
+        for other in ["2026-11-22", "2026-13-01 00:00:00.000", "2026-11-22T10:00:00.000", "2026-11-22 10:00:00"] {
+            #expect(Date(storedText: other) == nil, "\(other) is left to GRDB")
+        }
     }
 }

@@ -134,7 +134,7 @@ public struct AccessPolicy: Sendable {
 
     /// The SHA-256 of a token, as the access file stores it.
     public static func hash(of token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(token.utf8)).hexString
     }
 
     /// A new random token: 32 bytes from the system's generator, base64url.
@@ -220,4 +220,17 @@ private struct AccessFile: Decodable {
 
     var tokens: [TokenEntry]?
     var slack: Slack?
+}
+
+extension Sequence<UInt8> {
+    /// The bytes in lowercase hexadecimal, as access files and Slack signatures write them.
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in self {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
 }

@@ -53,8 +53,7 @@ struct SlackController {
         signed.append(contentsOf: body.readableBytesView)
         let expected =
             "v0="
-            + HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: Data(secret.utf8)))
-            .map { String(format: "%02x", $0) }.joined()
+            + HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: Data(secret.utf8))).hexString
         guard constantTimeEqual(Array(signature.utf8), Array(expected.utf8)) else {
             throw GatehouseError.unauthorized("the Slack signature does not match")
         }

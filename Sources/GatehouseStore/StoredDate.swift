@@ -1,0 +1,73 @@
+import Foundation
+import GRDB
+
+extension Date {
+    /// The date as GRDB stores it — `yyyy-MM-dd HH:mm:ss.SSS` in UTC — written without the
+    /// DateFormatter GRDB uses for that, which loads ICU's locale and calendar data (megabytes of
+    /// memory) and is slow. GRDB reads it back as it reads its own. Every date the store binds goes
+    /// through this.
+    var storedText: String {
+        let milliseconds = (timeIntervalSince1970 * 1000).rounded()
+        var seconds = time_t((milliseconds / 1000).rounded(.down))
+        let fraction = Int(milliseconds - Double(seconds) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func padded(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(padded(parts.tm_year + 1900, 4))-\(padded(parts.tm_mon + 1, 2))-\(padded(parts.tm_mday, 2)) "
+            + "\(padded(parts.tm_hour, 2)):\(padded(parts.tm_min, 2)):\(padded(parts.tm_sec, 2))."
+            + padded(Int32(fraction), 3)
+    }
+
+    /// Reads `storedText` back, likewise without the Calendar GRDB uses; nil if the text has another form.
+    init?(storedText text: String) {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 23 else { return nil }
+        for (index, separator) in [(4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"), (19, ".")]
+        where bytes[index] != UInt8(ascii: Unicode.Scalar(separator)!) {
+            return nil
+        }
+        func number(_ range: Range<Int>, in valid: ClosedRange<Int32>) -> Int32? {
+            var value: Int32 = 0
+            for byte in bytes[range] {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int32(byte - UInt8(ascii: "0"))
+            }
+            return valid.contains(value) ? value : nil
+        }
+        guard let year = number(0..<4, in: 1...9999), let month = number(5..<7, in: 1...12),
+            let day = number(8..<10, in: 1...31), let hour = number(11..<13, in: 0...23),
+            let minute = number(14..<16, in: 0...59), let second = number(17..<19, in: 0...59),
+            let milliseconds = number(20..<23, in: 0...999)
+        else { return nil }
+        var parts = tm()
+        parts.tm_year = year - 1900
+        parts.tm_mon = month - 1
+        parts.tm_mday = day
+        parts.tm_hour = hour
+        parts.tm_min = minute
+        parts.tm_sec = second
+        self.init(timeIntervalSince1970: TimeInterval(timegm(&parts)) + TimeInterval(milliseconds) / 1000)
+    }
+
+    /// A stored date: `storedText`, or whatever else GRDB reads as a date.
+    init?(stored value: DatabaseValue) {
+        if let text = String.fromDatabaseValue(value), let date = Date(storedText: text) {
+            self = date
+        } else if let date = Date.fromDatabaseValue(value) {
+            self = date
+        } else {
+            return nil
+        }
+    }
+}
+
+/// The store's records: their dates are written as `Date.storedText` and read back by `Date(stored:)`.
+protocol StoredRecord: EncodableRecord, FetchableRecord {}
+
+extension StoredRecord {
+    static var databaseDateEncodingStrategy: DatabaseDateEncodingStrategy { .custom { $0.storedText } }
+    static var databaseDateDecodingStrategy: DatabaseDateDecodingStrategy { .custom(Date.init(stored:)) }
+}
