@@ -28,6 +28,17 @@ public struct Canary: Sendable, Equatable {
         gates[kind] ?? .closed(kind)
     }
 
+    /// Whether a Flagger call would change what is known: a new phase or checksum, or a `lastSeen`
+    /// older than `resolution`. Checks repeat every few seconds; most tell nothing new.
+    public func wouldObserve(phase: CanaryPhase?, checksum: String?, at now: Date, resolution: TimeInterval = 1)
+        -> Bool
+    {
+        if let phase, phase != lastPhase { return true }
+        if let checksum, !checksum.isEmpty, checksum != lastChecksum { return true }
+        guard let lastSeen else { return true }
+        return now.timeIntervalSince(lastSeen) >= resolution
+    }
+
     /// Records what a Flagger call says of the canary.
     public mutating func observe(phase: CanaryPhase?, checksum: String?, at now: Date) {
         if let phase { lastPhase = phase }

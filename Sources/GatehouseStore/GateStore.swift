@@ -77,9 +77,12 @@ public final class GateStore: Sendable {
         try requireHealthy()
         let (decision, previous) = memory.withLock { memory in
             var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
-            canary.observe(phase: check.phase, checksum: check.checksum, at: now)
-            memory.canaries[check.canary] = canary
-            memory.unsaved.insert(check.canary)
+            // A repeated check within a second leaves memory untouched: only reads on the hot path.
+            if canary.wouldObserve(phase: check.phase, checksum: check.checksum, at: now) {
+                canary.observe(phase: check.phase, checksum: check.checksum, at: now)
+                memory.canaries[check.canary] = canary
+                memory.unsaved.insert(check.canary)
+            }
             let gate = canary.gate(check.gate)
             let freeze = Freeze.applying(to: check.canary.namespace, among: memory.freezes.values, at: now)
             return (Decision(for: check, gate: gate, freeze: freeze, at: now), gate)

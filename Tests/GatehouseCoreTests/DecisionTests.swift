@@ -140,3 +140,19 @@ struct DecisionTests {
         #expect(throws: ValidationError.self) { try GateKind(userInput: "deploy") }
     }
 }
+
+@Suite("What a Flagger call tells of a canary")
+struct ObservationTests {
+    @Test("a new phase, a new checksum or a second gone by is news; a repeat within the second is not")
+    func news() throws {
+        let now = Date()
+        var canary = Canary(id: try CanaryID(namespace: "test", name: "podinfo"))
+        #expect(canary.wouldObserve(phase: nil, checksum: nil, at: now), "never seen")
+        canary.observe(phase: .progressing, checksum: "c1", at: now)
+        #expect(!canary.wouldObserve(phase: .progressing, checksum: "c1", at: now.addingTimeInterval(0.5)))
+        #expect(!canary.wouldObserve(phase: nil, checksum: "", at: now.addingTimeInterval(0.5)))
+        #expect(canary.wouldObserve(phase: .promoting, checksum: "c1", at: now.addingTimeInterval(0.5)))
+        #expect(canary.wouldObserve(phase: .progressing, checksum: "c2", at: now.addingTimeInterval(0.5)))
+        #expect(canary.wouldObserve(phase: .progressing, checksum: "c1", at: now.addingTimeInterval(1)))
+    }
+}
