@@ -1,28 +1,30 @@
 import Foundation
 import GatehouseCore
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-import NIOHTTP1
-import NIOHTTPTypesHTTP1
+import NIOHTTPTypes
 
 /// Gatehouse's HTTP/1.1 server: Hummingbird's, with one channel handler added to each connection
 /// that answers gate checks on the event loop.
 ///
 /// A check is the request Flagger makes every interval for every canary, and almost every one
 /// changes nothing: the gate is as it was at the last check. Such checks are answered from memory
-/// by `CheckFastPath` right after the HTTP decoder, without the task, request context and
-/// middleware chain Hummingbird's router gives every request (which cost several times what the
-/// check itself does). Everything else — every other route, and any check that changes a gate, is
-/// malformed, or meets failing storage — reaches the router unchanged.
+/// by `CheckFastPath` in the channel pipeline, without the task, request context and middleware
+/// chain Hummingbird's router gives every request (which cost several times what the check itself
+/// does). Everything else — every other route, and any check that changes a gate, is malformed, or
+/// meets failing storage — reaches the router unchanged.
 func gatehouseHTTPServer(configuration: HTTP1Channel.Configuration, checks: InMemoryChecks) -> HTTPServerBuilder {
     HTTPServerBuilder { responder in
         CheckingHTTP1Channel(base: HTTP1Channel(responder: responder, configuration: configuration), checks: checks)
     }
 }
 
-/// Hummingbird's HTTP/1.1 child channel with `CheckFastPath` in front of its HTTP types codec.
+/// Hummingbird's HTTP/1.1 child channel with `CheckFastPath` just before the router's end of the
+/// pipeline: after Hummingbird's connection state handler, which so sees every request and every
+/// answer, and keeps its idle timeout and graceful shutdown for checks answered here too.
 struct CheckingHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
@@ -32,8 +34,8 @@ struct CheckingHTTP1Channel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         base.setup(channel: channel, logger: logger).flatMapThrowing { [checks] value in
             let pipeline = channel.pipeline.syncOperations
-            let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
-            try pipeline.addHandler(CheckFastPath(checks: checks), position: .before(codec))
+            let connectionState = try pipeline.handler(type: HTTPConnectionStateHandler.self)
+            try pipeline.addHandler(CheckFastPath(checks: checks), position: .after(connectionState))
             return value
         }
     }
@@ -61,10 +63,13 @@ struct InMemoryChecks: Sendable {
         routes = Dictionary(uniqueKeysWithValues: CheckRoute.all.map { ($0.path, $0) })
     }
 
-    /// The check route a request targets, if it is one the fast path may answer.
-    func route(for head: HTTPRequestHead) -> CheckRoute? {
-        guard head.method == .POST, head.isKeepAlive, !head.headers.contains(name: "expect") else { return nil }
-        return routes[head.uri]
+    /// The check route a request targets, if it is one the fast path may answer: not one asking to
+    /// close the connection (Hummingbird closes it after answering) or to be told to continue.
+    func route(for head: HTTPRequest) -> CheckRoute? {
+        guard head.method == .post, head.headerFields[.connection] != "close", head.headerFields[.expect] == nil,
+            let path = head.path
+        else { return nil }
+        return routes[path]
     }
 
     /// The answer to a check, or nil when the router must answer it: the body does not decode or
@@ -85,20 +90,19 @@ struct InMemoryChecks: Sendable {
 
 /// Answers the checks that change nothing on the event loop; passes every other request on.
 ///
-/// Sits between NIO's HTTP/1.1 decoder and Hummingbird's codec. A check request is held until its
-/// end, then either answered here or passed on whole. Requests are answered in order: while a
+/// A check request is held until its end, then either answered here or passed on whole. Requests are answered in order: while a
 /// request passed on has not been answered, the following ones are passed on too.
 final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
 
     private enum State {
         /// Between requests.
         case idle
         /// Holding a check request until its end.
-        case holding(CheckRoute, HTTPRequestHead, body: ByteBuffer?, started: ContinuousClock.Instant)
+        case holding(CheckRoute, HTTPRequest, body: ByteBuffer?, started: ContinuousClock.Instant)
         /// Passing the current request on to the router.
         case passing
     }
@@ -136,7 +140,7 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             state = .idle
             let requestID = RequestID().description
             if let answer = checks.answer(route, body: body ?? ByteBuffer(), requestID: requestID) {
-                respond(answer, to: head, requestID: requestID, context: context)
+                respond(answer, requestID: requestID, context: context)
                 checks.checker.metrics.recordRequest(
                     route: route.path, method: "POST", status: Int(answer.status.code),
                     duration: ContinuousClock.now - started)
@@ -155,7 +159,7 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
-    private func pass(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func pass(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head:
             unanswered += 1
@@ -168,22 +172,17 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(part))
     }
 
-    private func respond(
-        _ answer: GateAnswer, to request: HTTPRequestHead, requestID: String, context: ChannelHandlerContext
-    ) {
+    private func respond(_ answer: GateAnswer, requestID: String, context: ChannelHandlerContext) {
         let body = context.channel.allocator.buffer(string: answer.text)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(5)
-        headers.add(name: "Content-Type", value: GateAnswer.contentType)
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "X-Request-Id", value: requestID)
-        headers.add(name: "Date", value: date.now())
-        if let serverName = checks.serverName { headers.add(name: "Server", value: serverName) }
-        let status = HTTPResponseStatus(statusCode: Int(answer.status.code))
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
-            promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        var response = HTTPResponse(status: answer.status)
+        response.headerFields.reserveCapacity(5)
+        response.headerFields[.contentType] = GateAnswer.contentType
+        response.headerFields[.contentLength] = String(body.readableBytes)
+        response.headerFields[MetricsMiddleware<GatehouseRequestContext>.requestIDHeader] = requestID
+        response.headerFields[.date] = date.now()
+        if let serverName = checks.serverName { response.headerFields[.server] = serverName }
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 }

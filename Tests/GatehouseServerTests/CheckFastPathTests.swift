@@ -109,7 +109,7 @@ struct CheckFastPathTests {
             // A refused check first, so the later one is a repeat that changes nothing unless the open lands first.
             #expect(try await RawHTTP.exchange(port: port, check, expecting: 1).first?.status == 403)
             let open = RawHTTP.post("/v1/canaries/test/podinfo/gates/promotion/open", #"{"sticky": true}"#)
-            let replies = try await RawHTTP.exchange(port: port, open + check + check, expecting: 3)
+            let replies = try await RawHTTP.exchange(port: port, open, check, check, expecting: 3)
             #expect(replies.map(\.status) == [200, 200, 200])
             #expect(replies[0].body.hasPrefix("{"))
             #expect(replies[1].body.hasPrefix("promotion gate of test/podinfo is open"))
@@ -123,9 +123,23 @@ struct CheckFastPathTests {
             let check = RawHTTP.post(
                 "/gate/check", #"{"name": "podinfo", "namespace": "test"}"#, headers: "Connection: close\r\n")
             for _ in 0..<2 {
-                let replies = try await RawHTTP.exchange(port: port, check + check, expecting: 2)
+                let replies = try await RawHTTP.exchange(port: port, check, check, expecting: 2)
                 #expect(replies.map(\.status) == [403], "one answer, then the connection is closed")
             }
+        }
+    }
+
+    @Test("a connection busy with checks is not closed as idle, and an idle one is")
+    func idleTimeout() async throws {
+        try await TestServer { $0.idleTimeout = 1 }.run(.live) { client in
+            let port = try #require(client.client.port)
+            _ = try await client.post("/gate/open", #"{"name": "podinfo", "namespace": "test"}"#)
+            let check = RawHTTP.post("/gate/check", #"{"name": "podinfo", "namespace": "test"}"#)
+            let busy = try await RawHTTP.exchange(
+                port: port, check, check, check, check, check, check, expecting: 6, pause: 400_000)
+            #expect(busy.map(\.status) == Array(repeating: 200, count: 6), "2.4 s of checks, never 1 s idle")
+            let idle = try await RawHTTP.exchange(port: port, check, check, expecting: 2, pause: 1_500_000)
+            #expect(idle.map(\.status) == [200], "closed after 1 s without a request")
         }
     }
 
@@ -135,7 +149,7 @@ struct CheckFastPathTests {
             let port = try #require(client.client.port)
             _ = try await client.post("/gate/open", #"{"name": "podinfo", "namespace": "test"}"#)
             let check = RawHTTP.chunked("/gate/check", #"{"name": "podinfo", "namespace": "test"}"#)
-            let replies = try await RawHTTP.exchange(port: port, check + check, expecting: 2, bytesPerWrite: 7)
+            let replies = try await RawHTTP.exchange(port: port, check, check, expecting: 2, bytesPerWrite: 7)
             #expect(replies.map(\.status) == [200, 200])
             #expect(replies.map(\.body) == ["Approved", "Approved"])
         }
@@ -205,37 +219,42 @@ enum RawHTTP {
     /// Sends `requests` on one new connection and reads replies until `expecting` have arrived or
     /// the server closes the connection. The socket blocks, so it runs on a thread of its own rather
     /// than one the service under test needs.
-    static func exchange(port: Int, _ requests: String, expecting: Int, bytesPerWrite: Int = .max) async throws
-        -> [Reply]
-    {
+    static func exchange(
+        port: Int, _ requests: String..., expecting: Int, bytesPerWrite: Int = .max, pause: useconds_t = 0
+    ) async throws -> [Reply] {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
                 continuation.resume(
                     with: Result {
                         try blockingExchange(
-                            port: port, requests, expecting: expecting, bytesPerWrite: bytesPerWrite)
+                            port: port, requests, expecting: expecting, bytesPerWrite: bytesPerWrite, pause: pause)
                     })
             }
         }
     }
 
-    private static func blockingExchange(port: Int, _ requests: String, expecting: Int, bytesPerWrite: Int) throws
-        -> [Reply]
-    {
+    private static func blockingExchange(
+        port: Int, _ requests: [String], expecting: Int, bytesPerWrite: Int, pause: useconds_t
+    ) throws -> [Reply] {
         let connection = try RawConnection(port: port)
         defer { connection.close() }
         let socket = connection.descriptor
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let bytes = Array(requests.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(bytes.count, offset + bytesPerWrite)
-            let written = bytes[offset..<end].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { throw POSIXError(.EPIPE) }
-            offset += written
-            if bytesPerWrite != .max { usleep(1000) }
+        sending: for request in requests {
+            let bytes = Array(request.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + bytesPerWrite)
+                let written = bytes[offset..<end].withUnsafeBytes {
+                    send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                }
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { break sending }  // the server closed the connection
+                offset += written
+                if bytesPerWrite != .max { usleep(1000) }
+            }
+            usleep(pause)
         }
         var received: [UInt8] = []
         var replies: [Reply] = []
