@@ -89,9 +89,34 @@ for i in $(seq 1 20); do
     expect 200 "is open" -X POST "$base/v1/flagger/confirm-promotion" -d "{\"name\": \"app-$i\", \"namespace\": \"durable\"}"
 done
 
-# SIGTERM: the service drains and exits 0.
+# SIGTERM: the service drains and exits 0, answering first a check whose body was still arriving.
+python3 - "$port" "$work/held-ready" >"$work/held.txt" 2>&1 <<'PY' &
+import socket, sys, time
+port, ready = int(sys.argv[1]), sys.argv[2]
+body = b'{"name": "app-1", "namespace": "durable"}'
+head = b"POST /v1/flagger/confirm-promotion HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+connection = socket.create_connection(("127.0.0.1", port))
+connection.settimeout(10)
+connection.sendall(head + body[:10])
+open(ready, "w").close()
+time.sleep(1)
+connection.sendall(body[10:])
+answer = b""
+while b"\r\n\r\n" not in answer:
+    chunk = connection.recv(4096)
+    if not chunk:
+        break
+    answer += chunk
+print(answer.split(b"\r\n")[0].decode() if answer else "no answer")
+PY
+held=$!
+for _ in $(seq 1 50); do [[ -f "$work/held-ready" ]] && break; sleep 0.1; done
 kill -TERM "$server"
 if wait "$server"; then passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: exit status after SIGTERM was not 0"; fi
+wait "$held" || true
+if grep -q "200" "$work/held.txt"; then passes=$((passes + 1)); else
+    failures=$((failures + 1)); echo "FAIL: a check in flight at SIGTERM was not answered: $(cat "$work/held.txt")"
+fi
 
 # Logs are JSON lines.
 if python3 -c '

@@ -45,7 +45,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
     var app = Application(
         router: router,
         server: gatehouseHTTPServer(
-            configuration: .init(idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000))),
+            idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000)),
             checks: InMemoryChecks(
                 checker: GateChecker(store: store, metrics: metrics),
                 accessGuard: AccessGuard(namespaces: security.namespaces),

@@ -5,7 +5,8 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
 
 /// Gatehouse's HTTP/1.1 server: Hummingbird's, with one channel handler added to each connection
 /// that answers gate checks on the event loop.
@@ -16,26 +17,30 @@ import NIOHTTPTypes
 /// chain Hummingbird's router gives every request (which cost several times what the check itself
 /// does). Everything else — every other route, and any check that changes a gate, is malformed, or
 /// meets failing storage — reaches the router unchanged.
-func gatehouseHTTPServer(configuration: HTTP1Channel.Configuration, checks: InMemoryChecks) -> HTTPServerBuilder {
+func gatehouseHTTPServer(idleTimeout: TimeAmount?, checks: InMemoryChecks) -> HTTPServerBuilder {
     HTTPServerBuilder { responder in
-        CheckingHTTP1Channel(base: HTTP1Channel(responder: responder, configuration: configuration), checks: checks)
+        // CheckFastPath keeps the idle timeout: Hummingbird's own would not see the checks it answers.
+        CheckingHTTP1Channel(
+            base: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: nil)), checks: checks,
+            idleTimeout: idleTimeout)
     }
 }
 
-/// Hummingbird's HTTP/1.1 child channel with `CheckFastPath` just before the router's end of the
-/// pipeline: after Hummingbird's connection state handler, which so sees every request and every
-/// answer, and keeps its idle timeout and graceful shutdown for checks answered here too.
+/// Hummingbird's HTTP/1.1 child channel with `CheckFastPath` right after NIO's HTTP/1.1 decoder,
+/// before the conversion to HTTP types and Hummingbird's connection state handler (both cost more
+/// per request than answering a check does).
 struct CheckingHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
     let base: HTTP1Channel
     let checks: InMemoryChecks
+    let idleTimeout: TimeAmount?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        base.setup(channel: channel, logger: logger).flatMapThrowing { [checks] value in
+        base.setup(channel: channel, logger: logger).flatMapThrowing { [checks, idleTimeout] value in
             let pipeline = channel.pipeline.syncOperations
-            let connectionState = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-            try pipeline.addHandler(CheckFastPath(checks: checks), position: .after(connectionState))
+            let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
+            try pipeline.addHandler(CheckFastPath(checks: checks, idleTimeout: idleTimeout), position: .before(codec))
             return value
         }
     }
@@ -65,11 +70,9 @@ struct InMemoryChecks: Sendable {
 
     /// The check route a request targets, if it is one the fast path may answer: not one asking to
     /// close the connection (Hummingbird closes it after answering) or to be told to continue.
-    func route(for head: HTTPRequest) -> CheckRoute? {
-        guard head.method == .post, head.headerFields[.connection] != "close", head.headerFields[.expect] == nil,
-            let path = head.path
-        else { return nil }
-        return routes[path]
+    func route(for head: HTTPRequestHead) -> CheckRoute? {
+        guard head.method == .POST, head.isKeepAlive, !head.headers.contains(name: "expect") else { return nil }
+        return routes[head.uri]
     }
 
     /// The answer to a check, or nil when the router must answer it: the body does not decode or
@@ -90,38 +93,67 @@ struct InMemoryChecks: Sendable {
 
 /// Answers the checks that change nothing on the event loop; passes every other request on.
 ///
-/// A check request is held until its end, then either answered here or passed on whole. Requests are answered in order: while a
-/// request passed on has not been answered, the following ones are passed on too.
+/// A check request is held until its end, then either answered here or passed on whole. Requests
+/// are answered in order: while a request passed on has not been answered, the following ones are
+/// passed on too. Since Hummingbird's connection state handler, further down the pipeline, does
+/// not see the checks answered here, this handler keeps the connection's idle timeout, and holds
+/// back a graceful-shutdown request until the check it holds is answered.
 final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
         /// Between requests.
         case idle
         /// Holding a check request until its end.
-        case holding(CheckRoute, HTTPRequest, body: ByteBuffer?, started: ContinuousClock.Instant)
+        case holding(CheckRoute, HTTPRequestHead, body: ByteBuffer?, started: ContinuousClock.Instant)
         /// Passing the current request on to the router.
         case passing
     }
 
     private let checks: InMemoryChecks
+    private let idleTimeout: TimeAmount?
     private var state = State.idle
     /// Requests passed on whose response has not ended yet.
     private var unanswered = 0
+    /// When a request last started or an answer last ended.
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
+    /// Graceful shutdown was asked for: everything goes to the router, which closes the connection.
+    private var isQuiescing = false
     private var date = HTTPDate()
 
-    init(checks: InMemoryChecks) {
+    init(checks: InMemoryChecks, idleTimeout: TimeAmount?) {
         self.checks = checks
+        self.idleTimeout = idleTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { scheduleIdleCheck(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        scheduleIdleCheck(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.idle, .head(let head)):
-            if unanswered == 0, let route = checks.route(for: head) {
+            lastActivity = .now()
+            if !isQuiescing, unanswered == 0, let route = checks.route(for: head) {
                 state = .holding(route, head, body: nil, started: .now)
             } else {
                 pass(.head(head), context: context)
@@ -140,7 +172,7 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             state = .idle
             let requestID = RequestID().description
             if let answer = checks.answer(route, body: body ?? ByteBuffer(), requestID: requestID) {
-                respond(answer, requestID: requestID, context: context)
+                respond(answer, to: head, requestID: requestID, context: context)
                 checks.checker.metrics.recordRequest(
                     route: route.path, method: "POST", status: Int(answer.status.code),
                     duration: ContinuousClock.now - started)
@@ -149,6 +181,7 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 if let body { pass(.body(body), context: context) }
                 pass(.end(trailers), context: context)
             }
+            if isQuiescing { context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         default:
             pass(part, context: context)
         }
@@ -156,11 +189,26 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // An answer the router writes on its own (a 400 for a request it could not parse) was never passed on.
-        if case .end = unwrapOutboundIn(data), unanswered > 0 { unanswered -= 1 }
+        if case .end = unwrapOutboundIn(data) {
+            lastActivity = .now()
+            if unanswered > 0 { unanswered -= 1 }
+        }
         context.write(data, promise: promise)
     }
 
-    private func pass(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        isQuiescing = true
+        // Hummingbird closes a connection with no request in progress at once: the check held here
+        // is answered first, and the event passed on then (see channelRead).
+        if case .holding = state { return }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func pass(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head:
             unanswered += 1
@@ -173,18 +221,43 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(part))
     }
 
-    private func respond(_ answer: GateAnswer, requestID: String, context: ChannelHandlerContext) {
+    private func respond(
+        _ answer: GateAnswer, to request: HTTPRequestHead, requestID: String, context: ChannelHandlerContext
+    ) {
         let body = context.channel.allocator.buffer(string: answer.text)
-        var response = HTTPResponse(status: answer.status)
-        response.headerFields.reserveCapacity(5)
-        response.headerFields[.contentType] = GateAnswer.contentType
-        response.headerFields[.contentLength] = String(body.readableBytes)
-        response.headerFields[MetricsMiddleware<GatehouseRequestContext>.requestIDHeader] = requestID
-        response.headerFields[.date] = date.now()
-        if let serverName = checks.serverName { response.headerFields[.server] = serverName }
-        context.write(wrapOutboundOut(.head(response)), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5)
+        headers.add(name: "Content-Type", value: GateAnswer.contentType)
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "X-Request-Id", value: requestID)
+        headers.add(name: "Date", value: date.now())
+        if let serverName = checks.serverName { headers.add(name: "Server", value: serverName) }
+        let status = HTTPResponseStatus(statusCode: Int(answer.status.code))
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
+            promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        lastActivity = .now()
+    }
+
+    /// Closes the connection once it has been idle for `idleTimeout` with no request in progress,
+    /// as Hummingbird's own idle timeout does.
+    private func scheduleIdleCheck(context: ChannelHandlerContext) {
+        guard let idleTimeout, idleCheck == nil else { return }
+        let loop = context.eventLoop.assumeIsolated()
+        func arm(at deadline: NIODeadline) {
+            idleCheck = loop.scheduleTask(deadline: deadline) {
+                let inProgress = self.unanswered > 0 || { if case .idle = self.state { false } else { true } }()
+                let due = self.lastActivity + idleTimeout
+                if !inProgress && due <= .now() {
+                    context.close(promise: nil)
+                } else {
+                    arm(at: inProgress ? .now() + idleTimeout : due)
+                }
+            }
+        }
+        arm(at: .now() + idleTimeout)
     }
 }
 
