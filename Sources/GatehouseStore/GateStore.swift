@@ -75,19 +75,22 @@ public final class GateStore: Sendable {
     /// `check`. Throws `unavailable` while storage cannot answer, as `check` does.
     public func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Decision? {
         try requireHealthy()
-        let (decision, previous) = memory.withLock { memory in
+        // The lock is held only to read the gate and the freeze (and, a few times a minute, to note
+        // what the check tells of the canary): every event loop takes it for every check.
+        let (gate, freeze) = memory.withLock { memory in
             var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
-            // A repeated check within a second leaves memory untouched: only reads on the hot path.
             if canary.wouldObserve(phase: check.phase, checksum: check.checksum, at: now) {
                 canary.observe(phase: check.phase, checksum: check.checksum, at: now)
                 memory.canaries[check.canary] = canary
                 memory.unsaved.insert(check.canary)
             }
-            let gate = canary.gate(check.gate)
-            let freeze = Freeze.applying(to: check.canary.namespace, among: memory.freezes.values, at: now)
-            return (Decision(for: check, gate: gate, freeze: freeze, at: now), gate)
+            return (
+                canary.gate(check.gate),
+                Freeze.applying(to: check.canary.namespace, among: memory.freezes.values, at: now)
+            )
         }
-        return decision.changes(previous) ? nil : decision
+        let decision = Decision(for: check, gate: gate, freeze: freeze, at: now)
+        return decision.changes(gate) ? nil : decision
     }
 
     /// Records a Flagger `event` or `post-rollout` report; a Succeeded or Failed phase ends the rollout.
