@@ -141,11 +141,7 @@ public struct AccessPolicy: Sendable {
     public static func generateToken() -> String {
         let key = SymmetricKey(size: .bits256)
         let bytes = key.withUnsafeBytes { Data($0) }
-        return "gh_"
-            + bytes.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
-                of: "/", with: "_"
-            )
-            .replacingOccurrences(of: "=", with: "")
+        return "gh_" + bytes.base64URLString
     }
 
     private static func hexBytes(_ text: String) -> [UInt8]? {
@@ -220,17 +216,4 @@ private struct AccessFile: Decodable {
 
     var tokens: [TokenEntry]?
     var slack: Slack?
-}
-
-extension Sequence<UInt8> {
-    /// The bytes in lowercase hexadecimal, as access files and Slack signatures write them.
-    var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        for byte in self {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
 }

@@ -58,9 +58,9 @@ public struct LinkSigner: Sendable {
 
     /// The link's token: its fields and their signature, both base64url.
     public func token(for link: ApprovalLink) -> String {
-        let payload = Self.base64url((try? JSONEncoder().encode(link)) ?? Data())
+        let payload = ((try? JSONEncoder().encode(link)) ?? Data()).base64URLString
         return payload + "."
-            + Self.base64url(Data(HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: key)))
+            + Data(HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: key)).base64URLString
     }
 
     /// Why a token is refused.
@@ -74,23 +74,12 @@ public struct LinkSigner: Sendable {
     /// The link a token carries, if its signature holds and it has not expired.
     public func verify(_ token: String, at now: Date = Date()) -> Result<ApprovalLink, Refusal> {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 2, let signature = Self.data(base64url: String(parts[1])),
+        guard parts.count == 2, let signature = Data(base64URL: String(parts[1])),
             HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Data(parts[0].utf8), using: key),
-            let payload = Self.data(base64url: String(parts[0])),
+            let payload = Data(base64URL: String(parts[0])),
             let link = try? JSONDecoder().decode(ApprovalLink.self, from: payload)
         else { return .failure(.invalid) }
         guard link.expiresAt > now else { return .failure(.expired(link.expiresAt)) }
         return .success(link)
-    }
-
-    static func base64url(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    static func data(base64url text: String) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64)
     }
 }
