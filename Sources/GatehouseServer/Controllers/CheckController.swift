@@ -24,10 +24,7 @@ struct CheckRoute: Sendable {
         GateKind.flaggerGates.compactMap { gate in
             gate.hook.map { CheckRoute(path: "/v1/flagger/\($0)", gate: gate, style: .sentence) }
         }
-        + [
-            CheckRoute(path: "/gate/check", gate: .shared, style: .loadtester),
-            CheckRoute(path: "/rollback/check", gate: .rollback, style: .loadtester),
-        ]
+        + LoadtesterController.gates.map { CheckRoute(path: "/\($0.prefix)/check", gate: $0.gate, style: .loadtester) }
 }
 
 /// The answer to one gate check: 200 when it passes, 403 otherwise, produced in one place.

@@ -54,5 +54,6 @@ struct LoadtesterController {
         return routes
     }
 
-    private static let gates = [("gate", GateKind.shared), ("rollback", GateKind.rollback)]
+    /// The loadtester's path prefixes and the gates they stand for: `/gate/…` and `/rollback/…`.
+    static let gates = [(prefix: "gate", gate: GateKind.shared), (prefix: "rollback", gate: GateKind.rollback)]
 }
