@@ -57,7 +57,14 @@ struct InMemoryChecks: Sendable {
     let secret: FlaggerSecret
     let logger: Logger
     let serverName: String?
-    private let routes: [String: CheckRoute]
+    private let routes: [String: ServedRoute]
+
+    /// A check route with the metric series of its two answers, found once rather than per request.
+    struct ServedRoute: Sendable {
+        let route: CheckRoute
+        let approved: GatehouseMetrics.RequestSeries
+        let refused: GatehouseMetrics.RequestSeries
+    }
 
     init(checker: GateChecker, accessGuard: AccessGuard, secret: FlaggerSecret, logger: Logger, serverName: String?) {
         self.checker = checker
@@ -65,12 +72,18 @@ struct InMemoryChecks: Sendable {
         self.secret = secret
         self.logger = logger
         self.serverName = serverName
-        routes = Dictionary(uniqueKeysWithValues: CheckRoute.all.map { ($0.path, $0) })
+        routes = Dictionary(
+            uniqueKeysWithValues: CheckRoute.all.map { route in
+                let series = { (status: HTTPResponse.Status) in
+                    checker.metrics.requestSeries(.init(route: route.path, method: "POST", status: Int(status.code)))
+                }
+                return (route.path, ServedRoute(route: route, approved: series(.ok), refused: series(.forbidden)))
+            })
     }
 
     /// The check route a request targets, if it is one the fast path may answer: not one asking to
     /// close the connection (Hummingbird closes it after answering) or to be told to continue.
-    func route(for head: HTTPRequestHead) -> CheckRoute? {
+    func route(for head: HTTPRequestHead) -> ServedRoute? {
         guard head.method == .POST, head.isKeepAlive, !head.headers.contains(name: "expect") else { return nil }
         return routes[head.uri]
     }
@@ -108,7 +121,7 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         /// Between requests.
         case idle
         /// Holding a check request until its end.
-        case holding(CheckRoute, HTTPRequestHead, body: ByteBuffer?, started: ContinuousClock.Instant)
+        case holding(InMemoryChecks.ServedRoute, HTTPRequestHead, body: ByteBuffer?, started: ContinuousClock.Instant)
         /// Passing the current request on to the router.
         case passing
     }
@@ -171,11 +184,9 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         case (.holding(let route, let head, let body, let started), .end(let trailers)):
             state = .idle
             let requestID = RequestID().description
-            if let answer = checks.answer(route, body: body ?? ByteBuffer(), requestID: requestID) {
+            if let answer = checks.answer(route.route, body: body ?? ByteBuffer(), requestID: requestID) {
                 respond(answer, to: head, requestID: requestID, context: context)
-                checks.checker.metrics.recordRequest(
-                    route: route.path, method: "POST", status: Int(answer.status.code),
-                    duration: ContinuousClock.now - started)
+                (answer.decision.isApproved ? route.approved : route.refused).record(ContinuousClock.now - started)
             } else {
                 pass(.head(head), context: context)
                 if let body { pass(.body(body), context: context) }

@@ -14,20 +14,37 @@ public final class GatehouseMetrics: Sendable {
     /// The registry `/metrics` renders.
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
-    private let checks: [String: CoreMetrics.Counter]
+    private let checks: [CheckKey: CoreMetrics.Counter]
     private let rollbacksRequested: CoreMetrics.Counter
     private let rollbacksFired: CoreMetrics.Counter
-    private let requests = Mutex<[RequestKey: (count: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+    private let requests = Mutex<[RequestKey: RequestSeries]>([:])
+
+    /// The labels of one check series; a nil verdict is a check storage could not answer.
+    private struct CheckKey: Hashable {
+        var gate: GateKind
+        var verdict: Verdict?
+
+        var decision: String { verdict?.rawValue ?? "unavailable" }
+    }
 
     /// The labels of one HTTP request series.
-    private struct RequestKey: Hashable {
+    struct RequestKey: Hashable {
         var route: String
         var method: String
         var status: Int
     }
 
-    /// The verdicts a check can end with, as the `decision` label spells them.
-    static let decisions = ["approved", "refused", "unavailable"]
+    /// The counter and the timer of one HTTP request series.
+    struct RequestSeries: Sendable {
+        let count: CoreMetrics.Counter
+        let duration: CoreMetrics.Timer
+
+        /// Counts one request that took `duration`.
+        func record(_ duration: Duration) {
+            count.increment()
+            self.duration.recordNanoseconds(duration.nanoseconds)
+        }
+    }
 
     /// Creates the metrics with an empty registry; each notification target's counters start at zero.
     public init(notificationTargets: [String] = []) {
@@ -39,11 +56,12 @@ public final class GatehouseMetrics: Sendable {
             .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
         ]
         self.factory = factory
-        var checks: [String: CoreMetrics.Counter] = [:]
+        var checks: [CheckKey: CoreMetrics.Counter] = [:]
         for gate in GateKind.allCases {
-            for decision in Self.decisions {
-                checks["\(gate.rawValue)/\(decision)"] = CoreMetrics.Counter(
-                    label: "gatehouse_checks_total", dimensions: [("gate", gate.rawValue), ("decision", decision)],
+            for verdict in [Verdict.approved, .refused, nil] {
+                let key = CheckKey(gate: gate, verdict: verdict)
+                checks[key] = CoreMetrics.Counter(
+                    label: "gatehouse_checks_total", dimensions: [("gate", gate.rawValue), ("decision", key.decision)],
                     factory: factory)
             }
         }
@@ -61,7 +79,7 @@ public final class GatehouseMetrics: Sendable {
 
     /// Counts one check by gate and decision; a rollback's first approval of a rollout counts as fired.
     func recordCheck(_ gate: GateKind, _ decision: Decision) {
-        checks["\(gate.rawValue)/\(decision.verdict.rawValue)"]?.increment()
+        checks[CheckKey(gate: gate, verdict: decision.verdict)]?.increment()
         if gate == .rollback, decision.facts.contains(where: { $0.action == .approved }) {
             rollbacksFired.increment()
         }
@@ -69,7 +87,7 @@ public final class GatehouseMetrics: Sendable {
 
     /// Counts a check that storage could not answer (a 503).
     func recordUnavailableCheck(_ gate: GateKind) {
-        checks["\(gate.rawValue)/unavailable"]?.increment()
+        checks[CheckKey(gate: gate, verdict: nil)]?.increment()
     }
 
     /// Counts a rollback request.
@@ -87,23 +105,24 @@ public final class GatehouseMetrics: Sendable {
 
     /// Counts one HTTP request by route (the route's pattern, never the raw path), method and status.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
-        let key = RequestKey(route: route, method: method, status: status)
-        let metrics = requests.withLock { requests in
+        requestSeries(RequestKey(route: route, method: method, status: status)).record(duration)
+    }
+
+    /// The series of one route, method and status, made on first use; callers on the hot path keep it.
+    func requestSeries(_ key: RequestKey) -> RequestSeries {
+        requests.withLock { requests in
             if let existing = requests[key] { return existing }
-            let created = (
+            let created = RequestSeries(
                 count: CoreMetrics.Counter(
                     label: "gatehouse_http_requests_total",
-                    dimensions: [("route", route), ("method", method), ("status", String(status))], factory: factory),
+                    dimensions: [("route", key.route), ("method", key.method), ("status", String(key.status))],
+                    factory: factory),
                 duration: CoreMetrics.Timer(
                     label: "gatehouse_http_request_duration_seconds",
-                    dimensions: [("route", route), ("method", method)],
-                    factory: factory)
-            )
+                    dimensions: [("route", key.route), ("method", key.method)], factory: factory))
             requests[key] = created
             return created
         }
-        metrics.count.increment()
-        metrics.duration.recordNanoseconds(duration.nanoseconds)
     }
 
     /// Sets the gauges that describe the present (gate states, waiting times, freezes, storage) and
