@@ -5,6 +5,7 @@ import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import GatehouseServer
@@ -70,6 +71,30 @@ struct CheckFastPathTests {
         #expect(checks.answer(route, body: signed, requestID: "6") == nil, "the first approval is written first")
         _ = try await store.check(Check(canary: podinfo, gate: .shared, checksum: ""))
         #expect(checks.answer(route, body: signed, requestID: "7")?.text == "Approved")
+    }
+
+    @Test("a check answered from memory is logged at debug with its request id, route, canary and decision")
+    func logsWithRequestID() async throws {
+        let server = try TestServer()
+        let store = try GateStore(
+            writer: try GateStore.openDatabase(atPath: server.arguments.databasePath, busyTimeout: 1))
+        let lines = RecordedLogLines()
+        var logger = Logger(label: "test") { _ in RecordingLogHandler(lines: lines) }
+        logger.logLevel = .debug
+        let checks = InMemoryChecks(
+            checker: GateChecker(store: store, metrics: GatehouseMetrics()), accessGuard: AccessGuard(namespaces: nil),
+            secret: FlaggerSecret(nil), logger: logger, serverName: nil)
+        let route = try #require(CheckRoute.all.first { $0.path == "/v1/flagger/confirm-promotion" })
+        let body = ByteBuffer(string: #"{"name": "podinfo", "namespace": "test", "checksum": "c1"}"#)
+        _ = try await store.check(
+            Check(canary: try CanaryID(namespace: "test", name: "podinfo"), gate: .promotion, checksum: "c1"))
+
+        #expect(checks.answer(route, body: body, requestID: "0123abcd") != nil)
+        let line = try #require(lines.all.last)
+        #expect(line.level == .debug)
+        #expect(line.metadata["hb.request.id"] == "0123abcd")
+        #expect(line.metadata["route"] == "/v1/flagger/confirm-promotion")
+        #expect(line.metadata["canary"] == "test/podinfo" && line.metadata["decision"] == "refused")
     }
 
     @Test("a live service answers every check exactly as the router does: status, body and headers")
@@ -290,5 +315,37 @@ enum RawHTTP {
             rest = rest[bodyEnd...]
         }
         return replies
+    }
+}
+
+/// What a `RecordingLogHandler` was given, for tests that read log lines.
+final class RecordedLogLines: Sendable {
+    struct Line: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+
+    private let lines = Mutex<[Line]>([])
+
+    var all: [Line] { lines.withLock { $0 } }
+
+    func append(_ line: Line) { lines.withLock { $0.append(line) } }
+}
+
+/// A log handler that keeps every line, with the logger's metadata and the line's own.
+struct RecordingLogHandler: LogHandler {
+    let lines: RecordedLogLines
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }.mapValues { "\($0)" }
+        lines.append(.init(level: event.level, message: "\(event.message)", metadata: merged))
     }
 }
