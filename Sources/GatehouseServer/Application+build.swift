@@ -48,8 +48,8 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000)),
             checks: InMemoryChecks(
                 checker: GateChecker(store: store, metrics: metrics),
-                accessGuard: AccessGuard(namespaces: security.namespaces),
-                secret: FlaggerSecret(security.flaggerToken), logger: logger, serverName: serverName)),
+                accessGuard: security.accessGuard, secret: security.flaggerSecret, logger: logger,
+                serverName: serverName)),
         configuration: .init(address: .hostname(arguments.host, port: arguments.port), serverName: serverName),
         logger: logger)
     app.addServices(
@@ -74,7 +74,7 @@ public func buildRouter(
 ) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
     let checker = GateChecker(store: store, metrics: metrics)
-    let accessGuard = AccessGuard(namespaces: security.namespaces)
+    let accessGuard = security.accessGuard
     let loadtester = LoadtesterController(store: store, checker: checker, access: accessGuard)
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
@@ -105,7 +105,7 @@ public func buildRouter(
 
     // Routes Flagger calls: its payload, the namespace filter and, if set, the metadata secret.
     let flagger = router.group().add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard))
-        .add(middleware: FlaggerSecretMiddleware(secret: FlaggerSecret(security.flaggerToken)))
+        .add(middleware: FlaggerSecretMiddleware(secret: security.flaggerSecret))
         .group(context: FlaggerRequestContext.self)
     flagger.addRoutes(CheckController(checker: checker).endpoints)
     flagger.group("v1/flagger").addRoutes(FlaggerController(store: store).endpoints)
@@ -137,6 +137,12 @@ public struct SecuritySettings: Sendable {
         self.flaggerToken = flaggerToken
         self.slackSigningSecret = slackSigningSecret
     }
+
+    /// The namespace filter as every route applies it.
+    var accessGuard: AccessGuard { AccessGuard(namespaces: namespaces) }
+
+    /// Flagger's secret as every check applies it.
+    var flaggerSecret: FlaggerSecret { FlaggerSecret(flaggerToken) }
 
     /// Reads what the arguments name; a broken access file or expression stops the start.
     public init(_ arguments: ServerArguments, logger: Logger) throws(ValidationError) {

@@ -240,7 +240,7 @@ final class CheckFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         headers.reserveCapacity(5)
         headers.add(name: "Content-Type", value: GateAnswer.contentType)
         headers.add(name: "Content-Length", value: String(body.readableBytes))
-        headers.add(name: "X-Request-Id", value: requestID)
+        headers.add(name: MetricsMiddleware<GatehouseRequestContext>.requestIDHeader.rawName, value: requestID)
         headers.add(name: "Date", value: date.now())
         if let serverName = checks.serverName { headers.add(name: "Server", value: serverName) }
         let status = HTTPResponseStatus(statusCode: Int(answer.status.code))
