@@ -14,6 +14,8 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
     case reset
     /// A check used one of a gate's approved steps.
     case consumed
+    /// A revision reached traffic checks without passing the rollout gate, and is held.
+    case held
     /// The first check of a rollout that passed.
     case approved
     /// The first check of a rollout that was refused.

@@ -16,11 +16,14 @@ public struct Canary: Sendable, Equatable {
     public var lastEventType: String?
     /// The gates anyone has touched; the others are closed.
     public var gates: [GateKind: Gate]
+    /// Where the canary is in its rollout.
+    public var rollout: Rollout
 
     /// A canary nobody has reported on yet.
     public init(id: CanaryID) {
         self.id = id
         self.gates = [:]
+        self.rollout = Rollout()
     }
 
     /// The state of one gate; gates never touched are closed.
@@ -28,26 +31,46 @@ public struct Canary: Sendable, Equatable {
         gates[kind] ?? .closed(kind)
     }
 
-    /// Whether a Flagger call would change what is known: a new phase or checksum, or a `lastSeen`
-    /// older than `resolution`. Checks repeat every few seconds; most tell nothing new.
-    public func wouldObserve(phase: CanaryPhase?, checksum: String?, at now: Date, resolution: TimeInterval = 1)
-        -> Bool
-    {
+    /// Whether a Flagger call would change what is observed: a new phase or checksum, or a
+    /// `lastSeen` (or, for a progress check, `lastProgressCheckAt`) older than `resolution`. Checks
+    /// repeat every few seconds; most tell nothing new, and what they tell is saved in the background.
+    public func wouldObserve(
+        phase: CanaryPhase?, checksum: String?, progressCheck: Bool = false, at now: Date,
+        resolution: TimeInterval = 1
+    ) -> Bool {
         if let phase, phase != lastPhase { return true }
         if let checksum, !checksum.isEmpty, checksum != lastChecksum { return true }
+        if progressCheck && rollout.isInProgress {
+            guard let last = rollout.lastProgressCheckAt, now.timeIntervalSince(last) < resolution else { return true }
+        }
         guard let lastSeen else { return true }
         return now.timeIntervalSince(lastSeen) >= resolution
     }
 
     /// Records what a Flagger call says of the canary.
-    public mutating func observe(phase: CanaryPhase?, checksum: String?, at now: Date) {
+    public mutating func observe(phase: CanaryPhase?, checksum: String?, progressCheck: Bool = false, at now: Date) {
         if let phase { lastPhase = phase }
         if let checksum, !checksum.isEmpty { lastChecksum = checksum }
+        if progressCheck && rollout.isInProgress { rollout.lastProgressCheckAt = now }
         lastSeen = now
     }
 
-    /// Whether the canary is known to be in a rollout, so a rollback request can still fire.
-    public var isRollingOut: Bool { lastPhase?.isRollingOut ?? false }
+    /// Whether `other` differs from this canary in what must be written before answering (gates and
+    /// rollout), rather than only in what is observed and saved in the background.
+    public func differsDurably(from other: Canary) -> Bool {
+        // Gates never touched are closed: an entry equal to a closed gate is no change.
+        if gates != other.gates, Set(gates.keys).union(other.gates.keys).contains(where: { gate($0) != other.gate($0) }) {
+            return true
+        }
+        var mine = rollout
+        var theirs = other.rollout
+        mine.lastProgressCheckAt = nil
+        theirs.lastProgressCheckAt = nil
+        return mine != theirs
+    }
+
+    /// Whether the canary is known to be in a rollout (admitted and not yet ended).
+    public var isRollingOut: Bool { rollout.isInProgress }
 
     /// The gate whose refusal the canary is waiting on, and since when: the latest first refusal still standing.
     public var waitingOn: (gate: GateKind, since: Date)? {

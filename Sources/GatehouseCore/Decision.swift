@@ -36,7 +36,9 @@ public struct Decision: Sendable, Equatable {
 
     /// Decides a check against the gate's state and the freeze in force, if any; pure, so the store
     /// can run it first on its in-memory copy and again inside the write transaction.
-    public init(for check: Check, gate current: Gate, freeze: Freeze?, at now: Date) {
+    /// `holding`, when given, refuses an otherwise open gate with that sentence (a revision that
+    /// skipped the rollout gate).
+    public init(for check: Check, gate current: Gate, freeze: Freeze?, holding: String? = nil, at now: Date) {
         var gate = current
         var facts = gate.expireIfDue(at: now)
         if gate.isOpen, gate.mode == .once, let bound = gate.boundChecksum, bound != check.checksum {
@@ -50,6 +52,9 @@ public struct Decision: Sendable, Equatable {
         if let freeze, check.gate.isBlockedByFreeze {
             verdict = .refused
             message = freeze.refusal
+        } else if let holding {
+            verdict = .refused
+            message = holding
         } else if !gate.isOpen {
             verdict = .refused
             message = Decision.closedMessage(for: check, expired: facts.contains { $0.action == .expired })

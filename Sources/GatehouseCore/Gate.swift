@@ -20,6 +20,8 @@ public struct Gate: Sendable, Equatable, Codable {
     public var reason: String?
     /// When the last change of state was made.
     public var changedAt: Date?
+    /// When the gate was opened on its present terms (binding and used steps do not change it).
+    public var openedAt: Date?
     /// The verdict of the latest check that was recorded (the first of each kind per rollout).
     public var lastVerdict: Verdict?
     /// The checksum of that check.
@@ -36,7 +38,8 @@ public struct Gate: Sendable, Equatable, Codable {
     public init(
         kind: GateKind, isOpen: Bool, mode: GateMode, boundChecksum: String? = nil, expiresAt: Date? = nil,
         remainingSteps: Int? = nil, actor: String? = nil, reason: String? = nil, changedAt: Date? = nil,
-        lastVerdict: Verdict? = nil, lastVerdictChecksum: String? = nil, lastVerdictAt: Date? = nil
+        openedAt: Date? = nil, lastVerdict: Verdict? = nil, lastVerdictChecksum: String? = nil,
+        lastVerdictAt: Date? = nil
     ) {
         self.kind = kind
         self.isOpen = isOpen
@@ -47,6 +50,7 @@ public struct Gate: Sendable, Equatable, Codable {
         self.actor = actor
         self.reason = reason
         self.changedAt = changedAt
+        self.openedAt = openedAt
         self.lastVerdict = lastVerdict
         self.lastVerdictChecksum = lastVerdictChecksum
         self.lastVerdictAt = lastVerdictAt
@@ -84,17 +88,42 @@ public struct OpenRequest: Sendable, Equatable {
     public var isSticky: Bool
     /// The rollout a once-gate is for, when it is known in advance (an approval link names it).
     public var boundChecksum: String?
+    /// Whether a traffic approval is for every remaining check of the rollout (including Flagger's
+    /// extra one at maximum weight) rather than a number of steps.
+    public var coversRestOfRollout: Bool
 
     /// Creates a request; a plain `OpenRequest()` opens a once-gate with no expiry.
     public init(
         reason: String? = nil, expiresAt: Date? = nil, steps: Int? = nil, isSticky: Bool = false,
-        boundChecksum: String? = nil
+        boundChecksum: String? = nil, coversRestOfRollout: Bool = false
     ) {
         self.reason = reason
         self.expiresAt = expiresAt
         self.steps = steps
         self.isSticky = isSticky
         self.boundChecksum = boundChecksum
+        self.coversRestOfRollout = coversRestOfRollout
+    }
+
+    /// What an approval of `gate` on these terms lets through, in one sentence for the person who gave it.
+    public func coverage(of gate: GateKind) -> String {
+        let until = expiresAt.map { " until \(Timestamp.string(from: $0))" } ?? ""
+        if isSticky {
+            return "\(gate.rawValue) gate open for every check of every rollout\(until), until closed"
+        }
+        switch gate {
+        case .traffic:
+            if let steps {
+                return
+                    "approved the next \(steps) traffic check\(steps == 1 ? "" : "s")\(until): Flagger asks once per weight increase and once more at maximum weight before promotion, so \(steps) check\(steps == 1 ? " is one increase" : "s are \(steps) increases"), or \(steps - 1) and the final check"
+            }
+            return
+                "approved the rest of this rollout's traffic checks\(until): every weight increase and the final check at maximum weight"
+        case .rollback:
+            return "rollback requested\(until): Flagger rolls back at its next rollback check of this rollout"
+        case .rollout, .promotion, .shared:
+            return "\(gate.rawValue) gate open for one rollout\(until): the first check it passes binds it to that rollout"
+        }
     }
 }
 
@@ -134,6 +163,7 @@ extension Gate {
         self.actor = actor
         reason = request.reason
         changedAt = now
+        openedAt = now
         return [GateFact(action: .opened, actor: actor, reason: request.reason)]
     }
 
@@ -148,6 +178,7 @@ extension Gate {
         boundChecksum = nil
         expiresAt = nil
         remainingSteps = nil
+        openedAt = nil
         self.actor = actor
         self.reason = reason
         changedAt = now
@@ -160,12 +191,14 @@ extension Gate {
         return close(actor: Gate.systemActor, reason: "expired", action: .expired, at: now)
     }
 
-    /// Applies the end of a rollout (Flagger reported Succeeded or Failed): once-gates close, waiting stops.
-    public mutating func endRollout(phase: CanaryPhase, checksum: String?, at now: Date) -> [GateFact] {
+    /// Applies the end of a rollout: a once-gate opened before `cutoff` (the rollout's last call)
+    /// belonged to it and closes; one opened later is an approval for the next rollout. Waiting stops.
+    public mutating func endRollout(reason: String, openedBefore cutoff: Date, checksum: String?, at now: Date)
+        -> [GateFact]
+    {
         var facts = expireIfDue(at: now)
-        if isOpen && mode == .once {
-            facts += close(
-                actor: Gate.systemActor, reason: "rollout ended: \(phase)", action: .reset, checksum: checksum, at: now)
+        if isOpen && mode == .once && (openedAt ?? .distantPast) <= cutoff {
+            facts += close(actor: Gate.systemActor, reason: reason, action: .reset, checksum: checksum, at: now)
         }
         lastVerdict = nil
         lastVerdictChecksum = nil

@@ -22,7 +22,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             "linkBaseURL is set but no link secret: messages carry no approval links; set GATEHOUSE_LINK_SECRET")
     }
     let store = try GateStore(
-        writer: database, logger: logger,
+        writer: database, storageTimeout: arguments.storageTimeout, logger: logger,
         notifications: notifications.map { NotificationRenderer(settings: $0, signer: signer) })
     logger.info(
         "database ready",

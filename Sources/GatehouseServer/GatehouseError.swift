@@ -69,6 +69,8 @@ public struct GatehouseError: Error, Sendable, Equatable {
             case .unavailable(let message): return .unavailable(message)
             case .conflict(let message): return .conflict(message)
             case .notFound(let message): return .notFound(message)
+            case .rejected(let message):
+                return GatehouseError(status: .internalServerError, code: "internal", message: message)
             }
         case is HTTPParserError:
             return .badRequest("the request could not be read: it is not well-formed HTTP or it ended early")

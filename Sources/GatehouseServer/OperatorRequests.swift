@@ -8,6 +8,8 @@ struct OpenGateBody: Decodable {
     var ttl: String?
     var expiresAt: String?
     var steps: Int?
+    /// `"steps": "rest"`: every remaining traffic check of the rollout in progress.
+    var restOfRollout = false
     var sticky: Bool?
     var force: Bool?
 
@@ -19,11 +21,18 @@ struct OpenGateBody: Decodable {
         reason = try container.decodeIfPresent(String.self, forKey: .reason)
         ttl = try container.decodeIfPresent(String.self, forKey: .ttl)
         expiresAt = try container.decodeIfPresent(String.self, forKey: .expiresAt)
-        if let number = try container.decodeIfPresent(Double.self, forKey: .steps) {
+        if (try? container.decodeIfPresent(String.self, forKey: .steps)) != nil {
+            guard try container.decode(String.self, forKey: .steps) == "rest" else {
+                throw ValidationError(Self.stepsRule)
+            }
+            restOfRollout = true
+        } else if let number = try? container.decodeIfPresent(Double.self, forKey: .steps) {
             guard number.rounded() == number, let whole = Int(exactly: number) else {
-                throw ValidationError("steps must be a whole number from 1 to 10000")
+                throw ValidationError(Self.stepsRule)
             }
             steps = whole
+        } else if container.contains(.steps), try !container.decodeNil(forKey: .steps) {
+            throw ValidationError(Self.stepsRule)
         }
         sticky = try container.decodeIfPresent(Bool.self, forKey: .sticky)
         force = try container.decodeIfPresent(Bool.self, forKey: .force)
@@ -31,13 +40,19 @@ struct OpenGateBody: Decodable {
 
     private enum CodingKeys: String, CodingKey { case reason, ttl, expiresAt, steps, sticky, force }
 
+    static let stepsRule = "steps must be a whole number from 1 to 10000, or \"rest\" for the rest of this rollout"
+
+
     /// The validated request for `gate`; `force` only means something for a rollback.
     func openRequest(for gate: GateKind, now: Date) throws(ValidationError) -> OpenRequest {
-        if steps != nil && gate != .traffic {
+        if (steps != nil || restOfRollout) && gate != .traffic {
             throw ValidationError("steps applies only to the traffic gate")
         }
         if let steps, !(1...10_000).contains(steps) {
-            throw ValidationError("steps must be a whole number from 1 to 10000")
+            throw ValidationError(Self.stepsRule)
+        }
+        if restOfRollout && sticky == true {
+            throw ValidationError("steps \"rest\" is for this rollout only, so it cannot be sticky")
         }
         if force != nil && gate != .rollback {
             throw ValidationError("force applies only to a rollback")
@@ -48,7 +63,7 @@ struct OpenGateBody: Decodable {
         }
         return OpenRequest(
             reason: try Reason.validate(reason), expiresAt: try Expiry.date(ttl: ttl, expiresAt: expiresAt, now: now),
-            steps: steps, isSticky: sticky ?? false)
+            steps: steps, isSticky: sticky ?? false, coversRestOfRollout: restOfRollout)
     }
 }
 

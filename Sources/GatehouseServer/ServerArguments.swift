@@ -18,7 +18,8 @@ public struct ServerArguments: Sendable, Equatable {
     public var auditRetention: TimeInterval = 90 * 86400
     /// How long a rollback request stays pending when no ttl is given.
     public var rollbackTTL: TimeInterval = 3600
-    /// How long a request waits for SQLite's write lock before failing closed with 503.
+    /// How long a request waits for its write to commit (SQLite's lock, a stalled volume) before
+    /// failing closed with 503; a write not committed by then is abandoned.
     public var storageTimeout: TimeInterval = 5
     /// How often expiry, persistence of observations, pruning and the storage probe run.
     public var maintenanceInterval: TimeInterval = 5

@@ -17,10 +17,13 @@ struct CanaryView: ResponseEncodable {
     var message: String?
     var eventType: String?
     var inRollout: Bool
+    var rollout: RolloutView
     var waitingOn: Waiting?
     var gates: [String: GateView]
+    /// What an operator change just did, in one sentence (only in the answer to that change).
+    var outcome: String?
 
-    init(_ canary: Canary, at now: Date) {
+    init(_ canary: Canary, at now: Date, outcome: String? = nil) {
         namespace = canary.id.namespace
         name = canary.id.name
         phase = canary.lastPhase
@@ -29,9 +32,31 @@ struct CanaryView: ResponseEncodable {
         message = canary.lastMessage
         eventType = canary.lastEventType
         inRollout = canary.isRollingOut
+        rollout = RolloutView(canary.rollout)
+        self.outcome = outcome
         waitingOn = canary.waitingOn.map { Waiting(gate: $0.gate, since: $0.since) }
         gates = Dictionary(
             uniqueKeysWithValues: GateKind.allCases.map { ($0.rawValue, GateView(canary.gate($0), at: now)) })
+    }
+}
+
+/// Where the canary is in its rollout, as Gatehouse tracks it from Flagger's calls.
+struct RolloutView: Codable {
+    var stage: Rollout.Stage
+    var revision: String?
+    var unapprovedRevision: String?
+    var since: Date?
+    /// Why the canary is held, when a revision skipped the rollout gate.
+    var held: String?
+
+    init(_ rollout: Rollout) {
+        stage = rollout.stage
+        revision = rollout.revision
+        unapprovedRevision = rollout.unapprovedRevision
+        since = rollout.since
+        held = rollout.unapprovedRevision.map {
+            "revision \($0) reached traffic checks without passing the rollout gate (it changed during analysis); its traffic and promotion checks are refused until the rollout gate is opened"
+        }
     }
 }
 

@@ -12,23 +12,40 @@ import Synchronization
 /// transaction and updates the copy when that transaction commits.
 public final class GateStore: Sendable {
     private let writer: any DatabaseWriter
-    private let memory: Mutex<Memory>
-    private let storageProblem = Mutex<String?>(nil)
-    private let queue = Mutex(WriteQueue())
+    let memory: SharedMemory
+    let health: StorageHealth
+    private let writes: GroupCommit
+    /// The readiness probe in flight, if any: `/readyz` never starts a second one.
+    private let probes = Mutex<Task<Bool, Never>?>(nil)
     private let logger: Logger
     /// Which messages facts produce; nil sends none.
     let notifications: (any NotificationPolicy)?
 
     /// Migrates the database and loads its state into memory.
+    ///
+    /// A write that has not committed within `storageTimeout` fails with `unavailable` and is
+    /// abandoned (see `GroupCommit`).
     public init(
-        writer: any DatabaseWriter, logger: Logger = Logger(label: "gatehouse.store"),
-        notifications: (any NotificationPolicy)? = nil
+        writer: any DatabaseWriter, storageTimeout: TimeInterval = 5,
+        logger: Logger = Logger(label: "gatehouse.store"), notifications: (any NotificationPolicy)? = nil
     ) throws {
         try Schema.migrator.migrate(writer)
         self.writer = writer
         self.logger = logger
         self.notifications = notifications
-        self.memory = Mutex(try writer.read(Memory.load))
+        let memory = SharedMemory(try writer.read(Memory.load))
+        let health = StorageHealth(logger: logger)
+        self.memory = memory
+        self.health = health
+        let path = writer.path
+        self.writes = GroupCommit(
+            writer: writer, timeout: .milliseconds(Int64(storageTimeout * 1000)),
+            probe: path.isEmpty || path == ":memory:" ? nil : WriteProbe(path: path + "-probe"), health: health,
+            applyCommitted: { changes in
+                memory.withLock { memory in
+                    for apply in changes { apply(&memory) }
+                }
+            })
     }
 
     /// Opens (creating if needed) the SQLite file at `path` in WAL mode.
@@ -53,58 +70,62 @@ public final class GateStore: Sendable {
 
     // MARK: Checks and Flagger reports
 
-    /// Decides one check; writes only when the decision changes the gate.
+    /// Decides one check; writes only when the decision changes the canary's gates or rollout.
     public func check(_ check: Check, at now: Date = Date()) async throws -> Decision {
         if let decision = try checkInMemory(check, at: now) { return decision }
-        let namespace = check.canary.namespace
         return try await write { db in
-            let stored = try GateRecord.fetch(check.gate, of: check.canary, in: db)
-            let freeze = self.memory.withLock { Freeze.applying(to: namespace, among: $0.freezes.values, at: now) }
-            let decision = Decision(for: check, gate: stored, freeze: freeze, at: now)
-            guard decision.changes(stored) else { return (decision, { _ in }) }
-            try self.save(decision.gate, facts: decision.facts, of: check.canary, phase: check.phase, in: db, at: now)
-            return (
-                decision,
-                { $0.canaries[check.canary, default: Canary(id: check.canary)].gates[check.gate] = decision.gate }
-            )
+            let canary = try self.load(check.canary, in: db)
+            let freeze = self.memory.withLock {
+                Freeze.applying(to: check.canary.namespace, among: $0.freezes.values, at: now)
+            }
+            var outcome = canary.deciding(check, freeze: freeze, at: now)
+            guard outcome.canary.differsDurably(from: canary) else { return (outcome.decision, { _ in }) }
+            outcome.canary.observe(
+                phase: check.phase, checksum: check.checksum, progressCheck: check.gate.isProgressCheck, at: now)
+            try self.save(outcome.canary, outcome.change, phase: check.phase, in: db, at: now)
+            let saved = outcome.canary
+            return (outcome.decision, { $0.replace(saved) })
         }
     }
 
     /// Decides one check from memory alone, without waiting: the decision when it changes nothing
-    /// (the common case: Flagger asking again), nil when it must be decided again and written by
-    /// `check`. Throws `unavailable` while storage cannot answer, as `check` does.
+    /// durable (the common case: Flagger asking again), nil when it must be decided again and
+    /// written by `check`. Throws `unavailable` while storage cannot answer, as `check` does.
     public func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Decision? {
         try requireHealthy()
-        // The lock is held only to read the gate and the freeze (and, a few times a minute, to note
+        let isProgressCheck = check.gate.isProgressCheck
+        // The lock is held only to read the canary and the freeze (and, a few times a minute, to note
         // what the check tells of the canary): every event loop takes it for every check.
-        let (gate, freeze) = memory.withLock { memory in
+        let (canary, freeze) = memory.withLock { memory in
             var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
-            if canary.wouldObserve(phase: check.phase, checksum: check.checksum, at: now) {
-                canary.observe(phase: check.phase, checksum: check.checksum, at: now)
+            if canary.wouldObserve(
+                phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now)
+            {
+                canary.observe(phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now)
                 memory.canaries[check.canary] = canary
                 memory.unsaved.insert(check.canary)
             }
-            return (
-                canary.gate(check.gate),
-                Freeze.applying(to: check.canary.namespace, among: memory.freezes.values, at: now)
-            )
+            return (canary, Freeze.applying(to: check.canary.namespace, among: memory.freezes.values, at: now))
         }
-        let decision = Decision(for: check, gate: gate, freeze: freeze, at: now)
-        return decision.changes(gate) ? nil : decision
+        let outcome = canary.deciding(check, freeze: freeze, at: now)
+        return outcome.canary.differsDurably(from: canary) ? nil : outcome.decision
     }
 
-    /// Records a Flagger `event` or `post-rollout` report; a Succeeded or Failed phase ends the rollout.
+    /// Records a Flagger `event` or `post-rollout` report. Only `post-rollout` and the "Promotion
+    /// completed!" and "Canary failed!" events end a rollout; an event's phase never does (it lags).
     public func report(_ payload: FlaggerPayload, of id: CanaryID, as action: AuditAction, at now: Date = Date())
         async throws
     {
         let message =
             action == .event ? payload.eventMessage : "post-rollout: \(payload.phase?.rawValue ?? "unknown phase")"
-        let endsRollout = payload.phase?.endsRollout ?? false
         let isRepeat = memory.withLock { memory -> Bool in
-            guard action == .event, !endsRollout, var canary = memory.canaries[id], canary.lastMessage == message,
-                canary.lastPhase == payload.phase, canary.lastChecksum == payload.checksum
+            guard action == .event, var canary = memory.canaries[id], canary.lastMessage == message,
+                canary.lastChecksum == payload.checksum
             else { return false }
-            canary.observe(phase: payload.phase, checksum: payload.checksum, at: now)
+            var reported = canary
+            guard reported.applyReport(payload, as: action, at: now).isEmpty, !reported.differsDurably(from: canary)
+            else { return false }
+            canary.observe(phase: canary.reportedPhase(payload, as: action), checksum: payload.checksum, at: now)
             memory.canaries[id] = canary
             memory.unsaved.insert(id)
             return true
@@ -112,38 +133,32 @@ public final class GateStore: Sendable {
         if isRepeat { return }
 
         try await write { db in
-            var canary = self.memory.withLock { $0.canaries[id] } ?? Canary(id: id)
-            canary.observe(phase: payload.phase, checksum: payload.checksum, at: now)
+            var canary = try self.load(id, in: db)
+            let wasEnded = canary.rollout.stage == .ended
+            let phase = canary.reportedPhase(payload, as: action)
+            var change = CanaryChange()
+            change.append(
+                [GateFact(action: action, actor: Gate.flaggerActor, reason: message, checksum: payload.checksum)],
+                gate: nil)
+            let ending = canary.applyReport(payload, as: action, at: now)
+            change.facts += ending.facts
+            canary.observe(phase: phase, checksum: payload.checksum, at: now)
             if action == .event {
                 canary.lastMessage = message
                 canary.lastEventType = payload.eventType
             }
-            try CanaryRecord.persist(canary, in: db)
-            try self.audit(
-                GateFact(action: action, actor: Gate.flaggerActor, reason: message, checksum: payload.checksum),
-                of: id, gate: nil, phase: payload.phase, in: db, at: now)
-            if let phase = payload.phase, endsRollout {
-                for kind in GateKind.allCases {
-                    var gate = try GateRecord.fetch(kind, of: id, in: db)
-                    let before = gate
-                    let facts = gate.endRollout(phase: phase, checksum: payload.checksum, at: now)
-                    guard gate != before else { continue }
-                    try GateRecord.persist(gate, of: id, in: db)
-                    try self.audit(facts, of: id, gate: kind, phase: phase, in: db, at: now)
-                    canary.gates[kind] = gate
-                }
-            }
-            if let phase = payload.phase, endsRollout {
+            try self.save(canary, change, phase: payload.phase, in: db, at: now)
+            if !wasEnded, canary.rollout.stage == .ended, let outcome = Canary.endOutcome(of: payload, as: action) {
                 try self.enqueue(
                     Notable(
-                        kind: phase == .succeeded ? .succeeded : .failed, canary: canary, gate: nil,
+                        kind: outcome == .succeeded ? .succeeded : .failed, canary: canary, gate: nil,
                         fact: GateFact(
                             action: action, actor: Gate.flaggerActor, reason: message, checksum: payload.checksum),
                         freeze: nil, at: now),
                     in: db)
             }
             let reported = canary
-            return ((), { $0.canaries[id] = reported })
+            return ((), { $0.replace(reported) })
         }
     }
 
@@ -153,7 +168,14 @@ public final class GateStore: Sendable {
     public func open(_ kind: GateKind, of id: CanaryID, _ request: OpenRequest, actor: String, at now: Date = Date())
         async throws -> Canary
     {
-        try await change(kind, of: id, at: now) { gate, _ in gate.open(request, actor: actor, at: now) }
+        try await change(kind, of: id, at: now) { gate, canary in
+            var request = request
+            // "The rest of this rollout": bound to the revision in progress, so it cannot outlive it.
+            if request.coversRestOfRollout, request.boundChecksum == nil, canary.rollout.isInProgress {
+                request.boundChecksum = canary.rollout.currentChecksum
+            }
+            return gate.open(request, actor: actor, at: now)
+        }
     }
 
     /// Closes a gate; closing a closed gate changes nothing.
@@ -163,38 +185,46 @@ public final class GateStore: Sendable {
         try await change(kind, of: id, at: now) { gate, _ in gate.close(actor: actor, reason: reason, at: now) }
     }
 
-    /// Asks Flagger to roll back the canary's current rollout: opens the rollback gate until `expiresAt`,
-    /// refusing when the canary is not known to be in a rollout unless `force` is set.
+    /// Asks Flagger to roll back the canary's current rollout: opens the rollback gate until
+    /// `expiresAt`, bound to the revision in progress so that it can never fire on another. Refused
+    /// (`conflict`) when no rollback check can come in this rollout any more, unless `force` is set.
+    /// `revision`, when given (an approval link names one), must be the revision in progress.
     public func requestRollback(
-        of id: CanaryID, reason: String?, expiresAt: Date, force: Bool, actor: String, boundChecksum: String? = nil,
+        of id: CanaryID, reason: String?, expiresAt: Date, force: Bool, actor: String, revision: String? = nil,
         at now: Date = Date()
     ) async throws -> Canary {
         try await change(.rollback, of: id, at: now) { gate, canary in
-            guard force || canary.isRollingOut else {
-                let phase = canary.lastPhase.map { "its last phase is \($0)" } ?? "Flagger has not reported on it"
+            if let revision, !revision.isEmpty, canary.rollout.currentChecksum != revision {
                 throw StoreError.conflict(
-                    "\(id) is not known to be in a rollout (\(phase)); a rollback request could fire on a later release, so add force to request it anyway"
-                )
+                    "rollout \(revision) of \(id) is no longer in progress, so it cannot be rolled back")
             }
-            return gate.open(
-                OpenRequest(reason: reason, expiresAt: expiresAt, boundChecksum: boundChecksum), actor: actor, at: now)
+            switch canary.rollbackBinding(force: force) {
+            case .failure(let refusal):
+                throw StoreError.conflict(refusal.message)
+            case .success(let checksum):
+                return gate.open(
+                    OpenRequest(reason: reason, expiresAt: expiresAt, boundChecksum: checksum), actor: actor, at: now)
+            }
         }
     }
 
-    private func change(
+    /// Changes one gate of a canary in a write transaction; `body` sees the canary as stored.
+    func change(
         _ kind: GateKind, of id: CanaryID, at now: Date,
         _ body: @escaping @Sendable (inout Gate, Canary) throws -> [GateFact]
     ) async throws -> Canary {
         try await write { db in
-            var canary = self.memory.withLock { $0.canaries[id] } ?? Canary(id: id)
-            var gate = try GateRecord.fetch(kind, of: id, in: db)
+            var canary = try self.load(id, in: db)
+            var gate = canary.gate(kind)
             let facts = try body(&gate, canary)
-            if !facts.isEmpty {
-                try self.save(gate, facts: facts, of: id, phase: nil, in: db, at: now)
-            }
             canary.gates[kind] = gate
-            let changed = gate
-            return (canary, { $0.canaries[id, default: Canary(id: id)].gates[kind] = changed })
+            if !facts.isEmpty {
+                var change = CanaryChange()
+                change.append(facts, gate: kind)
+                try self.save(canary, change, phase: nil, in: db, at: now)
+            }
+            let changed = canary
+            return (changed, { $0.replace(changed) })
         }
     }
 
@@ -283,27 +313,47 @@ public final class GateStore: Sendable {
 
     // MARK: Upkeep
 
-    /// Whether storage answered the last time it was asked; checks fail closed while it does not.
-    public var isHealthy: Bool { storageProblem.withLock { $0 == nil } }
+    /// Whether storage answered the last time it was asked and no write has waited past the
+    /// stall threshold; checks fail closed while storage is marked unavailable.
+    public var isHealthy: Bool { health.currentProblem == nil && !isStalled }
 
-    /// Asks storage to take and commit a write transaction; the result decides `isHealthy`.
+    /// Whether a write has waited longer than a second (or the storage timeout, if shorter).
+    var isStalled: Bool { (writes.oldestWait ?? .zero) > stallThreshold }
+
+    private var stallThreshold: Duration { min(.seconds(1), writes.timeout) }
+
+    /// Asks storage to commit a write (through the same queue and deadline as every change); the
+    /// result decides `isHealthy`.
     @discardableResult
     public func probe(at now: Date = Date()) async -> Bool {
         do {
-            try await writer.write { db in
+            try await withWrite { db in
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", arguments: [now.storedText])
             }
-            let recovered = storageProblem.withLock { problem -> Bool in
-                defer { problem = nil }
-                return problem != nil
-            }
-            if recovered { logger.notice("storage answers again; checks resume") }
+            health.markRecovered()
             return true
         } catch {
-            markUnavailable(error)
+            if !(error is StoreError) { health.markUnavailable(error) }
             return false
         }
+    }
+
+    /// Whether storage is ready, answered within `limit` whatever storage does: false at once while
+    /// a write is stalled, otherwise whether a probe commits in time (one probe at a time).
+    public func readiness(within limit: Duration = .milliseconds(800)) async -> Bool {
+        if isStalled { return false }
+        let probe = probes.withLock { running -> Task<Bool, Never> in
+            if let running { return running }
+            let task = Task { await self.probe() }
+            running = task
+            Task {
+                _ = await task.value
+                self.probes.withLock { $0 = nil }
+            }
+            return task
+        }
+        return await Bounded.value(of: probe, within: limit) ?? false
     }
 
     /// Closes every open gate whose expiry has passed, recording each in the audit trail.
@@ -320,7 +370,7 @@ public final class GateStore: Sendable {
         return due.count
     }
 
-    /// Writes what checks observed (last seen, phase, checksum) that only memory holds so far.
+    /// Writes what checks observed (last seen, phase, checksum, last progress check) that only memory holds so far.
     public func saveObservations() async throws {
         let now = Date()
         let hasUnsaved = memory.withLock { memory in
@@ -333,7 +383,12 @@ public final class GateStore: Sendable {
                 defer { memory.unsaved.removeAll() }
                 return memory.unsaved.compactMap { memory.canaries[$0] }
             }
-            for canary in canaries { try CanaryRecord.persist(canary, in: db) }
+            for canary in canaries {
+                // Only the observed fields: the stored gates and rollout may be newer than this copy.
+                var stored = try self.load(canary.id, in: db)
+                stored.adoptObservations(from: canary)
+                try CanaryRecord.persist(stored, in: db)
+            }
             return ((), { _ in })
         }
     }
@@ -341,95 +396,25 @@ public final class GateStore: Sendable {
     /// Deletes audit entries older than `cutoff`; returns how many.
     @discardableResult
     public func pruneAudit(olderThan cutoff: Date) async throws -> Int {
-        try await write { db in
-            let count = try AuditRecord.filter(Column("at") < cutoff.storedText).deleteAll(db)
-            return (count, { _ in })
-        }
+        try await withWrite { db in try AuditRecord.filter(Column("at") < cutoff.storedText).deleteAll(db) }
     }
 
     // MARK: Internals
 
     private func requireHealthy() throws {
-        if let problem = storageProblem.withLock({ $0 }) {
+        if let problem = health.currentProblem {
             throw StoreError.unavailable(problem)
         }
     }
 
-    private func markUnavailable(_ error: any Error) {
-        let message = "storage cannot answer: \(error)"
-        let isNew = storageProblem.withLock { problem -> Bool in
-            defer { problem = message }
-            return problem == nil
-        }
-        if isNew {
-            logger.error("storage cannot answer; checks fail closed until it does", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Runs `body` in a write transaction and returns once that transaction has committed.
-    ///
-    /// Writes that arrive while a transaction is running are committed together in the next one
-    /// (group commit), each inside its own savepoint so that one refused change (a conflict, say)
-    /// leaves the others intact. What a body returns to apply to memory runs after the commit, in
-    /// order, on the writer's queue, so memory never shows what the database does not hold.
-    private func write<T: Sendable>(
+    /// Runs `body` in a write transaction (see `GroupCommit`); what it returns to apply to memory
+    /// runs after the commit, in order, so memory never shows what the database does not hold.
+    func write<T: Sendable>(
         _ body: @escaping @Sendable (Database) throws -> (T, @Sendable (inout Memory) -> Void)
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let pending = PendingWrite(
-                perform: { db in
-                    let (value, apply) = try body(db)
-                    return (apply, { continuation.resume(returning: value) })
-                },
-                fail: { continuation.resume(throwing: $0) })
-            let startsFlush = queue.withLock { queue -> Bool in
-                queue.pending.append(pending)
-                defer { queue.isFlushing = true }
-                return !queue.isFlushing
-            }
-            if startsFlush {
-                writer.asyncWriteWithoutTransaction { db in self.flush(db) }
-            }
-        }
+        try await writes.write(body)
     }
 
-    /// Commits every pending write, batch after batch, until none is left.
-    private func flush(_ db: Database) {
-        while true {
-            let batch = queue.withLock { queue -> [PendingWrite] in
-                defer { queue.pending.removeAll(keepingCapacity: true) }
-                if queue.pending.isEmpty { queue.isFlushing = false }
-                return queue.pending
-            }
-            if batch.isEmpty { return }
-            var committed: [(apply: @Sendable (inout Memory) -> Void, succeed: @Sendable () -> Void)] = []
-            var refused: [(PendingWrite, any Error)] = []
-            do {
-                try db.inTransaction(.immediate) {
-                    for pending in batch {
-                        do {
-                            try db.inSavepoint {
-                                committed.append(try pending.perform(db))
-                                return .commit
-                            }
-                        } catch let error as StoreError {
-                            refused.append((pending, error))
-                        }
-                    }
-                    return .commit
-                }
-            } catch {
-                markUnavailable(error)
-                for pending in batch { pending.fail(StoreError.unavailable("storage cannot answer right now")) }
-                continue
-            }
-            memory.withLock { memory in
-                for change in committed { change.apply(&memory) }
-            }
-            for change in committed { change.succeed() }
-            for (pending, error) in refused { pending.fail(error) }
-        }
-    }
     /// A write transaction whose result needs nothing applied to memory.
     func withWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await write { db in (try body(db), { _ in }) }
@@ -444,87 +429,42 @@ public final class GateStore: Sendable {
         do {
             return try await writer.read(body)
         } catch {
-            markUnavailable(error)
+            health.markUnavailable(error)
             throw StoreError.unavailable("storage cannot answer right now")
         }
     }
 
-    private func save(
-        _ gate: Gate, facts: [GateFact], of id: CanaryID, phase: CanaryPhase?, in db: Database, at now: Date
-    ) throws {
-        var canary = memory.withLock { $0.canaries[id] } ?? Canary(id: id)
+    /// The canary as stored, with what memory observed since (not yet saved) laid over it.
+    func load(_ id: CanaryID, in db: Database) throws -> Canary {
+        var canary = try CanaryRecord.fetch(id, in: db) ?? Canary(id: id)
+        if let inMemory = memory.withLock({ $0.canaries[id] }) { canary.adoptObservations(from: inMemory) }
+        return canary
+    }
+
+    /// Writes a canary's row, the gates that differ from what is stored, the change's audit entries
+    /// and the notifications they call for.
+    func save(_ canary: Canary, _ change: CanaryChange, phase: CanaryPhase?, in db: Database, at now: Date) throws {
+        let stored = try CanaryRecord.fetch(canary.id, in: db) ?? Canary(id: canary.id)
         try CanaryRecord.persist(canary, in: db)
-        try GateRecord.persist(gate, of: id, in: db)
-        try audit(facts, of: id, gate: gate.kind, phase: phase ?? canary.lastPhase, in: db, at: now)
-        canary.gates[gate.kind] = gate
-        for notable in Notable.from(facts, gate: gate.kind, canary: canary, at: now) {
-            try enqueue(notable, in: db)
+        for (kind, gate) in canary.gates where stored.gate(kind) != gate {
+            try GateRecord.persist(gate, of: canary.id, in: db)
+        }
+        for (gate, fact) in change.facts {
+            try audit(
+                fact, namespace: canary.id.namespace, name: canary.id.name, gate: gate,
+                phase: phase ?? canary.lastPhase, in: db, at: now)
+            if let gate {
+                for notable in Notable.from([fact], gate: gate, canary: canary, at: now) {
+                    try enqueue(notable, in: db)
+                }
+            }
         }
     }
 
-    private func audit(
-        _ facts: [GateFact], of id: CanaryID, gate: GateKind?, phase: CanaryPhase?, in db: Database, at now: Date
-    )
-        throws
-    {
-        for fact in facts {
-            try audit(fact, namespace: id.namespace, name: id.name, gate: gate, phase: phase, in: db, at: now)
-        }
-    }
-
-    private func audit(
-        _ fact: GateFact, of id: CanaryID, gate: GateKind?, phase: CanaryPhase?, in db: Database, at now: Date
-    )
-        throws
-    {
-        try audit(fact, namespace: id.namespace, name: id.name, gate: gate, phase: phase, in: db, at: now)
-    }
-
-    private func audit(
+    func audit(
         _ fact: GateFact, namespace: String?, name: String?, gate: GateKind?, phase: CanaryPhase?, in db: Database,
         at now: Date
     ) throws {
         try AuditRecord.append(at: now, namespace: namespace, name: name, gate: gate, fact: fact, phase: phase, in: db)
-    }
-}
-
-/// A change waiting for the next group commit.
-struct PendingWrite: Sendable {
-    /// Writes the change; returns what to apply to memory and how to answer, both after the commit.
-    let perform: @Sendable (Database) throws -> (@Sendable (inout Memory) -> Void, @Sendable () -> Void)
-    /// Answers with an error; nothing of the change was kept.
-    let fail: @Sendable (any Error) -> Void
-}
-
-/// The writes waiting for a transaction, and whether one is being run.
-struct WriteQueue: Sendable {
-    var pending: [PendingWrite] = []
-    var isFlushing = false
-}
-
-/// The in-memory copy of the database that checks are answered from.
-struct Memory: Sendable {
-    var canaries: [CanaryID: Canary] = [:]
-    var freezes: [Int64: Freeze] = [:]
-    /// Canaries whose observed fields (last seen, phase, checksum) memory holds but the database not yet.
-    var unsaved: Set<CanaryID> = []
-
-    static func load(_ db: Database) throws -> Memory {
-        var memory = Memory()
-        var gates: [CanaryID: [GateKind: Gate]] = [:]
-        for record in try GateRecord.fetchAll(db) {
-            let id = try CanaryID(namespace: record.namespace, name: record.name)
-            gates[id, default: [:]][record.kind] = record.gate
-        }
-        for record in try CanaryRecord.fetchAll(db) {
-            let canary = try record.canary(gates: [:])
-            memory.canaries[canary.id] = try record.canary(gates: gates[canary.id] ?? [:])
-        }
-        let now = Date()
-        for record in try FreezeRecord.filter(Column("liftedAt") == nil).fetchAll(db)
-        where record.freeze.isActive(at: now) {
-            memory.freezes[record.freeze.id] = record.freeze
-        }
-        return memory
     }
 }

@@ -12,32 +12,44 @@ struct CanaryRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
     var lastSeen: Date?
     var lastMessage: String?
     var lastEventType: String?
-
-    init(_ canary: Canary) {
-        namespace = canary.id.namespace
-        name = canary.id.name
-        lastPhase = canary.lastPhase?.rawValue
-        lastChecksum = canary.lastChecksum
-        lastSeen = canary.lastSeen
-        lastMessage = canary.lastMessage
-        lastEventType = canary.lastEventType
-    }
+    var rolloutStage: Rollout.Stage
+    var rolloutRevision: String?
+    var unapprovedRevision: String?
+    var lastProgressCheckAt: Date?
+    var usesRolloutGate: Bool
+    var rolloutSince: Date?
 
     /// Inserts or replaces the canary's row with a cached statement.
     static func persist(_ canary: Canary, in db: Database) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO canary (namespace, name, lastPhase, lastChecksum, lastSeen, lastMessage, lastEventType)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO canary (namespace, name, lastPhase, lastChecksum, lastSeen, lastMessage, lastEventType,
+                    rolloutStage, rolloutRevision, unapprovedRevision, lastProgressCheckAt, usesRolloutGate,
+                    rolloutSince)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (namespace, name) DO UPDATE SET lastPhase = excluded.lastPhase,
                     lastChecksum = excluded.lastChecksum, lastSeen = excluded.lastSeen,
-                    lastMessage = excluded.lastMessage, lastEventType = excluded.lastEventType
+                    lastMessage = excluded.lastMessage, lastEventType = excluded.lastEventType,
+                    rolloutStage = excluded.rolloutStage, rolloutRevision = excluded.rolloutRevision,
+                    unapprovedRevision = excluded.unapprovedRevision,
+                    lastProgressCheckAt = excluded.lastProgressCheckAt, usesRolloutGate = excluded.usesRolloutGate,
+                    rolloutSince = excluded.rolloutSince
                 """
         ).execute(arguments: [
             canary.id.namespace, canary.id.name, canary.lastPhase?.rawValue, canary.lastChecksum,
-            canary.lastSeen?.storedText,
-            canary.lastMessage, canary.lastEventType,
+            canary.lastSeen?.storedText, canary.lastMessage, canary.lastEventType, canary.rollout.stage.rawValue,
+            canary.rollout.revision, canary.rollout.unapprovedRevision, canary.rollout.lastProgressCheckAt?.storedText,
+            canary.rollout.usesRolloutGate, canary.rollout.since?.storedText,
         ])
+    }
+
+    /// The stored canary with its gates, if it is stored.
+    static func fetch(_ id: CanaryID, in db: Database) throws -> Canary? {
+        let statement = try db.cachedStatement(sql: "SELECT * FROM canary WHERE namespace = ? AND name = ?")
+        guard let record = try CanaryRecord.fetchOne(statement, arguments: [id.namespace, id.name]) else { return nil }
+        let gates = try db.cachedStatement(sql: "SELECT * FROM gate WHERE namespace = ? AND name = ?")
+        let stored = try GateRecord.fetchAll(gates, arguments: [id.namespace, id.name])
+        return try record.canary(gates: Dictionary(uniqueKeysWithValues: stored.map { ($0.kind, $0.gate) }))
     }
 
     func canary(gates: [GateKind: Gate]) throws -> Canary {
@@ -47,6 +59,9 @@ struct CanaryRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
         canary.lastSeen = lastSeen
         canary.lastMessage = lastMessage
         canary.lastEventType = lastEventType
+        canary.rollout = Rollout(
+            stage: rolloutStage, revision: rolloutRevision, unapprovedRevision: unapprovedRevision,
+            lastProgressCheckAt: lastProgressCheckAt, usesRolloutGate: usesRolloutGate, since: rolloutSince)
         canary.gates = gates
         return canary
     }
@@ -66,6 +81,7 @@ struct GateRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
     var actor: String?
     var reason: String?
     var changedAt: Date?
+    var openedAt: Date?
     var lastVerdict: Verdict?
     var lastVerdictChecksum: String?
     var lastVerdictAt: Date?
@@ -82,6 +98,7 @@ struct GateRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
         actor = gate.actor
         reason = gate.reason
         changedAt = gate.changedAt
+        openedAt = gate.openedAt
         lastVerdict = gate.lastVerdict
         lastVerdictChecksum = gate.lastVerdictChecksum
         lastVerdictAt = gate.lastVerdictAt
@@ -90,7 +107,7 @@ struct GateRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
     var gate: Gate {
         Gate(
             kind: kind, isOpen: isOpen, mode: mode, boundChecksum: boundChecksum, expiresAt: expiresAt,
-            remainingSteps: remainingSteps, actor: actor, reason: reason, changedAt: changedAt,
+            remainingSteps: remainingSteps, actor: actor, reason: reason, changedAt: changedAt, openedAt: openedAt,
             lastVerdict: lastVerdict,
             lastVerdictChecksum: lastVerdictChecksum, lastVerdictAt: lastVerdictAt)
     }
@@ -107,23 +124,26 @@ struct GateRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
         try db.cachedStatement(
             sql: """
                 INSERT INTO gate (namespace, name, kind, isOpen, mode, boundChecksum, expiresAt, remainingSteps, actor,
-                    reason, changedAt, lastVerdict, lastVerdictChecksum, lastVerdictAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    reason, changedAt, lastVerdict, lastVerdictChecksum, lastVerdictAt, openedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (namespace, name, kind) DO UPDATE SET isOpen = excluded.isOpen, mode = excluded.mode,
                     boundChecksum = excluded.boundChecksum, expiresAt = excluded.expiresAt,
                     remainingSteps = excluded.remainingSteps, actor = excluded.actor, reason = excluded.reason,
                     changedAt = excluded.changedAt, lastVerdict = excluded.lastVerdict,
-                    lastVerdictChecksum = excluded.lastVerdictChecksum, lastVerdictAt = excluded.lastVerdictAt
+                    lastVerdictChecksum = excluded.lastVerdictChecksum, lastVerdictAt = excluded.lastVerdictAt,
+                    openedAt = excluded.openedAt
                 """
         ).execute(arguments: [
             canary.namespace, canary.name, gate.kind.rawValue, gate.isOpen, gate.mode.rawValue, gate.boundChecksum,
             gate.expiresAt?.storedText, gate.remainingSteps, gate.actor, gate.reason, gate.changedAt?.storedText,
             gate.lastVerdict?.rawValue, gate.lastVerdictChecksum, gate.lastVerdictAt?.storedText,
+            gate.openedAt?.storedText,
         ])
     }
 }
 
 extension GateKind: DatabaseValueConvertible {}
+extension Rollout.Stage: DatabaseValueConvertible {}
 extension GateMode: DatabaseValueConvertible {}
 extension Verdict: DatabaseValueConvertible {}
 extension AuditAction: DatabaseValueConvertible {}

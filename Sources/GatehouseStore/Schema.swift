@@ -86,6 +86,24 @@ enum Schema {
                 table.column("expiresAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v3: rollouts tracked from Flagger's reliable signals") { db in
+            try db.alter(table: "canary") { table in
+                table.add(column: "rolloutStage", .text).notNull().defaults(to: "idle")
+                    .check(
+                        sql:
+                            "rolloutStage IN ('idle', 'waiting', 'admitted', 'progressing', 'promoting', 'ended')")
+                table.add(column: "rolloutRevision", .text)
+                table.add(column: "unapprovedRevision", .text)
+                table.add(column: "lastProgressCheckAt", .datetime)
+                table.add(column: "usesRolloutGate", .boolean).notNull().defaults(to: false)
+                table.add(column: "rolloutSince", .datetime)
+            }
+            try db.alter(table: "gate") { table in
+                table.add(column: "openedAt", .datetime)
+            }
+            // Gates open before this version were opened no later than their last change.
+            try db.execute(sql: "UPDATE gate SET openedAt = changedAt WHERE isOpen")
+        }
         return migrator
     }
 }

@@ -123,14 +123,20 @@ struct DecisionTests {
         #expect(nextRollout.facts.map(\.action) == [.refused])
     }
 
-    @Test("the end of a rollout closes once-gates and keeps sticky ones", arguments: GateKind.allCases)
+    @Test(
+        "the end of a rollout closes once-gates opened before its last call, and keeps sticky and later ones",
+        arguments: GateKind.allCases)
     func endOfRollout(kind: GateKind) {
         var once = opened(kind)
-        #expect(once.endRollout(phase: .succeeded, checksum: "c1", at: now).map(\.action) == [.reset])
+        #expect(once.endRollout(reason: "ended", openedBefore: now, checksum: "c1", at: now).map(\.action) == [.reset])
         #expect(!once.isOpen)
         var sticky = opened(kind, OpenRequest(isSticky: true))
-        #expect(sticky.endRollout(phase: .failed, checksum: "c1", at: now).isEmpty)
+        #expect(sticky.endRollout(reason: "ended", openedBefore: now, checksum: "c1", at: now).isEmpty)
         #expect(sticky.isOpen)
+        var forNext = opened(kind)
+        let lastCall = now.addingTimeInterval(-1)
+        #expect(forNext.endRollout(reason: "ended", openedBefore: lastCall, checksum: "c1", at: now).isEmpty)
+        #expect(forNext.isOpen)
     }
 
     @Test("gate names parse from the gate or the hook name")

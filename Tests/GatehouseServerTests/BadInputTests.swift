@@ -79,7 +79,7 @@ struct BadInputTests {
             status: .badRequest, message: "steps must be a whole number from 1 to 10000"),
         BadRequest(
             method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": "3"}"#,
-            status: .badRequest, message: "field 'steps' must be a number"),
+            status: .badRequest, message: "steps must be a whole number from 1 to 10000, or \"rest\""),
         BadRequest(
             method: .post, path: "/v1/canaries/test/podinfo/gates/promotion/open", body: #"{"steps": 3}"#,
             status: .badRequest, message: "steps applies only to the traffic gate"),

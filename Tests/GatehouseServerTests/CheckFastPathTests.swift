@@ -182,7 +182,7 @@ struct CheckFastPathTests {
 
     @Test("checks fail closed on the event loop too: storage down gives 503, not a stale answer")
     func failsClosed() async throws {
-        let server = try TestServer()
+        let server = try TestServer { $0.storageTimeout = 0.3 }
         try await server.run(.live) { client in
             _ = try await client.post("/gate/open", #"{"name": "podinfo", "namespace": "test"}"#)
             let check = #"{"name": "podinfo", "namespace": "test"}"#

@@ -17,15 +17,10 @@ struct MetricsTests {
     func afterSequences() async throws {
         let fixtures = try FlaggerSequences()
         try await TestServer().run(.live) { client in
-            let open: @Sendable (String, String) async throws -> Void = { gate, body in
-                _ = try await client.post("/v1/canaries/test/podinfo/gates/\(gate)/open", body)
-            }
-            _ = try await fixtures.replay(
-                "promoted-with-manual-gates", on: client,
-                actions: [
-                    "opens the rollout gate": { try await open("rollout", "") },
-                    "approves 3 traffic steps": { try await open("traffic", #"{"steps": 3}"#) },
-                    "opens the promotion gate": {
+            let person = Operator(client: client)
+            let open: @Sendable (String, String) async throws -> Void = { gate, body in try await person.open(gate, body) }
+            var actions = person.actions["promoted-with-manual-gates"] ?? [:]
+            actions["someone opens the promotion gate"] = {
                         // scrape while the canary waits for promotion
                         let waiting = try await scrape(client)
                         let seconds = try #require(
@@ -37,19 +32,19 @@ struct MetricsTests {
                         try await open("promotion", "")
                         let opened = try await scrape(client)
                         #expect(opened.value("gatehouse_gate_open", ["name": "podinfo", "gate": "promotion"]) == 1)
-                    },
-                ])
+                    }
+            try await fixtures.replay("promoted-with-manual-gates", on: client, hooks: .all, actions: actions)
             let promoted = try await scrape(client)
             func checks(_ gate: String, _ decision: String, in metrics: PrometheusText) -> Double? {
                 metrics.value("gatehouse_checks_total", ["gate": gate, "decision": decision])
             }
             #expect(checks("rollout", "refused", in: promoted) == 2)
             #expect(checks("rollout", "approved", in: promoted) == 1)
-            #expect(checks("traffic", "refused", in: promoted) == 1)
-            #expect(checks("traffic", "approved", in: promoted) == 3)
-            #expect(checks("promotion", "refused", in: promoted) == 1)
+            #expect(checks("traffic", "refused", in: promoted) == 2)
+            #expect(checks("traffic", "approved", in: promoted) == 4)
+            #expect(checks("promotion", "refused", in: promoted) == 2)
             #expect(checks("promotion", "approved", in: promoted) == 1)
-            #expect(checks("rollback", "refused", in: promoted) == 6)
+            #expect(checks("rollback", "refused", in: promoted) == 8)
             #expect(checks("promotion", "unavailable", in: promoted) == 0)
             for gate in ["rollout", "traffic", "promotion", "rollback", "shared"] {
                 #expect(promoted.value("gatehouse_gate_open", ["name": "podinfo", "gate": gate]) == 0)
@@ -63,18 +58,13 @@ struct MetricsTests {
             #expect(
                 promoted.value(
                     "gatehouse_http_request_duration_seconds_count",
-                    ["route": "/v1/flagger/confirm-traffic-increase", "method": "POST"]) == 4)
+                    ["route": "/v1/flagger/confirm-traffic-increase", "method": "POST"]) == 6)
             #expect(promoted.value("gatehouse_build_info")?.isZero == false)
             #expect(promoted.value("gatehouse_storage_up") == 1)
 
-            _ = try await client.post("/v1/canaries/test/podinfo/gates/rollout/open")
-            _ = try await client.post("/v1/canaries/test/podinfo/gates/traffic/open", #"{"sticky": true}"#)
             _ = try await client.post("/v1/freezes", #"{"namespace": "other", "reason": "audit"}"#)
-            _ = try await fixtures.replay(
-                "manual-rollback", on: client,
-                actions: [
-                    "requests a rollback": { _ = try await client.post("/v1/canaries/test/podinfo/rollback") }
-                ])
+            try await fixtures.replay(
+                "manual-rollback", on: client, hooks: .all, actions: person.actions["manual-rollback"] ?? [:])
             _ = try await client.get("/v1/canaries/test/podinfo/nothing-here")
             let rolledBack = try await scrape(client)
             #expect(rolledBack.value("gatehouse_rollbacks_requested_total") == 1)
@@ -90,7 +80,7 @@ struct MetricsTests {
 
     @Test("checks that storage cannot answer are counted as unavailable")
     func unavailable() async throws {
-        let server = try TestServer()
+        let server = try TestServer { $0.storageTimeout = 0.3 }
         try await server.run { client in
             let lock = try LockedDatabase(path: server.arguments.databasePath)
             #expect(try await client.get("/readyz").status == .serviceUnavailable)

@@ -40,7 +40,7 @@ struct OperationsTests {
 
     @Test("checks answer 503 and readiness fails while storage cannot answer; both recover")
     func failClosed() async throws {
-        let server = try TestServer()
+        let server = try TestServer { $0.storageTimeout = 0.3 }
         try await server.run { client in
             _ = try await client.post("/v1/canaries/test/podinfo/gates/rollout/open", #"{"sticky": true}"#)
             let lock = try LockedDatabase(path: server.arguments.databasePath)

@@ -19,7 +19,7 @@ final class TestServer: Sendable {
         arguments.host = "127.0.0.1"
         arguments.port = 0
         arguments.databasePath = directory.appendingPathComponent("gatehouse.sqlite").path
-        arguments.storageTimeout = 0.2
+        arguments.storageTimeout = 5
         arguments.maintenanceInterval = 3600
         adjust(&arguments)
         self.arguments = arguments

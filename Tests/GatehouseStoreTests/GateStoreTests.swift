@@ -136,18 +136,104 @@ struct GateStoreTests {
         #expect(try await !check(.rollback, "c3").isApproved)
     }
 
-    @Test("Succeeded or Failed closes once-gates and keeps sticky ones", arguments: [CanaryPhase.succeeded, .failed])
-    func endOfRollout(phase: CanaryPhase) async throws {
+    @Test(
+        "Flagger's end events close once-gates and keep sticky ones",
+        arguments: [
+            (CanaryPhase.succeeded, "Promotion completed! Scaling down podinfo.test"),
+            (.failed, "Canary failed! Scaling down podinfo.test"),
+        ])
+    func endOfRollout(phase: CanaryPhase, message: String) async throws {
         _ = try await store.open(.promotion, of: podinfo, OpenRequest(), actor: "alice")
         _ = try await store.open(.shared, of: podinfo, OpenRequest(isSticky: true), actor: "alice")
         try await store.report(
             FlaggerPayload(
                 name: "podinfo", namespace: "test", phase: phase, checksum: "c1",
-                metadata: ["eventMessage": "done", "eventType": "Normal"]), of: podinfo, as: .event)
+                metadata: ["eventMessage": message, "eventType": "Normal"]), of: podinfo, as: .event)
         let canary = try #require(store.canary(podinfo))
         #expect(!canary.gate(.promotion).isOpen)
         #expect(canary.gate(.shared).isOpen)
-        #expect(canary.lastMessage == "done")
+        #expect(canary.lastMessage == message)
+        #expect(canary.rollout.stage == .ended)
+    }
+
+    @Test("a Succeeded or Failed phase on any other event ends nothing (it is the phase before the tick)")
+    func laggingPhaseEndsNothing() async throws {
+        _ = try await store.open(.promotion, of: podinfo, OpenRequest(), actor: "ci")
+        for phase in [CanaryPhase.succeeded, .failed] {
+            try await store.report(
+                FlaggerPayload(
+                    name: "podinfo", namespace: "test", phase: phase, checksum: "c1",
+                    metadata: ["eventMessage": "Confirm-rollout check gatehouse-rollout passed", "eventType": "Normal"]),
+                of: podinfo, as: .event)
+        }
+        #expect(try #require(store.canary(podinfo)).gate(.promotion).isOpen)
+    }
+
+    @Test("a write still waiting for storage when its deadline passes fails closed and is never applied later")
+    func stalledWriteIsAbandoned() async throws {
+        let store = try database.openStore(busyTimeout: 30, storageTimeout: 0.3)
+        let lock = try database.lockExclusively()
+        await #expect(throws: StoreError.self) {
+            _ = try await store.open(.promotion, of: podinfo, OpenRequest(reason: "too late"), actor: "alice")
+        }
+        #expect(!store.isHealthy, "a write that missed its deadline marks storage unavailable")
+        await #expect(throws: StoreError.self) {
+            _ = try await store.check(Check(canary: podinfo, gate: .promotion, checksum: "c1"))
+        }
+        lock.unlock()
+        // The probe queues behind the abandoned write: once it commits, that write has had its chance.
+        #expect(await store.probe())
+        #expect(store.isHealthy)
+        #expect(store.canary(podinfo)?.gate(.promotion).isOpen != true)
+        let reopened = try database.openStore()
+        #expect(reopened.canary(podinfo)?.gate(.promotion).isOpen != true)
+        #expect(try auditCount() == 0)
+    }
+
+    @Test("a transaction that outlives one of its writers' deadlines rolls back: nothing of it is kept")
+    func batchWithAbandonedWriteRollsBack() async throws {
+        let store = try database.openStore(storageTimeout: 0.3)
+        let holdWriter = DispatchSemaphore(value: 0)
+        let holdBatch = DispatchSemaphore(value: 0)
+        // The writer is busy, so the next two writes wait together and are committed in one batch.
+        let (started, starting) = AsyncStream<Void>.makeStream()
+        let busy = Task {
+            try await store.withWrite { _ in
+                starting.yield()
+                holdWriter.wait()
+            }
+        }
+        for await _ in started { break }
+        let opening = Task {
+            try await store.open(.promotion, of: podinfo, OpenRequest(reason: "late"), actor: "alice")
+        }
+        let stalling = Task { try await store.withWrite { _ in holdBatch.wait() } }
+        // Neither can commit; the open's caller gives up at its deadline.
+        await #expect(throws: StoreError.self) { _ = try await opening.value }
+        holdWriter.signal()
+        holdBatch.signal()
+        _ = try? await busy.value  // its own deadline passed too: rolled back as well
+        _ = try? await stalling.value
+        #expect(await store.probe())
+        #expect(store.canary(podinfo)?.gate(.promotion).isOpen != true)
+        #expect(try database.openStore().canary(podinfo)?.gate(.promotion).isOpen != true)
+        #expect(try auditCount() == 0)
+    }
+
+    @Test("a write the schema refuses fails that request alone; storage stays available")
+    func refusedWriteFailsAlone() async throws {
+        // A canary name the schema's own checks cannot hold is impossible through the API, so break a
+        // row directly: a negative step count violates the gate table's CHECK.
+        let broken = Gate(kind: .traffic, isOpen: true, mode: .once, remainingSteps: -1)
+        await #expect(throws: StoreError.self) {
+            _ = try await store.change(.traffic, of: podinfo, at: Date()) { gate, _ in
+                gate = broken
+                return [GateFact(action: .opened, actor: "test")]
+            }
+        }
+        #expect(store.isHealthy)
+        _ = try await store.open(.promotion, of: podinfo, OpenRequest(), actor: "alice")
+        #expect(try #require(store.canary(podinfo)).gate(.promotion).isOpen)
     }
 
     @Test("repeated identical events are recorded once")

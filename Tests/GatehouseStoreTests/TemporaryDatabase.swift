@@ -15,8 +15,9 @@ final class TemporaryDatabase: Sendable {
     }
 
     /// Opens a store on the file, as `gatehouse serve` does.
-    func openStore(busyTimeout: TimeInterval = 0.2) throws -> GateStore {
-        try GateStore(writer: GateStore.openDatabase(atPath: path, busyTimeout: busyTimeout))
+    func openStore(busyTimeout: TimeInterval = 0.2, storageTimeout: TimeInterval = 5) throws -> GateStore {
+        try GateStore(
+            writer: GateStore.openDatabase(atPath: path, busyTimeout: busyTimeout), storageTimeout: storageTimeout)
     }
 
     /// A second, independent connection to the same file, as another process would have.

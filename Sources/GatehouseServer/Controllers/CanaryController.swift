@@ -109,10 +109,11 @@ struct CanaryController {
         } else {
             canary = try await store.open(gate, of: id, request, actor: actor, at: now)
         }
+        let outcome = request.coverage(of: gate)
         context.logger.info(
             "opened \(gate.rawValue) gate of \(id)",
-            metadata: ["canary": "\(id)", "actor": "\(actor)", "reason": "\(request.reason ?? "")"])
-        return CanaryView(canary, at: now)
+            metadata: ["canary": "\(id)", "actor": "\(actor)", "reason": "\(request.reason ?? "")", "outcome": "\(outcome)"])
+        return CanaryView(canary, at: now, outcome: outcome)
     }
 
     private func canaryID(_ context: GatehouseRequestContext) throws -> CanaryID {

@@ -59,7 +59,7 @@ struct LinkController {
                     _ = try await store.requestRollback(
                         of: canary, reason: "requested from a notification",
                         expiresAt: now.addingTimeInterval(settings.rollbackTTL), force: false, actor: Self.actor,
-                        boundChecksum: link.checksum, at: now)
+                        revision: link.checksum, at: now)
                     metrics.recordRollbackRequested()
                 }
             } catch let error as StoreError {

@@ -1,0 +1,359 @@
+import Foundation
+
+/// Where a canary is in its rollout, as far as Flagger's calls tell it.
+///
+/// Flagger's phases and checksums lag in specific ways (DESIGN.md, "Checksums and phases lie"):
+/// an event's phase is the status at the start of its tick, and `confirm-rollout` carries the
+/// previous revision's checksum after a `Succeeded` rollout. So a rollout is tracked from the calls
+/// that cannot lie: a `confirm-rollout` that passes starts one, the checksum of its first traffic,
+/// promotion or rollback check names its revision, and only `post-rollout`, the "Promotion
+/// completed!" and "Canary failed!" events, or the next `confirm-rollout` after progress checks end it.
+public struct Rollout: Sendable, Equatable {
+    /// The stages a rollout goes through.
+    public enum Stage: String, Sendable, Codable, CaseIterable {
+        /// Nothing is known of a rollout in progress.
+        case idle
+        /// A new revision is held at `confirm-rollout`.
+        case waiting
+        /// `confirm-rollout` passed; no traffic, promotion or rollback check has come yet.
+        case admitted
+        /// Flagger is analysing the revision (traffic, promotion and rollback checks come).
+        case progressing
+        /// `confirm-promotion` passed or Flagger reported promoting: no rollback check comes any more.
+        case promoting
+        /// Flagger reported the end, or the next rollout asked `confirm-rollout`.
+        case ended
+    }
+
+    /// The stage reached.
+    public var stage: Stage
+    /// The checksum the rollout's traffic, promotion and rollback checks carry, once one came.
+    public var revision: String?
+    /// A checksum that reached progress checks without passing the rollout gate (a revision
+    /// changed mid-analysis); its traffic and promotion checks are refused until it is approved.
+    public var unapprovedRevision: String?
+    /// When the latest traffic, promotion or rollback check of the rollout was made (to about a second).
+    public var lastProgressCheckAt: Date?
+    /// Whether the canary asks `confirm-rollout`, so that its rollout gate is in use.
+    public var usesRolloutGate: Bool
+    /// When the stage last changed.
+    public var since: Date?
+
+    /// Nothing known yet.
+    public init(
+        stage: Stage = .idle, revision: String? = nil, unapprovedRevision: String? = nil,
+        lastProgressCheckAt: Date? = nil, usesRolloutGate: Bool = false, since: Date? = nil
+    ) {
+        self.stage = stage
+        self.revision = revision
+        self.unapprovedRevision = unapprovedRevision
+        self.lastProgressCheckAt = lastProgressCheckAt
+        self.usesRolloutGate = usesRolloutGate
+        self.since = since
+    }
+
+    /// Whether a rollout is under way (admitted and not yet ended).
+    public var isInProgress: Bool { [.admitted, .progressing, .promoting].contains(stage) }
+
+    /// Whether a rollback check can still come in this rollout: Flagger asks `rollback` only while
+    /// `Progressing` or `WaitingPromotion`, never while held at `confirm-rollout` or once promoting.
+    public var canRollBack: Bool { stage == .admitted || stage == .progressing }
+
+    /// The checksum the rollout's current checks carry, if known.
+    public var currentChecksum: String? { unapprovedRevision ?? revision }
+}
+
+/// The messages of Flagger's events that reliably end a rollout (pkg/controller/scheduler.go).
+public enum RolloutEnd {
+    /// "Promotion completed! Scaling down podinfo.test": the rollout succeeded.
+    public static let promotedPrefix = "Promotion completed!"
+    /// "Canary failed! Scaling down podinfo.test": the rollout failed or was rolled back.
+    public static let failedPrefix = "Canary failed!"
+
+    /// The outcome an event reports, if it is one of the two end events.
+    public static func outcome(ofEvent message: String) -> CanaryPhase? {
+        if message.hasPrefix(promotedPrefix) { return .succeeded }
+        if message.hasPrefix(failedPrefix) { return .failed }
+        return nil
+    }
+}
+
+/// The gates a change touched and the audit facts it produced, in order.
+public struct CanaryChange: Sendable, Equatable {
+    /// Each fact, with the gate it concerns (nil for the canary as a whole).
+    public var facts: [(gate: GateKind?, fact: GateFact)] = []
+
+    /// No change.
+    public init() {}
+
+    /// Appends facts about one gate (or the canary, when `gate` is nil).
+    public mutating func append(_ facts: [GateFact], gate: GateKind?) {
+        self.facts += facts.map { (gate: gate, fact: $0) }
+    }
+
+    /// Whether nothing was recorded.
+    public var isEmpty: Bool { facts.isEmpty }
+
+    public static func == (lhs: CanaryChange, rhs: CanaryChange) -> Bool {
+        lhs.facts.map(\.gate) == rhs.facts.map(\.gate) && lhs.facts.map(\.fact) == rhs.facts.map(\.fact)
+    }
+}
+
+/// The answer to a check, with the canary as the check leaves it.
+public struct CheckOutcome: Sendable {
+    /// The answer, and the asked gate after it.
+    public var decision: Decision
+    /// The canary after the check: the asked gate, any gate a rollout's end closed, and the rollout.
+    public var canary: Canary
+    /// Everything the check changed, for the audit trail (the decision's own facts included).
+    public var change: CanaryChange
+}
+
+extension Canary {
+    /// Decides a check and applies what it tells of the rollout; pure, so the store can run it on its
+    /// in-memory copy and again inside the write transaction.
+    public func deciding(_ check: Check, freeze: Freeze?, at now: Date) -> CheckOutcome {
+        var canary = self
+        var change = CanaryChange()
+        if check.gate == .rollout {
+            canary.rollout.usesRolloutGate = true
+            if canary.rollout.stage == .progressing || canary.rollout.stage == .promoting {
+                // No end was reported, but a new rollout asks: the previous one is over.
+                change.facts += canary.endRollout(
+                    outcome: nil, checksum: canary.rollout.revision,
+                    cutoff: canary.rollout.lastProgressCheckAt ?? now, at: now
+                ).facts
+            }
+        } else if check.gate.isProgressCheck {
+            change.facts += canary.followProgressCheck(check, at: now).facts
+        }
+
+        let decision: Decision
+        if check.gate.isHeldForApprovedRevision, let unapproved = canary.rollout.unapprovedRevision,
+            unapproved == check.checksum
+        {
+            if canary.approvesRevision(unapproved, at: now) {
+                change.facts += canary.adoptRevision(unapproved, at: now).facts
+                decision = Decision(for: check, gate: canary.gate(check.gate), freeze: freeze, at: now)
+            } else {
+                decision = Decision(
+                    for: check, gate: canary.gate(check.gate), freeze: freeze,
+                    holding: "revision \(unapproved) of \(check.canary) reached \(check.gate.rawValue) checks without passing the rollout gate (it changed during analysis); approve it with: gatehouse open rollout \(check.canary.name) -n \(check.canary.namespace)",
+                    at: now)
+            }
+        } else {
+            decision = Decision(for: check, gate: canary.gate(check.gate), freeze: freeze, at: now)
+        }
+        canary.gates[check.gate] = decision.gate
+        change.append(decision.facts, gate: check.gate)
+
+        if decision.isApproved {
+            switch check.gate {
+            case .rollout where canary.rollout.stage != .admitted:
+                canary.rollout = Rollout(
+                    stage: .admitted, usesRolloutGate: true, since: now)
+            case .promotion where canary.rollout.stage == .progressing || canary.rollout.stage == .admitted:
+                canary.rollout.stage = .promoting
+                canary.rollout.since = now
+            default: break
+            }
+        } else if check.gate == .rollout && canary.rollout.stage != .waiting && canary.rollout.stage != .admitted {
+            canary.rollout.stage = .waiting
+            canary.rollout.since = now
+        }
+        return CheckOutcome(decision: decision, canary: canary, change: change)
+    }
+
+    /// Applies a traffic, promotion or rollback check to the rollout: the first one names the
+    /// revision; one with another checksum is a revision changed during analysis.
+    private mutating func followProgressCheck(_ check: Check, at now: Date) -> CanaryChange {
+        var change = CanaryChange()
+        let checksum = check.checksum
+        switch rollout.stage {
+        case .admitted:
+            rollout.stage = .progressing
+            rollout.revision = checksum
+            rollout.since = now
+        case .progressing, .promoting:
+            guard checksum != rollout.revision, checksum != rollout.unapprovedRevision, !checksum.isEmpty else { break }
+            if rollout.usesRolloutGate {
+                change.append(holdRevision(checksum, at: now), gate: nil)
+            } else {
+                rollout.revision = checksum
+            }
+        case .idle, .waiting, .ended:
+            if rollout.stage == .ended, checksum == rollout.revision { break }  // a late call of the ended rollout
+            if rollout.usesRolloutGate {
+                rollout = Rollout(stage: .progressing, usesRolloutGate: true, since: now)
+                change.append(holdRevision(checksum, at: now), gate: nil)
+            } else {
+                rollout = Rollout(stage: .progressing, revision: checksum, since: now)
+            }
+        }
+        rollout.lastProgressCheckAt = now
+        return change
+    }
+
+    private mutating func holdRevision(_ checksum: String, at now: Date) -> [GateFact] {
+        rollout.unapprovedRevision = checksum
+        return [
+            GateFact(
+                action: .held, actor: Gate.systemActor,
+                reason:
+                    "revision \(checksum) reached traffic checks without passing the rollout gate; held at traffic and promotion until the rollout gate is opened for it",
+                checksum: checksum)
+        ]
+    }
+
+    /// Whether the rollout gate, as it stands, approves a revision that skipped it: open and not
+    /// already spent on another rollout.
+    private func approvesRevision(_ checksum: String, at now: Date) -> Bool {
+        let gate = gate(.rollout)
+        guard gate.isEffectivelyOpen(at: now) else { return false }
+        return gate.mode == .sticky || gate.boundChecksum == nil || gate.boundChecksum == checksum
+    }
+
+    /// Makes an approved revision the rollout's own, binding a once rollout gate to it.
+    private mutating func adoptRevision(_ checksum: String, at now: Date) -> CanaryChange {
+        var change = CanaryChange()
+        rollout.revision = checksum
+        rollout.unapprovedRevision = nil
+        var gate = gate(.rollout)
+        if gate.mode == .once && gate.boundChecksum == nil {
+            gate.boundChecksum = checksum
+            gate.changedAt = now
+            gates[.rollout] = gate
+            change.append(
+                [
+                    GateFact(
+                        action: .bound, actor: Gate.systemActor,
+                        reason: "approves revision \(checksum), which changed during analysis", checksum: checksum)
+                ], gate: .rollout)
+        }
+        change.append(
+            [
+                GateFact(
+                    action: .approved, actor: Gate.systemActor,
+                    reason: "revision \(checksum) approved through the rollout gate", checksum: checksum)
+            ], gate: .rollout)
+        return change
+    }
+
+    /// Ends the rollout in progress: once-gates opened before `cutoff` (the rollout's last call)
+    /// close, every gate stops waiting. A gate opened after the cutoff is for the next rollout.
+    public mutating func endRollout(outcome: CanaryPhase?, checksum: String?, cutoff: Date, at now: Date)
+        -> CanaryChange
+    {
+        var change = CanaryChange()
+        let reason =
+            outcome.map { "rollout ended: \($0)" }
+            ?? "rollout ended: the next rollout asked confirm-rollout"
+        for kind in GateKind.allCases {
+            var gate = gate(kind)
+            let before = gate
+            let facts = gate.endRollout(reason: reason, openedBefore: cutoff, checksum: checksum, at: now)
+            if gate != before { gates[kind] = gate }
+            change.append(facts, gate: kind)
+        }
+        rollout.stage = .ended
+        rollout.revision = rollout.currentChecksum ?? checksum
+        rollout.unapprovedRevision = nil
+        rollout.since = now
+        return change
+    }
+
+    /// The outcome a report announces, if it is one of the reliable end signals: `post-rollout`
+    /// (its body's phase) or the "Promotion completed!" and "Canary failed!" events.
+    public static func endOutcome(of payload: FlaggerPayload, as action: AuditAction) -> CanaryPhase? {
+        if action == .postRollout {
+            return payload.phase.flatMap { $0 == .succeeded || $0 == .failed ? $0 : nil }
+        }
+        return action == .event ? payload.eventMessage.flatMap(RolloutEnd.outcome(ofEvent:)) : nil
+    }
+
+    /// The phase a report tells, for `lastPhase`: nil for an event that comes after its rollout
+    /// ended (Flagger's last "Post-rollout check … passed" still carries `Progressing`).
+    public func reportedPhase(_ payload: FlaggerPayload, as action: AuditAction) -> CanaryPhase? {
+        if action == .event, Canary.endOutcome(of: payload, as: action) == nil, rollout.stage == .ended,
+            payload.checksum == rollout.revision
+        {
+            return nil
+        }
+        return payload.phase
+    }
+
+    /// Takes the observed fields (last seen, phase, checksum, last progress check) from `other`
+    /// where it saw the canary later.
+    public mutating func adoptObservations(from other: Canary) {
+        if let seen = other.lastSeen, seen > (lastSeen ?? .distantPast) {
+            lastSeen = seen
+            lastPhase = other.lastPhase ?? lastPhase
+            lastChecksum = other.lastChecksum ?? lastChecksum
+        }
+        if rollout.isInProgress, let checked = other.rollout.lastProgressCheckAt,
+            checked > (rollout.lastProgressCheckAt ?? .distantPast)
+        {
+            rollout.lastProgressCheckAt = checked
+        }
+    }
+
+    /// Applies a Flagger report: an end signal ends the rollout (once), any other event changes
+    /// nothing but a rollout seen promoting. Returns what changed.
+    public mutating func applyReport(_ payload: FlaggerPayload, as action: AuditAction, at now: Date) -> CanaryChange {
+        if let outcome = Canary.endOutcome(of: payload, as: action) {
+            // post-rollout and the end event both come at the end of one rollout: the second changes nothing.
+            guard rollout.stage != .ended else { return CanaryChange() }
+            return endRollout(outcome: outcome, checksum: payload.checksum, cutoff: now, at: now)
+        }
+        if action == .event, let phase = payload.phase, phase == .promoting || phase == .finalising,
+            rollout.stage == .admitted || rollout.stage == .progressing
+        {
+            // An event's phase is the status at the start of its tick, so Promoting there is certain.
+            rollout.stage = .promoting
+            rollout.since = now
+        }
+        return CanaryChange()
+    }
+
+    /// The checksum a rollback request made now belongs to, or why none should be made.
+    ///
+    /// A request binds to the revision in progress so that it can never fire on another; one made
+    /// when no rollback check can come any more is refused unless forced (a forced one is unbound and
+    /// fires on the next rollback check).
+    public func rollbackBinding(force: Bool) -> Result<String?, RollbackRefusal> {
+        if rollout.canRollBack { return .success(rollout.currentChecksum) }
+        if force { return .success(nil) }
+        let situation: String
+        switch rollout.stage {
+        case .promoting:
+            situation =
+                "\(id) is being promoted (confirm-promotion passed), and Flagger makes no rollback checks while promoting"
+        case .waiting:
+            situation = "\(id) is held at confirm-rollout, where Flagger makes no rollback checks"
+        case .ended:
+            situation = "the last rollout of \(id) has ended\(lastPhase.map { " (\($0))" } ?? "")"
+        case .idle, .admitted, .progressing:
+            let known = lastPhase.map { "its last phase is \($0)" } ?? "Flagger has not reported on it"
+            situation = "\(id) is not known to be in a rollout (\(known))"
+        }
+        return .failure(
+            RollbackRefusal(
+                message:
+                    "\(situation); a rollback request now could fire on a later release, so use --force (\"force\": true) to request it anyway"
+            ))
+    }
+}
+
+/// Why a rollback request was refused.
+public struct RollbackRefusal: Error, Sendable, Equatable {
+    /// One sentence for the caller.
+    public var message: String
+}
+
+extension GateKind {
+    /// Whether Flagger asks this gate only while a rollout progresses (traffic, promotion, rollback).
+    public var isProgressCheck: Bool { self == .traffic || self == .promotion || self == .rollback }
+
+    /// Whether this gate holds a revision that skipped the rollout gate.
+    public var isHeldForApprovedRevision: Bool { self == .traffic || self == .promotion }
+}
