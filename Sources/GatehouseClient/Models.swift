@@ -29,12 +29,17 @@ public struct CanaryStatus: Codable, Sendable, Equatable {
     public var waitingOn: Waiting?
     /// Each gate by name.
     public var gates: [String: GateStatus]
+    /// Where the canary is in its rollout (nil from services older than this field).
+    public var rollout: RolloutStatus?
+    /// What an operator change just did, in one sentence (only in the answer to that change).
+    public var outcome: String?
 
     /// Creates a status, as the API would return it.
     public init(
         namespace: String, name: String, phase: CanaryPhase?, checksum: String?, lastSeen: Date?, message: String?,
-        inRollout: Bool, waitingOn: Waiting?, gates: [String: GateStatus]
+        inRollout: Bool, waitingOn: Waiting?, gates: [String: GateStatus], rollout: RolloutStatus? = nil
     ) {
+        self.rollout = rollout
         self.namespace = namespace
         self.name = name
         self.phase = phase
@@ -48,6 +53,26 @@ public struct CanaryStatus: Codable, Sendable, Equatable {
 
     /// One gate's state.
     public func gate(_ kind: GateKind) -> GateStatus? { gates[kind.rawValue] }
+}
+
+/// Where a canary is in its rollout, as the service tracks it from Flagger's calls.
+public struct RolloutStatus: Codable, Sendable, Equatable {
+    /// `idle`, `waiting`, `admitted`, `progressing`, `promoting` or `ended`.
+    public var stage: Rollout.Stage
+    /// The checksum the rollout's checks carry.
+    public var revision: String?
+    /// A revision held because it skipped the rollout gate.
+    public var unapprovedRevision: String?
+    /// Why the canary is held, if it is.
+    public var held: String?
+
+    /// Creates a rollout status.
+    public init(stage: Rollout.Stage, revision: String? = nil, unapprovedRevision: String? = nil, held: String? = nil) {
+        self.stage = stage
+        self.revision = revision
+        self.unapprovedRevision = unapprovedRevision
+        self.held = held
+    }
 }
 
 /// One gate as the API returns it.
@@ -105,8 +130,8 @@ public struct OpenOptions: Sendable, Equatable {
     public var ttl: String?
     /// An RFC 3339 time.
     public var expiresAt: String?
-    /// Traffic steps.
-    public var steps: Int?
+    /// Traffic steps: a number of checks, or the rest of the rollout.
+    public var steps: TrafficSteps?
     /// Keep it open across rollouts.
     public var sticky: Bool
     /// For a rollback outside a known rollout.
@@ -114,8 +139,8 @@ public struct OpenOptions: Sendable, Equatable {
 
     /// Creates options; all optional.
     public init(
-        reason: String? = nil, ttl: String? = nil, expiresAt: String? = nil, steps: Int? = nil, sticky: Bool = false,
-        force: Bool = false
+        reason: String? = nil, ttl: String? = nil, expiresAt: String? = nil, steps: TrafficSteps? = nil,
+        sticky: Bool = false, force: Bool = false
     ) {
         self.reason = reason
         self.ttl = ttl
@@ -130,7 +155,11 @@ public struct OpenOptions: Sendable, Equatable {
         if let reason { body["reason"] = .string(reason) }
         if let ttl { body["ttl"] = .string(ttl) }
         if let expiresAt { body["expiresAt"] = .string(expiresAt) }
-        if let steps { body["steps"] = .number(steps) }
+        switch steps {
+        case .count(let count): body["steps"] = .number(count)
+        case .rest: body["steps"] = .string("rest")
+        case nil: break
+        }
         if sticky { body["sticky"] = .bool(true) }
         if force { body["force"] = .bool(true) }
         return body

@@ -1,9 +1,12 @@
 import Foundation
 import GatehouseCore
 
-/// Follows a canary towards a phase without being fooled by the previous rollout's final phase:
-/// a terminal phase counts only once a new rollout has been seen (a checksum change, or a phase
-/// that is not Succeeded or Failed).
+/// Follows a canary towards a phase without being fooled by the previous rollout's final phase.
+///
+/// With a service that reports the rollout's stage, the outcome counts only once a new rollout has
+/// been seen and has ended (an event's phase lags a tick, so the next rollout's first events still
+/// carry the previous outcome). Older services are followed by phase: a terminal phase counts only
+/// once a new rollout has been seen (a checksum change, or a phase that is not Succeeded or Failed).
 public struct RolloutWatch: Sendable {
     /// What one observation means.
     public enum Progress: Equatable, Sendable {
@@ -18,18 +21,24 @@ public struct RolloutWatch: Sendable {
     /// The phase waited for.
     public let target: CanaryPhase
     private let baselineChecksum: String?
+    private let baselineRevision: String?
     private var hasStarted: Bool
 
     /// Starts watching from the canary's state now (nil when the service does not know it yet).
     public init(target: CanaryPhase, initial: CanaryStatus?) {
         self.target = target
         baselineChecksum = initial?.checksum
-        hasStarted = initial.map { status in status.phase.map { !$0.endsRollout } ?? false } ?? false
-        if initial == nil { hasStarted = true }
+        baselineRevision = initial?.rollout?.revision
+        if let stage = initial?.rollout?.stage {
+            hasStarted = stage != .ended && stage != .idle
+        } else {
+            hasStarted = initial.map { status in status.phase.map { !$0.endsRollout } ?? false } ?? true
+        }
     }
 
     /// Takes one more look at the canary.
     public mutating func observe(_ status: CanaryStatus) -> Progress {
+        if let rollout = status.rollout { return observe(status.phase, stage: rollout.stage, revision: rollout.revision) }
         let phase = status.phase
         if !hasStarted {
             let isNewRollout = status.checksum != nil && status.checksum != baselineChecksum
@@ -39,6 +48,20 @@ public struct RolloutWatch: Sendable {
         guard hasStarted, let phase else { return .waiting }
         if phase == target { return .reached }
         if phase.endsRollout { return .ended(phase) }
+        return .waiting
+    }
+
+    private mutating func observe(_ phase: CanaryPhase?, stage: Rollout.Stage, revision: String?) -> Progress {
+        if !hasStarted {
+            // A whole rollout may have passed between two looks: a new revision that ended counts.
+            hasStarted = (stage != .ended && stage != .idle) || (stage == .ended && revision != baselineRevision)
+        }
+        guard hasStarted else { return .waiting }
+        if stage == .ended {
+            let outcome = phase.flatMap { $0.endsRollout ? $0 : nil } ?? .failed
+            return outcome == target ? .reached : .ended(outcome)
+        }
+        if let phase, phase == target, !phase.endsRollout { return .reached }
         return .waiting
     }
 }

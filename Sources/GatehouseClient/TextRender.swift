@@ -27,6 +27,10 @@ public enum TextRender {
             "Last seen:  \(canary.lastSeen.map { age($0, now: now) + " ago" } ?? "never")",
             "Waiting on: \(waiting(canary, now: now))",
         ]
+        if let rollout = canary.rollout {
+            lines.append("Rollout:    \(rollout.stage.rawValue)\(rollout.revision.map { " (revision \($0))" } ?? "")")
+            if let held = rollout.held { lines.append("Held:       \(held)") }
+        }
         if let message = canary.message { lines.append("Flagger:    \(message)") }
         lines.append("")
         var rows = [["GATE", "STATE", "BY", "REASON", "CHANGED"]]
@@ -74,9 +78,10 @@ public enum TextRender {
         return columns(rows)
     }
 
-    /// One line after a change: the gate's new state.
+    /// One line after a change: the gate's new state, and what the change covers.
     public static func change(_ kind: GateKind, of canary: CanaryStatus, now: Date = Date()) -> String {
-        "\(kind.rawValue) gate of \(canary.namespace)/\(canary.name): \(gate(canary.gate(kind), now: now))"
+        let state = "\(kind.rawValue) gate of \(canary.namespace)/\(canary.name): \(gate(canary.gate(kind), now: now))"
+        return canary.outcome.map { "\(state)\n\($0)" } ?? state
     }
 
     /// A gate in a few words: `closed`, `open once`, `open sticky, 2 steps, 14m left`.
@@ -94,7 +99,8 @@ public enum TextRender {
 
     static func waiting(_ canary: CanaryStatus, now: Date) -> String {
         guard let waiting = canary.waitingOn else { return "-" }
-        return "\(waiting.gate.rawValue) for \(age(waiting.since, now: now))"
+        let held = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
+        return "\(waiting.gate.rawValue) for \(age(waiting.since, now: now))\(held)"
     }
 
     static func age(_ date: Date, now: Date) -> String {

@@ -59,7 +59,8 @@ public struct Canary: Sendable, Equatable {
     /// rollout), rather than only in what is observed and saved in the background.
     public func differsDurably(from other: Canary) -> Bool {
         // Gates never touched are closed: an entry equal to a closed gate is no change.
-        if gates != other.gates, Set(gates.keys).union(other.gates.keys).contains(where: { gate($0) != other.gate($0) }) {
+        if gates != other.gates, Set(gates.keys).union(other.gates.keys).contains(where: { gate($0) != other.gate($0) })
+        {
             return true
         }
         var mine = rollout

@@ -105,6 +105,18 @@ public struct OpenRequest: Sendable, Equatable {
         self.coversRestOfRollout = coversRestOfRollout
     }
 
+    /// Takes a traffic approval's size: a number of checks, or the rest of the rollout.
+    public mutating func cover(_ steps: TrafficSteps) {
+        switch steps {
+        case .count(let count):
+            self.steps = count
+            coversRestOfRollout = false
+        case .rest:
+            self.steps = nil
+            coversRestOfRollout = true
+        }
+    }
+
     /// What an approval of `gate` on these terms lets through, in one sentence for the person who gave it.
     public func coverage(of gate: GateKind) -> String {
         let until = expiresAt.map { " until \(Timestamp.string(from: $0))" } ?? ""
@@ -122,7 +134,27 @@ public struct OpenRequest: Sendable, Equatable {
         case .rollback:
             return "rollback requested\(until): Flagger rolls back at its next rollback check of this rollout"
         case .rollout, .promotion, .shared:
-            return "\(gate.rawValue) gate open for one rollout\(until): the first check it passes binds it to that rollout"
+            return
+                "\(gate.rawValue) gate open for one rollout\(until): the first check it passes binds it to that rollout"
+        }
+    }
+}
+
+/// How many traffic checks an approval covers.
+public enum TrafficSteps: Sendable, Equatable {
+    /// This many checks (Flagger asks once per weight increase and once more at maximum weight).
+    case count(Int)
+    /// Every remaining traffic check of the rollout in progress.
+    case rest
+
+    /// Parses `3` or `rest`, as typed after `--steps` or `steps=`.
+    public init?(_ text: String) {
+        if text.lowercased() == "rest" {
+            self = .rest
+        } else if let count = Int(text), (1...10_000).contains(count) {
+            self = .count(count)
+        } else {
+            return nil
         }
     }
 }

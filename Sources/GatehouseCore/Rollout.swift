@@ -119,10 +119,11 @@ extension Canary {
             canary.rollout.usesRolloutGate = true
             if canary.rollout.stage == .progressing || canary.rollout.stage == .promoting {
                 // No end was reported, but a new rollout asks: the previous one is over.
-                change.facts += canary.endRollout(
-                    outcome: nil, checksum: canary.rollout.revision,
-                    cutoff: canary.rollout.lastProgressCheckAt ?? now, at: now
-                ).facts
+                change.facts +=
+                    canary.endRollout(
+                        outcome: nil, checksum: canary.rollout.revision,
+                        cutoff: canary.rollout.lastProgressCheckAt ?? now, at: now
+                    ).facts
             }
         } else if check.gate.isProgressCheck {
             change.facts += canary.followProgressCheck(check, at: now).facts
@@ -138,7 +139,8 @@ extension Canary {
             } else {
                 decision = Decision(
                     for: check, gate: canary.gate(check.gate), freeze: freeze,
-                    holding: "revision \(unapproved) of \(check.canary) reached \(check.gate.rawValue) checks without passing the rollout gate (it changed during analysis); approve it with: gatehouse open rollout \(check.canary.name) -n \(check.canary.namespace)",
+                    holding:
+                        "revision \(unapproved) of \(check.canary) reached \(check.gate.rawValue) checks without passing the rollout gate (it changed during analysis); approve it with: gatehouse open rollout \(check.canary.name) -n \(check.canary.namespace)",
                     at: now)
             }
         } else {
@@ -255,8 +257,8 @@ extension Canary {
             if gate != before { gates[kind] = gate }
             change.append(facts, gate: kind)
         }
+        rollout.revision = (rollout.isInProgress ? rollout.currentChecksum : nil) ?? checksum
         rollout.stage = .ended
-        rollout.revision = rollout.currentChecksum ?? checksum
         rollout.unapprovedRevision = nil
         rollout.since = now
         return change
@@ -302,7 +304,9 @@ extension Canary {
     public mutating func applyReport(_ payload: FlaggerPayload, as action: AuditAction, at now: Date) -> CanaryChange {
         if let outcome = Canary.endOutcome(of: payload, as: action) {
             // post-rollout and the end event both come at the end of one rollout: the second changes nothing.
-            guard rollout.stage != .ended else { return CanaryChange() }
+            if rollout.stage == .ended, payload.checksum == nil || payload.checksum == rollout.revision {
+                return CanaryChange()
+            }
             return endRollout(outcome: outcome, checksum: payload.checksum, cutoff: now, at: now)
         }
         if action == .event, let phase = payload.phase, phase == .promoting || phase == .finalising,

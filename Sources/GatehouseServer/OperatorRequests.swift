@@ -42,7 +42,6 @@ struct OpenGateBody: Decodable {
 
     static let stepsRule = "steps must be a whole number from 1 to 10000, or \"rest\" for the rest of this rollout"
 
-
     /// The validated request for `gate`; `force` only means something for a rollback.
     func openRequest(for gate: GateKind, now: Date) throws(ValidationError) -> OpenRequest {
         if (steps != nil || restOfRollout) && gate != .traffic {

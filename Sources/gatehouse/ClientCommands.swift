@@ -13,6 +13,11 @@ struct Open: AsyncParsableCommand {
             Examples:
               gatehouse open rollout podinfo -n test --reason "release 1.4.2" --ttl 2h
               gatehouse open traffic podinfo -n test --steps 3
+              gatehouse open traffic podinfo -n test --steps rest
+
+            Flagger asks confirm-traffic-increase once per weight step and once more at maximum weight, \
+            before confirm-promotion: --steps N passes the next N of those checks; --steps rest passes \
+            every remaining one of this rollout.
               gatehouse open promotion podinfo -n test --sticky --until 2026-12-01T00:00:00Z
             """)
 
@@ -22,7 +27,10 @@ struct Open: AsyncParsableCommand {
     @Option(help: "Why, for the audit trail.") var reason: String?
     @Option(help: "Close by itself after this long, e.g. 90s, 15m, 2h.") var ttl: String?
     @Option(help: "Close by itself at this RFC 3339 time.") var until: String?
-    @Option(help: "Traffic gate: pass this many weight increases, then close.") var steps: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Traffic gate: pass this many checks, then close; or 'rest' for the rest of this rollout.",
+            valueName: "N|rest")) var steps: TrafficSteps?
     @Flag(help: "Stay open across rollouts until closed.") var sticky = false
     @OptionGroup var client: ClientOptions
 

@@ -85,3 +85,7 @@ extension GateKind: ExpressibleByArgument {
 
     public static var allValueStrings: [String] { allCases.map(\.rawValue) }
 }
+
+extension TrafficSteps: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}

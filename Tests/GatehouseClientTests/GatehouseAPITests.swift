@@ -11,7 +11,7 @@ struct GatehouseAPITests {
     func operations() async throws {
         try await withLiveServer { server in
             let api = GatehouseAPI(server: server, actor: "alice")
-            let opened = try await api.open(.traffic, of: podinfo, OpenOptions(reason: "go", ttl: "1h", steps: 2)).value
+            let opened = try await api.open(.traffic, of: podinfo, OpenOptions(reason: "go", ttl: "1h", steps: .count(2))).value
             let traffic = try #require(opened.gate(.traffic))
             #expect(traffic.isOpen && traffic.remainingSteps == 2 && traffic.actor == "alice")
             #expect(try await api.close(.traffic, of: podinfo, reason: "stop").value.gate(.traffic)?.isOpen == false)
@@ -105,6 +105,28 @@ struct WaitTests {
     func missedProgress() {
         var watch = RolloutWatch(target: .succeeded, initial: status(.failed, "c1"))
         #expect(watch.observe(status(.failed, "c2")) == .ended(.failed))
+    }
+
+    func tracked(_ phase: CanaryPhase, _ checksum: String, _ stage: Rollout.Stage, revision: String) -> CanaryStatus {
+        var status = status(phase, checksum)
+        status.rollout = RolloutStatus(stage: stage, revision: revision)
+        return status
+    }
+
+    @Test("the next rollout's first events, which still carry the last outcome, do not end the wait")
+    func laggingPhase() {
+        var watch = RolloutWatch(target: .succeeded, initial: tracked(.failed, "rev3", .ended, revision: "rev3"))
+        // "Halt … waiting for approval" carries Failed with the new checksum.
+        #expect(watch.observe(tracked(.failed, "rev4", .waiting, revision: "rev3")) == .waiting)
+        #expect(watch.observe(tracked(.progressing, "rev4", .progressing, revision: "rev4")) == .waiting)
+        #expect(watch.observe(tracked(.succeeded, "rev4", .ended, revision: "rev4")) == .reached)
+    }
+
+    @Test("a rollout that started and ended between two looks counts")
+    func wholeRolloutMissed() {
+        var watch = RolloutWatch(target: .succeeded, initial: tracked(.succeeded, "rev1", .ended, revision: "rev1"))
+        #expect(watch.observe(tracked(.succeeded, "rev1", .ended, revision: "rev1")) == .waiting)
+        #expect(watch.observe(tracked(.failed, "rev2", .ended, revision: "rev2")) == .ended(.failed))
     }
 
     @Test("a rollout under way at the start counts")

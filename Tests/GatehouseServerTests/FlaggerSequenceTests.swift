@@ -214,7 +214,9 @@ struct FlaggerSequenceTests {
         }
     }
 
-    @Test("a CI pre-approval survives its own Confirm-rollout check passed event", arguments: FlaggerSequences.Hooks.allCases)
+    @Test(
+        "a CI pre-approval survives its own Confirm-rollout check passed event",
+        arguments: FlaggerSequences.Hooks.allCases)
     func preApprovalSurvivesItsOwnEvents(hooks: FlaggerSequences.Hooks) async throws {
         let fixtures = try FlaggerSequences()
         try await TestServer().run(.live) { client in

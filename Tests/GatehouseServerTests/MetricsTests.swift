@@ -18,21 +18,23 @@ struct MetricsTests {
         let fixtures = try FlaggerSequences()
         try await TestServer().run(.live) { client in
             let person = Operator(client: client)
-            let open: @Sendable (String, String) async throws -> Void = { gate, body in try await person.open(gate, body) }
+            let open: @Sendable (String, String) async throws -> Void = { gate, body in
+                try await person.open(gate, body)
+            }
             var actions = person.actions["promoted-with-manual-gates"] ?? [:]
             actions["someone opens the promotion gate"] = {
-                        // scrape while the canary waits for promotion
-                        let waiting = try await scrape(client)
-                        let seconds = try #require(
-                            waiting.value("gatehouse_waiting_seconds", ["name": "podinfo", "gate": "promotion"]))
-                        #expect(seconds >= 0)
-                        #expect(
-                            waiting.value("gatehouse_waiting_seconds", ["name": "podinfo", "gate": "rollout"]) == 0)
-                        #expect(waiting.value("gatehouse_gate_open", ["name": "podinfo", "gate": "promotion"]) == 0)
-                        try await open("promotion", "")
-                        let opened = try await scrape(client)
-                        #expect(opened.value("gatehouse_gate_open", ["name": "podinfo", "gate": "promotion"]) == 1)
-                    }
+                // scrape while the canary waits for promotion
+                let waiting = try await scrape(client)
+                let seconds = try #require(
+                    waiting.value("gatehouse_waiting_seconds", ["name": "podinfo", "gate": "promotion"]))
+                #expect(seconds >= 0)
+                #expect(
+                    waiting.value("gatehouse_waiting_seconds", ["name": "podinfo", "gate": "rollout"]) == 0)
+                #expect(waiting.value("gatehouse_gate_open", ["name": "podinfo", "gate": "promotion"]) == 0)
+                try await open("promotion", "")
+                let opened = try await scrape(client)
+                #expect(opened.value("gatehouse_gate_open", ["name": "podinfo", "gate": "promotion"]) == 1)
+            }
             try await fixtures.replay("promoted-with-manual-gates", on: client, hooks: .all, actions: actions)
             let promoted = try await scrape(client)
             func checks(_ gate: String, _ decision: String, in metrics: PrometheusText) -> Double? {

@@ -112,7 +112,9 @@ struct CanaryController {
         let outcome = request.coverage(of: gate)
         context.logger.info(
             "opened \(gate.rawValue) gate of \(id)",
-            metadata: ["canary": "\(id)", "actor": "\(actor)", "reason": "\(request.reason ?? "")", "outcome": "\(outcome)"])
+            metadata: [
+                "canary": "\(id)", "actor": "\(actor)", "reason": "\(request.reason ?? "")", "outcome": "\(outcome)",
+            ])
         return CanaryView(canary, at: now, outcome: outcome)
     }
 

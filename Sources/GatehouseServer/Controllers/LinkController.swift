@@ -50,10 +50,7 @@ struct LinkController {
             do {
                 switch link.action {
                 case .approve:
-                    _ = try await store.open(
-                        link.gate, of: canary,
-                        OpenRequest(reason: "approved from a notification", boundChecksum: link.checksum),
-                        actor: Self.actor)
+                    _ = try await store.open(link.gate, of: canary, link.openRequest, actor: Self.actor)
                 case .rollback:
                     let now = Date()
                     _ = try await store.requestRollback(
@@ -99,16 +96,22 @@ struct LinkController {
     }
 
     static func verb(_ link: ApprovalLink) -> String {
-        link.action == .approve ? "Approve" : "Roll back"
+        switch (link.action, link.gate, link.steps) {
+        case (.rollback, _, _): "Roll back"
+        case (.approve, .traffic, nil): "Approve the rest of this rollout"
+        case (.approve, .traffic, let steps?): "Approve \(steps) more traffic check\(steps == 1 ? "" : "s")"
+        case (.approve, _, _): "Approve"
+        }
     }
 
     static func describe(_ link: ApprovalLink, cluster: String, past: Bool = false) -> String {
         let rollout = link.checksum.isEmpty ? "" : " for rollout \(link.checksum)"
         switch link.action {
         case .approve:
+            let coverage = link.openRequest.coverage(of: link.gate)
             return past
-                ? "the \(link.gate.rawValue) gate of \(link.namespace)/\(link.name) is open\(rollout) (cluster \(cluster))."
-                : "This opens the \(link.gate.rawValue) gate of \(link.namespace)/\(link.name)\(rollout) on cluster \(cluster), for that rollout only."
+                ? "the \(link.gate.rawValue) gate of \(link.namespace)/\(link.name) is open\(rollout) (cluster \(cluster)): \(coverage)."
+                : "This opens the \(link.gate.rawValue) gate of \(link.namespace)/\(link.name)\(rollout) on cluster \(cluster), for that rollout only: \(coverage)."
         case .rollback:
             return past
                 ? "Flagger was asked to roll back \(link.namespace)/\(link.name)\(rollout) (cluster \(cluster))."

@@ -73,16 +73,20 @@ struct SlackController {
                 }
                 let gate = try GateKind(userInput: command.arguments[0])
                 let canary = try Self.canary(command.arguments[1])
-                let reason = try Reason.validate(command.rest(from: 2))
+                let steps = try Self.steps(command, gate: gate)
+                let reason = try Reason.validate(command.rest(from: steps == nil ? 2 : 3))
                 if command.verb == "open" {
                     try authorize(command, gate == .rollback ? .rollback : .open, canary.namespace)
                     if gate == .rollback {
                         return try await rollback(canary, reason: reason, command: command)
                     }
-                    _ = try await store.open(gate, of: canary, OpenRequest(reason: reason), actor: actor)
+                    var request = OpenRequest(reason: reason)
+                    if let steps { request.cover(steps) }
+                    _ = try await store.open(gate, of: canary, request, actor: actor)
                     log(context, "opened \(gate.rawValue) gate of \(canary)", actor)
                     return .inChannel(
-                        "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason))")
+                        "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason)): \(request.coverage(of: gate))"
+                    )
                 }
                 try authorize(command, .close, canary.namespace)
                 _ = try await store.close(gate, of: canary, reason: reason, actor: actor)
@@ -132,6 +136,18 @@ struct SlackController {
         } catch {
             return .ephemeral(GatehouseError.from(error, request: nil).message)
         }
+    }
+
+    /// `steps=N` or `steps=rest` after the canary, for the traffic gate.
+    private static func steps(_ command: SlackCommand, gate: GateKind) throws -> TrafficSteps? {
+        guard command.verb == "open", command.arguments.count > 2, command.arguments[2].hasPrefix("steps=") else {
+            return nil
+        }
+        guard gate == .traffic else { throw ValidationError("steps applies only to the traffic gate") }
+        guard let steps = TrafficSteps(String(command.arguments[2].dropFirst("steps=".count))) else {
+            throw ValidationError("steps= takes a whole number from 1 to 10000, or rest for the rest of this rollout")
+        }
+        return steps
     }
 
     private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand) async throws -> SlackReply {
@@ -198,6 +214,7 @@ struct SlackCommand {
     static let help = """
         *Gatehouse* — manual gates for Flagger canaries
         `/gatehouse open GATE NAMESPACE/NAME [reason…]` — GATE is rollout, traffic, promotion or rollback
+        `/gatehouse open traffic NAMESPACE/NAME steps=N|rest [reason…]` — the next N traffic checks, or the rest of this rollout
         `/gatehouse close GATE NAMESPACE/NAME [reason…]`
         `/gatehouse rollback NAMESPACE/NAME [reason…]`
         `/gatehouse status [NAMESPACE/NAME]`

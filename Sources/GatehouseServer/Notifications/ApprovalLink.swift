@@ -22,6 +22,8 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
     public var checksum: String
     /// What it does.
     public var action: Action
+    /// For a traffic approval: how many checks it covers; nil is the rest of the rollout.
+    public var steps: Int?
     /// When it stops working (Unix seconds).
     public var expires: Int64
     /// Makes each link single-use.
@@ -29,8 +31,10 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
 
     /// Creates a link's fields.
     public init(
-        namespace: String, name: String, gate: GateKind, checksum: String, action: Action, expires: Int64, nonce: String
+        namespace: String, name: String, gate: GateKind, checksum: String, action: Action, expires: Int64, nonce: String,
+        steps: Int? = nil
     ) {
+        self.steps = steps
         self.namespace = namespace
         self.name = name
         self.gate = gate
@@ -38,6 +42,13 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
         self.action = action
         self.expires = expires
         self.nonce = nonce
+    }
+
+    /// The approval the link gives: for the traffic gate, its steps or the rest of the rollout.
+    public var openRequest: OpenRequest {
+        var request = OpenRequest(reason: "approved from a notification", boundChecksum: checksum)
+        if gate == .traffic { request.cover(steps.map(TrafficSteps.count) ?? .rest) }
+        return request
     }
 
     /// The canary.

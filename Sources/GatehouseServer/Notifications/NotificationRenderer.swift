@@ -39,22 +39,27 @@ public struct NotificationRenderer: NotificationPolicy {
         else { return nil }
         let checksum = notable.fact.checksum ?? ""
         let expires = Int64(notable.at.addingTimeInterval(settings.linkTTL).timeIntervalSince1970)
-        func link(_ action: ApprovalLink.Action, _ gate: GateKind) -> String {
+        func link(_ action: ApprovalLink.Action, _ gate: GateKind, steps: Int? = nil) -> String {
             let link = ApprovalLink(
                 namespace: canary.id.namespace, name: canary.id.name, gate: gate, checksum: checksum, action: action,
-                expires: expires, nonce: UUID().uuidString)
+                expires: expires, nonce: UUID().uuidString, steps: steps)
             return "\(base)/v1/links/\(signer.token(for: link))"
         }
         // A canary held at confirm-rollout has no rollout to roll back yet.
         let rollback = gate == .rollout ? nil : link(.rollback, .rollback)
-        return Payload.Links(approve: link(.approve, gate), rollback: rollback)
+        // Traffic: the rest of the rollout, or one more check (Flagger asks once more at maximum weight).
+        let oneStep = gate == .traffic ? link(.approve, .traffic, steps: 1) : nil
+        return Payload.Links(approve: link(.approve, gate), approveStep: oneStep, rollback: rollback)
     }
 }
 
 /// The JSON payload of generic webhooks (documented in the README), also the source of the Slack message.
 struct Payload: Encodable {
     struct Links: Encodable {
+        /// Opens the gate for the rollout waiting (for traffic: the rest of it).
         var approve: String
+        /// For traffic: one more check.
+        var approveStep: String?
         var rollback: String?
     }
 
@@ -150,9 +155,14 @@ struct Payload: Encodable {
             var buttons: [[String: Any]] = [
                 [
                     "type": "button", "style": "primary", "url": links.approve,
-                    "text": ["type": "plain_text", "text": "Approve"],
+                    "text": ["type": "plain_text", "text": links.approveStep == nil ? "Approve" : "Approve the rest"],
                 ]
             ]
+            if let step = links.approveStep {
+                buttons.append([
+                    "type": "button", "url": step, "text": ["type": "plain_text", "text": "Approve 1 step"],
+                ])
+            }
             if let rollback = links.rollback {
                 buttons.append([
                     "type": "button", "style": "danger", "url": rollback,
