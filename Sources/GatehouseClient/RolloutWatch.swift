@@ -38,7 +38,9 @@ public struct RolloutWatch: Sendable {
 
     /// Takes one more look at the canary.
     public mutating func observe(_ status: CanaryStatus) -> Progress {
-        if let rollout = status.rollout { return observe(status.phase, stage: rollout.stage, revision: rollout.revision) }
+        if let rollout = status.rollout {
+            return observe(status.phase, stage: rollout.stage, revision: rollout.revision)
+        }
         let phase = status.phase
         if !hasStarted {
             let isNewRollout = status.checksum != nil && status.checksum != baselineChecksum

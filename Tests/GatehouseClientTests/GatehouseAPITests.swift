@@ -11,7 +11,9 @@ struct GatehouseAPITests {
     func operations() async throws {
         try await withLiveServer { server in
             let api = GatehouseAPI(server: server, actor: "alice")
-            let opened = try await api.open(.traffic, of: podinfo, OpenOptions(reason: "go", ttl: "1h", steps: .count(2))).value
+            let opened = try await api.open(
+                .traffic, of: podinfo, OpenOptions(reason: "go", ttl: "1h", steps: .count(2))
+            ).value
             let traffic = try #require(opened.gate(.traffic))
             #expect(traffic.isOpen && traffic.remainingSteps == 2 && traffic.actor == "alice")
             #expect(try await api.close(.traffic, of: podinfo, reason: "stop").value.gate(.traffic)?.isOpen == false)

@@ -31,7 +31,8 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
 
     /// Creates a link's fields.
     public init(
-        namespace: String, name: String, gate: GateKind, checksum: String, action: Action, expires: Int64, nonce: String,
+        namespace: String, name: String, gate: GateKind, checksum: String, action: Action, expires: Int64,
+        nonce: String,
         steps: Int? = nil
     ) {
         self.steps = steps
