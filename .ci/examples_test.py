@@ -250,8 +250,14 @@ def run_scripts(base):
     check(code == 0 and json.loads(out)["gates"]["traffic"]["mode"] == "once", f"open-gate.sh with no body: {out}")
     code, out = script("close-gate.sh", "promotion", "shop", "cart", "wait for the load test", base=base)
     check(code == 0 and json.loads(out)["gates"]["promotion"]["state"] == "closed", f"close-gate.sh: {out}")
-    code, out = script("rollback.sh", "shop", "cart", "error rate up", base=base)
+    # shop/checkout is being analysed (Flagger asks its rollback hook): it can be rolled back.
+    code, out = script("flagger-check.sh", "rollback", "shop", "checkout", "Progressing", "c8", base=base)
+    check(code == 0 and out.strip().endswith("403"), f"flagger-check.sh rollback: {out}")
+    code, out = script("rollback.sh", "shop", "checkout", "error rate up", base=base)
     check(code == 0 and json.loads(out)["gates"]["rollback"]["state"] == "open", f"rollback.sh: {out}")
+    # shop/cart passed confirm-promotion above: no rollback check can come any more.
+    code, out = script("rollback.sh", "shop", "cart", "too late", base=base)
+    check(code != 0 and "is being promoted" in out, f"rollback.sh while promoting must fail: {out}")
     code, out = script("rollback.sh", "shop", "idle", "no rollout here", base=base)
     check(code != 0 and "is not known to be in a rollout" in out, f"rollback.sh outside a rollout must fail: {out}")
     code, out = script("rollback.sh", "shop", "idle", "insist", "force", base=base)

@@ -146,7 +146,8 @@ extension Canary {
         } else {
             decision = Decision(for: check, gate: canary.gate(check.gate), freeze: freeze, at: now)
         }
-        canary.gates[check.gate] = decision.gate
+        // Most checks change nothing: leave the gates (and their storage) untouched then.
+        if decision.gate != canary.gate(check.gate) { canary.gates[check.gate] = decision.gate }
         change.append(decision.facts, gate: check.gate)
 
         if decision.isApproved {
