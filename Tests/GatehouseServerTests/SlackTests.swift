@@ -88,6 +88,13 @@ struct SlackTests {
             #expect(
                 open.type == "in_channel"
                     && open.text.contains("<@UALICE> opened the promotion gate of test/podinfo: metrics look fine"))
+            let rest = try await client.slack("open traffic test/podinfo steps=rest load test passed")
+            #expect(rest.type == "in_channel" && rest.text.contains("load test passed"), "\(rest.text)")
+            #expect(rest.text.contains("rest of this rollout's traffic checks"), "\(rest.text)")
+            let two = try await client.slack("open traffic test/podinfo steps=2")
+            #expect(two.text.contains("the next 2 traffic checks"), "\(two.text)")
+            let wrongSteps = try await client.slack("open traffic test/podinfo steps=lots")
+            #expect(wrongSteps.type == "ephemeral" && wrongSteps.text.contains("steps= takes"), "\(wrongSteps.text)")
             let close = try await client.slack("close promotion test/podinfo wait")
             #expect(close.type == "in_channel" && close.text.contains("closed the promotion gate"))
             let outside = try await client.slack("rollback test/podinfo errors")
