@@ -15,6 +15,8 @@ public final class GateStore: Sendable {
     let memory: SharedMemory
     let health: StorageHealth
     private let writes: GroupCommit
+    /// The file opened, checked by every probe.
+    private let file: DatabaseFile?
     /// The readiness probe in flight, if any: `/readyz` never starts a second one.
     private let probes = Mutex<Task<Bool, Never>?>(nil)
     private let logger: Logger
@@ -38,6 +40,7 @@ public final class GateStore: Sendable {
         self.memory = memory
         self.health = health
         let path = writer.path
+        self.file = DatabaseFile(path: path)
         self.writes = GroupCommit(
             writer: writer, timeout: .milliseconds(Int64(storageTimeout * 1000)),
             probe: path.isEmpty || path == ":memory:" ? nil : WriteProbe(path: path + "-probe"), health: health,
@@ -286,8 +289,9 @@ public final class GateStore: Sendable {
     // MARK: Reads
 
     /// Every canary Gatehouse knows, by namespace and name.
-    public func canaries() -> [Canary] {
-        memory.withLock { Array($0.canaries.values) }.sorted { $0.id < $1.id }
+    public func canaries(sorted: Bool = true) -> [Canary] {
+        let canaries = memory.withLock { Array($0.canaries.values) }
+        return sorted ? canaries.sorted { $0.id < $1.id } : canaries
     }
 
     /// One canary, if Gatehouse knows it.
@@ -326,6 +330,10 @@ public final class GateStore: Sendable {
     /// result decides `isHealthy`.
     @discardableResult
     public func probe(at now: Date = Date()) async -> Bool {
+        if let problem = file?.problem {
+            health.markFileProblem(problem)
+            return false
+        }
         do {
             try await withWrite { db in
                 try db.execute(

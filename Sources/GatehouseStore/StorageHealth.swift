@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 import GRDB
 import Logging
 import Synchronization
@@ -18,6 +21,11 @@ final class StorageHealth: Sendable {
     /// Records that storage failed; logged once until it recovers.
     func markUnavailable(_ error: any Error) {
         mark("storage cannot answer: \(error)")
+    }
+
+    /// Records that the database file is no longer the one opened (deleted, replaced or unreadable).
+    func markFileProblem(_ problem: String) {
+        mark(problem)
     }
 
     /// Records that a write did not commit within the storage timeout (a stalled or locked volume).
@@ -52,5 +60,42 @@ final class StorageHealth: Sendable {
         case .SQLITE_CONSTRAINT, .SQLITE_MISMATCH, .SQLITE_RANGE, .SQLITE_TOOBIG: return false
         default: return true
         }
+    }
+}
+
+/// The identity of the database file opened, to notice it being deleted or replaced underneath
+/// the service (SQLite keeps writing to the open, unlinked file: every change after that is lost).
+struct DatabaseFile: Sendable {
+    let path: String
+    private let device: UInt64
+    private let inode: UInt64
+
+    /// Notes which file `path` is now; nil for an in-memory database or one that cannot be looked at.
+    init?(path: String) {
+        guard !path.isEmpty, path != ":memory:", let identity = Self.identity(of: path) else { return nil }
+        self.path = path
+        (device, inode) = identity
+    }
+
+    /// What is wrong with the file, if anything: gone, another file in its place, or not readable and writable.
+    var problem: String? {
+        guard let identity = Self.identity(of: path) else {
+            return
+                "the database file \(path) was deleted; changes made now would be lost, so checks fail closed until the service is restarted (restore the file or start afresh)"
+        }
+        guard identity == (device, inode) else {
+            return
+                "the database file \(path) was replaced by another file; checks fail closed until the service is restarted to open it"
+        }
+        guard access(path, R_OK | W_OK) == 0 else {
+            return "the database file \(path) can no longer be read and written: \(String(cString: strerror(errno)))"
+        }
+        return nil
+    }
+
+    private static func identity(of path: String) -> (UInt64, UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
     }
 }

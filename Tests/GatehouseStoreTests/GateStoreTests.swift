@@ -220,6 +220,18 @@ struct GateStoreTests {
         #expect(try auditCount() == 0)
     }
 
+    @Test("a deleted or replaced database file fails closed, and says so", arguments: ["deleted", "replaced"])
+    func databaseFileGone(what: String) async throws {
+        _ = try await store.open(.promotion, of: podinfo, OpenRequest(isSticky: true), actor: "alice")
+        #expect(try await check(.promotion, "c1").isApproved)
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database.path + suffix) }
+        if what == "replaced" { _ = try database.openStore() }  // a new, empty database in its place
+        #expect(await !store.probe())
+        #expect(!store.isHealthy)
+        #expect(await !store.readiness())
+        await #expect(throws: StoreError.self) { _ = try await check(.promotion, "c1") }
+    }
+
     @Test("a write the schema refuses fails that request alone; storage stays available")
     func refusedWriteFailsAlone() async throws {
         // A canary name the schema's own checks cannot hold is impossible through the API, so break a
