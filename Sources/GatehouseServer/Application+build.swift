@@ -88,7 +88,7 @@ public func buildRouter(
     router.group("v1/slack").addRoutes(
         SlackController(
             store: store, settings: settings, metrics: metrics, access: security.access, accessGuard: accessGuard,
-            signingSecret: security.slackSigningSecret, seen: SeenSignatures()
+            signingSecret: security.slackSigningSecret
         ).endpoints)
 
     // Routes for people and scripts: a bearer token when an access file is configured.

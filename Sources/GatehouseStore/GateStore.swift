@@ -168,10 +168,12 @@ public final class GateStore: Sendable {
     // MARK: Operator changes
 
     /// Opens a gate on the terms asked.
-    public func open(_ kind: GateKind, of id: CanaryID, _ request: OpenRequest, actor: String, at now: Date = Date())
-        async throws -> Canary
-    {
-        try await change(kind, of: id, at: now) { gate, canary in
+    /// `token`, when given, is used in the same transaction: the change fails (`gone`) if it was used.
+    public func open(
+        _ kind: GateKind, of id: CanaryID, _ request: OpenRequest, actor: String, token: SingleUse? = nil,
+        at now: Date = Date()
+    ) async throws -> Canary {
+        try await change(kind, of: id, at: now, token: token) { gate, canary in
             var request = request
             // "The rest of this rollout": bound to the revision in progress, so it cannot outlive it.
             if request.coversRestOfRollout, request.boundChecksum == nil, canary.rollout.isInProgress {
@@ -194,9 +196,9 @@ public final class GateStore: Sendable {
     /// `revision`, when given (an approval link names one), must be the revision in progress.
     public func requestRollback(
         of id: CanaryID, reason: String?, expiresAt: Date, force: Bool, actor: String, revision: String? = nil,
-        at now: Date = Date()
+        token: SingleUse? = nil, at now: Date = Date()
     ) async throws -> Canary {
-        try await change(.rollback, of: id, at: now) { gate, canary in
+        try await change(.rollback, of: id, at: now, token: token) { gate, canary in
             if let revision, !revision.isEmpty, canary.rollout.currentChecksum != revision {
                 throw StoreError.conflict(
                     "rollout \(revision) of \(id) is no longer in progress, so it cannot be rolled back")
@@ -213,10 +215,13 @@ public final class GateStore: Sendable {
 
     /// Changes one gate of a canary in a write transaction; `body` sees the canary as stored.
     func change(
-        _ kind: GateKind, of id: CanaryID, at now: Date,
+        _ kind: GateKind, of id: CanaryID, at now: Date, token: SingleUse? = nil,
         _ body: @escaping @Sendable (inout Gate, Canary) throws -> [GateFact]
     ) async throws -> Canary {
         try await write { db in
+            if let token, try !token.use(in: db, at: now) {
+                throw StoreError.gone("this link was already used; nothing was done")
+            }
             var canary = try self.load(id, in: db)
             var gate = canary.gate(kind)
             let facts = try body(&gate, canary)

@@ -169,19 +169,14 @@ extension GateStore {
         try await withWrite { db in try self.enqueue(notable, in: db) }
     }
 
-    /// Records that a one-time approval link was used; false if it already was.
-    public func useLink(nonce: String, expiresAt: Date, at now: Date = Date()) async throws -> Bool {
-        try await withWrite { db in
-            try db.execute(sql: "DELETE FROM usedLink WHERE expiresAt < ?", arguments: [now.storedText])
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO usedLink (nonce, usedAt, expiresAt) VALUES (?, ?, ?)",
-                arguments: [nonce, now.storedText, expiresAt.storedText])
-            return db.changesCount == 1
-        }
+    /// Records that a single-use token (an approval link's nonce, a Slack request's signature) was
+    /// used; false if it already was. Kept until `expiresAt`, when it could not be used anyway.
+    public func useOnce(_ nonce: String, expiresAt: Date, at now: Date = Date()) async throws -> Bool {
+        try await withWrite { db in try SingleUse(nonce: nonce, expiresAt: expiresAt).use(in: db, at: now) }
     }
 
-    /// Whether a one-time approval link was used already.
-    public func isLinkUsed(nonce: String) async throws -> Bool {
+    /// Whether a single-use token was used already.
+    public func isUsed(_ nonce: String) async throws -> Bool {
         try await readRows { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM usedLink WHERE nonce = ?", arguments: [nonce]) ?? false
         }
@@ -212,5 +207,29 @@ extension GateStore {
                     at: Date(), namespace: nil, name: nil, gate: nil, fact: audit, phase: nil, in: db)
             }
         }
+    }
+}
+
+/// A token that may be used once (an approval link's nonce): using it and acting on it happen in
+/// one transaction, so a crash between them cannot spend it for nothing.
+public struct SingleUse: Sendable {
+    /// The token.
+    public var nonce: String
+    /// When it could not be used any more anyway, so its record may go.
+    public var expiresAt: Date
+
+    /// Creates a single-use token.
+    public init(nonce: String, expiresAt: Date) {
+        self.nonce = nonce
+        self.expiresAt = expiresAt
+    }
+
+    /// Records the use; false if it was used already.
+    func use(in db: Database, at now: Date) throws -> Bool {
+        try db.execute(sql: "DELETE FROM usedLink WHERE expiresAt < ?", arguments: [now.storedText])
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO usedLink (nonce, usedAt, expiresAt) VALUES (?, ?, ?)",
+            arguments: [nonce, now.storedText, expiresAt.storedText])
+        return db.changesCount == 1
     }
 }

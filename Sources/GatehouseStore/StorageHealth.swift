@@ -1,10 +1,11 @@
 import Foundation
-#if canImport(Glibc)
-    import Glibc
-#endif
 import GRDB
 import Logging
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Whether storage answers: checks fail closed while it does not, and `/readyz` says so.
 final class StorageHealth: Sendable {

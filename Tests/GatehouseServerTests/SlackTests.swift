@@ -81,6 +81,21 @@ struct SlackTests {
         }
     }
 
+    @Test("a request replayed after a restart is still refused")
+    func replayAfterRestart() async throws {
+        let server = try slackServer()
+        let body = SlackSigner.form(user: "UALICE", text: "close promotion test/podinfo hold")
+        let headers = signer.headers(for: body)
+        try await server.run { client in
+            let first = try await client.send(.post, "/v1/slack/command", body: body, headers: headers)
+            #expect(first.status == .ok)
+        }
+        try await server.run { client in
+            let replayed = try await client.send(.post, "/v1/slack/command", body: body, headers: headers)
+            #expect(replayed.status == .unauthorized && replayed.text.contains("already received"))
+        }
+    }
+
     @Test("every command, with replies in channel for changes and ephemeral otherwise")
     func commands() async throws {
         try await slackServer().run { client in

@@ -27,7 +27,7 @@ struct LinkController {
             case .success(let verified): link = verified
             case .failure(let page): return page
             }
-            if try await store.isLinkUsed(nonce: link.nonce) {
+            if try await store.isUsed(link.nonce) {
                 return HTMLPage(
                     status: .gone, title: "Link already used", text: "This link was already used; it does nothing now.")
             }
@@ -42,23 +42,23 @@ struct LinkController {
             case .success(let verified): link = verified
             case .failure(let page): return page
             }
-            guard try await store.useLink(nonce: link.nonce, expiresAt: link.expiresAt) else {
-                return HTMLPage(
-                    status: .gone, title: "Link already used", text: "This link was already used; nothing was done.")
-            }
             let canary = try link.canary()
+            let token = SingleUse(nonce: link.nonce, expiresAt: link.expiresAt)
             do {
                 switch link.action {
                 case .approve:
-                    _ = try await store.open(link.gate, of: canary, link.openRequest, actor: Self.actor)
+                    _ = try await store.open(link.gate, of: canary, link.openRequest, actor: Self.actor, token: token)
                 case .rollback:
                     let now = Date()
                     _ = try await store.requestRollback(
                         of: canary, reason: "requested from a notification",
                         expiresAt: now.addingTimeInterval(settings.rollbackTTL), force: false, actor: Self.actor,
-                        revision: link.checksum, at: now)
+                        revision: link.checksum, token: token, at: now)
                     metrics.recordRollbackRequested()
                 }
+            } catch StoreError.gone {
+                return HTMLPage(
+                    status: .gone, title: "Link already used", text: "This link was already used; nothing was done.")
             } catch let error as StoreError {
                 let failure = GatehouseError.from(error, request: nil)
                 return HTMLPage(status: failure.status, title: "Nothing was done", text: failure.message)

@@ -19,7 +19,6 @@ struct SlackController {
     let access: AccessControl?
     let accessGuard: AccessGuard
     let signingSecret: String?
-    let seen: SeenSignatures
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
@@ -28,7 +27,7 @@ struct SlackController {
                 throw GatehouseError.notFound("Slack commands are not enabled: set GATEHOUSE_SLACK_SIGNING_SECRET")
             }
             let body = try await request.body.collect(upTo: context.maxUploadSize)
-            try verify(request, body: body, secret: signingSecret)
+            try await verify(request, body: body, secret: signingSecret)
             let form = Self.form(String(buffer: body))
             let reply = await run(SlackCommand(form: form), context: context)
             return try reply.response(from: request, context: context)
@@ -37,8 +36,9 @@ struct SlackController {
         return routes
     }
 
-    /// Checks Slack's `v0` signature of the raw body and refuses stale or replayed requests.
-    func verify(_ request: Request, body: ByteBuffer, secret: String, now: Date = Date()) throws {
+    /// Checks Slack's `v0` signature of the raw body and refuses stale or replayed requests; the
+    /// signatures seen are stored, so a replay is refused after a restart too.
+    func verify(_ request: Request, body: ByteBuffer, secret: String, now: Date = Date()) async throws {
         guard let timestampText = request.headers[HTTPField.Name("X-Slack-Request-Timestamp")!],
             let timestamp = TimeInterval(timestampText),
             let signature = request.headers[HTTPField.Name("X-Slack-Signature")!]
@@ -57,7 +57,8 @@ struct SlackController {
         guard constantTimeEqual(Array(signature.utf8), Array(expected.utf8)) else {
             throw GatehouseError.unauthorized("the Slack signature does not match")
         }
-        guard seen.insert(signature, at: now, window: Self.window) else {
+        let expires = Date(timeIntervalSince1970: timestamp + Self.window)
+        guard try await store.useOnce("slack:\(signature)", expiresAt: expires, at: now) else {
             throw GatehouseError.unauthorized("this Slack request was already received; refused as a replay")
         }
     }
@@ -259,18 +260,5 @@ struct SlackReply: ResponseGenerator, Encodable {
         Response(
             status: .ok, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder.gatehouse.encode(self))))
-    }
-}
-
-/// Signatures of recent Slack requests, so that a captured request cannot be sent again.
-final class SeenSignatures: Sendable {
-    private let seen = Mutex<[String: Date]>([:])
-
-    /// Records a signature; false if it was already seen within the window.
-    func insert(_ signature: String, at now: Date, window: TimeInterval) -> Bool {
-        seen.withLock { seen in
-            seen = seen.filter { now.timeIntervalSince($0.value) <= window }
-            return seen.updateValue(now, forKey: signature) == nil
-        }
     }
 }
