@@ -131,7 +131,10 @@ enum Expiry {
         case (.some, .some):
             throw ValidationError("give either \(ttlField) or \(timeField), not both")
         case (.some(let ttl), nil):
-            return now.addingTimeInterval(try DurationText.seconds(from: ttl, field: ttlField))
+            let seconds = try DurationText.seconds(from: ttl, field: ttlField)
+            // Shorter would expire before any check could see it.
+            guard seconds >= 1 else { throw ValidationError("\(ttlField) must be at least 1s") }
+            return now.addingTimeInterval(seconds)
         case (nil, .some(let text)):
             let date = try Timestamp.date(from: text, field: timeField)
             guard date > now else { throw ValidationError("\(timeField) \(text) is in the past") }

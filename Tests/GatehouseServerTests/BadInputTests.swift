@@ -81,6 +81,16 @@ struct BadInputTests {
             method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": "3"}"#,
             status: .badRequest, message: "steps must be a whole number from 1 to 10000, or \"rest\""),
         BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"ttl": "0.0000001s"}"#,
+            status: .badRequest, message: "ttl must be at least 1s"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open",
+            body: #"{"steps": "rest", "sticky": true}"#,
+            status: .badRequest, message: "cannot be sticky"),
+        BadRequest(
+            method: .trace, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: nil,
+            status: .methodNotAllowed, message: "TRACE is not allowed here"),
+        BadRequest(
             method: .post, path: "/v1/canaries/test/podinfo/gates/promotion/open", body: #"{"steps": 3}"#,
             status: .badRequest, message: "steps applies only to the traffic gate"),
         BadRequest(

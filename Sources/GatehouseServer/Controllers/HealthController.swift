@@ -19,7 +19,9 @@ struct HealthController {
             guard await store.readiness() else {
                 throw GatehouseError.unavailable("storage cannot answer; checks are failing closed")
             }
-            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready")))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "ready")))
         }
         routes.rejectOtherMethods(than: [.get], at: "readyz")
         routes.get("metrics") { _, _ in

@@ -16,10 +16,16 @@ struct LoadtesterController {
     /// `/gate/approve` and `/gate/halt`, which answer the same whatever the body.
     var fixedEndpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
-        routes.post("gate/approve") { _, _ in Response(status: .ok, body: .init(byteBuffer: .init(string: "OK"))) }
+        routes.post("gate/approve") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: GateAnswer.contentType],
+                body: .init(byteBuffer: .init(string: "OK")))
+        }
         routes.rejectOtherMethods(than: [.post], at: "gate/approve")
         routes.post("gate/halt") { _, _ in
-            Response(status: .forbidden, body: .init(byteBuffer: .init(string: "Forbidden")))
+            Response(
+                status: .forbidden, headers: [.contentType: GateAnswer.contentType],
+                body: .init(byteBuffer: .init(string: "Forbidden")))
         }
         routes.rejectOtherMethods(than: [.post], at: "gate/halt")
         return routes
