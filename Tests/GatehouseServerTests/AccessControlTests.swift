@@ -283,6 +283,22 @@ struct NamespaceAndSecretTests {
         (.post, "/v1/freezes", #"{"namespace": "other", "reason": "r"}"#),
     ]
 
+    @Test("a freeze in a namespace a token may not see is 404 to it, as one that does not exist")
+    func hiddenFreeze() async throws {
+        try await serverWithAccess().run { client in
+            let set = try await client.send(
+                .post, "/v1/freezes", token: Tokens.ops, body: #"{"namespace": "shop", "reason": "audit"}"#)
+            #expect(set.status == .created)
+            let id = try #require(try set.json()["id"] as? Int)
+            let hidden = try await client.send(.delete, "/v1/freezes/\(id)", token: Tokens.payments)
+            #expect(hidden.status == .notFound)
+            let missing = try await client.send(.delete, "/v1/freezes/999", token: Tokens.payments)
+            #expect(missing.status == .notFound)
+            #expect(missing.text.replacingOccurrences(of: "999", with: "\(id)") == hidden.text)
+            #expect(try await client.send(.delete, "/v1/freezes/\(id)", token: nil).status == .unauthorized)
+        }
+    }
+
     @Test("every route refuses a canary outside --namespace-regexp with 403, Flagger's included")
     func namespaceRegexp() async throws {
         try await TestServer { $0.namespaceRegexp = "^(test|prod)$" }.run { client in

@@ -40,8 +40,12 @@ struct FreezeController {
             guard let id = Int64(try context.parameters.require("id")), id > 0 else {
                 throw GatehouseError.badRequest("a freeze id is a positive whole number")
             }
-            let namespace = try await store.freeze(id: id)?.namespace
-            let actor = try access.authorize(.freeze, in: namespace, context: context)
+            try access.requireCaller(context)
+            // A freeze the caller may not see does not exist for them: 404, as for one that never did.
+            guard let existing = try await store.freeze(id: id),
+                existing.namespace.map({ access.canRead($0, context: context) }) ?? true
+            else { throw GatehouseError.notFound("there is no freeze \(id)") }
+            let actor = try access.authorize(.freeze, in: existing.namespace, context: context)
             let freeze = try await store.unfreeze(id: id, actor: actor)
             context.logger.info("lifted freeze \(id)", metadata: ["actor": "\(actor)"])
             return freeze
