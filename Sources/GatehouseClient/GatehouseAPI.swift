@@ -59,11 +59,26 @@ public struct GatehouseAPI: Sendable {
         try await send("POST", canaryPath(canary) + ["rollback"], body: options.body)
     }
 
-    /// Every canary, or those of one namespace.
+    /// Every canary, or those of one namespace, page after page.
     public func canaries(namespace: String? = nil) async throws(ClientError) -> Reply<[CanaryStatus]> {
-        let reply: Reply<CanaryList> = try await send(
-            "GET", ["v1", "canaries"], query: namespace.map { [URLQueryItem(name: "namespace", value: $0)] } ?? [])
-        return Reply(value: reply.value.canaries, json: reply.json)
+        var canaries: [CanaryStatus] = []
+        var after: String?
+        var pages: [Data] = []
+        repeat {
+            var query = namespace.map { [URLQueryItem(name: "namespace", value: $0)] } ?? []
+            if let after { query.append(URLQueryItem(name: "after", value: after)) }
+            let reply: Reply<CanaryList> = try await send("GET", ["v1", "canaries"], query: query)
+            canaries += reply.value.canaries
+            pages.append(reply.json)
+            after = reply.value.next
+        } while after != nil
+        // One page is passed on as the service sent it; several are joined into one list.
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json =
+            pages.count == 1 ? pages[0] : ((try? encoder.encode(CanaryList(canaries: canaries, next: nil))) ?? pages[0])
+        return Reply(value: canaries, json: json)
     }
 
     /// One canary.

@@ -101,6 +101,8 @@ public struct GateStatus: Codable, Sendable, Equatable {
 /// The list of canaries.
 struct CanaryList: Codable {
     var canaries: [CanaryStatus]
+    /// The `after` value of the next page, if there is one.
+    var next: String?
 }
 
 /// A page of the audit trail.

@@ -70,6 +70,12 @@ public struct Canary: Sendable, Equatable {
         return mine != theirs
     }
 
+    /// Whether nobody has acted on the canary: no gate was ever opened or closed by anyone and
+    /// Flagger reported no event. Only Flagger's checks (or a stranger's) made it known.
+    public var isUntouched: Bool {
+        lastMessage == nil && gates.values.allSatisfy { $0.actor == nil && !$0.isOpen }
+    }
+
     /// Whether the canary is known to be in a rollout (admitted and not yet ended).
     public var isRollingOut: Bool { rollout.isInProgress }
 

@@ -22,7 +22,8 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             "linkBaseURL is set but no link secret: messages carry no approval links; set GATEHOUSE_LINK_SECRET")
     }
     let store = try GateStore(
-        writer: database, storageTimeout: arguments.storageTimeout, logger: logger,
+        writer: database, storageTimeout: arguments.storageTimeout, maximumCanaries: arguments.maximumCanaries,
+        logger: logger,
         notifications: notifications.map { NotificationRenderer(settings: $0, signer: signer) })
     logger.info(
         "database ready",
@@ -55,7 +56,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
     app.addServices(
         MaintenanceService(
             store: store, interval: arguments.maintenanceInterval, auditRetention: arguments.auditRetention,
-            logger: logger))
+            forgetCanariesAfter: arguments.forgetCanariesAfter, logger: logger))
     if let access = security.access {
         app.addServices(AccessFileWatcher(access: access, interval: .seconds(2)))
     }

@@ -69,6 +69,8 @@ public struct GatehouseError: Error, Sendable, Equatable {
             case .unavailable(let message): return .unavailable(message)
             case .conflict(let message): return .conflict(message)
             case .notFound(let message): return .notFound(message)
+            case .full(let message):
+                return GatehouseError(status: .tooManyRequests, code: "too_many_canaries", message: message)
             case .gone(let message):
                 return GatehouseError(status: .gone, code: "gone", message: message)
             case .rejected(let message):

@@ -9,10 +9,13 @@ struct MaintenanceService: Service {
     let store: GateStore
     let interval: TimeInterval
     let auditRetention: TimeInterval
+    /// How long a canary nobody acted on is remembered after Flagger's last call.
+    let forgetCanariesAfter: TimeInterval
     let logger: Logger
 
     func run() async throws {
         var lastPrune = Date.distantPast
+        var lastForget = Date.distantPast
         while !Task.isShuttingDownGracefully {
             do {
                 try await cancelWhenGracefulShutdown {
@@ -22,8 +25,11 @@ struct MaintenanceService: Service {
                 break
             }
             let now = Date()
-            await tick(now: now, prune: now.timeIntervalSince(lastPrune) >= 3600)
+            // Pruning and forgetting look at everything: hourly and once a minute are enough.
+            let forget = now.timeIntervalSince(lastForget) >= 60
+            await tick(now: now, prune: now.timeIntervalSince(lastPrune) >= 3600, forget: forget)
             if now.timeIntervalSince(lastPrune) >= 3600 { lastPrune = now }
+            if forget { lastForget = now }
         }
         do {
             try await store.saveObservations()
@@ -33,11 +39,18 @@ struct MaintenanceService: Service {
     }
 
     /// One round of upkeep; failures are logged and retried next round.
-    func tick(now: Date, prune: Bool) async {
+    func tick(now: Date, prune: Bool, forget: Bool = true) async {
         guard await store.probe(at: now) else { return }
         do {
             try await store.expireDueGates(at: now)
             try await store.saveObservations()
+            if forget {
+                let forgotten = try await store.forgetUntouchedCanaries(
+                    notSeenSince: now.addingTimeInterval(-forgetCanariesAfter))
+                if forgotten > 0 {
+                    logger.info("forgot canaries nobody acted on", metadata: ["count": "\(forgotten)"])
+                }
+            }
             if prune {
                 let removed = try await store.pruneAudit(olderThan: now.addingTimeInterval(-auditRetention))
                 if removed > 0 { logger.info("pruned old audit entries", metadata: ["count": "\(removed)"]) }

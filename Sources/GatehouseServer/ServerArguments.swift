@@ -21,6 +21,10 @@ public struct ServerArguments: Sendable, Equatable {
     /// How long a request waits for its write to commit (SQLite's lock, a stalled volume) before
     /// failing closed with 503; a write not committed by then is abandoned.
     public var storageTimeout: TimeInterval = 5
+    /// How many canaries may be remembered; a new name beyond that is refused (429).
+    public var maximumCanaries = 50_000
+    /// How long a canary nobody acted on (no gate opened, no event) is remembered after Flagger's last call.
+    public var forgetCanariesAfter: TimeInterval = 86400
     /// How often expiry, persistence of observations, pruning and the storage probe run.
     public var maintenanceInterval: TimeInterval = 5
     /// How long an idle client connection is kept open.
@@ -67,7 +71,8 @@ public struct ServerArguments: Sendable, Equatable {
         "flagger-token-file": "GATEHOUSE_FLAGGER_TOKEN_FILE",
         "notifications-file": "GATEHOUSE_NOTIFICATIONS_FILE", "link-secret": "GATEHOUSE_LINK_SECRET",
         "link-secret-file": "GATEHOUSE_LINK_SECRET_FILE", "notification-interval": "GATEHOUSE_NOTIFICATION_INTERVAL",
-        "notification-retry-base": "GATEHOUSE_NOTIFICATION_RETRY_BASE",
+        "notification-retry-base": "GATEHOUSE_NOTIFICATION_RETRY_BASE", "max-canaries": "GATEHOUSE_MAX_CANARIES",
+        "forget-canaries-after": "GATEHOUSE_FORGET_CANARIES_AFTER",
         "slack-signing-secret-file": "GATEHOUSE_SLACK_SIGNING_SECRET_FILE",
     ]
 
@@ -106,6 +111,13 @@ public struct ServerArguments: Sendable, Equatable {
         if let seconds = try duration("storage-timeout") { storageTimeout = seconds }
         if let seconds = try duration("maintenance-interval") { maintenanceInterval = seconds }
         if let seconds = try duration("idle-timeout") { idleTimeout = seconds }
+        if let seconds = try duration("forget-canaries-after") { forgetCanariesAfter = seconds }
+        if let text = value("max-canaries") {
+            guard let count = Int(text), count >= 1 else {
+                throw ValidationError("--max-canaries '\(text.prefix(20))' is not a whole number of at least 1")
+            }
+            maximumCanaries = count
+        }
         accessFile = value("access-file")
         namespaceRegexp = value("namespace-regexp")
         // A secret can be given directly or, better, as a file (a mounted Kubernetes Secret); a named

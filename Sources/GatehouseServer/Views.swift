@@ -9,6 +9,16 @@ struct CanaryView: ResponseEncodable {
         var since: Date
     }
 
+    /// What the canary is doing, for filtering and ordering lists.
+    enum State: String, Codable, CaseIterable {
+        /// Held by a refusal (a closed gate, a freeze, a held revision).
+        case waiting
+        /// In a rollout, not held.
+        case rolling
+        /// Neither.
+        case idle
+    }
+
     var namespace: String
     var name: String
     var phase: CanaryPhase?
@@ -17,6 +27,7 @@ struct CanaryView: ResponseEncodable {
     var message: String?
     var eventType: String?
     var inRollout: Bool
+    var state: State
     var rollout: RolloutView
     var waitingOn: Waiting?
     var gates: [String: GateView]
@@ -32,6 +43,7 @@ struct CanaryView: ResponseEncodable {
         message = canary.lastMessage
         eventType = canary.lastEventType
         inRollout = canary.isRollingOut
+        state = canary.waitingOn != nil ? .waiting : canary.isRollingOut ? .rolling : .idle
         rollout = RolloutView(canary.rollout)
         self.outcome = outcome
         waitingOn = canary.waitingOn.map { Waiting(gate: $0.gate, since: $0.since) }
@@ -90,9 +102,10 @@ struct GateView: Codable {
     }
 }
 
-/// `GET /v1/canaries`.
+/// `GET /v1/canaries`: a page; `next` is the `after` value of the following page.
 struct CanaryList: ResponseEncodable {
     var canaries: [CanaryView]
+    var next: String?
 }
 
 /// A page of the audit trail, newest first; `next` is the `before` value of the following page.

@@ -15,6 +15,8 @@ public final class GateStore: Sendable {
     let memory: SharedMemory
     let health: StorageHealth
     private let writes: GroupCommit
+    /// How many canaries may be remembered; a new one beyond that is refused.
+    let maximumCanaries: Int
     /// The file opened, checked by every probe.
     private let file: DatabaseFile?
     /// The readiness probe in flight, if any: `/readyz` never starts a second one.
@@ -28,9 +30,10 @@ public final class GateStore: Sendable {
     /// A write that has not committed within `storageTimeout` fails with `unavailable` and is
     /// abandoned (see `GroupCommit`).
     public init(
-        writer: any DatabaseWriter, storageTimeout: TimeInterval = 5,
+        writer: any DatabaseWriter, storageTimeout: TimeInterval = 5, maximumCanaries: Int = 50_000,
         logger: Logger = Logger(label: "gatehouse.store"), notifications: (any NotificationPolicy)? = nil
     ) throws {
+        self.maximumCanaries = maximumCanaries
         try Schema.migrator.migrate(writer)
         self.writer = writer
         self.logger = logger
@@ -99,7 +102,8 @@ public final class GateStore: Sendable {
         let isProgressCheck = check.gate.isProgressCheck
         // The lock is held only to read the canary and the freeze (and, a few times a minute, to note
         // what the check tells of the canary): every event loop takes it for every check.
-        let (canary, freeze) = memory.withLock { memory in
+        let known = memory.withLock { memory -> (Canary, Freeze?)? in
+            guard memory.canaries[check.canary] != nil || memory.canaries.count < maximumCanaries else { return nil }
             var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
             if canary.wouldObserve(
                 phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now)
@@ -110,6 +114,7 @@ public final class GateStore: Sendable {
             }
             return (canary, Freeze.applying(to: check.canary.namespace, among: memory.freezes.values, at: now))
         }
+        guard let (canary, freeze) = known else { throw fullError(check.canary) }
         let outcome = canary.deciding(check, freeze: freeze, at: now)
         return outcome.canary.differsDurably(from: canary) ? nil : outcome.decision
     }
@@ -447,11 +452,65 @@ public final class GateStore: Sendable {
         }
     }
 
-    /// The canary as stored, with what memory observed since (not yet saved) laid over it.
+    /// The canary as stored, with what memory observed since (not yet saved) laid over it; a new
+    /// canary beyond `maximumCanaries` is refused.
     func load(_ id: CanaryID, in db: Database) throws -> Canary {
-        var canary = try CanaryRecord.fetch(id, in: db) ?? Canary(id: id)
+        guard var canary = try CanaryRecord.fetch(id, in: db) else {
+            let hasRoom = memory.withLock { $0.canaries[id] != nil || $0.canaries.count < maximumCanaries }
+            guard hasRoom else { throw fullError(id) }
+            return Canary(id: id)
+        }
         if let inMemory = memory.withLock({ $0.canaries[id] }) { canary.adoptObservations(from: inMemory) }
         return canary
+    }
+
+    private func fullError(_ id: CanaryID) -> StoreError {
+        .full(
+            "Gatehouse already remembers \(maximumCanaries) canaries (--max-canaries), so it does not take on \(id); canaries nobody acted on are forgotten after --forget-canaries-after"
+        )
+    }
+
+    /// Forgets canaries nobody acted on (see `Canary.isUntouched`) that Flagger has not called about
+    /// since `cutoff`: their rows, gates and audit entries. A real canary waiting for approval calls
+    /// every analysis interval and stays. Returns how many were forgotten.
+    @discardableResult
+    public func forgetUntouchedCanaries(notSeenSince cutoff: Date) async throws -> Int {
+        let idle = memory.withLock { memory in
+            memory.canaries.values.filter { $0.isUntouched && ($0.lastSeen ?? .distantPast) < cutoff }.map(\.id)
+        }
+        var forgotten = 0
+        for chunk in stride(from: 0, to: idle.count, by: 1000).map({ idle[$0..<min($0 + 1000, idle.count)] }) {
+            forgotten += try await write { db in
+                var gone: [CanaryID] = []
+                for id in chunk {
+                    // Decided again from what is stored: it may have been acted on meanwhile.
+                    var canary = try CanaryRecord.fetch(id, in: db) ?? Canary(id: id)
+                    if let inMemory = self.memory.withLock({ $0.canaries[id] }) {
+                        canary.adoptObservations(from: inMemory)
+                    }
+                    guard canary.isUntouched, (canary.lastSeen ?? .distantPast) < cutoff else { continue }
+                    let key: StatementArguments = [id.namespace, id.name]
+                    try db.execute(sql: "DELETE FROM audit WHERE namespace = ? AND name = ?", arguments: key)
+                    try db.execute(sql: "DELETE FROM gate WHERE namespace = ? AND name = ?", arguments: key)
+                    try db.execute(sql: "DELETE FROM canary WHERE namespace = ? AND name = ?", arguments: key)
+                    gone.append(id)
+                }
+                let forgotten = gone
+                return (
+                    forgotten.count,
+                    { memory in
+                        for id in forgotten {
+                            guard let canary = memory.canaries[id], canary.isUntouched,
+                                (canary.lastSeen ?? .distantPast) < cutoff
+                            else { continue }
+                            memory.canaries[id] = nil
+                            memory.unsaved.remove(id)
+                        }
+                    }
+                )
+            }
+        }
+        return forgotten
     }
 
     /// Writes a canary's row, the gates that differ from what is stored, the change's audit entries

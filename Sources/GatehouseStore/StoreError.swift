@@ -6,6 +6,8 @@ public enum StoreError: Error, Equatable, Sendable {
     case conflict(String)
     /// The thing asked for does not exist.
     case notFound(String)
+    /// Gatehouse already remembers as many canaries as it may; a new one is refused.
+    case full(String)
     /// A single-use token was used already.
     case gone(String)
     /// Storage refused this one change (a schema constraint); nothing of it was kept.

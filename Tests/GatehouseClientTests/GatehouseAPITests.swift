@@ -85,6 +85,23 @@ func clientError(_ body: () async throws -> Void) async -> ClientError? {
     }
 }
 
+@Suite("Lists of canaries, page by page")
+struct CanaryPagingTests {
+    @Test("the client pages through more canaries than one page holds, in order, each once")
+    func pagesThrough() async throws {
+        try await withLiveServer { server in
+            let names = (0..<520).map { String(format: "app-%03d", $0) }
+            for name in names {
+                #expect(
+                    try await flagger(server, "confirm-promotion", name: name, phase: "Progressing", checksum: "c1")
+                        == 403)
+            }
+            let listed = try await GatehouseAPI(server: server).canaries().value
+            #expect(listed.map(\.name) == names)
+        }
+    }
+}
+
 @Suite("Waiting for a rollout's outcome")
 struct WaitTests {
     let podinfo = try! CanaryID(namespace: "test", name: "podinfo")

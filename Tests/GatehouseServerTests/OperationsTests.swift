@@ -60,6 +60,40 @@ struct OperationsTests {
         }
     }
 
+    @Test("canaries are listed a page at a time, filtered by namespace and state")
+    func canaryPages() async throws {
+        try await TestServer().run { client in
+            for name in ["a", "b", "c"] { _ = try await client.hook("confirm-promotion", checksum: "c1", name: name) }
+            _ = try await client.post("/v1/canaries/test/d/gates/rollout/open")
+            let first = try await client.get("/v1/canaries?limit=2").json()
+            #expect((first["canaries"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["a", "b"])
+            let next = try #require(first["next"] as? String)
+            #expect(next == "test/b")
+            let second = try await client.get("/v1/canaries?limit=2&after=\(next)").json()
+            #expect((second["canaries"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["c", "d"])
+            #expect(second["next"] == nil)
+            let waiting = try await client.get("/v1/canaries?state=waiting").json()
+            #expect((waiting["canaries"] as? [[String: Any]])?.count == 3)
+            let idle = try await client.get("/v1/canaries?state=idle&namespace=test").json()
+            #expect((idle["canaries"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["d"])
+            #expect(try await client.get("/v1/canaries?state=stuck").status == .badRequest)
+            #expect(try await client.get("/v1/canaries?after=nonsense").status == .badRequest)
+            #expect(try await client.get("/v1/canaries?limit=0").status == .badRequest)
+        }
+    }
+
+    @Test("beyond --max-canaries a new canary gets 429 with a sentence; known ones are answered")
+    func canaryLimit() async throws {
+        try await TestServer { $0.maximumCanaries = 1 }.run { client in
+            #expect(try await client.hook("confirm-rollout", checksum: "c1", name: "known").status == .forbidden)
+            let refused = try await client.hook("confirm-rollout", checksum: "c1", name: "stranger")
+            #expect(refused.status == .tooManyRequests)
+            #expect(refused.text.contains("--max-canaries"))
+            #expect(try await client.hook("confirm-rollout", checksum: "c1", name: "known").status == .forbidden)
+            #expect(try await client.get("/v1/canaries/test/stranger").status == .notFound)
+        }
+    }
+
     @Test("a stalled client does not hold up others")
     func stalledClient() async throws {
         try await TestServer().run(.live) { client in

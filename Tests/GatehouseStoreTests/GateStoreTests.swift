@@ -232,6 +232,48 @@ struct GateStoreTests {
         await #expect(throws: StoreError.self) { _ = try await check(.promotion, "c1") }
     }
 
+    @Test("canaries nobody acted on are forgotten once they stop calling: memory, disk and audit")
+    func forgetUntouched() async throws {
+        let names = ["stranger-1", "stranger-2", "approved", "reported"]
+        let ids = try names.map { try CanaryID(namespace: "test", name: $0) }
+        for id in ids { _ = try await store.check(Check(canary: id, gate: .promotion, checksum: "c1")) }
+        _ = try await store.open(.promotion, of: ids[2], OpenRequest(), actor: "alice")
+        try await store.report(
+            FlaggerPayload(
+                name: "reported", namespace: "test", phase: .progressing, checksum: "c1",
+                metadata: ["eventMessage": "Starting canary analysis for reported.test", "eventType": "Normal"]),
+            of: ids[3], as: .event)
+        // Still calling (seen after the cutoff): nothing goes.
+        #expect(try await store.forgetUntouchedCanaries(notSeenSince: Date().addingTimeInterval(-60)) == 0)
+        // Silent since the cutoff: the two strangers go, with their audit entries.
+        #expect(try await store.forgetUntouchedCanaries(notSeenSince: Date().addingTimeInterval(60)) == 2)
+        #expect(store.canaries().map(\.id.name) == ["approved", "reported"])
+        let reopened = try database.openStore()
+        #expect(reopened.canaries().map(\.id.name) == ["approved", "reported"])
+        let connection = try database.otherConnection()
+        let strangers = try await connection.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit WHERE name LIKE 'stranger-%'") ?? -1
+        }
+        #expect(strangers == 0)
+    }
+
+    @Test("beyond the canary limit a new name is refused; known canaries go on")
+    func canaryLimit() async throws {
+        let store = try database.openStore(maximumCanaries: 2)
+        let ids = try ["a", "b", "c"].map { try CanaryID(namespace: "test", name: $0) }
+        for id in ids.prefix(2) { _ = try await store.check(Check(canary: id, gate: .rollout, checksum: "c1")) }
+        await #expect(throws: StoreError.self) {
+            _ = try await store.check(Check(canary: ids[2], gate: .rollout, checksum: "c1"))
+        }
+        await #expect(throws: StoreError.self) {
+            _ = try await store.open(.rollout, of: ids[2], OpenRequest(), actor: "alice")
+        }
+        _ = try await store.open(.rollout, of: ids[0], OpenRequest(), actor: "alice")
+        #expect(try await store.check(Check(canary: ids[0], gate: .rollout, checksum: "c1")).isApproved)
+        #expect(store.canaries().count == 2)
+        #expect(store.isHealthy)
+    }
+
     @Test("a write the schema refuses fails that request alone; storage stays available")
     func refusedWriteFailsAlone() async throws {
         // A canary name the schema's own checks cannot hold is impossible through the API, so break a

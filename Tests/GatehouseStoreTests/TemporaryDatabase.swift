@@ -15,9 +15,12 @@ final class TemporaryDatabase: Sendable {
     }
 
     /// Opens a store on the file, as `gatehouse serve` does.
-    func openStore(busyTimeout: TimeInterval = 0.2, storageTimeout: TimeInterval = 5) throws -> GateStore {
+    func openStore(busyTimeout: TimeInterval = 0.2, storageTimeout: TimeInterval = 5, maximumCanaries: Int = 50_000)
+        throws -> GateStore
+    {
         try GateStore(
-            writer: GateStore.openDatabase(atPath: path, busyTimeout: busyTimeout), storageTimeout: storageTimeout)
+            writer: GateStore.openDatabase(atPath: path, busyTimeout: busyTimeout), storageTimeout: storageTimeout,
+            maximumCanaries: maximumCanaries)
     }
 
     /// A second, independent connection to the same file, as another process would have.

@@ -30,18 +30,29 @@ struct CanaryController {
     }
 
     @Sendable func list(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryList {
-        let namespace = request.uri.queryParameters["namespace"].map(String.init)
-        if let namespace {
-            try KubernetesName.validateLabel(namespace, field: "namespace")
+        let query = try CanaryQuery(request)
+        if let namespace = query.namespace {
             _ = try access.authorize(.read, in: namespace, context: context)
         } else {
             try access.requireCaller(context)
         }
         let now = Date()
-        return CanaryList(
-            canaries: store.canaries().filter {
-                (namespace == nil || $0.id.namespace == namespace) && access.canRead($0.id.namespace, context: context)
-            }.map { CanaryView($0, at: now) })
+        // Sorted by namespace and name, so that `after` pages through them in a stable order.
+        var page: [CanaryView] = []
+        var next: String?
+        for canary in store.canaries()
+        where (query.namespace == nil || canary.id.namespace == query.namespace)
+            && (query.after.map { canary.id > $0 } ?? true) && access.canRead(canary.id.namespace, context: context)
+        {
+            let view = CanaryView(canary, at: now)
+            guard query.state.map({ $0 == view.state }) ?? true else { continue }
+            guard page.count < query.limit else {
+                next = page.last.map { "\($0.namespace)/\($0.name)" }
+                break
+            }
+            page.append(view)
+        }
+        return CanaryList(canaries: page, next: next)
     }
 
     @Sendable func show(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
@@ -146,6 +157,46 @@ enum Actor {
             value.count <= 64, value.allSatisfy({ $0.isASCII && !$0.isNewline && $0 != "\u{0}" })
         else { return fallback }
         return value
+    }
+}
+
+/// The filters and cursor of `GET /v1/canaries`.
+struct CanaryQuery {
+    static let defaultLimit = 500
+    static let maximumLimit = 1000
+
+    var namespace: String?
+    var state: CanaryView.State?
+    var limit: Int
+    /// The last canary of the previous page (`namespace/name`).
+    var after: CanaryID?
+
+    init(_ request: Request) throws {
+        let query = request.uri.queryParameters
+        namespace = query["namespace"].map(String.init)
+        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+        if let text = query["state"] {
+            guard let state = CanaryView.State(rawValue: String(text)) else {
+                throw GatehouseError.badRequest(
+                    "state must be one of: \(CanaryView.State.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            self.state = state
+        }
+        if let text = query["limit"] {
+            guard let value = Int(String(text)), (1...Self.maximumLimit).contains(value) else {
+                throw GatehouseError.badRequest("limit must be a whole number from 1 to \(Self.maximumLimit)")
+            }
+            limit = value
+        } else {
+            limit = Self.defaultLimit
+        }
+        if let text = query["after"] {
+            let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else {
+                throw GatehouseError.badRequest("after must be the next value of the previous page: NAMESPACE/NAME")
+            }
+            after = try CanaryID(namespace: parts[0], name: parts[1])
+        }
     }
 }
 
