@@ -94,6 +94,14 @@ public func buildRouter(
 
     // Routes for people and scripts: a bearer token when an access file is configured.
     let operators = router.group().add(middleware: BearerAuthMiddleware(access: security.access))
+    let metricsRoutes = MetricsController(
+        store: store, metrics: metrics, access: accessGuard, isProtected: security.protectsMetrics
+    ).endpoints
+    if security.protectsMetrics {
+        operators.addRoutes(metricsRoutes)
+    } else {
+        router.addRoutes(metricsRoutes)
+    }
     operators.group("v1/canaries").addRoutes(
         CanaryController(store: store, settings: settings, metrics: metrics, access: accessGuard).endpoints)
     operators.group("v1/events").addRoutes(AuditController(store: store, access: accessGuard).endpoints)
@@ -127,6 +135,8 @@ public struct SecuritySettings: Sendable {
     public var links: LinkSigner?
     /// The cluster's name, shown on approval pages.
     public var cluster = "kubernetes"
+    /// Whether `/metrics` needs a bearer token from the access file.
+    public var protectsMetrics = false
 
     /// No access control, as the loadtester.
     public init(
@@ -154,5 +164,9 @@ public struct SecuritySettings: Sendable {
         }
         flaggerToken = arguments.flaggerToken
         slackSigningSecret = arguments.slackSigningSecret
+        if arguments.protectMetrics && access == nil {
+            throw ValidationError("--protect-metrics needs --access-file: its tokens are what /metrics asks for")
+        }
+        protectsMetrics = arguments.protectMetrics
     }
 }

@@ -21,6 +21,8 @@ public struct ServerArguments: Sendable, Equatable {
     /// How long a request waits for its write to commit (SQLite's lock, a stalled volume) before
     /// failing closed with 503; a write not committed by then is abandoned.
     public var storageTimeout: TimeInterval = 5
+    /// Whether `/metrics` needs a bearer token from the access file.
+    public var protectMetrics = false
     /// How many canaries may be remembered; a new name beyond that is refused (429).
     public var maximumCanaries = 50_000
     /// How long a canary nobody acted on (no gate opened, no event) is remembered after Flagger's last call.
@@ -72,6 +74,7 @@ public struct ServerArguments: Sendable, Equatable {
         "notifications-file": "GATEHOUSE_NOTIFICATIONS_FILE", "link-secret": "GATEHOUSE_LINK_SECRET",
         "link-secret-file": "GATEHOUSE_LINK_SECRET_FILE", "notification-interval": "GATEHOUSE_NOTIFICATION_INTERVAL",
         "notification-retry-base": "GATEHOUSE_NOTIFICATION_RETRY_BASE", "max-canaries": "GATEHOUSE_MAX_CANARIES",
+        "protect-metrics": "GATEHOUSE_PROTECT_METRICS",
         "forget-canaries-after": "GATEHOUSE_FORGET_CANARIES_AFTER",
         "slack-signing-secret-file": "GATEHOUSE_SLACK_SIGNING_SECRET_FILE",
     ]
@@ -112,6 +115,13 @@ public struct ServerArguments: Sendable, Equatable {
         if let seconds = try duration("maintenance-interval") { maintenanceInterval = seconds }
         if let seconds = try duration("idle-timeout") { idleTimeout = seconds }
         if let seconds = try duration("forget-canaries-after") { forgetCanariesAfter = seconds }
+        if let text = value("protect-metrics") {
+            switch text.lowercased() {
+            case "true", "1", "yes": protectMetrics = true
+            case "false", "0", "no": protectMetrics = false
+            default: throw ValidationError("--protect-metrics must be true or false")
+            }
+        }
         if let text = value("max-canaries") {
             guard let count = Int(text), count >= 1 else {
                 throw ValidationError("--max-canaries '\(text.prefix(20))' is not a whole number of at least 1")

@@ -16,7 +16,7 @@ struct Serve: AsyncParsableCommand {
             GATEHOUSE_ACCESS_FILE, GATEHOUSE_NAMESPACE_REGEXP, GATEHOUSE_FLAGGER_TOKEN(_FILE), \
             GATEHOUSE_SLACK_SIGNING_SECRET(_FILE), GATEHOUSE_NOTIFICATIONS_FILE, GATEHOUSE_LINK_SECRET(_FILE), \
             GATEHOUSE_NOTIFICATION_INTERVAL, GATEHOUSE_NOTIFICATION_RETRY_BASE, GATEHOUSE_MAX_CANARIES, \
-            GATEHOUSE_FORGET_CANARIES_AFTER).
+            GATEHOUSE_FORGET_CANARIES_AFTER, GATEHOUSE_PROTECT_METRICS).
 
             Example:
               gatehouse serve --port 8080 --database /data/gatehouse.sqlite
@@ -53,6 +53,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often the notification outbox is looked at (default 1s).") var notificationInterval: String?
     @Option(help: "First retry delay of a failed notification; it doubles each time (default 1s).")
     var notificationRetryBase: String?
+    @Option(help: "true: /metrics needs a bearer token from the access file (default false).")
+    var protectMetrics: String?
     @Option(help: "How many canaries are remembered; a new name beyond that is refused (default 50000).")
     var maxCanaries: String?
     @Option(help: "Forget a canary nobody acted on this long after Flagger's last call about it (default 24h).")
@@ -69,6 +71,7 @@ struct Serve: AsyncParsableCommand {
             "link-secret": linkSecret, "link-secret-file": linkSecretFile,
             "notification-interval": notificationInterval,
             "notification-retry-base": notificationRetryBase, "max-canaries": maxCanaries,
+            "protect-metrics": protectMetrics,
             "forget-canaries-after": forgetCanariesAfter,
         ]
         let arguments: ServerArguments

@@ -283,6 +283,20 @@ struct NamespaceAndSecretTests {
         (.post, "/v1/freezes", #"{"namespace": "other", "reason": "r"}"#),
     ]
 
+    @Test("--protect-metrics puts /metrics behind the access file's tokens")
+    func protectedMetrics() async throws {
+        try await serverWithAccess { $0.protectMetrics = true }.run { client in
+            #expect(try await client.send(.get, "/metrics", token: nil).status == .unauthorized)
+            #expect(try await client.send(.get, "/metrics", token: "not-a-token").status == .unauthorized)
+            let scraped = try await client.send(.get, "/metrics", token: Tokens.reader)
+            #expect(scraped.status == .ok && scraped.text.contains("gatehouse_storage_up"))
+        }
+        #expect(try await serverWithAccess().run { client in try await client.get("/metrics").status } == .ok)
+        await #expect(throws: (any Error).self) {
+            try await TestServer { $0.protectMetrics = true }.run { _ in }
+        }
+    }
+
     @Test("a freeze in a namespace a token may not see is 404 to it, as one that does not exist")
     func hiddenFreeze() async throws {
         try await serverWithAccess().run { client in

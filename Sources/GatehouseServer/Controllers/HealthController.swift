@@ -5,7 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// Liveness, readiness, metrics and the API's own description.
+/// Liveness, readiness and the API's own description.
 struct HealthController {
     let store: GateStore
     let metrics: GatehouseMetrics
@@ -24,18 +24,33 @@ struct HealthController {
                 body: .init(byteBuffer: ByteBuffer(string: "ready")))
         }
         routes.rejectOtherMethods(than: [.get], at: "readyz")
-        routes.get("metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: await metrics.render(store: store))))
-        }
-        routes.rejectOtherMethods(than: [.get], at: "metrics")
         routes.get("openapi.yaml") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/yaml"],
                 body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
         }
         routes.rejectOtherMethods(than: [.get], at: "openapi.yaml")
+        return routes
+    }
+}
+
+/// `/metrics`: open like the loadtester's, or behind the access file's tokens (`--protect-metrics`).
+struct MetricsController {
+    let store: GateStore
+    let metrics: GatehouseMetrics
+    let access: AccessGuard
+    /// Whether a bearer token from the access file is needed.
+    let isProtected: Bool
+
+    var endpoints: RouteCollection<GatehouseRequestContext> {
+        let routes = RouteCollection(context: GatehouseRequestContext.self)
+        routes.get("metrics") { _, context in
+            if isProtected { _ = try access.requireCaller(context) }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: await metrics.render(store: store))))
+        }
+        routes.rejectOtherMethods(than: [.get], at: "metrics")
         return routes
     }
 }
