@@ -222,6 +222,37 @@ struct NotificationTests {
         }
     }
 
+    @Test("a revision held for skipping the rollout gate is approved through the rollout gate, from its link")
+    func heldRevisionLink() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url).run(.live) { client in
+                _ = try await client.post("/v1/canaries/test/podinfo/gates/rollout/open")
+                _ = try await client.post("/v1/canaries/test/podinfo/gates/traffic/open", #"{"sticky": true}"#)
+                #expect(try await client.hook("confirm-rollout", checksum: "rev1", phase: "Succeeded").status == .ok)
+                #expect(try await client.hook("confirm-traffic-increase", checksum: "rev2").status == .ok)
+                // rev3 was applied during the analysis: held at traffic.
+                #expect(try await client.hook("confirm-traffic-increase", checksum: "rev3").status == .forbidden)
+                // Two opened gates and the waiting canary, each to both targets.
+                let deliveries = try await receiver.wait(for: 6)
+                let hook = try #require(
+                    try deliveries.filter { $0.path == "/hook" }.map { try $0.json() }.first {
+                        $0["kind"] as? String == "waiting"
+                    })
+                #expect(hook["gate"] as? String == "traffic" && hook["checksum"] as? String == "rev3")
+                let commands = try #require(hook["commands"] as? [String: String])
+                #expect(commands["cli"] == "gatehouse open rollout podinfo -n test")
+                let links = try #require(hook["links"] as? [String: String])
+                let approve = try #require(links["approve"]).replacingOccurrences(
+                    of: "http://gatehouse.example.com", with: "")
+                let page = try await client.get(approve)
+                #expect(page.text.contains("rollout gate"), "\(page.text)")
+                #expect(try await client.post(approve).status == .ok)
+                #expect(try await client.hook("confirm-traffic-increase", checksum: "rev3").status == .ok)
+            }
+        }
+    }
+
     @Test("a restart resumes pending deliveries")
     func restart() async throws {
         let port = try freePort()
