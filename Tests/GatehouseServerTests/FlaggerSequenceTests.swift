@@ -65,6 +65,14 @@ struct FlaggerSequences: Sendable {
         #expect(Set(sequences.keys) == Set(Self.order))
     }
 
+    /// Replays scenarios in order on one canary, with what people do in each one's notes.
+    func replay(_ names: some Sequence<String>, on client: Client, hooks: Hooks) async throws {
+        let person = Operator(client: client)
+        for name in names {
+            try await replay(name, on: client, hooks: hooks, actions: person.actions[name] ?? [:])
+        }
+    }
+
     /// Replays one scenario with the hooks `hooks` configures. A note that matches a key of
     /// `actions` runs that action (what people and CI do between ticks). Every gate answer must be
     /// the one the fixture records; returns the gate calls made, in order.
@@ -196,10 +204,7 @@ struct FlaggerSequenceTests {
     func sixRolloutsInARow(hooks: FlaggerSequences.Hooks) async throws {
         let fixtures = try FlaggerSequences()
         try await TestServer().run(.live) { client in
-            let person = Operator(client: client)
-            for name in FlaggerSequences.order {
-                try await fixtures.replay(name, on: client, hooks: hooks, actions: person.actions[name] ?? [:])
-            }
+            try await fixtures.replay(FlaggerSequences.order, on: client, hooks: hooks)
         }
     }
 
@@ -209,8 +214,7 @@ struct FlaggerSequenceTests {
     func scenarioAlone(name: String, hooks: FlaggerSequences.Hooks) async throws {
         let fixtures = try FlaggerSequences()
         try await TestServer().run(.live) { client in
-            let person = Operator(client: client)
-            try await fixtures.replay(name, on: client, hooks: hooks, actions: person.actions[name] ?? [:])
+            try await fixtures.replay([name], on: client, hooks: hooks)
         }
     }
 
@@ -221,9 +225,7 @@ struct FlaggerSequenceTests {
         let fixtures = try FlaggerSequences()
         try await TestServer().run(.live) { client in
             let person = Operator(client: client)
-            for name in FlaggerSequences.order.prefix(4) {
-                try await fixtures.replay(name, on: client, hooks: hooks, actions: person.actions[name] ?? [:])
-            }
+            try await fixtures.replay(FlaggerSequences.order.prefix(4), on: client, hooks: hooks)
             let start = try await person.audit().count
             try await fixtures.replay(
                 "preapproved-by-ci", on: client, hooks: hooks, actions: person.actions["preapproved-by-ci"] ?? [:])

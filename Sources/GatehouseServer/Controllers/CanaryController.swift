@@ -160,8 +160,22 @@ enum Actor {
     }
 }
 
+/// A query with a page size.
+protocol PagedQuery {}
+
+extension PagedQuery {
+    /// The `limit` parameter: a whole number from 1 to `maximum`, `default` when absent.
+    static func limit(_ text: Substring?, default: Int, maximum: Int) throws -> Int {
+        guard let text else { return `default` }
+        guard let value = Int(String(text)), (1...maximum).contains(value) else {
+            throw GatehouseError.badRequest("limit must be a whole number from 1 to \(maximum)")
+        }
+        return value
+    }
+}
+
 /// The filters and cursor of `GET /v1/canaries`.
-struct CanaryQuery {
+struct CanaryQuery: PagedQuery {
     static let defaultLimit = 500
     static let maximumLimit = 1000
 
@@ -182,14 +196,7 @@ struct CanaryQuery {
             }
             self.state = state
         }
-        if let text = query["limit"] {
-            guard let value = Int(String(text)), (1...Self.maximumLimit).contains(value) else {
-                throw GatehouseError.badRequest("limit must be a whole number from 1 to \(Self.maximumLimit)")
-            }
-            limit = value
-        } else {
-            limit = Self.defaultLimit
-        }
+        limit = try Self.limit(query["limit"], default: Self.defaultLimit, maximum: Self.maximumLimit)
         if let text = query["after"] {
             let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
@@ -201,7 +208,7 @@ struct CanaryQuery {
 }
 
 /// `limit` and `before` of a paged audit request.
-struct PageQuery {
+struct PageQuery: PagedQuery {
     static let defaultLimit = 50
     static let maximumLimit = 500
 
@@ -210,14 +217,7 @@ struct PageQuery {
 
     init(_ request: Request) throws {
         let query = request.uri.queryParameters
-        if let text = query["limit"] {
-            guard let value = Int(String(text)), (1...Self.maximumLimit).contains(value) else {
-                throw GatehouseError.badRequest("limit must be a whole number from 1 to \(Self.maximumLimit)")
-            }
-            limit = value
-        } else {
-            limit = Self.defaultLimit
-        }
+        limit = try Self.limit(query["limit"], default: Self.defaultLimit, maximum: Self.maximumLimit)
         if let text = query["before"] {
             guard let value = Int64(String(text)), value > 0 else {
                 throw GatehouseError.badRequest("before must be a positive event id")
