@@ -76,6 +76,11 @@ public struct Canary: Sendable, Equatable {
         lastMessage == nil && gates.values.allSatisfy { $0.actor == nil && !$0.isOpen }
     }
 
+    /// Whether the canary may be forgotten: nobody acted on it and Flagger has not called about it since `cutoff`.
+    public func isForgettable(notSeenSince cutoff: Date) -> Bool {
+        isUntouched && (lastSeen ?? .distantPast) < cutoff
+    }
+
     /// Whether the canary is known to be in a rollout (admitted and not yet ended).
     public var isRollingOut: Bool { rollout.isInProgress }
 

@@ -126,8 +126,12 @@ public struct OpenRequest: Sendable, Equatable {
         switch gate {
         case .traffic:
             if let steps {
+                let meaning =
+                    steps == 1
+                    ? "one weight increase, or the final check at maximum weight"
+                    : "\(steps) weight increases, or \(steps - 1) and the final check at maximum weight"
                 return
-                    "approved the next \(steps) traffic check\(steps == 1 ? "" : "s")\(until): Flagger asks once per weight increase and once more at maximum weight before promotion, so \(steps) check\(steps == 1 ? " is one increase" : "s are \(steps) increases"), or \(steps - 1) and the final check"
+                    "approved the next \(steps) traffic check\(steps == 1 ? "" : "s")\(until): Flagger asks once per weight increase and once more at maximum weight before promotion, so that is \(meaning)"
             }
             return
                 "approved the rest of this rollout's traffic checks\(until): every weight increase and the final check at maximum weight"

@@ -61,6 +61,14 @@ public struct Rollout: Sendable, Equatable {
 
     /// The checksum the rollout's current checks carry, if known.
     public var currentChecksum: String? { unapprovedRevision ?? revision }
+
+    /// Why the canary is held, when a revision skipped the rollout gate.
+    public var held: String? { unapprovedRevision.map(Rollout.holding) }
+
+    /// Why a revision that skipped the rollout gate is held, in one sentence.
+    static func holding(_ revision: String) -> String {
+        "revision \(revision) reached traffic checks without passing the rollout gate (it changed during analysis); its traffic and promotion checks are refused until the rollout gate is opened for it"
+    }
 }
 
 /// The messages of Flagger's events that reliably end a rollout (pkg/controller/scheduler.go).
@@ -79,7 +87,7 @@ public enum RolloutEnd {
 }
 
 /// The gates a change touched and the audit facts it produced, in order.
-public struct CanaryChange: Sendable, Equatable {
+public struct CanaryChange: Sendable {
     /// Each fact, with the gate it concerns (nil for the canary as a whole).
     public var facts: [(gate: GateKind?, fact: GateFact)] = []
 
@@ -93,10 +101,6 @@ public struct CanaryChange: Sendable, Equatable {
 
     /// Whether nothing was recorded.
     public var isEmpty: Bool { facts.isEmpty }
-
-    public static func == (lhs: CanaryChange, rhs: CanaryChange) -> Bool {
-        lhs.facts.map(\.gate) == rhs.facts.map(\.gate) && lhs.facts.map(\.fact) == rhs.facts.map(\.fact)
-    }
 }
 
 /// The answer to a check, with the canary as the check leaves it.
@@ -202,10 +206,18 @@ extension Canary {
         return [
             GateFact(
                 action: .held, actor: Gate.systemActor,
-                reason:
-                    "revision \(checksum) reached traffic checks without passing the rollout gate; held at traffic and promotion until the rollout gate is opened for it",
+                reason: Rollout.holding(checksum),
                 checksum: checksum)
         ]
+    }
+
+    /// The gate a person opens to let a canary waiting at `gate` with `checksum` go on: that gate,
+    /// or the rollout gate for a revision held because it skipped it.
+    public func gateToOpen(waitingAt gate: GateKind, checksum: String?) -> GateKind {
+        guard gate.isHeldForApprovedRevision, let checksum, !checksum.isEmpty,
+            rollout.unapprovedRevision == checksum
+        else { return gate }
+        return .rollout
     }
 
     /// Whether the rollout gate, as it stands, approves a revision that skipped it: open and not

@@ -66,9 +66,7 @@ struct RolloutView: Codable {
         revision = rollout.revision
         unapprovedRevision = rollout.unapprovedRevision
         since = rollout.since
-        held = rollout.unapprovedRevision.map {
-            "revision \($0) reached traffic checks without passing the rollout gate (it changed during analysis); its traffic and promotion checks are refused until the rollout gate is opened"
-        }
+        held = rollout.held
     }
 }
 

@@ -88,7 +88,7 @@ public final class GateStore: Sendable {
             guard outcome.canary.differsDurably(from: canary) else { return (outcome.decision, { _ in }) }
             outcome.canary.observe(
                 phase: check.phase, checksum: check.checksum, progressCheck: check.gate.isProgressCheck, at: now)
-            try self.save(outcome.canary, outcome.change, phase: check.phase, in: db, at: now)
+            try self.save(outcome.canary, outcome.change, stored: canary, phase: check.phase, in: db, at: now)
             let saved = outcome.canary
             return (outcome.decision, { $0.replace(saved) })
         }
@@ -141,7 +141,8 @@ public final class GateStore: Sendable {
         if isRepeat { return }
 
         try await write { db in
-            var canary = try self.load(id, in: db)
+            let stored = try self.load(id, in: db)
+            var canary = stored
             let wasEnded = canary.rollout.stage == .ended
             let phase = canary.reportedPhase(payload, as: action)
             var change = CanaryChange()
@@ -155,7 +156,7 @@ public final class GateStore: Sendable {
                 canary.lastMessage = message
                 canary.lastEventType = payload.eventType
             }
-            try self.save(canary, change, phase: payload.phase, in: db, at: now)
+            try self.save(canary, change, stored: stored, phase: payload.phase, in: db, at: now)
             if !wasEnded, canary.rollout.stage == .ended, let outcome = Canary.endOutcome(of: payload, as: action) {
                 try self.enqueue(
                     Notable(
@@ -227,14 +228,15 @@ public final class GateStore: Sendable {
             if let token, try !token.use(in: db, at: now) {
                 throw StoreError.gone("this link was already used; nothing was done")
             }
-            var canary = try self.load(id, in: db)
+            let stored = try self.load(id, in: db)
+            var canary = stored
             var gate = canary.gate(kind)
             let facts = try body(&gate, canary)
             canary.gates[kind] = gate
             if !facts.isEmpty {
                 var change = CanaryChange()
                 change.append(facts, gate: kind)
-                try self.save(canary, change, phase: nil, in: db, at: now)
+                try self.save(canary, change, stored: stored, phase: nil, in: db, at: now)
             }
             let changed = canary
             return (changed, { $0.replace(changed) })
@@ -352,8 +354,7 @@ public final class GateStore: Sendable {
             health.markRecovered()
             return true
         } catch {
-            if !(error is StoreError) { health.markUnavailable(error) }
-            return false
+            return false  // the write queue has already marked storage unavailable or stalled
         }
     }
 
@@ -401,12 +402,7 @@ public final class GateStore: Sendable {
                 defer { memory.unsaved.removeAll() }
                 return memory.unsaved.compactMap { memory.canaries[$0] }
             }
-            for canary in canaries {
-                // Only the observed fields: the stored gates and rollout may be newer than this copy.
-                var stored = try self.load(canary.id, in: db)
-                stored.adoptObservations(from: canary)
-                try CanaryRecord.persist(stored, in: db)
-            }
+            for canary in canaries { try CanaryRecord.persistObservations(canary, in: db) }
             return ((), { _ in })
         }
     }
@@ -455,11 +451,15 @@ public final class GateStore: Sendable {
     /// The canary as stored, with what memory observed since (not yet saved) laid over it; a new
     /// canary beyond `maximumCanaries` is refused.
     func load(_ id: CanaryID, in db: Database) throws -> Canary {
-        guard var canary = try CanaryRecord.fetch(id, in: db) else {
-            let hasRoom = memory.withLock { $0.canaries[id] != nil || $0.canaries.count < maximumCanaries }
-            guard hasRoom else { throw fullError(id) }
-            return Canary(id: id)
-        }
+        if let canary = try stored(id, in: db) { return canary }
+        let hasRoom = memory.withLock { $0.canaries[id] != nil || $0.canaries.count < maximumCanaries }
+        guard hasRoom else { throw fullError(id) }
+        return Canary(id: id)
+    }
+
+    /// The canary as stored, if it is, with what memory observed since laid over it.
+    private func stored(_ id: CanaryID, in db: Database) throws -> Canary? {
+        guard var canary = try CanaryRecord.fetch(id, in: db) else { return nil }
         if let inMemory = memory.withLock({ $0.canaries[id] }) { canary.adoptObservations(from: inMemory) }
         return canary
     }
@@ -476,7 +476,7 @@ public final class GateStore: Sendable {
     @discardableResult
     public func forgetUntouchedCanaries(notSeenSince cutoff: Date) async throws -> Int {
         let idle = memory.withLock { memory in
-            memory.canaries.values.filter { $0.isUntouched && ($0.lastSeen ?? .distantPast) < cutoff }.map(\.id)
+            memory.canaries.values.filter { $0.isForgettable(notSeenSince: cutoff) }.map(\.id)
         }
         var forgotten = 0
         for chunk in stride(from: 0, to: idle.count, by: 1000).map({ idle[$0..<min($0 + 1000, idle.count)] }) {
@@ -484,11 +484,8 @@ public final class GateStore: Sendable {
                 var gone: [CanaryID] = []
                 for id in chunk {
                     // Decided again from what is stored: it may have been acted on meanwhile.
-                    var canary = try CanaryRecord.fetch(id, in: db) ?? Canary(id: id)
-                    if let inMemory = self.memory.withLock({ $0.canaries[id] }) {
-                        canary.adoptObservations(from: inMemory)
-                    }
-                    guard canary.isUntouched, (canary.lastSeen ?? .distantPast) < cutoff else { continue }
+                    let canary = try self.stored(id, in: db) ?? self.memory.withLock { $0.canaries[id] }
+                    guard let canary, canary.isForgettable(notSeenSince: cutoff) else { continue }
                     let key: StatementArguments = [id.namespace, id.name]
                     try db.execute(sql: "DELETE FROM audit WHERE namespace = ? AND name = ?", arguments: key)
                     try db.execute(sql: "DELETE FROM gate WHERE namespace = ? AND name = ?", arguments: key)
@@ -500,9 +497,7 @@ public final class GateStore: Sendable {
                     forgotten.count,
                     { memory in
                         for id in forgotten {
-                            guard let canary = memory.canaries[id], canary.isUntouched,
-                                (canary.lastSeen ?? .distantPast) < cutoff
-                            else { continue }
+                            guard memory.canaries[id]?.isForgettable(notSeenSince: cutoff) == true else { continue }
                             memory.canaries[id] = nil
                             memory.unsaved.remove(id)
                         }
@@ -513,10 +508,11 @@ public final class GateStore: Sendable {
         return forgotten
     }
 
-    /// Writes a canary's row, the gates that differ from what is stored, the change's audit entries
-    /// and the notifications they call for.
-    func save(_ canary: Canary, _ change: CanaryChange, phase: CanaryPhase?, in db: Database, at now: Date) throws {
-        let stored = try CanaryRecord.fetch(canary.id, in: db) ?? Canary(id: canary.id)
+    /// Writes a canary's row, the gates that differ from `stored` (as `load` returned it in this
+    /// transaction), the change's audit entries and the notifications they call for.
+    func save(
+        _ canary: Canary, _ change: CanaryChange, stored: Canary, phase: CanaryPhase?, in db: Database, at now: Date
+    ) throws {
         try CanaryRecord.persist(canary, in: db)
         for (kind, gate) in canary.gates where stored.gate(kind) != gate {
             try GateRecord.persist(gate, of: canary.id, in: db)

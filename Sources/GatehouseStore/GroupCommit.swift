@@ -127,7 +127,7 @@ final class GroupCommit: Sendable {
             }
         } catch {
             health.markUnavailable(error)
-            for pending in batch where pending.ticket.claim() || pending.ticket.isClaimed {
+            for pending in batch where pending.ticket.take() {
                 pending.fail(StoreError.unavailable("storage cannot answer right now"))
             }
             return
@@ -192,6 +192,10 @@ final class WriteTicket: Sendable {
 
     /// Whether a batch claimed the write.
     var isClaimed: Bool { state.load(ordering: .acquiring) == Self.claimed }
+
+    /// Whether the batch answers the write: it claims a waiting one, or had claimed it already;
+    /// false only when the caller gave up (its deadline answered).
+    func take() -> Bool { claim() || isClaimed }
 }
 
 /// A small file beside the database, written just before each commit: on a frozen or hung volume

@@ -21,19 +21,36 @@ struct CanaryRecord: Codable, FetchableRecord, PersistableRecord, StoredRecord {
 
     /// Inserts or replaces the canary's row with a cached statement.
     static func persist(_ canary: Canary, in db: Database) throws {
+        try write(
+            canary,
+            onConflict: """
+                lastPhase = excluded.lastPhase, lastChecksum = excluded.lastChecksum, lastSeen = excluded.lastSeen,
+                lastMessage = excluded.lastMessage, lastEventType = excluded.lastEventType,
+                rolloutStage = excluded.rolloutStage, rolloutRevision = excluded.rolloutRevision,
+                unapprovedRevision = excluded.unapprovedRevision, lastProgressCheckAt = excluded.lastProgressCheckAt,
+                usesRolloutGate = excluded.usesRolloutGate, rolloutSince = excluded.rolloutSince
+                """, in: db)
+    }
+
+    /// Writes only what checks observe (last seen, phase, checksum, last progress check) over a
+    /// stored row, whose gates and rollout may be newer than this copy; inserts a missing one whole.
+    static func persistObservations(_ canary: Canary, in db: Database) throws {
+        try write(
+            canary,
+            onConflict: """
+                lastPhase = excluded.lastPhase, lastChecksum = excluded.lastChecksum, lastSeen = excluded.lastSeen,
+                lastProgressCheckAt = excluded.lastProgressCheckAt
+                """, in: db)
+    }
+
+    private static func write(_ canary: Canary, onConflict update: String, in db: Database) throws {
         try db.cachedStatement(
             sql: """
                 INSERT INTO canary (namespace, name, lastPhase, lastChecksum, lastSeen, lastMessage, lastEventType,
                     rolloutStage, rolloutRevision, unapprovedRevision, lastProgressCheckAt, usesRolloutGate,
                     rolloutSince)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (namespace, name) DO UPDATE SET lastPhase = excluded.lastPhase,
-                    lastChecksum = excluded.lastChecksum, lastSeen = excluded.lastSeen,
-                    lastMessage = excluded.lastMessage, lastEventType = excluded.lastEventType,
-                    rolloutStage = excluded.rolloutStage, rolloutRevision = excluded.rolloutRevision,
-                    unapprovedRevision = excluded.unapprovedRevision,
-                    lastProgressCheckAt = excluded.lastProgressCheckAt, usesRolloutGate = excluded.usesRolloutGate,
-                    rolloutSince = excluded.rolloutSince
+                ON CONFLICT (namespace, name) DO UPDATE SET \(update)
                 """
         ).execute(arguments: [
             canary.id.namespace, canary.id.name, canary.lastPhase?.rawValue, canary.lastChecksum,

@@ -100,3 +100,30 @@ struct DatabaseFile: Sendable {
         return (UInt64(info.st_dev), UInt64(info.st_ino))
     }
 }
+
+/// Waiting for a task's value for a bounded time, leaving the task running when time is up.
+enum Bounded {
+    /// The task's value, or nil if it has not finished within `limit`.
+    static func value<T: Sendable>(of task: Task<T, Never>, within limit: Duration) async -> T? {
+        let answered = Answered()
+        return await withCheckedContinuation { continuation in
+            Task {
+                let value = await task.value
+                if answered.claim() { continuation.resume(returning: value) }
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                if answered.claim() { continuation.resume(returning: nil) }
+            }
+        }
+    }
+}
+
+/// Set once by whoever answers first.
+private final class Answered: Sendable {
+    private let state = Synchronization.Atomic<Bool>(false)
+
+    func claim() -> Bool {
+        state.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
+}

@@ -48,8 +48,9 @@ public struct NotificationRenderer: NotificationPolicy {
         // A canary held at confirm-rollout has no rollout to roll back yet.
         let rollback = gate == .rollout ? nil : link(.rollback, .rollback)
         // A revision held because it skipped the rollout gate is approved through that gate.
-        if gate.isHeldForApprovedRevision, !checksum.isEmpty, canary.rollout.unapprovedRevision == checksum {
-            return Payload.Links(approve: link(.approve, .rollout), approveStep: nil, rollback: rollback)
+        let toOpen = canary.gateToOpen(waitingAt: gate, checksum: checksum)
+        if toOpen != gate {
+            return Payload.Links(approve: link(.approve, toOpen), approveStep: nil, rollback: rollback)
         }
         // Traffic: the rest of the rollout, or one more check (Flagger asks once more at maximum weight).
         let oneStep = gate == .traffic ? link(.approve, .traffic, steps: 1) : nil
@@ -108,11 +109,8 @@ struct Payload: Encodable {
             waitingSince = waiting.since
             waitingSeconds = Int(notable.at.timeIntervalSince(waiting.since))
         }
-        if let canary = notable.canary, var gate = notable.gate, [.waiting, .reminder].contains(notable.kind) {
-            // A held revision is approved through the rollout gate, whichever gate it waits at.
-            if gate.isHeldForApprovedRevision, let held = canary.rollout.unapprovedRevision, held == checksum {
-                gate = .rollout
-            }
+        if let canary = notable.canary, let waitingAt = notable.gate, [.waiting, .reminder].contains(notable.kind) {
+            let gate = canary.gateToOpen(waitingAt: waitingAt, checksum: checksum)
             commands = Commands(
                 cli: "gatehouse open \(gate.rawValue) \(canary.id.name) -n \(canary.id.namespace)",
                 curl:
