@@ -42,16 +42,16 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
     security.cluster = notifications?.cluster ?? "kubernetes"
     let router = buildRouter(
         store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: metrics, security: security)
-    let serverName = "gatehouse"
+    let connections = ConnectionLimit(served: try connectionCap(arguments), metrics: metrics)
     var app = Application(
         router: router,
         server: gatehouseHTTPServer(
             idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000)),
-            checks: InMemoryChecks(
-                checker: GateChecker(store: store, metrics: metrics),
-                accessGuard: security.accessGuard, secret: security.flaggerSecret, logger: logger,
-                serverName: serverName)),
-        configuration: .init(address: .hostname(arguments.host, port: arguments.port), serverName: serverName),
+            requestTimeout: .milliseconds(Int64(arguments.requestTimeout * 1000)),
+            connections: connections),
+        configuration: .init(
+            address: .hostname(arguments.host, port: arguments.port), serverName: "gatehouse",
+            availableConnectionsDelegate: connections.acceptance),
         logger: logger)
     app.addServices(
         MaintenanceService(
@@ -67,6 +67,20 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
                 retryBase: arguments.notificationRetryBase, reminderAfter: notifications.reminderAfter, logger: logger))
     }
     return app
+}
+
+/// How many connections are served at once: as asked, or as many as the descriptor limit (raised
+/// to its hard limit first) leaves, up to 10,000.
+private func connectionCap(_ arguments: ServerArguments) throws(ValidationError) -> Int {
+    let limit = DescriptorLimit.raise()
+    let allowed = DescriptorLimit.connectionsAllowed(by: limit)
+    guard let asked = arguments.maximumConnections else { return min(allowed, 10_000) }
+    guard asked <= allowed else {
+        throw ValidationError(
+            "--max-connections \(asked) is more than the descriptor limit (\(limit)) leaves for connections (\(allowed)); raise the limit (ulimit -n) or ask for fewer"
+        )
+    }
+    return asked
 }
 
 /// The router of every endpoint, given every dependency.

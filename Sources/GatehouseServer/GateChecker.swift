@@ -25,14 +25,6 @@ struct GateChecker: Sendable {
         return decision
     }
 
-    /// Decides a check from memory alone, counted and logged as `check` does; nil when it changes
-    /// something or storage is failing, and so must go through `check`.
-    func checkInMemory(_ check: Check, logger: Logger, route: String) -> Decision? {
-        guard let decision = try? store.checkInMemory(check) else { return nil }
-        record(check, decision, logger: logger, route: route)
-        return decision
-    }
-
     private func record(_ check: Check, _ decision: Decision, logger: Logger, route: String?) {
         metrics.recordCheck(check.gate, decision)
         // The first approval or refusal of a rollout, and every change, at info; repeats at debug.

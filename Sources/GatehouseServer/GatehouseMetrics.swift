@@ -103,6 +103,16 @@ public final class GatehouseMetrics: Sendable {
         ).increment(by: amount)
     }
 
+    /// A counter without labels.
+    func counter(_ label: String) -> CoreMetrics.Counter {
+        CoreMetrics.Counter(label: label, factory: factory)
+    }
+
+    /// A gauge without labels.
+    func gauge(_ label: String) -> CoreMetrics.Gauge {
+        CoreMetrics.Gauge(label: label, factory: factory)
+    }
+
     /// Counts one HTTP request by route (the route's pattern, never the raw path), method and status.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
         requestSeries(RequestKey(route: route, method: method, status: status)).record(duration)

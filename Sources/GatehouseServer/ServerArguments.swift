@@ -2,7 +2,8 @@ import Foundation
 import GatehouseCore
 import Logging
 
-/// Everything `gatehouse serve` can be told, with its defaults.
+/// Everything `gatehouse serve` can be told, with its defaults. Each option is declared once, in
+/// `ServeOption.all`: its flag, environment variable, default, help and how it sets these fields.
 public struct ServerArguments: Sendable, Equatable {
     /// The address to listen on.
     public var host = "0.0.0.0"
@@ -29,8 +30,12 @@ public struct ServerArguments: Sendable, Equatable {
     public var forgetCanariesAfter: TimeInterval = 86400
     /// How often expiry, persistence of observations, pruning and the storage probe run.
     public var maintenanceInterval: TimeInterval = 5
-    /// How long an idle client connection is kept open.
+    /// How long a client connection may go without sending a complete request head.
     public var idleTimeout: TimeInterval = 60
+    /// How long a request's body may take to arrive after its head.
+    public var requestTimeout: TimeInterval = 30
+    /// How many connections are served at once; nil: as many as the descriptor limit allows.
+    public var maximumConnections: Int?
     /// Whether each commit is synced to the device (survives power loss) rather than to the OS (survives a crash).
     public var synchronousFull = false
     /// The access file (scoped tokens, Slack users and channels); none means no access control.
@@ -61,100 +66,267 @@ public struct ServerArguments: Sendable, Equatable {
     /// The defaults.
     public init() {}
 
-    /// The environment variable each option falls back to.
-    public static let environmentNames: [String: String] = [
-        "host": "GATEHOUSE_HOST", "port": "GATEHOUSE_PORT", "database": "GATEHOUSE_DATABASE",
-        "log-format": "GATEHOUSE_LOG_FORMAT", "log-level": "GATEHOUSE_LOG_LEVEL",
-        "audit-retention": "GATEHOUSE_AUDIT_RETENTION", "rollback-ttl": "GATEHOUSE_ROLLBACK_TTL",
-        "storage-timeout": "GATEHOUSE_STORAGE_TIMEOUT", "maintenance-interval": "GATEHOUSE_MAINTENANCE_INTERVAL",
-        "idle-timeout": "GATEHOUSE_IDLE_TIMEOUT", "synchronous": "GATEHOUSE_SYNCHRONOUS",
-        "access-file": "GATEHOUSE_ACCESS_FILE", "namespace-regexp": "GATEHOUSE_NAMESPACE_REGEXP",
-        "flagger-token": "GATEHOUSE_FLAGGER_TOKEN", "slack-signing-secret": "GATEHOUSE_SLACK_SIGNING_SECRET",
-        "flagger-token-file": "GATEHOUSE_FLAGGER_TOKEN_FILE",
-        "notifications-file": "GATEHOUSE_NOTIFICATIONS_FILE", "link-secret": "GATEHOUSE_LINK_SECRET",
-        "link-secret-file": "GATEHOUSE_LINK_SECRET_FILE", "notification-interval": "GATEHOUSE_NOTIFICATION_INTERVAL",
-        "notification-retry-base": "GATEHOUSE_NOTIFICATION_RETRY_BASE", "max-canaries": "GATEHOUSE_MAX_CANARIES",
-        "protect-metrics": "GATEHOUSE_PROTECT_METRICS",
-        "forget-canaries-after": "GATEHOUSE_FORGET_CANARIES_AFTER",
-        "slack-signing-secret-file": "GATEHOUSE_SLACK_SIGNING_SECRET_FILE",
-    ]
-
-    /// Builds the arguments from flags (by option name, as typed) falling back to `GATEHOUSE_*` variables, then defaults.
+    /// Builds the arguments from flags (by option name, without dashes) falling back to each
+    /// option's `GATEHOUSE_*` variable, then to the defaults. An unknown flag is refused.
     public init(flags: [String: String], environment: [String: String]) throws(ValidationError) {
-        func value(_ option: String) -> String? {
-            flags[option] ?? Self.environmentNames[option].flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+        let known = Set(ServeOption.all.map(\.name))
+        if let unknown = flags.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ValidationError("there is no option --\(unknown); `gatehouse serve --help` lists them")
         }
-        func duration(_ option: String) throws(ValidationError) -> TimeInterval? {
-            try value(option).map { text throws(ValidationError) in
-                try DurationText.seconds(from: text, field: "--\(option)")
+        for option in ServeOption.all {
+            let fromEnvironment = environment[option.environmentName].flatMap { $0.isEmpty ? nil : $0 }
+            if let value = flags[option.name] ?? fromEnvironment {
+                try option.apply(&self, value)
             }
         }
-        if let host = value("host") { self.host = host }
-        if let text = value("port") {
-            guard let port = Int(text), (0...65535).contains(port) else {
-                throw ValidationError("--port '\(text)' is not a port number from 0 to 65535")
+    }
+
+    /// Builds the arguments from `serve`'s command line (`--name value` or `--name=value`).
+    public init(commandLine: [String], environment: [String: String]) throws(ValidationError) {
+        var flags: [String: String] = [:]
+        var rest = commandLine[...]
+        while let word = rest.popFirst() {
+            guard word.hasPrefix("--"), word.count > 2 else {
+                throw ValidationError("'\(word.prefix(40))' is not an option; `gatehouse serve --help` lists them")
             }
-            self.port = port
-        }
-        if let path = value("database") { databasePath = path }
-        if let text = value("log-format") {
-            guard let format = LogFormat(rawValue: text) else {
-                throw ValidationError("--log-format must be json or text")
+            let flag = word.dropFirst(2)
+            if let equals = flag.firstIndex(of: "=") {
+                flags[String(flag[..<equals])] = String(flag[flag.index(after: equals)...])
+            } else if let value = rest.popFirst() {
+                flags[String(flag)] = value
+            } else {
+                throw ValidationError("--\(flag) needs a value")
             }
-            logFormat = format
         }
-        if let text = value("log-level") {
-            guard let level = Logger.Level(rawValue: text.lowercased()) else {
-                throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-            }
-            logLevel = level
+        try self.init(flags: flags, environment: environment)
+    }
+}
+
+/// One option of `gatehouse serve`: its flag, its environment variable, its default and help, and
+/// how its value sets the arguments.
+public struct ServeOption: Sendable {
+    /// The flag without its dashes, e.g. `storage-timeout`.
+    public let name: String
+    /// What the value is, as help shows it.
+    public let value: String
+    /// One line of help, ending with the default where there is one.
+    public let help: String
+    let apply: @Sendable (inout ServerArguments, String) throws(ValidationError) -> Void
+
+    /// `GATEHOUSE_` and the name in capitals, e.g. `GATEHOUSE_STORAGE_TIMEOUT`.
+    public var environmentName: String {
+        "GATEHOUSE_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    init(
+        _ name: String, _ value: String, _ help: String,
+        apply: @escaping @Sendable (inout ServerArguments, String) throws(ValidationError) -> Void
+    ) {
+        self.name = name
+        self.value = value
+        self.help = help
+        self.apply = apply
+    }
+
+    /// An option whose value is a duration such as `90s`, `5m`, `24h` or `90d`.
+    static func duration(
+        _ name: String, _ help: String, _ field: any WritableKeyPath<ServerArguments, TimeInterval> & Sendable
+    ) -> ServeOption {
+        ServeOption(name, "duration", help) { arguments, text throws(ValidationError) in
+            arguments[keyPath: field] = try DurationText.seconds(from: text, field: "--\(name)")
         }
-        if let seconds = try duration("audit-retention") { auditRetention = seconds }
-        if let seconds = try duration("rollback-ttl") { rollbackTTL = seconds }
-        if let seconds = try duration("storage-timeout") { storageTimeout = seconds }
-        if let seconds = try duration("maintenance-interval") { maintenanceInterval = seconds }
-        if let seconds = try duration("idle-timeout") { idleTimeout = seconds }
-        if let seconds = try duration("forget-canaries-after") { forgetCanariesAfter = seconds }
-        if let text = value("protect-metrics") {
+    }
+
+    /// An option whose value is `true` or `false`.
+    static func switchable(
+        _ name: String, _ help: String, _ field: any WritableKeyPath<ServerArguments, Bool> & Sendable
+    )
+        -> ServeOption
+    {
+        ServeOption(name, "true|false", help) { arguments, text throws(ValidationError) in
             switch text.lowercased() {
-            case "true", "1", "yes": protectMetrics = true
-            case "false", "0", "no": protectMetrics = false
-            default: throw ValidationError("--protect-metrics must be true or false")
+            case "true", "1", "yes": arguments[keyPath: field] = true
+            case "false", "0", "no": arguments[keyPath: field] = false
+            default: throw ValidationError("--\(name) must be true or false")
             }
         }
-        if let text = value("max-canaries") {
-            guard let count = Int(text), count >= 1 else {
-                throw ValidationError("--max-canaries '\(text.prefix(20))' is not a whole number of at least 1")
+    }
+
+    /// An option whose value is a whole number of at least `minimum`.
+    static func count(
+        _ name: String, _ help: String, minimum: Int, maximum: Int = .max,
+        _ set: @escaping @Sendable (inout ServerArguments, Int) -> Void
+    ) -> ServeOption {
+        ServeOption(name, "count", help) { arguments, text throws(ValidationError) in
+            guard let count = Int(text), (minimum...maximum).contains(count) else {
+                let range = maximum == .max ? "of at least \(minimum)" : "from \(minimum) to \(maximum)"
+                throw ValidationError("--\(name) '\(text.prefix(20))' is not a whole number \(range)")
             }
-            maximumCanaries = count
+            set(&arguments, count)
         }
-        accessFile = value("access-file")
-        namespaceRegexp = value("namespace-regexp")
-        // A secret can be given directly or, better, as a file (a mounted Kubernetes Secret); a named
-        // file that does not exist leaves the feature off and is reported at start.
-        func secret(_ option: String) throws(ValidationError) -> String? {
-            if let direct = value(option) { return direct }
-            guard let path = value("\(option)-file") else { return nil }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                missingSecretFiles.append(path)
-                return nil
+    }
+
+    /// An option whose value is kept as given.
+    static func text(
+        _ name: String, _ value: String, _ help: String,
+        _ field: any WritableKeyPath<ServerArguments, String?> & Sendable
+    ) -> ServeOption {
+        ServeOption(name, value, help) { arguments, text in arguments[keyPath: field] = text }
+    }
+
+    /// A secret given directly, and the option naming a file that holds it (a mounted Kubernetes
+    /// Secret key). The direct value wins; a named file that does not exist leaves the feature off
+    /// and is reported at start; an empty one is refused.
+    static func secret(
+        _ name: String, _ help: String, _ field: any WritableKeyPath<ServerArguments, String?> & Sendable
+    ) -> [ServeOption] {
+        [
+            text(name, "secret", "\(help) (prefer the environment variable or the file)", field),
+            ServeOption("\(name)-file", "path", "A file holding the \(name.replacingOccurrences(of: "-", with: " ")).")
+            {
+                arguments, path throws(ValidationError) in
+                guard arguments[keyPath: field] == nil else { return }
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    arguments.missingSecretFiles.append(path)
+                    return
+                }
+                let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !secret.isEmpty else { throw ValidationError("--\(name)-file \(path) is empty") }
+                arguments[keyPath: field] = secret
+            },
+        ]
+    }
+
+    /// Every option of `gatehouse serve`, in the order help lists them.
+    public static let all: [ServeOption] =
+        [
+            text("host", "address", "Address to listen on (default 0.0.0.0).", \.hostOption),
+            count("port", "Port to listen on; 0 picks a free one (default 8080).", minimum: 0, maximum: 65535) {
+                $0.port = $1
+            },
+            text(
+                "database", "path", "SQLite database file, created if missing (default ./gatehouse.sqlite).",
+                \.databaseOption),
+            ServeOption("log-format", "json|text", "Log format (default json).") {
+                arguments, text throws(ValidationError) in
+                guard let format = ServerArguments.LogFormat(rawValue: text) else {
+                    throw ValidationError("--log-format must be json or text")
+                }
+                arguments.logFormat = format
+            },
+            ServeOption(
+                "log-level", "level",
+                "Lowest level logged: trace, debug, info, notice, warning, error or critical (default info)."
+            ) {
+                arguments, text throws(ValidationError) in
+                guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                    throw ValidationError(
+                        "--log-level must be one of trace, debug, info, notice, warning, error, critical")
+                }
+                arguments.logLevel = level
+            },
+            duration("audit-retention", "How long audit entries are kept (default 90d).", \.auditRetention),
+            duration(
+                "rollback-ttl", "How long a rollback request stays pending without a ttl (default 1h).", \.rollbackTTL),
+            duration(
+                "storage-timeout",
+                "How long a write may wait for the database before failing closed with 503 (default 5s).",
+                \.storageTimeout),
+            duration(
+                "maintenance-interval", "How often expiry, pruning and the storage probe run (default 5s).",
+                \.maintenanceInterval),
+            duration(
+                "idle-timeout", "How long a connection may go without sending a complete request head (default 60s).",
+                \.idleTimeout),
+            duration(
+                "request-timeout", "How long a request's body may take to arrive after its head (default 30s).",
+                \.requestTimeout),
+            count(
+                "max-connections",
+                "Connections served at once; more get 503 (default: the descriptor limit less \(DescriptorLimit.reserved), at most 10000).",
+                minimum: 1
+            ) { $0.maximumConnections = $1 },
+            ServeOption(
+                "synchronous", "normal|full",
+                "normal: a commit survives a crash of the process; full: also a power loss, slower (default normal)."
+            ) {
+                arguments, text throws(ValidationError) in
+                switch text.lowercased() {
+                case "normal": arguments.synchronousFull = false
+                case "full": arguments.synchronousFull = true
+                default: throw ValidationError("--synchronous must be normal or full")
+                }
+            },
+            text(
+                "access-file", "path",
+                "Access file: scoped tokens, Slack users and channels (re-read on change or SIGHUP).", \.accessFile),
+            text(
+                "namespace-regexp", "regexp",
+                "Serve only canaries in namespaces this regular expression matches (as flagger-loadtester).",
+                \.namespaceRegexp),
+            switchable(
+                "protect-metrics", "true: /metrics needs a bearer token from the access file (default false).",
+                \.protectMetrics),
+            count(
+                "max-canaries", "How many canaries are remembered; a new name beyond that is refused (default 50000).",
+                minimum: 1
+            ) {
+                $0.maximumCanaries = $1
+            },
+            duration(
+                "forget-canaries-after",
+                "Forget a canary nobody acted on this long after Flagger's last call about it (default 24h).",
+                \.forgetCanariesAfter),
+        ]
+        + secret("flagger-token", "Require this secret in Flagger's webhook metadata.token", \.flaggerToken)
+        + secret(
+            "slack-signing-secret", "The Slack app's signing secret; enables /v1/slack/command", \.slackSigningSecret)
+        + [
+            text(
+                "notifications-file", "path",
+                "Notifications file: Slack and webhook targets, cluster name, approval link base URL.",
+                \.notificationsFile)
+        ]
+        + secret("link-secret", "The secret approval links are signed with", \.linkSecret)
+        + [
+            duration(
+                "notification-interval", "How often the notification outbox is looked at (default 1s).",
+                \.notificationInterval),
+            duration(
+                "notification-retry-base",
+                "First retry delay of a failed notification; it doubles each time (default 1s).",
+                \.notificationRetryBase),
+        ]
+
+    /// The options as `gatehouse serve --help` shows them: each flag with its environment
+    /// variable, then its help wrapped to fit 80 columns.
+    public static var helpText: String {
+        var lines = ["OPTIONS (also read from the environment variable shown; a flag wins):"]
+        for option in all {
+            lines.append("  --\(option.name) <\(option.value)>  [\(option.environmentName)]")
+            var line = "      "
+            for word in option.help.split(separator: " ") {
+                if line.count + word.count > 78 {
+                    lines.append(line)
+                    line = "      "
+                }
+                line += (line.count > 6 ? " " : "") + word
             }
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !text.isEmpty else { throw ValidationError("--\(option)-file \(path) is empty") }
-            return text
+            lines.append(line)
         }
-        flaggerToken = try secret("flagger-token")
-        slackSigningSecret = try secret("slack-signing-secret")
-        linkSecret = try secret("link-secret")
-        notificationsFile = value("notifications-file")
-        if let seconds = try duration("notification-interval") { notificationInterval = seconds }
-        if let seconds = try duration("notification-retry-base") { notificationRetryBase = seconds }
-        if let text = value("synchronous") {
-            switch text.lowercased() {
-            case "normal": synchronousFull = false
-            case "full": synchronousFull = true
-            default: throw ValidationError("--synchronous must be normal or full")
-            }
-        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension ServerArguments {
+    /// `host` and `databasePath` as optional text, so that the text options share one shape.
+    fileprivate var hostOption: String? {
+        get { host }
+        set { if let newValue { host = newValue } }
+    }
+
+    fileprivate var databaseOption: String? {
+        get { databasePath }
+        set { if let newValue { databasePath = newValue } }
     }
 }

@@ -93,20 +93,6 @@ struct OperationsTests {
             #expect(try await client.get("/v1/canaries/test/stranger").status == .notFound)
         }
     }
-
-    @Test("a stalled client does not hold up others")
-    func stalledClient() async throws {
-        try await TestServer().run(.live) { client in
-            let port = try #require(client.client.port)
-            let stalled = try RawConnection(port: port)
-            stalled.send(
-                "POST /v1/flagger/confirm-rollout HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"name\":")
-            let started = Date()
-            for _ in 0..<5 { #expect(try await client.hook("confirm-rollout", checksum: "c1").status == .forbidden) }
-            #expect(Date().timeIntervalSince(started) < 5)
-            stalled.close()
-        }
-    }
 }
 
 /// Another connection holding SQLite's exclusive lock on the file, as a stuck process would.
@@ -132,32 +118,5 @@ final class LockedDatabase: Sendable {
     func unlock() {
         release.signal()
         released.wait()
-    }
-}
-
-/// A bare TCP connection to 127.0.0.1, for sending a request that never finishes.
-struct RawConnection {
-    let descriptor: Int32
-
-    init(port: Int) throws {
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
-    }
-
-    func send(_ text: String) {
-        _ = text.withCString { Glibc.send(descriptor, $0, strlen($0), 0) }
-    }
-
-    func close() {
-        _ = Glibc.close(descriptor)
     }
 }

@@ -19,7 +19,7 @@ struct ServerArgumentsTests {
         "bad values are refused with a sentence",
         arguments: [
             ["port": "http"], ["port": "70000"], ["log-format": "xml"], ["rollback-ttl": "soon"],
-            ["synchronous": "maybe"],
+            ["synchronous": "maybe"], ["max-connections": "0"], ["request-timeout": "-1s"], ["prot": "true"],
         ])
     func refused(flags: [String: String]) {
         #expect(throws: ValidationError.self) { try ServerArguments(flags: flags, environment: [:]) }
@@ -43,5 +43,37 @@ struct ServerArgumentsTests {
         #expect(throws: ValidationError.self) {
             try ServerArguments(flags: ["flagger-token-file": token], environment: [:])
         }
+    }
+
+    @Test("the command line takes --name value and --name=value; a typo or a missing value is refused")
+    func commandLine() throws {
+        let arguments = try ServerArguments(
+            commandLine: ["--port", "9000", "--request-timeout=2s", "--max-connections", "10"], environment: [:])
+        #expect(arguments.port == 9000)
+        #expect(arguments.requestTimeout == 2)
+        #expect(arguments.maximumConnections == 10)
+        #expect(throws: ValidationError("there is no option --prot; `gatehouse serve --help` lists them")) {
+            try ServerArguments(commandLine: ["--prot", "1"], environment: [:])
+        }
+        #expect(throws: ValidationError("--port needs a value")) {
+            try ServerArguments(commandLine: ["--port"], environment: [:])
+        }
+    }
+
+    @Test("every option is read from its GATEHOUSE_* variable and listed in help with it")
+    func everyOption() throws {
+        let help = ServeOption.helpText
+        for option in ServeOption.all {
+            #expect(help.contains("--\(option.name) <\(option.value)>  [\(option.environmentName)]"))
+        }
+        let environment = Dictionary(
+            uniqueKeysWithValues: ServeOption.all.map { option in
+                (option.environmentName, option.value == "duration" ? "7s" : "")
+            })
+        let arguments = try ServerArguments(flags: [:], environment: environment)
+        #expect(arguments.idleTimeout == 7)
+        #expect(arguments.requestTimeout == 7)
+        #expect(arguments.storageTimeout == 7)
+        #expect(arguments.notificationRetryBase == 7)
     }
 }

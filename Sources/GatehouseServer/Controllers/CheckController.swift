@@ -52,9 +52,7 @@ struct GateAnswer: ResponseGenerator {
     }
 }
 
-/// The check routes. The service answers most checks before they reach the router (see
-/// `CheckFastPath`); these routes answer the rest: checks that change a gate, bad requests, and
-/// checks while storage is failing.
+/// The check routes: every Flagger hook that asks a gate, and the loadtester's check endpoints.
 struct CheckController {
     let checker: GateChecker
 

@@ -1,0 +1,241 @@
+import CoreMetrics
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Gatehouse's HTTP/1.1 server: Hummingbird's, with a deadline on each request and a cap on
+/// connections, so that clients who open connections and never finish a request cannot take the
+/// descriptors Flagger's checks need.
+///
+/// A request's head is bounded by the idle timeout (Hummingbird closes a connection that has sent
+/// no complete head for that long); its body by `requestTimeout`, counted from its head.
+func gatehouseHTTPServer(idleTimeout: TimeAmount, requestTimeout: TimeAmount, connections: ConnectionLimit)
+    -> HTTPServerBuilder
+{
+    .http1(
+        configuration: .init(
+            additionalChannelHandlers: connections.handlers(requestTimeout: requestTimeout), idleTimeout: idleTimeout))
+}
+
+/// The process's file-descriptor limit, and what it leaves for connections.
+public enum DescriptorLimit {
+    /// Descriptors kept for everything but client connections: the database and its journal, the
+    /// storage probe, outbound notifications, the access file, /proc and the runtime's own.
+    public static let reserved = 128
+
+    /// Raises the soft limit to the hard one (as servers commonly do), and returns it.
+    @discardableResult
+    public static func raise() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// The current soft limit.
+    public static var current: Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// The most connections the limit allows serving, with room kept for refusing a few more.
+    public static func connectionsAllowed(by limit: Int) -> Int {
+        max(limit - reserved, 1)
+    }
+}
+
+/// The connections open now against the cap: up to `served` are served; beyond that a few more are
+/// accepted only to be refused with 503 (so a client learns why), and beyond those none are
+/// accepted until one closes (they wait in the kernel's listen queue), so the process never runs
+/// out of descriptors.
+public final class ConnectionLimit: Sendable {
+    /// Connections served at once.
+    let served: Int
+    /// Connections accepted at once, refused ones included.
+    let accepted: Int
+    private let open = Atomic<Int>(0)
+    private let openGauge: CoreMetrics.Gauge
+    private let refused: CoreMetrics.Counter
+    /// Requests whose connection was closed for not completing in time.
+    let timedOut: CoreMetrics.Counter
+
+    init(served: Int, metrics: GatehouseMetrics) {
+        self.served = served
+        accepted = served + 32
+        openGauge = metrics.gauge("gatehouse_connections")
+        refused = metrics.counter("gatehouse_connections_refused_total")
+        timedOut = metrics.counter("gatehouse_requests_timed_out_total")
+    }
+
+    /// The handlers of a connection just accepted: counted while it is open; served with a
+    /// deadline on each request when within the cap, refused otherwise.
+    func handlers(requestTimeout: TimeAmount) -> [any RemovableChannelHandler] {
+        let counted = OpenConnection(limit: self)
+        guard counted.count <= served else {
+            refused.increment()
+            return [counted, ConnectionRefusal(limit: served)]
+        }
+        return [counted, RequestDeadline(timeout: requestTimeout, timedOut: timedOut)]
+    }
+
+    /// Hummingbird's hook on the listening socket: it stops accepting while `accepted` are open.
+    var acceptance: Acceptance { Acceptance(limit: self) }
+
+    struct Acceptance: AvailableConnectionsDelegate {
+        let limit: ConnectionLimit
+
+        func connectionOpened() {}
+        func connectionClosed() {}
+
+        func isAcceptingNewConnections() -> Bool {
+            limit.open.load(ordering: .relaxed) < limit.accepted
+        }
+    }
+
+    /// Counts one connection from its setup until its pipeline is torn down (when it closes).
+    final class OpenConnection: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPRequestPart
+
+        private let limit: ConnectionLimit
+        /// How many were open with this one.
+        let count: Int
+        private var isCounted = true
+
+        init(limit: ConnectionLimit) {
+            self.limit = limit
+            count = limit.open.add(1, ordering: .relaxed).newValue
+            limit.openGauge.record(count)
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            guard isCounted else { return }
+            isCounted = false
+            limit.openGauge.record(limit.open.subtract(1, ordering: .relaxed).newValue)
+        }
+    }
+}
+
+/// Closes a connection whose request has not arrived whole within `timeout` of its head (a body
+/// trickled in, or never sent). A response not yet begun is a 408 first, as RFC 9110 asks.
+final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let timeout: TimeAmount
+    private let timedOut: CoreMetrics.Counter?
+    private var deadline: Scheduled<Void>?
+    /// Whether the response to the request being read has begun.
+    private var isResponding = false
+
+    init(timeout: TimeAmount, timedOut: CoreMetrics.Counter? = nil) {
+        self.timeout = timeout
+        self.timedOut = timedOut
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            isResponding = false
+            deadline?.cancel()
+            let loop = context.eventLoop.assumeIsolated()
+            deadline = loop.scheduleTask(in: timeout) { self.expire(context: context) }
+        case .body:
+            break
+        case .end:
+            deadline?.cancel()
+            deadline = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .head = unwrapOutboundIn(data) { isResponding = true }
+        context.write(data, promise: promise)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        context.fireChannelInactive()
+    }
+
+    private func expire(context: ChannelHandlerContext) {
+        deadline = nil
+        timedOut?.increment()
+        guard !isResponding else {
+            context.close(promise: nil)
+            return
+        }
+        let answer = PlainAnswer(
+            status: .requestTimeout,
+            text: "The request did not arrive whole within \(Self.describe(timeout)) of its head; send it again.")
+        answer.write(context: context, wrap: wrapOutboundOut)
+    }
+
+    private static func describe(_ amount: TimeAmount) -> String {
+        let milliseconds = amount.nanoseconds / 1_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
+    }
+}
+
+/// Answers the first request of a connection accepted beyond the cap with 503, then closes it.
+final class ConnectionRefusal: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let limit: Int
+    private var answered = false
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head = unwrapInboundIn(data), !answered else { return }
+        answered = true
+        let answer = PlainAnswer(
+            status: .serviceUnavailable,
+            text: "Gatehouse is serving \(limit) connections, its limit (--max-connections); try again shortly.",
+            retryAfter: "1")
+        answer.write(context: context, wrap: wrapOutboundOut)
+    }
+}
+
+/// A short plain-text answer written below the router, after which the connection closes.
+struct PlainAnswer {
+    var status: HTTPResponse.Status
+    var text: String
+    var retryAfter: String?
+
+    func write(context: ChannelHandlerContext, wrap: (HTTPResponsePart) -> NIOAny) {
+        let body = context.channel.allocator.buffer(string: text + "\n")
+        var fields: HTTPFields = [
+            .contentType: "text/plain; charset=utf-8", .contentLength: String(body.readableBytes),
+            .connection: "close",
+        ]
+        if let retryAfter { fields[.retryAfter] = retryAfter }
+        context.write(wrap(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+        context.write(wrap(.body(body)), promise: nil)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrap(.end(nil)), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+}
