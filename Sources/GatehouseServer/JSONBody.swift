@@ -20,17 +20,24 @@ enum JSONBody {
     }
 
     /// Decodes a required JSON object body already read.
-    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
-        guard let value = try decodeIfPresent(type, from: buffer) else {
+    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, numbers: StrictJSON.Numbers = .whole)
+        throws -> T
+    {
+        guard let value = try decodeIfPresent(type, from: buffer, numbers: numbers) else {
             throw GatehouseError.badRequest("the request body is empty; send a JSON object")
         }
         return value
     }
 
-    /// Decodes an optional JSON object body already read; an empty body gives nil.
-    static func decodeIfPresent<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T? {
+    /// Decodes an optional JSON object body already read; an empty body gives nil. The body must
+    /// be strict JSON (`StrictJSON`): no trailing comma, no repeated key, and, unless `numbers`
+    /// says otherwise, whole numbers written as such.
+    static func decodeIfPresent<T: Decodable>(
+        _ type: T.Type, from buffer: ByteBuffer, numbers: StrictJSON.Numbers = .whole
+    ) throws -> T? {
         guard buffer.readableBytes > 0 else { return nil }
         do {
+            try StrictJSON.validate(buffer.readableBytesView, numbers: numbers)
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
             if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,

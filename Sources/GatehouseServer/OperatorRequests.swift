@@ -26,11 +26,8 @@ struct OpenGateBody: Decodable {
                 throw ValidationError(Self.stepsRule)
             }
             restOfRollout = true
-        } else if let number = try? container.decodeIfPresent(Double.self, forKey: .steps) {
-            guard number.rounded() == number, let whole = Int(exactly: number) else {
-                throw ValidationError(Self.stepsRule)
-            }
-            steps = whole
+        } else if let number = try? container.decodeIfPresent(Int.self, forKey: .steps) {
+            steps = number
         } else if container.contains(.steps), try !container.decodeNil(forKey: .steps) {
             throw ValidationError(Self.stepsRule)
         }

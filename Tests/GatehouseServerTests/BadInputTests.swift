@@ -76,7 +76,29 @@ struct BadInputTests {
             status: .badRequest, message: "steps must be a whole number from 1 to 10000"),
         BadRequest(
             method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": 1.5}"#,
-            status: .badRequest, message: "steps must be a whole number from 1 to 10000"),
+            status: .badRequest, message: "a number must be whole and written without a fraction or exponent"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": 1.0}"#,
+            status: .badRequest, message: "a number must be whole and written without a fraction or exponent"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": 1e0}"#,
+            status: .badRequest, message: "a number must be whole and written without a fraction or exponent"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": 1, "steps": 5}"#,
+            status: .badRequest, message: "the field 'steps' appears twice"),
+        BadRequest(
+            method: .post, path: "/v1/canaries/test/podinfo/gates/rollout/open", body: #"{"reason": "x",}"#,
+            status: .badRequest, message: "the request body is not valid JSON: a field name in double quotes expected"),
+        BadRequest(
+            method: .post, path: "/v1/freezes", body: #"{"reason": "x"} {}"#, status: .badRequest,
+            message: "the request body is not valid JSON: unexpected text after the JSON value"),
+        BadRequest(
+            method: .post, path: "/v1/flagger/confirm-rollout",
+            body: #"{"name": "other", "name": "podinfo", "namespace": "test"}"#, status: .badRequest,
+            message: "the field 'name' appears twice"),
+        BadRequest(
+            method: .post, path: "/gate/open", body: #"{"name": "podinfo", "namespace": "test",}"#,
+            status: .badRequest, message: "the request body is not valid JSON"),
         BadRequest(
             method: .post, path: "/v1/canaries/test/podinfo/gates/traffic/open", body: #"{"steps": "3"}"#,
             status: .badRequest, message: "steps must be a whole number from 1 to 10000, or \"rest\""),

@@ -91,6 +91,21 @@ struct ConnectionTests {
         }
     }
 
+    @Test("a body in a transfer coding other than chunked is refused with 501, and nothing changes")
+    func unknownTransferCoding() async throws {
+        try await TestServer().run(.live) { client in
+            let port = try #require(client.client.port)
+            let chunked = RawHTTP.chunked("/gate/open", #"{"name": "podinfo", "namespace": "test"}"#)
+            let gzipped = chunked.replacingOccurrences(
+                of: "Transfer-Encoding: chunked", with: "Transfer-Encoding: gzip, chunked")
+            let replies = try await RawHTTP.exchange(port: port, gzipped, expecting: 1)
+            #expect(replies.map(\.status) == [501])
+            #expect(replies.first?.body.contains("'gzip' is not implemented") == true)
+            #expect(
+                try await client.post("/gate/check", #"{"name": "podinfo", "namespace": "test"}"#).status == .forbidden)
+        }
+    }
+
     @Test("a request whose body never arrives whole is answered 408 and its connection closed")
     func bodyNeverArrives() async throws {
         try await TestServer { $0.requestTimeout = 0.5 }.run(.live) { client in

@@ -28,7 +28,7 @@ extension FlaggerCall {
     init(body: ByteBuffer, accessGuard: AccessGuard) throws {
         payload =
             try body.withUnsafeReadableBytes(FlaggerPayload.init(plainJSON:))
-            ?? JSONBody.decode(FlaggerPayload.self, from: body)
+            ?? JSONBody.decode(FlaggerPayload.self, from: body, numbers: .any)
         canary = try payload.canaryID()
         try accessGuard.requireNamespace(canary.namespace)
     }
