@@ -10,11 +10,18 @@ public enum DurationText {
     public static func seconds(from text: String, field: String = "ttl") throws(ValidationError) -> TimeInterval {
         let invalid = ValidationError(
             "\(field) '\(text.prefix(40))' is not a duration; write it like 90s, 15m, 2h or 1h30m")
-        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        var rest = Substring(text)
         guard !rest.isEmpty else { throw invalid }
         var total: TimeInterval = 0
+        func digits(_ text: Substring) -> Substring { text.prefix { $0.isASCII && $0.isNumber } }
         while !rest.isEmpty {
-            let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+            // Digits, then optionally '.' and more digits: `1.5h`, not `.5h` or `1.h`.
+            var number = digits(rest)
+            if !number.isEmpty, rest.dropFirst(number.count).first == "." {
+                let fraction = digits(rest.dropFirst(number.count + 1))
+                guard !fraction.isEmpty else { throw invalid }
+                number = rest.prefix(number.count + 1 + fraction.count)
+            }
             guard !number.isEmpty, let value = Double(number) else { throw invalid }
             rest = rest.dropFirst(number.count)
             guard

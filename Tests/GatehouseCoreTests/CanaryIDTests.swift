@@ -41,12 +41,14 @@ struct CanaryIDTests {
 
 @Suite("Durations as Kubernetes users write them")
 struct DurationTextTests {
-    @Test(arguments: [("90s", 90.0), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("7d", 604_800), ("500ms", 0.5)])
+    @Test(arguments: [
+        ("90s", 90.0), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("7d", 604_800), ("500ms", 0.5), ("1.5h", 5400),
+    ])
     func parses(text: String, seconds: Double) throws {
         #expect(try DurationText.seconds(from: text) == seconds)
     }
 
-    @Test(arguments: ["", "abc", "10", "5x", "-5m", "0s", "m", "1.5.5h", "400d"])
+    @Test(arguments: ["", "abc", "10", "5x", "-5m", "0s", "m", "1.5.5h", "400d", ".5h", "1.h", " 1h", "1h "])
     func refuses(text: String) {
         #expect(throws: ValidationError.self) { try DurationText.seconds(from: text) }
     }

@@ -13,7 +13,13 @@ struct FreezeController {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
         routes.get { request, context in
             try access.requireCaller(context)
-            let all = request.uri.queryParameters["all"].map { $0 == "true" || $0 == "1" } ?? false
+            let all: Bool
+            switch request.uri.queryParameters.getAll("all") {
+            case []: all = false
+            case ["true"]: all = true
+            case ["false"]: all = false
+            default: throw GatehouseError.badRequest("all must be true or false, given once")
+            }
             // A freeze of every namespace concerns everyone; one of a namespace, those who may read it.
             let visible = try await store.freezes(includingEnded: all).filter { freeze in
                 freeze.namespace.map { access.canRead($0, context: context) } ?? true
@@ -22,7 +28,7 @@ struct FreezeController {
         }
         routes.post { request, context in
             let body = try await JSONBody.decode(FreezeBody.self, from: request, context: context)
-            let namespace = body.namespace.flatMap { $0 == "*" || $0.isEmpty ? nil : $0 }
+            let namespace = body.namespace.flatMap { $0 == "*" ? nil : $0 }
             if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
             let actor = try access.authorize(.freeze, in: namespace, context: context)
             let now = Date()

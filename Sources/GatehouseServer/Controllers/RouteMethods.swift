@@ -5,7 +5,9 @@ extension RouterMethods {
     /// Answers 405, naming the allowed methods, for every common method a path does not serve.
     @discardableResult
     func rejectOtherMethods(than allowed: [HTTPRequest.Method], at path: RouterPath) -> Self {
-        let common: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .trace]
+        var common: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .trace, .query]
+        // HEAD is GET without the body where GET is served.
+        if !allowed.contains(.get) { common.append(.head) }
         for method in common where !allowed.contains(method) {
             on(path, method: method) { (request: Request, _: Context) -> Response in
                 throw GatehouseError.methodNotAllowed(request.method, allowed: allowed)
@@ -13,4 +15,9 @@ extension RouterMethods {
         }
         return self
     }
+}
+
+extension HTTPRequest.Method {
+    /// QUERY (a safe request with a body, newer than HTTPTypes' list).
+    static let query = HTTPRequest.Method("QUERY")!
 }

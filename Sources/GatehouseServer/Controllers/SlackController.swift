@@ -23,6 +23,10 @@ struct SlackController {
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
         routes.post("command") { request, context -> Response in
+            // An unsigned request is refused as such before anything else is said.
+            guard request.headers[Self.signatureHeader] != nil, request.headers[Self.timestampHeader] != nil else {
+                throw GatehouseError.unauthorized("the request is not signed by Slack")
+            }
             guard let signingSecret else {
                 throw GatehouseError.notFound("Slack commands are not enabled: set GATEHOUSE_SLACK_SIGNING_SECRET")
             }
@@ -36,12 +40,15 @@ struct SlackController {
         return routes
     }
 
+    static let signatureHeader = HTTPField.Name("X-Slack-Signature")!
+    static let timestampHeader = HTTPField.Name("X-Slack-Request-Timestamp")!
+
     /// Checks Slack's `v0` signature of the raw body and refuses stale or replayed requests; the
     /// signatures seen are stored, so a replay is refused after a restart too.
     func verify(_ request: Request, body: ByteBuffer, secret: String, now: Date = Date()) async throws {
-        guard let timestampText = request.headers[HTTPField.Name("X-Slack-Request-Timestamp")!],
+        guard let timestampText = request.headers[Self.timestampHeader],
             let timestamp = TimeInterval(timestampText),
-            let signature = request.headers[HTTPField.Name("X-Slack-Signature")!]
+            let signature = request.headers[Self.signatureHeader]
         else {
             throw GatehouseError.unauthorized("the request is not signed by Slack")
         }
