@@ -91,17 +91,21 @@ public final class ConnectionLimit: Sendable {
         return [counted, RequestDeadline(timeout: requestTimeout, timedOut: timedOut)]
     }
 
-    /// Hummingbird's hook on the listening socket: it stops accepting while `accepted` are open.
+    /// Hummingbird's hook on the listening socket: it counts connections as they are accepted
+    /// (before their setup, which `handlers` counts) and stops accepting while `accepted` are open.
     var acceptance: Acceptance { Acceptance(limit: self) }
+
+    /// Connections accepted and not yet closed, as the listening socket counts them.
+    private let acceptedNow = Atomic<Int>(0)
 
     struct Acceptance: AvailableConnectionsDelegate {
         let limit: ConnectionLimit
 
-        func connectionOpened() {}
-        func connectionClosed() {}
+        func connectionOpened() { limit.acceptedNow.add(1, ordering: .relaxed) }
+        func connectionClosed() { limit.acceptedNow.subtract(1, ordering: .relaxed) }
 
         func isAcceptingNewConnections() -> Bool {
-            limit.open.load(ordering: .relaxed) < limit.accepted
+            limit.acceptedNow.load(ordering: .relaxed) < limit.accepted
         }
     }
 

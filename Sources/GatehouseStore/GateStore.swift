@@ -43,9 +43,10 @@ public final class GateStore: Sendable {
         self.memory = memory
         self.health = health
         let path = writer.path
-        self.file = DatabaseFile(path: path)
+        let file = DatabaseFile(path: path)
+        self.file = file
         self.writes = GroupCommit(
-            writer: writer, timeout: .milliseconds(Int64(storageTimeout * 1000)),
+            writer: writer, timeout: .milliseconds(Int64(storageTimeout * 1000)), file: file,
             probe: path.isEmpty || path == ":memory:" ? nil : WriteProbe(path: path + "-probe"), health: health,
             applyCommitted: { changes in
                 memory.withLock { memory in

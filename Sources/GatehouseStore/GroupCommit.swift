@@ -14,6 +14,9 @@ import Synchronization
 final class GroupCommit: Sendable {
     private let writer: any DatabaseWriter
     let timeout: Duration
+    /// The database file opened: a batch is not committed to a file deleted or replaced meanwhile
+    /// (SQLite would commit it to the unlinked file, and it would be lost).
+    private let file: DatabaseFile?
     private let probe: WriteProbe?
     private let queue = Mutex(Queue())
     private let health: StorageHealth
@@ -21,11 +24,12 @@ final class GroupCommit: Sendable {
     private let applyCommitted: @Sendable ([@Sendable (inout Memory) -> Void]) -> Void
 
     init(
-        writer: any DatabaseWriter, timeout: Duration, probe: WriteProbe?, health: StorageHealth,
+        writer: any DatabaseWriter, timeout: Duration, file: DatabaseFile?, probe: WriteProbe?, health: StorageHealth,
         applyCommitted: @escaping @Sendable ([@Sendable (inout Memory) -> Void]) -> Void
     ) {
         self.writer = writer
         self.timeout = timeout
+        self.file = file
         self.probe = probe
         self.health = health
         self.applyCommitted = applyCommitted
@@ -119,12 +123,19 @@ final class GroupCommit: Sendable {
                         refused.append((pending, StoreError.rejected("storage refused this change: \(error)")))
                     }
                 }
+                if let problem = file?.problem { throw FileProblem(message: problem) }
                 // Blocks while the volume is stalled, before anything is committed.
                 try probe?.touch()
                 let claims = accepted.map { $0.ticket.claim() } + refused.map { $0.0.ticket.claim() }
                 abandoned = claims.contains(false)
                 return abandoned ? .rollback : .commit
             }
+        } catch let problem as FileProblem {
+            health.markFileProblem(problem.message)
+            for pending in batch where pending.ticket.take() {
+                pending.fail(StoreError.unavailable(problem.message))
+            }
+            return
         } catch {
             health.markUnavailable(error)
             for pending in batch where pending.ticket.take() {
@@ -220,4 +231,9 @@ final class WriteProbe: Sendable {
             throw StoreError.unavailable("the volume refused a write: \(String(cString: strerror(errno)))")
         }
     }
+}
+
+/// The database file is no longer the one opened: nothing more is committed to it.
+private struct FileProblem: Error {
+    let message: String
 }

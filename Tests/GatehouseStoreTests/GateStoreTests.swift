@@ -226,6 +226,10 @@ struct GateStoreTests {
         #expect(try await check(.promotion, "c1").isApproved)
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database.path + suffix) }
         if what == "replaced" { _ = try database.openStore() }  // a new, empty database in its place
+        // The next write is refused before any probe has looked: it would be committed to a lost file.
+        await #expect(throws: StoreError.self) {
+            _ = try await store.close(.promotion, of: podinfo, reason: "lost?", actor: "bob")
+        }
         #expect(await !store.probe())
         #expect(!store.isHealthy)
         #expect(await !store.readiness())
