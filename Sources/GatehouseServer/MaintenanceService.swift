@@ -25,8 +25,9 @@ struct MaintenanceService: Service {
                 break
             }
             let now = Date()
-            // Pruning and forgetting look at everything: hourly and once a minute are enough.
-            let forget = now.timeIntervalSince(lastForget) >= 60
+            // Pruning and forgetting look at everything: hourly, and once a minute (or as often as
+            // a shorter --forget-canaries-after needs) are enough.
+            let forget = now.timeIntervalSince(lastForget) >= min(60, forgetCanariesAfter)
             await tick(now: now, prune: now.timeIntervalSince(lastPrune) >= 3600, forget: forget)
             if now.timeIntervalSince(lastPrune) >= 3600 { lastPrune = now }
             if forget { lastForget = now }
