@@ -146,6 +146,9 @@ public final class GatehouseMetrics: Sendable {
         let freezes = (try? await store.freezes(at: now).count) ?? 0
         CoreMetrics.Gauge(label: "gatehouse_freezes_active", factory: factory).record(freezes)
         CoreMetrics.Gauge(label: "gatehouse_storage_up", factory: factory).record(store.isHealthy ? 1 : 0)
+        if let pending = try? await store.pendingNotifications() {
+            CoreMetrics.Gauge(label: "gatehouse_notifications_pending", factory: factory).record(pending)
+        }
         let canaries = store.canaries(sorted: false)
         CoreMetrics.Gauge(label: "gatehouse_canaries", factory: factory).record(canaries.count)
         var text = registry.emitToString()

@@ -121,6 +121,13 @@ extension Notable {
 }
 
 extension GateStore {
+    /// How many messages wait in the outbox: neither delivered nor given up.
+    public func pendingNotifications() async throws -> Int {
+        try await readRows { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL") ?? 0
+        }
+    }
+
     /// The outbox rows due for delivery.
     public func dueNotifications(at now: Date = Date(), limit: Int = 20) async throws -> [PendingNotification] {
         try await readRows { db in

@@ -37,7 +37,7 @@ struct Gatehouse {
     }
 }
 
-@Suite("The gatehouse CLI against a live service")
+@Suite("The gatehouse CLI against a live service", .timeLimit(.minutes(3)))
 struct CommandLineTests {
     @Test("every subcommand, in text and JSON")
     func subcommands() async throws {
@@ -142,22 +142,26 @@ struct CommandLineTests {
         try await withLiveServer { server in
             let url = server.absoluteString
             _ = try await flagger(server, "post-rollout", name: "good", phase: "Succeeded", checksum: "c1")
+            // Every wait has a timeout, so none can outlive the test.
             async let good = Gatehouse.run([
-                "wait", "good", "-n", "test", "--for", "Succeeded", "--interval", "100ms", "--server", url,
+                "wait", "good", "-n", "test", "--for", "Succeeded", "--timeout", "60s", "--interval", "100ms",
+                "--server", url,
             ])
             async let bad = Gatehouse.run([
-                "wait", "bad", "-n", "test", "--for", "Succeeded", "--interval", "100ms", "--server", url,
+                "wait", "bad", "-n", "test", "--for", "Succeeded", "--timeout", "60s", "--interval", "100ms",
+                "--server", url,
             ])
             async let idle = Gatehouse.run([
                 "wait", "idle", "-n", "test", "--for", "Succeeded", "--timeout", "1s", "--interval", "100ms",
                 "--server", url,
             ])
-            try await Task.sleep(for: .milliseconds(600))
+            // Each step waits until the waits have looked at their canaries since the last one.
+            try await waitForPolls(server, beyond: 3)
             _ = try await flagger(
                 server, "events", name: "good", phase: "Progressing", checksum: "c2", message: "Advance weight 10")
             _ = try await flagger(
                 server, "events", name: "bad", phase: "Progressing", checksum: "c2", message: "Advance weight 10")
-            try await Task.sleep(for: .milliseconds(400))
+            try await waitForPolls(server, beyond: try await canaryPolls(server) + 4)
             _ = try await flagger(server, "post-rollout", name: "good", phase: "Succeeded", checksum: "c2")
             _ = try await flagger(server, "post-rollout", name: "bad", phase: "Failed", checksum: "c2")
             let (goodResult, badResult, idleResult) = try await (good, bad, idle)

@@ -3,7 +3,7 @@ import GatehouseClient
 import GatehouseCore
 import Testing
 
-@Suite("The client library against a live service")
+@Suite("The client library against a live service", .timeLimit(.minutes(3)))
 struct GatehouseAPITests {
     let podinfo = try! CanaryID(namespace: "test", name: "podinfo")
 
@@ -85,7 +85,7 @@ func clientError(_ body: () async throws -> Void) async -> ClientError? {
     }
 }
 
-@Suite("Lists of canaries, page by page")
+@Suite("Lists of canaries, page by page", .timeLimit(.minutes(3)))
 struct CanaryPagingTests {
     @Test("the client pages through more canaries than one page holds, in order, each once")
     func pagesThrough() async throws {
@@ -102,7 +102,7 @@ struct CanaryPagingTests {
     }
 }
 
-@Suite("Waiting for a rollout's outcome")
+@Suite("Waiting for a rollout's outcome", .timeLimit(.minutes(3)))
 struct WaitTests {
     let podinfo = try! CanaryID(namespace: "test", name: "podinfo")
 

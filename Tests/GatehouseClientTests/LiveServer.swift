@@ -77,3 +77,21 @@ final class SilentListener: Sendable {
 
     deinit { close(descriptor) }
 }
+
+/// How many times the service was asked for one canary (`gatehouse wait` polls that way).
+func canaryPolls(_ server: URL) async throws -> Int {
+    let (data, _) = try await URLSession.shared.data(from: server.appendingPathComponent("metrics"))
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").filter {
+        $0.hasPrefix("gatehouse_http_requests_total{") && $0.contains(#"route="/v1/canaries/{namespace}/{name}""#)
+            && $0.contains(#"method="GET""#)
+    }.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0) { $0 + Int($1) }
+}
+
+/// Waits (at most 30 seconds) until the service has been asked for one canary more than `count` times.
+func waitForPolls(_ server: URL, beyond count: Int) async throws {
+    for _ in 0..<300 {
+        if try await canaryPolls(server) > count { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    Issue.record("the waits did not poll the service within 30 seconds")
+}

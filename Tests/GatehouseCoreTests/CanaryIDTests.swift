@@ -2,7 +2,7 @@ import Foundation
 import GatehouseCore
 import Testing
 
-@Suite("Kubernetes names")
+@Suite("Kubernetes names", .timeLimit(.minutes(3)))
 struct CanaryIDTests {
     @Test(
         "valid names are accepted",
@@ -39,7 +39,7 @@ struct CanaryIDTests {
     }
 }
 
-@Suite("Durations as Kubernetes users write them")
+@Suite("Durations as Kubernetes users write them", .timeLimit(.minutes(3)))
 struct DurationTextTests {
     @Test(arguments: [
         ("90s", 90.0), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("7d", 604_800), ("500ms", 0.5), ("1.5h", 5400),

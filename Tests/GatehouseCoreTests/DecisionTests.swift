@@ -2,7 +2,7 @@ import Foundation
 import GatehouseCore
 import Testing
 
-@Suite("Gate rules")
+@Suite("Gate rules", .timeLimit(.minutes(3)))
 struct DecisionTests {
     let canary = try! CanaryID(namespace: "test", name: "podinfo")
     let now = Date(timeIntervalSince1970: 1_800_000_000)
@@ -147,7 +147,7 @@ struct DecisionTests {
     }
 }
 
-@Suite("What a Flagger call tells of a canary")
+@Suite("What a Flagger call tells of a canary", .timeLimit(.minutes(3)))
 struct ObservationTests {
     @Test("a new phase, a new checksum or a second gone by is news; a repeat within the second is not")
     func news() throws {

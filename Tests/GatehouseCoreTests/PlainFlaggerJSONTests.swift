@@ -3,7 +3,7 @@ import GatehouseCore
 import Testing
 
 /// `FlaggerPayload(plainJSON:)` must read what JSONDecoder reads, or nothing at all.
-@Suite("Flagger's payload read without JSONDecoder")
+@Suite("Flagger's payload read without JSONDecoder", .timeLimit(.minutes(3)))
 struct PlainFlaggerJSONTests {
     /// Payloads as Flagger sends them, which must be read without JSONDecoder.
     static let flaggerPayloads = [

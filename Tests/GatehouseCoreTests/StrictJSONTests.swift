@@ -1,7 +1,7 @@
 import GatehouseCore
 import Testing
 
-@Suite("Request bodies are strict JSON")
+@Suite("Request bodies are strict JSON", .timeLimit(.minutes(3)))
 struct StrictJSONTests {
     @Test(
         "what RFC 8259 allows is accepted",

@@ -75,7 +75,7 @@ struct ScopedRequest: Sendable, CustomTestStringConvertible {
     var testDescription: String { "\(method) \(path)" }
 }
 
-@Suite("Scoped tokens")
+@Suite("Scoped tokens", .timeLimit(.minutes(3)))
 struct AccessControlTests {
     static let requests: [ScopedRequest] =
         ["payments", "test"].flatMap { (namespace: String) -> [ScopedRequest] in
@@ -261,7 +261,7 @@ struct AccessControlTests {
     }
 }
 
-@Suite("The loadtester's namespace regexp and Flagger's metadata secret")
+@Suite("The loadtester's namespace regexp and Flagger's metadata secret", .timeLimit(.minutes(3)))
 struct NamespaceAndSecretTests {
     static let outside: [(HTTPRequest.Method, String, String?)] = [
         (.post, "/v1/flagger/confirm-rollout", #"{"name": "app", "namespace": "other"}"#),

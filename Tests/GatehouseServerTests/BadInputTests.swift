@@ -13,7 +13,7 @@ struct BadRequest: Sendable, CustomTestStringConvertible {
     var testDescription: String { "\(method) \(path) \(body ?? "") → \(status.code)" }
 }
 
-@Suite("Bad input gets a clear 4xx and changes nothing")
+@Suite("Bad input gets a clear 4xx and changes nothing", .timeLimit(.minutes(3)))
 struct BadInputTests {
     static let cases: [BadRequest] = [
         BadRequest(

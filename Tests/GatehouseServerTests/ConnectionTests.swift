@@ -18,7 +18,7 @@ import Testing
 
 /// Connections as clients really use them: several requests in one write, requests split across
 /// packets, clients that never finish a request, and more connections than the service serves.
-@Suite("Connections", .timeLimit(.minutes(2)))
+@Suite("Connections", .timeLimit(.minutes(3)))
 struct ConnectionTests {
     @Test("requests on one connection are answered in order, and a check sees the change sent before it")
     func pipelinedInOrder() async throws {

@@ -196,7 +196,7 @@ struct Operator: Sendable {
     }
 }
 
-@Suite("Flagger's call sequences end to end over live HTTP")
+@Suite("Flagger's call sequences end to end over live HTTP", .timeLimit(.minutes(3)))
 struct FlaggerSequenceTests {
     @Test(
         "six rollouts in a row get the answers Flagger's sequences assume",

@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import Testing
 
-@Suite("flagger-loadtester compatible endpoints")
+@Suite("flagger-loadtester compatible endpoints", .timeLimit(.minutes(3)))
 struct LoadtesterCompatibilityTests {
     let body = #"{"name": "podinfo","namespace":"test"}"#
 

@@ -4,7 +4,7 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 
-@Suite("Prometheus metrics after Flagger's sequences")
+@Suite("Prometheus metrics after Flagger's sequences", .timeLimit(.minutes(3)))
 struct MetricsTests {
     func scrape(_ client: Client) async throws -> PrometheusText {
         let reply = try await client.get("/metrics")

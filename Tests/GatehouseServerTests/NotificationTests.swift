@@ -1,6 +1,5 @@
 import Foundation
 import GatehouseCore
-import GatehouseServer
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -9,6 +8,12 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import Testing
+
+@testable import GatehouseServer
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// A real HTTP receiver on 127.0.0.1 that records what it is sent and answers as scripted.
 final class Receiver: Sendable {
@@ -37,6 +42,18 @@ final class Receiver: Sendable {
     func wait(for count: Int, seconds: Double = 10) async throws -> [Delivery] {
         let deadline = Date().addingTimeInterval(seconds)
         while deliveries.count < count && Date() < deadline { try await Task.sleep(for: .milliseconds(25)) }
+        return deliveries
+    }
+
+    /// Waits (at most 10 seconds) until the service has nothing left to deliver: every message was
+    /// delivered or given up. What the receiver holds then is everything it will get.
+    func settled(_ client: Client) async throws -> [Delivery] {
+        for _ in 0..<400 {
+            let metrics = try PrometheusText(try await client.get("/metrics").text)
+            if metrics.value("gatehouse_notifications_pending", [:]) == 0 { return deliveries }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        Issue.record("the outbox did not empty within 10 seconds")
         return deliveries
     }
 
@@ -108,7 +125,7 @@ func notifyingServer(receiver: URL, extra: String = "", giveUpAfter: String = "1
     }
 }
 
-@Suite("Notifications and approval links", .serialized)
+@Suite("Notifications and approval links", .serialized, .timeLimit(.minutes(3)))
 struct NotificationTests {
     @Test("a waiting canary sends one message per rollout, with its facts, commands and links")
     func waiting() async throws {
@@ -120,9 +137,8 @@ struct NotificationTests {
                     #"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "c1", "metadata": {"eventMessage": "Halt podinfo.test advancement waiting for promotion approval", "eventType": "Warning"}}"#
                 )
                 for _ in 0..<10 { _ = try await client.hook("confirm-promotion", checksum: "c1") }
-                let deliveries = try await receiver.wait(for: 2)
-                try await Task.sleep(for: .milliseconds(300))
-                #expect(receiver.deliveries.count == 2, "one message per target, not one per check")
+                let deliveries = try await receiver.settled(client)
+                #expect(deliveries.count == 2, "one message per target, not one per check")
                 let hook = try #require(deliveries.first { $0.path == "/hook" }).json()
                 #expect(hook["kind"] as? String == "waiting")
                 #expect(hook["cluster"] as? String == "prod-eu-1")
@@ -171,9 +187,8 @@ struct NotificationTests {
                 let expected = [
                     "opened", "closed", "rollback-requested", "rollback-fired", "freeze-set", "freeze-lifted", "failed",
                 ]
-                let hooks = try await receiver.wait(for: expected.count + 1).filter { $0.path == "/hook" }
-                try await Task.sleep(for: .milliseconds(300))
-                let kinds = try receiver.deliveries.filter { $0.path == "/hook" }.map {
+                let hooks = try await receiver.settled(client).filter { $0.path == "/hook" }
+                let kinds = try hooks.map {
                     try $0.json()["kind"] as? String
                 }
                 #expect(kinds == expected, "each fact once, in order; the Failed event repeats the outcome")
@@ -189,16 +204,45 @@ struct NotificationTests {
         try await receiver.run { url in
             try await notifyingServer(receiver: url, extra: "").run(.live) { client in
                 _ = try await client.post("/v1/freezes", #"{"namespace": "other", "reason": "r"}"#)
-                let deliveries = try await receiver.wait(for: 3)
-                #expect(deliveries.count == 3)
-                #expect(deliveries[2].at.timeIntervalSince(deliveries[1].at) >= 0.95, "Retry-After: 1 was honoured")
-                try await Task.sleep(for: .milliseconds(300))
-                #expect(receiver.deliveries.count == 3, "delivered once, then nothing more")
+                let deliveries = try await receiver.settled(client)
+                #expect(deliveries.count == 3, "retried twice, delivered once, then nothing more")
                 let metrics = try PrometheusText(try await client.get("/metrics").text)
                 #expect(metrics.value("gatehouse_notifications_total", ["target": "hook", "outcome": "retried"]) == 2)
                 #expect(
                     metrics.value("gatehouse_notifications_total", ["target": "hook", "outcome": "delivered"]) == 1)
             }
+        }
+    }
+
+    @Test("a 429 waits as long as its Retry-After says (seconds or a date); a 5xx backs off; a 4xx fails")
+    func retryDecision() throws {
+        func response(_ status: Int, _ headers: [String: String] = [:]) -> HTTPURLResponse? {
+            HTTPURLResponse(url: URL(string: "http://x")!, statusCode: status, httpVersion: nil, headerFields: headers)
+        }
+        guard
+            case .retry(let after, _) = OutboxDelivery.Outcome(
+                response(429, ["Retry-After": "7"]), attempts: 0, base: 1)
+        else { return #expect(Bool(false), "a 429 is retried") }
+        #expect(after == 7)
+        let date = Date().addingTimeInterval(120)
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard
+            case .retry(let untilDate, _) = OutboxDelivery.Outcome(
+                response(429, ["Retry-After": formatter.string(from: date)]), attempts: 0, base: 1)
+        else { return #expect(Bool(false), "a 429 is retried") }
+        #expect((100...121).contains(untilDate))
+        guard case .retry(let backoff, _) = OutboxDelivery.Outcome(response(503), attempts: 3, base: 1) else {
+            return #expect(Bool(false), "a 503 is retried")
+        }
+        #expect(backoff == 8)
+        guard case .fail = OutboxDelivery.Outcome(response(404), attempts: 0, base: 1) else {
+            return #expect(Bool(false), "a 404 is not retried")
+        }
+        guard case .delivered = OutboxDelivery.Outcome(response(204), attempts: 0, base: 1) else {
+            return #expect(Bool(false), "a 204 is a delivery")
         }
     }
 
@@ -259,9 +303,15 @@ struct NotificationTests {
         let url = URL(string: "http://127.0.0.1:\(port)")!
         let server = try notifyingServer(receiver: url)
         try await server.run(.live) { client in
-            // Nobody listens yet: the message stays in the outbox.
+            // Nobody listens yet: the message stays in the outbox, its first attempt failed.
             _ = try await client.post("/v1/freezes", #"{"namespace": "other", "reason": "r"}"#)
-            try await Task.sleep(for: .milliseconds(200))
+            var retried: Double?
+            for _ in 0..<400 where (retried ?? 0) < 1 {
+                try await Task.sleep(for: .milliseconds(25))
+                retried = try PrometheusText(try await client.get("/metrics").text).value(
+                    "gatehouse_notifications_total", ["target": "hook", "outcome": "retried"])
+            }
+            #expect(retried == 1)
         }
         let receiver = Receiver()
         try await receiver.run(port: port) { _ in

@@ -9,7 +9,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite("Operating the service")
+@Suite("Operating the service", .timeLimit(.minutes(3)))
 struct OperationsTests {
     @Test("state survives a restart of the service")
     func restart() async throws {

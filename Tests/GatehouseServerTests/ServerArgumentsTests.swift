@@ -3,7 +3,7 @@ import GatehouseCore
 import GatehouseServer
 import Testing
 
-@Suite("serve's options and their GATEHOUSE_* fallbacks")
+@Suite("serve's options and their GATEHOUSE_* fallbacks", .timeLimit(.minutes(3)))
 struct ServerArgumentsTests {
     @Test("flags win over the environment, which wins over the defaults")
     func precedence() throws {

@@ -46,7 +46,7 @@ func slackServer() throws -> TestServer {
     try serverWithAccess { $0.slackSigningSecret = SlackSigner().secret }
 }
 
-@Suite("Slack slash commands")
+@Suite("Slack slash commands", .timeLimit(.minutes(3)))
 struct SlackTests {
     let signer = SlackSigner()
 

@@ -5,7 +5,7 @@ import Testing
 
 @testable import GatehouseStore
 
-@Suite("The store on a real SQLite file")
+@Suite("The store on a real SQLite file", .timeLimit(.minutes(3)))
 struct GateStoreTests {
     let database: TemporaryDatabase
     let store: GateStore
@@ -358,7 +358,7 @@ struct GateStoreTests {
     }
 }
 
-@Suite("Dates in the database")
+@Suite("Dates in the database", .timeLimit(.minutes(3)))
 struct StoredDateTests {
     @Test("dates are written exactly as GRDB writes them, and read back by GRDB")
     func sameAsGRDB() throws {
