@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Runs the built `gatehouse` binary, as a user or a CI job would.
 struct Gatehouse {
     struct Result {
@@ -18,22 +22,62 @@ struct Gatehouse {
         try #require(
             FileManager.default.isExecutableFile(atPath: binary.path),
             "build the gatehouse product first (swift test builds it)")
+        let environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // posix_spawn on a thread of its own, not Foundation's Process: on this toolchain its run()
+        // over-reads /proc/self/fd entries and crashes now and then (swift-corelibs-foundation #5472).
         return try await withCheckedThrowingContinuation { continuation in
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-            let output = Pipe()
-            let errors = Pipe()
-            process.standardOutput = output
-            process.standardError = errors
-            process.terminationHandler = { process in
-                let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                continuation.resume(returning: Result(status: process.terminationStatus, output: out, errors: err))
+            Thread.detachNewThread {
+                continuation.resume(
+                    with: Swift.Result { try spawn(binary.path, arguments, environment: environment) })
             }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
         }
+    }
+
+    /// Runs the program to its end, collecting what it writes to stdout and stderr.
+    private static func spawn(_ path: String, _ arguments: [String], environment: [String: String]) throws -> Result {
+        var output: [Int32] = [0, 0]
+        var errors: [Int32] = [0, 0]
+        guard pipe(&output) == 0, pipe(&errors) == 0 else { throw POSIXError(.EMFILE) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        for descriptor in output + errors { posix_spawn_file_actions_addclose(&actions, descriptor) }
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        close(output[1])
+        close(errors[1])
+        defer {
+            close(output[0])
+            close(errors[0])
+        }
+        guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO) }
+        // Both pipes are read together, so that a child filling one cannot block on it.
+        var collected: [Int32: [UInt8]] = [output[0]: [], errors[0]: []]
+        var open = [output[0], errors[0]]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            var polled = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&polled, nfds_t(polled.count), -1) >= 0 || errno == EINTR else { break }
+            for entry in polled where entry.revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    collected[entry.fd, default: []] += buffer[0..<count]
+                } else if count == 0 || errno != EINTR {
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Result(
+            status: exited, output: String(decoding: collected[output[0]] ?? [], as: UTF8.self),
+            errors: String(decoding: collected[errors[0]] ?? [], as: UTF8.self))
     }
 }
 

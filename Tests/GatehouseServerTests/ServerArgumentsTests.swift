@@ -76,4 +76,15 @@ struct ServerArgumentsTests {
         #expect(arguments.storageTimeout == 7)
         #expect(arguments.notificationRetryBase == 7)
     }
+
+    @Test("the README's configuration table names every option with its variable")
+    func readme() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        for option in ServeOption.all {
+            #expect(readme.contains("`--\(option.name)`"), "README lacks --\(option.name)")
+            #expect(readme.contains("`\(option.environmentName)`"), "README lacks \(option.environmentName)")
+        }
+    }
 }
