@@ -6,7 +6,7 @@ public struct CanaryID: Hashable, Sendable, Comparable, CustomStringConvertible 
     public let name: String
 
     /// Creates an identity after checking both parts are valid Kubernetes names.
-    public init(namespace: String, name: String) throws(ValidationError) {
+    public init(namespace: String, name: String) throws(InvalidInput) {
         try KubernetesName.validateLabel(namespace, field: "namespace")
         try KubernetesName.validateSubdomain(name, field: "name")
         self.namespace = namespace
@@ -24,27 +24,27 @@ public struct CanaryID: Hashable, Sendable, Comparable, CustomStringConvertible 
 /// Checks of Kubernetes object names, as the API server applies them.
 public enum KubernetesName {
     /// Validates a DNS-1123 label: at most 63 lowercase alphanumerics or '-', alphanumeric at both ends.
-    public static func validateLabel(_ value: String, field: String) throws(ValidationError) {
-        guard !value.isEmpty else { throw ValidationError("\(field) must not be empty") }
+    public static func validateLabel(_ value: String, field: String) throws(InvalidInput) {
+        guard !value.isEmpty else { throw InvalidInput("\(field) must not be empty") }
         guard value.utf8.count <= 63 else {
-            throw ValidationError("\(field) '\(value.prefix(70))' is longer than 63 characters")
+            throw InvalidInput("\(field) '\(value.prefix(70))' is longer than 63 characters")
         }
         guard isLabel(value.utf8) else {
-            throw ValidationError(
+            throw InvalidInput(
                 "\(field) '\(value)' is not a valid Kubernetes name: use lowercase letters, digits and '-', starting and ending with a letter or digit"
             )
         }
     }
 
     /// Validates a DNS-1123 subdomain: at most 253 characters, dot-separated labels.
-    public static func validateSubdomain(_ value: String, field: String) throws(ValidationError) {
-        guard !value.isEmpty else { throw ValidationError("\(field) must not be empty") }
+    public static func validateSubdomain(_ value: String, field: String) throws(InvalidInput) {
+        guard !value.isEmpty else { throw InvalidInput("\(field) must not be empty") }
         guard value.utf8.count <= 253 else {
-            throw ValidationError("\(field) '\(value.prefix(70))…' is longer than 253 characters")
+            throw InvalidInput("\(field) '\(value.prefix(70))…' is longer than 253 characters")
         }
         guard value.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy(isLabel)
         else {
-            throw ValidationError(
+            throw InvalidInput(
                 "\(field) '\(value)' is not a valid Kubernetes name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
             )
         }
@@ -62,7 +62,7 @@ public enum KubernetesName {
 }
 
 /// Input that breaks a rule of the API; its message is one sentence meant for the caller.
-public struct ValidationError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct InvalidInput: Error, Equatable, Sendable, CustomStringConvertible {
     /// What is wrong, as one sentence.
     public let message: String
 

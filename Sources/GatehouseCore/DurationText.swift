@@ -7,8 +7,8 @@ public enum DurationText {
     ]
 
     /// Parses a positive duration into seconds, or explains in one sentence what is wrong.
-    public static func seconds(from text: String, field: String = "ttl") throws(ValidationError) -> TimeInterval {
-        let invalid = ValidationError(
+    public static func seconds(from text: String, field: String = "ttl") throws(InvalidInput) -> TimeInterval {
+        let invalid = InvalidInput(
             "\(field) '\(text.prefix(40))' is not a duration; write it like 90s, 15m, 2h or 1h30m")
         var rest = Substring(text)
         guard !rest.isEmpty else { throw invalid }
@@ -32,8 +32,8 @@ public enum DurationText {
             rest = rest.dropFirst(unit.suffix.count)
             total += value * unit.seconds
         }
-        guard total > 0 else { throw ValidationError("\(field) must be longer than zero") }
-        guard total <= 366 * 86400 else { throw ValidationError("\(field) must be at most a year") }
+        guard total > 0 else { throw InvalidInput("\(field) must be longer than zero") }
+        guard total <= 366 * 86400 else { throw InvalidInput("\(field) must be at most a year") }
         return total
     }
 
@@ -53,12 +53,12 @@ public enum DurationText {
 /// RFC 3339 timestamps as the API reads and writes them.
 public enum Timestamp {
     /// Parses an RFC 3339 time, with or without fractional seconds, or explains what is wrong.
-    public static func date(from text: String, field: String) throws(ValidationError) -> Date {
+    public static func date(from text: String, field: String) throws(InvalidInput) -> Date {
         if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
         if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
             return date
         }
-        throw ValidationError("\(field) '\(text.prefix(40))' is not an RFC 3339 time such as 2026-11-21T18:00:00Z")
+        throw InvalidInput("\(field) '\(text.prefix(40))' is not an RFC 3339 time such as 2026-11-21T18:00:00Z")
     }
 
     /// Formats a time as RFC 3339 in UTC.

@@ -26,7 +26,7 @@ public struct FlaggerPayload: Sendable, Equatable, Decodable {
     }
 
     /// The validated canary identity the payload names.
-    public func canaryID() throws(ValidationError) -> CanaryID {
+    public func canaryID() throws(InvalidInput) -> CanaryID {
         try CanaryID(namespace: namespace, name: name)
     }
 

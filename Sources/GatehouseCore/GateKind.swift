@@ -32,14 +32,14 @@ public enum GateKind: String, CaseIterable, Sendable, Codable {
     public var isAdvanceGate: Bool { self != .rollback }
 
     /// Parses a gate name as users type it, accepting the hook names too.
-    public init(userInput: String) throws(ValidationError) {
+    public init(userInput: String) throws(InvalidInput) {
         let lowered = userInput.lowercased()
         if let kind = GateKind(rawValue: lowered) {
             self = kind
         } else if let kind = GateKind.allCases.first(where: { $0.hook == lowered }) {
             self = kind
         } else {
-            throw ValidationError(
+            throw InvalidInput(
                 "unknown gate '\(userInput.prefix(64))'; expected one of: \(GateKind.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }

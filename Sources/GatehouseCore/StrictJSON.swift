@@ -13,8 +13,8 @@ public enum StrictJSON {
         case whole
     }
 
-    /// Throws a `ValidationError` saying what is wrong with `bytes`, if anything.
-    public static func validate(_ bytes: some Collection<UInt8>, numbers: Numbers = .whole) throws(ValidationError) {
+    /// Throws a `InvalidInput` saying what is wrong with `bytes`, if anything.
+    public static func validate(_ bytes: some Collection<UInt8>, numbers: Numbers = .whole) throws(InvalidInput) {
         var reader = Reader(bytes: Array(bytes), numbers: numbers)
         try reader.value(depth: 0)
         reader.skipSpace()
@@ -29,8 +29,8 @@ public enum StrictJSON {
         let numbers: Numbers
         var index = 0
 
-        func error(_ what: String) -> ValidationError {
-            ValidationError("the request body is not valid JSON: \(what) at byte \(index + 1)")
+        func error(_ what: String) -> InvalidInput {
+            InvalidInput("the request body is not valid JSON: \(what) at byte \(index + 1)")
         }
 
         mutating func skipSpace() {
@@ -44,7 +44,7 @@ public enum StrictJSON {
             return true
         }
 
-        mutating func value(depth: Int) throws(ValidationError) {
+        mutating func value(depth: Int) throws(InvalidInput) {
             skipSpace()
             guard index < bytes.count else { throw error("the body ends where a value belongs") }
             switch bytes[index] {
@@ -59,7 +59,7 @@ public enum StrictJSON {
             }
         }
 
-        mutating func object(depth: Int) throws(ValidationError) {
+        mutating func object(depth: Int) throws(InvalidInput) {
             guard depth <= StrictJSON.maximumDepth else { throw error("nested too deeply") }
             index += 1
             if take(UInt8(ascii: "}")) { return }
@@ -71,7 +71,7 @@ public enum StrictJSON {
                 }
                 let key = try string()
                 guard keys.insert(key).inserted else {
-                    throw ValidationError(
+                    throw InvalidInput(
                         "the request body is not valid JSON: the field '\(key.prefix(40))' appears twice")
                 }
                 guard take(UInt8(ascii: ":")) else { throw error("':' expected after a field name") }
@@ -80,7 +80,7 @@ public enum StrictJSON {
             guard take(UInt8(ascii: "}")) else { throw error("',' or '}' expected") }
         }
 
-        mutating func array(depth: Int) throws(ValidationError) {
+        mutating func array(depth: Int) throws(InvalidInput) {
             guard depth <= StrictJSON.maximumDepth else { throw error("nested too deeply") }
             index += 1
             if take(UInt8(ascii: "]")) { return }
@@ -94,7 +94,7 @@ public enum StrictJSON {
             guard take(UInt8(ascii: "]")) else { throw error("',' or ']' expected") }
         }
 
-        mutating func literal(_ word: String) throws(ValidationError) {
+        mutating func literal(_ word: String) throws(InvalidInput) {
             let expected = Array(word.utf8)
             guard bytes.count - index >= expected.count, Array(bytes[index..<index + expected.count]) == expected else {
                 throw error("unexpected character")
@@ -102,7 +102,7 @@ public enum StrictJSON {
             index += expected.count
         }
 
-        mutating func number() throws(ValidationError) {
+        mutating func number() throws(InvalidInput) {
             let start = index
             if bytes[index] == UInt8(ascii: "-") { index += 1 }
             guard index < bytes.count, isDigit(bytes[index]) else { throw error("a digit expected") }
@@ -130,13 +130,13 @@ public enum StrictJSON {
             }
             if numbers == .whole && !isWhole {
                 index = start
-                throw ValidationError(
+                throw InvalidInput(
                     "a number must be whole and written without a fraction or exponent (byte \(start + 1))")
             }
         }
 
         /// A string, with its escapes decoded.
-        mutating func string() throws(ValidationError) -> String {
+        mutating func string() throws(InvalidInput) -> String {
             index += 1
             var scalars = String.UnicodeScalarView()
             var start = index
@@ -178,7 +178,7 @@ public enum StrictJSON {
         }
 
         /// The scalar of a `\uXXXX` escape (a surrogate pair takes two); a lone surrogate is refused.
-        mutating func unicodeEscape() throws(ValidationError) -> Unicode.Scalar {
+        mutating func unicodeEscape() throws(InvalidInput) -> Unicode.Scalar {
             let first = try hex4()
             if (0xD800..<0xDC00).contains(first) {
                 guard bytes.count - index >= 2, bytes[index] == UInt8(ascii: "\\"),
@@ -195,7 +195,7 @@ public enum StrictJSON {
             return scalar
         }
 
-        mutating func hex4() throws(ValidationError) -> UInt32 {
+        mutating func hex4() throws(InvalidInput) -> UInt32 {
             guard bytes.count - index >= 4 else { throw error("a \\u escape needs four hex digits") }
             var value: UInt32 = 0
             for _ in 0..<4 {

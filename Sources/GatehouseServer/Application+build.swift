@@ -10,9 +10,9 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
     let database = try GateStore.openDatabase(
         atPath: arguments.databasePath, busyTimeout: arguments.storageTimeout,
         synchronousFull: arguments.synchronousFull)
-    let notifications = try arguments.notificationsFile.map { path throws(ValidationError) in
+    let notifications = try arguments.notificationsFile.map { path throws(InvalidInput) in
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("the notifications file \(path) cannot be read")
+            throw InvalidInput("the notifications file \(path) cannot be read")
         }
         return try NotificationSettings.parse(String(decoding: data, as: UTF8.self))
     }
@@ -71,12 +71,12 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
 
 /// How many connections are served at once: as asked, or as many as the descriptor limit (raised
 /// to its hard limit first) leaves, up to 10,000.
-private func connectionCap(_ arguments: ServerArguments) throws(ValidationError) -> Int {
+private func connectionCap(_ arguments: ServerArguments) throws(InvalidInput) -> Int {
     let limit = DescriptorLimit.raise()
     let allowed = DescriptorLimit.connectionsAllowed(by: limit)
     guard let asked = arguments.maximumConnections else { return min(allowed, 10_000) }
     guard asked <= allowed else {
-        throw ValidationError(
+        throw InvalidInput(
             "--max-connections \(asked) is more than the descriptor limit (\(limit)) leaves for connections (\(allowed)); raise the limit (ulimit -n) or ask for fewer"
         )
     }
@@ -91,7 +91,7 @@ public func buildRouter(
     let checker = GateChecker(store: store, metrics: metrics)
     let accessGuard = security.accessGuard
     let loadtester = LoadtesterController(store: store, checker: checker, access: accessGuard)
-    router.add(middleware: MetricsMiddleware(metrics: metrics))
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     router.addRoutes(HealthController(store: store, metrics: metrics).endpoints)
     router.addRoutes(loadtester.fixedEndpoints)
@@ -170,16 +170,16 @@ public struct SecuritySettings: Sendable {
     var flaggerSecret: FlaggerSecret { FlaggerSecret(flaggerToken) }
 
     /// Reads what the arguments name; a broken access file or expression stops the start.
-    public init(_ arguments: ServerArguments, logger: Logger) throws(ValidationError) {
-        access = try arguments.accessFile.map { path throws(ValidationError) in
+    public init(_ arguments: ServerArguments, logger: Logger) throws(InvalidInput) {
+        access = try arguments.accessFile.map { path throws(InvalidInput) in
             try AccessControl(path: path, logger: logger)
         }
-        namespaces = try arguments.namespaceRegexp.map { pattern throws(ValidationError) in try NamespaceFilter(pattern)
+        namespaces = try arguments.namespaceRegexp.map { pattern throws(InvalidInput) in try NamespaceFilter(pattern)
         }
         flaggerToken = arguments.flaggerToken
         slackSigningSecret = arguments.slackSigningSecret
         if arguments.protectMetrics && access == nil {
-            throw ValidationError("--protect-metrics needs --access-file: its tokens are what /metrics asks for")
+            throw InvalidInput("--protect-metrics needs --access-file: its tokens are what /metrics asks for")
         }
         protectsMetrics = arguments.protectMetrics
     }

@@ -62,7 +62,7 @@ public struct GatehouseError: Error, Sendable, Equatable {
         switch error {
         case let error as GatehouseError:
             return error
-        case let error as ValidationError:
+        case let error as InvalidInput:
             return .badRequest(error.message)
         case let error as StoreError:
             switch error {

@@ -48,7 +48,7 @@ enum JSONBody {
                     "a field has a value of the wrong kind, such as a fraction where a whole number belongs")
             }
             throw GatehouseError.badRequest(describe(error))
-        } catch let error as ValidationError {
+        } catch let error as InvalidInput {
             throw GatehouseError.badRequest(error.message)
         }
     }
@@ -99,7 +99,7 @@ extension Decoder {
     func rejectUnknownKeys(allowed: [String]) throws {
         let container = try self.container(keyedBy: AnyCodingKey.self)
         if let unknown = container.allKeys.first(where: { !allowed.contains($0.stringValue) }) {
-            throw ValidationError(
+            throw InvalidInput(
                 "unknown field '\(unknown.stringValue.prefix(40))'; expected one of: \(allowed.joined(separator: ", "))"
             )
         }

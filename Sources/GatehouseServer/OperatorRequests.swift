@@ -23,13 +23,13 @@ struct OpenGateBody: Decodable {
         expiresAt = try container.decodeIfPresent(String.self, forKey: .expiresAt)
         if (try? container.decodeIfPresent(String.self, forKey: .steps)) != nil {
             guard try container.decode(String.self, forKey: .steps) == "rest" else {
-                throw ValidationError(Self.stepsRule)
+                throw InvalidInput(Self.stepsRule)
             }
             restOfRollout = true
         } else if let number = try? container.decodeIfPresent(Int.self, forKey: .steps) {
             steps = number
         } else if container.contains(.steps), try !container.decodeNil(forKey: .steps) {
-            throw ValidationError(Self.stepsRule)
+            throw InvalidInput(Self.stepsRule)
         }
         sticky = try container.decodeIfPresent(Bool.self, forKey: .sticky)
         force = try container.decodeIfPresent(Bool.self, forKey: .force)
@@ -40,21 +40,21 @@ struct OpenGateBody: Decodable {
     static let stepsRule = "steps must be a whole number from 1 to 10000, or \"rest\" for the rest of this rollout"
 
     /// The validated request for `gate`; `force` only means something for a rollback.
-    func openRequest(for gate: GateKind, now: Date) throws(ValidationError) -> OpenRequest {
+    func openRequest(for gate: GateKind, now: Date) throws(InvalidInput) -> OpenRequest {
         if (steps != nil || restOfRollout) && gate != .traffic {
-            throw ValidationError("steps applies only to the traffic gate")
+            throw InvalidInput("steps applies only to the traffic gate")
         }
         if let steps, !(1...10_000).contains(steps) {
-            throw ValidationError(Self.stepsRule)
+            throw InvalidInput(Self.stepsRule)
         }
         if restOfRollout && sticky == true {
-            throw ValidationError("steps \"rest\" is for this rollout only, so it cannot be sticky")
+            throw InvalidInput("steps \"rest\" is for this rollout only, so it cannot be sticky")
         }
         if force != nil && gate != .rollback {
-            throw ValidationError("force applies only to a rollback")
+            throw InvalidInput("force applies only to a rollback")
         }
         if sticky == true && gate == .rollback {
-            throw ValidationError(
+            throw InvalidInput(
                 "a rollback request cannot be sticky: it belongs to one rollout; give it a ttl instead")
         }
         return OpenRequest(
@@ -104,14 +104,14 @@ enum Reason {
     static let maximumLength = 1024
 
     /// Trims a reason and refuses one that is too long; empty means none.
-    static func validate(_ reason: String?, required: Bool = false) throws(ValidationError) -> String? {
+    static func validate(_ reason: String?, required: Bool = false) throws(InvalidInput) -> String? {
         let trimmed = reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         if trimmed.isEmpty {
-            if required { throw ValidationError("a reason is required") }
+            if required { throw InvalidInput("a reason is required") }
             return nil
         }
         guard trimmed.count <= maximumLength else {
-            throw ValidationError("reason is longer than \(maximumLength) characters")
+            throw InvalidInput("reason is longer than \(maximumLength) characters")
         }
         return trimmed
     }
@@ -122,19 +122,19 @@ enum Expiry {
     static func date(
         ttl: String?, expiresAt: String?, now: Date, ttlField: String = "ttl", timeField: String = "expiresAt"
     )
-        throws(ValidationError) -> Date?
+        throws(InvalidInput) -> Date?
     {
         switch (ttl, expiresAt) {
         case (.some, .some):
-            throw ValidationError("give either \(ttlField) or \(timeField), not both")
+            throw InvalidInput("give either \(ttlField) or \(timeField), not both")
         case (.some(let ttl), nil):
             let seconds = try DurationText.seconds(from: ttl, field: ttlField)
             // Shorter would expire before any check could see it.
-            guard seconds >= 1 else { throw ValidationError("\(ttlField) must be at least 1s") }
+            guard seconds >= 1 else { throw InvalidInput("\(ttlField) must be at least 1s") }
             return now.addingTimeInterval(seconds)
         case (nil, .some(let text)):
             let date = try Timestamp.date(from: text, field: timeField)
-            guard date > now else { throw ValidationError("\(timeField) \(text) is in the past") }
+            guard date > now else { throw InvalidInput("\(timeField) \(text) is in the past") }
             return date
         case (nil, nil):
             return nil

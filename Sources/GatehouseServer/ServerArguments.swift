@@ -68,10 +68,10 @@ public struct ServerArguments: Sendable, Equatable {
 
     /// Builds the arguments from flags (by option name, without dashes) falling back to each
     /// option's `GATEHOUSE_*` variable, then to the defaults. An unknown flag is refused.
-    public init(flags: [String: String], environment: [String: String]) throws(ValidationError) {
+    public init(flags: [String: String], environment: [String: String]) throws(InvalidInput) {
         let known = Set(ServeOption.all.map(\.name))
         if let unknown = flags.keys.sorted().first(where: { !known.contains($0) }) {
-            throw ValidationError("there is no option --\(unknown); `gatehouse serve --help` lists them")
+            throw InvalidInput("there is no option --\(unknown); `gatehouse serve --help` lists them")
         }
         for option in ServeOption.all {
             let fromEnvironment = environment[option.environmentName].flatMap { $0.isEmpty ? nil : $0 }
@@ -82,12 +82,12 @@ public struct ServerArguments: Sendable, Equatable {
     }
 
     /// Builds the arguments from `serve`'s command line (`--name value` or `--name=value`).
-    public init(commandLine: [String], environment: [String: String]) throws(ValidationError) {
+    public init(commandLine: [String], environment: [String: String]) throws(InvalidInput) {
         var flags: [String: String] = [:]
         var rest = commandLine[...]
         while let word = rest.popFirst() {
             guard word.hasPrefix("--"), word.count > 2 else {
-                throw ValidationError("'\(word.prefix(40))' is not an option; `gatehouse serve --help` lists them")
+                throw InvalidInput("'\(word.prefix(40))' is not an option; `gatehouse serve --help` lists them")
             }
             let flag = word.dropFirst(2)
             if let equals = flag.firstIndex(of: "=") {
@@ -95,7 +95,7 @@ public struct ServerArguments: Sendable, Equatable {
             } else if let value = rest.popFirst() {
                 flags[String(flag)] = value
             } else {
-                throw ValidationError("--\(flag) needs a value")
+                throw InvalidInput("--\(flag) needs a value")
             }
         }
         try self.init(flags: flags, environment: environment)
@@ -111,7 +111,7 @@ public struct ServeOption: Sendable {
     public let value: String
     /// One line of help, ending with the default where there is one.
     public let help: String
-    let apply: @Sendable (inout ServerArguments, String) throws(ValidationError) -> Void
+    let apply: @Sendable (inout ServerArguments, String) throws(InvalidInput) -> Void
 
     /// `GATEHOUSE_` and the name in capitals, e.g. `GATEHOUSE_STORAGE_TIMEOUT`.
     public var environmentName: String {
@@ -120,7 +120,7 @@ public struct ServeOption: Sendable {
 
     init(
         _ name: String, _ value: String, _ help: String,
-        apply: @escaping @Sendable (inout ServerArguments, String) throws(ValidationError) -> Void
+        apply: @escaping @Sendable (inout ServerArguments, String) throws(InvalidInput) -> Void
     ) {
         self.name = name
         self.value = value
@@ -132,7 +132,7 @@ public struct ServeOption: Sendable {
     static func duration(
         _ name: String, _ help: String, _ field: any WritableKeyPath<ServerArguments, TimeInterval> & Sendable
     ) -> ServeOption {
-        ServeOption(name, "duration", help) { arguments, text throws(ValidationError) in
+        ServeOption(name, "duration", help) { arguments, text throws(InvalidInput) in
             arguments[keyPath: field] = try DurationText.seconds(from: text, field: "--\(name)")
         }
     }
@@ -143,11 +143,11 @@ public struct ServeOption: Sendable {
     )
         -> ServeOption
     {
-        ServeOption(name, "true|false", help) { arguments, text throws(ValidationError) in
+        ServeOption(name, "true|false", help) { arguments, text throws(InvalidInput) in
             switch text.lowercased() {
             case "true", "1", "yes": arguments[keyPath: field] = true
             case "false", "0", "no": arguments[keyPath: field] = false
-            default: throw ValidationError("--\(name) must be true or false")
+            default: throw InvalidInput("--\(name) must be true or false")
             }
         }
     }
@@ -157,10 +157,10 @@ public struct ServeOption: Sendable {
         _ name: String, _ help: String, minimum: Int, maximum: Int = .max,
         _ set: @escaping @Sendable (inout ServerArguments, Int) -> Void
     ) -> ServeOption {
-        ServeOption(name, "count", help) { arguments, text throws(ValidationError) in
+        ServeOption(name, "count", help) { arguments, text throws(InvalidInput) in
             guard let count = Int(text), (minimum...maximum).contains(count) else {
                 let range = maximum == .max ? "of at least \(minimum)" : "from \(minimum) to \(maximum)"
-                throw ValidationError("--\(name) '\(text.prefix(20))' is not a whole number \(range)")
+                throw InvalidInput("--\(name) '\(text.prefix(20))' is not a whole number \(range)")
             }
             set(&arguments, count)
         }
@@ -184,14 +184,14 @@ public struct ServeOption: Sendable {
             text(name, "secret", "\(help) (prefer the environment variable or the file)", field),
             ServeOption("\(name)-file", "path", "A file holding the \(name.replacingOccurrences(of: "-", with: " ")).")
             {
-                arguments, path throws(ValidationError) in
+                arguments, path throws(InvalidInput) in
                 guard arguments[keyPath: field] == nil else { return }
                 guard let data = FileManager.default.contents(atPath: path) else {
                     arguments.missingSecretFiles.append(path)
                     return
                 }
                 let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                guard !secret.isEmpty else { throw ValidationError("--\(name)-file \(path) is empty") }
+                guard !secret.isEmpty else { throw InvalidInput("--\(name)-file \(path) is empty") }
                 arguments[keyPath: field] = secret
             },
         ]
@@ -208,9 +208,9 @@ public struct ServeOption: Sendable {
                 "database", "path", "SQLite database file, created if missing (default ./gatehouse.sqlite).",
                 \.databaseOption),
             ServeOption("log-format", "json|text", "Log format (default json).") {
-                arguments, text throws(ValidationError) in
+                arguments, text throws(InvalidInput) in
                 guard let format = ServerArguments.LogFormat(rawValue: text) else {
-                    throw ValidationError("--log-format must be json or text")
+                    throw InvalidInput("--log-format must be json or text")
                 }
                 arguments.logFormat = format
             },
@@ -218,9 +218,9 @@ public struct ServeOption: Sendable {
                 "log-level", "level",
                 "Lowest level logged: trace, debug, info, notice, warning, error or critical (default info)."
             ) {
-                arguments, text throws(ValidationError) in
+                arguments, text throws(InvalidInput) in
                 guard let level = Logger.Level(rawValue: text.lowercased()) else {
-                    throw ValidationError(
+                    throw InvalidInput(
                         "--log-level must be one of trace, debug, info, notice, warning, error, critical")
                 }
                 arguments.logLevel = level
@@ -250,11 +250,11 @@ public struct ServeOption: Sendable {
                 "synchronous", "normal|full",
                 "normal: a commit survives a crash of the process; full: also a power loss, slower (default normal)."
             ) {
-                arguments, text throws(ValidationError) in
+                arguments, text throws(InvalidInput) in
                 switch text.lowercased() {
                 case "normal": arguments.synchronousFull = false
                 case "full": arguments.synchronousFull = true
-                default: throw ValidationError("--synchronous must be normal or full")
+                default: throw InvalidInput("--synchronous must be normal or full")
                 }
             },
             text(

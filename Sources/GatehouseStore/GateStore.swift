@@ -303,7 +303,10 @@ public final class GateStore: Sendable {
 
     /// Every canary Gatehouse knows, by namespace and name.
     public func canaries(sorted: Bool = true) -> [Canary] {
-        let canaries = memory.withLock { Array($0.canaries.values) }
+        // The dictionary is copied on write: taking it under the lock costs nothing, and the list
+        // is made outside it, so checks are not held up while many canaries are listed.
+        let snapshot = memory.withLock { $0.canaries }
+        let canaries = Array(snapshot.values)
         return sorted ? canaries.sorted { $0.id < $1.id } : canaries
     }
 

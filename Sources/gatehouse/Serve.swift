@@ -49,7 +49,7 @@ struct Serve: AsyncParsableCommand {
         let app: any ApplicationProtocol
         do {
             app = try await buildApplication(arguments, logger: logger)
-        } catch let error as GatehouseCore.ValidationError {
+        } catch let error as GatehouseCore.InvalidInput {
             throw ArgumentParser.ValidationError(error.message)
         }
         try await app.runService()

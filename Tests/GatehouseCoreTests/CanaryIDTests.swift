@@ -24,7 +24,7 @@ struct CanaryIDTests {
         #expect {
             try CanaryID(namespace: namespace, name: "podinfo")
         } throws: { error in
-            (error as? ValidationError)?.message.hasPrefix("namespace") == true
+            (error as? InvalidInput)?.message.hasPrefix("namespace") == true
         }
     }
 
@@ -35,7 +35,7 @@ struct CanaryIDTests {
             String(repeating: "x", count: 254),
         ])
     func refusesName(name: String) {
-        #expect(throws: ValidationError.self) { try CanaryID(namespace: "test", name: name) }
+        #expect(throws: InvalidInput.self) { try CanaryID(namespace: "test", name: name) }
     }
 }
 
@@ -50,7 +50,7 @@ struct DurationTextTests {
 
     @Test(arguments: ["", "abc", "10", "5x", "-5m", "0s", "m", "1.5.5h", "400d", ".5h", "1.h", " 1h", "1h "])
     func refuses(text: String) {
-        #expect(throws: ValidationError.self) { try DurationText.seconds(from: text) }
+        #expect(throws: InvalidInput.self) { try DurationText.seconds(from: text) }
     }
 
     @Test func formats() {
@@ -63,6 +63,6 @@ struct DurationTextTests {
         #expect(Timestamp.string(from: date) == "2026-11-21T18:00:00Z")
         let offset = try Timestamp.date(from: "2026-11-21T20:00:00.500+02:00", field: "expiresAt")
         #expect(abs(offset.timeIntervalSince(date) - 0.5) < 0.001)
-        #expect(throws: ValidationError.self) { try Timestamp.date(from: "tomorrow", field: "expiresAt") }
+        #expect(throws: InvalidInput.self) { try Timestamp.date(from: "tomorrow", field: "expiresAt") }
     }
 }

@@ -143,7 +143,7 @@ struct DecisionTests {
     func gateNames() throws {
         #expect(try GateKind(userInput: "promotion") == .promotion)
         #expect(try GateKind(userInput: "confirm-traffic-increase") == .traffic)
-        #expect(throws: ValidationError.self) { try GateKind(userInput: "deploy") }
+        #expect(throws: InvalidInput.self) { try GateKind(userInput: "deploy") }
     }
 }
 

@@ -33,14 +33,14 @@ struct StrictJSONTests {
         #expect {
             try StrictJSON.validate(Array(text.utf8))
         } throws: { error in
-            (error as? ValidationError)?.message.contains(reason) == true
+            (error as? InvalidInput)?.message.contains(reason) == true
         }
     }
 
     @Test("a fraction or exponent is refused where whole numbers belong, and read where any number may")
     func numbers() throws {
         for text in [#"{"steps": 1.0}"#, #"{"steps": 1e0}"#, #"{"steps": 2E+1}"#] {
-            #expect(throws: ValidationError.self) { try StrictJSON.validate(Array(text.utf8)) }
+            #expect(throws: InvalidInput.self) { try StrictJSON.validate(Array(text.utf8)) }
             try StrictJSON.validate(Array(text.utf8), numbers: .any)
         }
         try StrictJSON.validate(Array(#"{"steps": -12}"#.utf8))

@@ -44,13 +44,13 @@ enum Tokens {
 
 extension Client {
     func send(_ method: HTTPRequest.Method, _ path: String, token: String?, body: String? = nil) async throws -> Reply {
-        var headers: HTTPFields = [Actor.header: "mallory"]
+        var headers: HTTPFields = [ActorHeader.header: "mallory"]
         if let token { headers[.authorization] = "Bearer \(token)" }
         return try await send(method, path, body: body, headers: headers)
     }
 }
 
-enum Actor {
+enum ActorHeader {
     static let header = HTTPField.Name("X-Gatehouse-Actor")!
 }
 
@@ -195,11 +195,11 @@ struct AccessControlTests {
         #expect(policy.token(presented: Tokens.ops)?.name == "ops")
         #expect(policy.token(presented: AccessPolicy.hash(of: Tokens.ops)) == nil)
         #expect(!Tokens.file.contains(Tokens.ops))
-        #expect(throws: ValidationError.self) {
+        #expect(throws: InvalidInput.self) {
             try AccessPolicy.parse(
                 "tokens:\n  - name: x\n    sha256: \(Tokens.ops)\n    namespaces: [a]\n    actions: [read]\n")
         }
-        #expect(throws: ValidationError.self) {
+        #expect(throws: InvalidInput.self) {
             try AccessPolicy.parse(
                 "tokens:\n  - name: x\n    sha256: \(AccessPolicy.hash(of: "t"))\n    namespaces: [a]\n    actions: [deploy]\n"
             )
@@ -255,7 +255,7 @@ struct AccessControlTests {
     func brokenAtStart() async throws {
         let server = try serverWithAccess()
         try "tokens: 5".write(toFile: try #require(server.arguments.accessFile), atomically: true, encoding: .utf8)
-        await #expect(throws: ValidationError.self) {
+        await #expect(throws: InvalidInput.self) {
             _ = try await buildApplication(server.arguments, logger: Logger(label: "test"))
         }
     }

@@ -22,7 +22,7 @@ struct ServerArgumentsTests {
             ["synchronous": "maybe"], ["max-connections": "0"], ["request-timeout": "-1s"], ["prot": "true"],
         ])
     func refused(flags: [String: String]) {
-        #expect(throws: ValidationError.self) { try ServerArguments(flags: flags, environment: [:]) }
+        #expect(throws: InvalidInput.self) { try ServerArguments(flags: flags, environment: [:]) }
     }
 
     @Test("secrets can be files: read and trimmed, a missing one leaves the feature off, an empty one is refused")
@@ -40,7 +40,7 @@ struct ServerArgumentsTests {
         #expect(arguments.slackSigningSecret == nil)
         #expect(arguments.missingSecretFiles == [missing])
         try "".write(toFile: token, atomically: true, encoding: .utf8)
-        #expect(throws: ValidationError.self) {
+        #expect(throws: InvalidInput.self) {
             try ServerArguments(flags: ["flagger-token-file": token], environment: [:])
         }
     }
@@ -52,10 +52,10 @@ struct ServerArgumentsTests {
         #expect(arguments.port == 9000)
         #expect(arguments.requestTimeout == 2)
         #expect(arguments.maximumConnections == 10)
-        #expect(throws: ValidationError("there is no option --prot; `gatehouse serve --help` lists them")) {
+        #expect(throws: InvalidInput("there is no option --prot; `gatehouse serve --help` lists them")) {
             try ServerArguments(commandLine: ["--prot", "1"], environment: [:])
         }
-        #expect(throws: ValidationError("--port needs a value")) {
+        #expect(throws: InvalidInput("--port needs a value")) {
             try ServerArguments(commandLine: ["--port"], environment: [:])
         }
     }

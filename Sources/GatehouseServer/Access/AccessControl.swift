@@ -15,7 +15,7 @@ public final class AccessControl: Sendable {
     private let logger: Logger
 
     /// Reads the access file; a broken file at start is an error (the service does not start open).
-    public init(path: String, logger: Logger) throws(ValidationError) {
+    public init(path: String, logger: Logger) throws(InvalidInput) {
         self.path = path
         self.logger = logger
         let (policy, fingerprint) = try Self.read(path)
@@ -48,9 +48,9 @@ public final class AccessControl: Sendable {
         }
     }
 
-    private static func read(_ path: String) throws(ValidationError) -> (AccessPolicy, SHA256.Digest) {
+    private static func read(_ path: String) throws(InvalidInput) -> (AccessPolicy, SHA256.Digest) {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("the access file \(path) cannot be read")
+            throw InvalidInput("the access file \(path) cannot be read")
         }
         return (try AccessPolicy.parse(String(decoding: data, as: UTF8.self)), SHA256.hash(data: data))
     }

@@ -86,24 +86,24 @@ public struct AccessPolicy: Sendable {
     public var slackChannels: [String: Grant]
 
     /// Reads an access file (YAML or JSON), or explains in one sentence what is wrong with it.
-    public static func parse(_ text: String) throws(ValidationError) -> AccessPolicy {
+    public static func parse(_ text: String) throws(InvalidInput) -> AccessPolicy {
         let file: AccessFile
         do {
             file = try YAMLDecoder().decode(AccessFile.self, from: text)
-        } catch let error as ValidationError {
+        } catch let error as InvalidInput {
             throw error
         } catch {
-            throw ValidationError("the access file cannot be read: \(error)")
+            throw InvalidInput("the access file cannot be read: \(error)")
         }
         var names = Set<String>()
         var tokens: [Token] = []
         for (index, entry) in (file.tokens ?? []).enumerated() {
             let location = "token \(index + 1)"
             guard !entry.name.isEmpty, names.insert(entry.name).inserted else {
-                throw ValidationError("\(location): a token needs a name of its own")
+                throw InvalidInput("\(location): a token needs a name of its own")
             }
             guard let hash = hexBytes(entry.sha256.lowercased()), hash.count == 32 else {
-                throw ValidationError(
+                throw InvalidInput(
                     "\(location) (\(entry.name)): sha256 must be 64 hex digits, the SHA-256 of the token (gatehouse token hash)"
                 )
             }
@@ -173,12 +173,12 @@ private struct AccessFile: Decodable {
         var namespaces: [String]
         var actions: [String]
 
-        func grant(_ location: String) throws(ValidationError) -> Grant {
-            guard !namespaces.isEmpty else { throw ValidationError("\(location): namespaces must not be empty") }
+        func grant(_ location: String) throws(InvalidInput) -> Grant {
+            guard !namespaces.isEmpty else { throw InvalidInput("\(location): namespaces must not be empty") }
             var actions = Set<AccessAction>()
             for action in self.actions {
                 guard let parsed = AccessAction(rawValue: action) else {
-                    throw ValidationError(
+                    throw InvalidInput(
                         "\(location): unknown action '\(action)'; expected \(AccessAction.allCases.map(\.rawValue).joined(separator: ", "))"
                     )
                 }
@@ -194,7 +194,7 @@ private struct AccessFile: Decodable {
         var namespaces: [String]
         var actions: [String]
 
-        func grant(_ location: String) throws(ValidationError) -> Grant {
+        func grant(_ location: String) throws(InvalidInput) -> Grant {
             try Entry(namespaces: namespaces, actions: actions).grant("\(location) (\(name))")
         }
     }
@@ -204,7 +204,7 @@ private struct AccessFile: Decodable {
         var namespaces: [String]
         var actions: [String]
 
-        func grant(_ location: String) throws(ValidationError) -> Grant {
+        func grant(_ location: String) throws(InvalidInput) -> Grant {
             try Entry(namespaces: namespaces, actions: actions).grant(location)
         }
     }

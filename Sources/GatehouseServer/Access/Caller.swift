@@ -41,11 +41,11 @@ public struct NamespaceFilter: Sendable {
     private let expression: NSRegularExpression
 
     /// Compiles the expression, or explains what is wrong with it.
-    public init(_ pattern: String) throws(ValidationError) {
+    public init(_ pattern: String) throws(InvalidInput) {
         do {
             expression = try NSRegularExpression(pattern: pattern)
         } catch {
-            throw ValidationError("--namespace-regexp '\(pattern)' is not a valid regular expression")
+            throw InvalidInput("--namespace-regexp '\(pattern)' is not a valid regular expression")
         }
         self.pattern = pattern
     }
@@ -106,7 +106,7 @@ struct BearerAuthMiddleware<Context: CallerContext & MutableCallerContext>: Rout
     {
         var context = context
         guard let access else {
-            context.caller = .unrestricted(actor: Actor.of(request, fallback: anonymousActor))
+            context.caller = .unrestricted(actor: ActorHeader.of(request, fallback: anonymousActor))
             return try await next(request, context)
         }
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {

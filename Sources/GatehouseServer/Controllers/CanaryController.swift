@@ -147,7 +147,7 @@ public struct GateSettings: Sendable {
 }
 
 /// Who is acting, for the audit trail.
-enum Actor {
+enum ActorHeader {
     static let header = HTTPField.Name("X-Gatehouse-Actor")!
 
     /// The self-declared actor header (the CLI sends the user's name), or `fallback`; used only

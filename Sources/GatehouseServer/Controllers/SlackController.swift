@@ -151,9 +151,9 @@ struct SlackController {
         guard command.verb == "open", command.arguments.count > 2, command.arguments[2].hasPrefix("steps=") else {
             return nil
         }
-        guard gate == .traffic else { throw ValidationError("steps applies only to the traffic gate") }
+        guard gate == .traffic else { throw InvalidInput("steps applies only to the traffic gate") }
         guard let steps = TrafficSteps(String(command.arguments[2].dropFirst("steps=".count))) else {
-            throw ValidationError("steps= takes a whole number from 1 to 10000, or rest for the rest of this rollout")
+            throw InvalidInput("steps= takes a whole number from 1 to 10000, or rest for the rest of this rollout")
         }
         return steps
     }
@@ -191,7 +191,7 @@ struct SlackController {
 
     static func canary(_ text: String) throws -> CanaryID {
         let parts = text.split(separator: "/", maxSplits: 1)
-        guard parts.count == 2 else { throw ValidationError("name the canary as NAMESPACE/NAME, e.g. test/podinfo") }
+        guard parts.count == 2 else { throw InvalidInput("name the canary as NAMESPACE/NAME, e.g. test/podinfo") }
         return try CanaryID(namespace: String(parts[0]), name: String(parts[1]))
     }
 

@@ -53,7 +53,7 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
     }
 
     /// The canary.
-    public func canary() throws(ValidationError) -> CanaryID { try CanaryID(namespace: namespace, name: name) }
+    public func canary() throws(InvalidInput) -> CanaryID { try CanaryID(namespace: namespace, name: name) }
 
     /// When it stops working.
     public var expiresAt: Date { Date(timeIntervalSince1970: TimeInterval(expires)) }

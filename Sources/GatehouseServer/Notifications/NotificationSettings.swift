@@ -41,24 +41,24 @@ public struct NotificationSettings: Sendable {
     public var targets: [Target]
 
     /// Reads the file (YAML or JSON), or says in one sentence what is wrong with it.
-    public static func parse(_ text: String) throws(ValidationError) -> NotificationSettings {
+    public static func parse(_ text: String) throws(InvalidInput) -> NotificationSettings {
         let file: File
         do {
             file = try YAMLDecoder().decode(File.self, from: text)
         } catch {
-            throw ValidationError("the notifications file cannot be read: \(error)")
+            throw InvalidInput("the notifications file cannot be read: \(error)")
         }
         var targets: [Target] = []
         for (index, entry) in file.targets.enumerated() {
             guard let url = URL(string: entry.url), url.scheme == "http" || url.scheme == "https" else {
-                throw ValidationError("target \(index + 1): url '\(entry.url)' is not an http(s) URL")
+                throw InvalidInput("target \(index + 1): url '\(entry.url)' is not an http(s) URL")
             }
             var kinds: Set<Notable.Kind>?
             if let names = entry.kinds {
                 kinds = []
                 for name in names {
                     guard let kind = Notable.Kind(rawValue: name) else {
-                        throw ValidationError(
+                        throw InvalidInput(
                             "target \(index + 1): unknown kind '\(name)'; expected \(Notable.Kind.allCases.map(\.rawValue).joined(separator: ", "))"
                         )
                     }
@@ -71,18 +71,18 @@ public struct NotificationSettings: Sendable {
                     namespaces: NamespaceScope(entry.namespaces ?? ["*"]), kinds: kinds))
         }
         if let base = file.linkBaseURL, URL(string: base)?.scheme == nil {
-            throw ValidationError("linkBaseURL '\(base)' is not a URL")
+            throw InvalidInput("linkBaseURL '\(base)' is not a URL")
         }
         return NotificationSettings(
             cluster: file.cluster ?? "kubernetes",
             linkBaseURL: file.linkBaseURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 },
-            linkTTL: try file.linkTTL.map { text throws(ValidationError) in
+            linkTTL: try file.linkTTL.map { text throws(InvalidInput) in
                 try DurationText.seconds(from: text, field: "linkTTL")
             } ?? 86400,
-            reminderAfter: try file.reminderAfter.map { text throws(ValidationError) in
+            reminderAfter: try file.reminderAfter.map { text throws(InvalidInput) in
                 try DurationText.seconds(from: text, field: "reminderAfter")
             },
-            giveUpAfter: try file.giveUpAfter.map { text throws(ValidationError) in
+            giveUpAfter: try file.giveUpAfter.map { text throws(InvalidInput) in
                 try DurationText.seconds(from: text, field: "giveUpAfter")
             } ?? 3600,
             targets: targets)

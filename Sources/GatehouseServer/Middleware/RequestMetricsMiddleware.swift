@@ -4,7 +4,7 @@ import Hummingbird
 
 /// Times every request and counts it by route pattern, method and status; returns the request id
 /// (the one in every log line of the request) in the `X-Request-Id` header.
-struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     static var requestIDHeader: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
 
     let metrics: GatehouseMetrics
