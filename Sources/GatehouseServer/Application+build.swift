@@ -90,19 +90,20 @@ public func buildRouter(
     let router = Router(context: GatehouseRequestContext.self)
     let checker = GateChecker(store: store, metrics: metrics)
     let accessGuard = security.accessGuard
-    let loadtester = LoadtesterController(store: store, checker: checker, access: accessGuard)
+    let operations = GateOperations(store: store, settings: settings, metrics: metrics, accessGuard: accessGuard)
+    let loadtester = LoadtesterController(operations: operations, access: accessGuard)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     router.addRoutes(HealthController(store: store, metrics: metrics).endpoints)
     router.addRoutes(loadtester.fixedEndpoints)
     router.group("v1/links").addRoutes(
         LinkController(
-            store: store, signer: security.links, settings: settings, metrics: metrics, accessGuard: accessGuard,
+            store: store, operations: operations, signer: security.links, accessGuard: accessGuard,
             cluster: security.cluster
         ).endpoints)
     router.group("v1/slack").addRoutes(
         SlackController(
-            store: store, settings: settings, metrics: metrics, access: security.access, accessGuard: accessGuard,
+            store: store, operations: operations, access: security.access, accessGuard: accessGuard,
             signingSecret: security.slackSigningSecret
         ).endpoints)
 
@@ -117,9 +118,10 @@ public func buildRouter(
         router.addRoutes(metricsRoutes)
     }
     operators.group("v1/canaries").addRoutes(
-        CanaryController(store: store, settings: settings, metrics: metrics, access: accessGuard).endpoints)
+        CanaryController(store: store, operations: operations, access: accessGuard).endpoints)
     operators.group("v1/events").addRoutes(AuditController(store: store, access: accessGuard).endpoints)
-    operators.group("v1/freezes").addRoutes(FreezeController(store: store, access: accessGuard).endpoints)
+    operators.group("v1/freezes").addRoutes(
+        FreezeController(store: store, operations: operations, access: accessGuard).endpoints)
     router.group()
         .add(middleware: BearerAuthMiddleware(access: security.access, anonymousActor: LoadtesterController.actor))
         .add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard))

@@ -8,8 +8,7 @@ import Logging
 /// The operator API over canaries: their state, opening and closing gates, rollbacks, audit trail.
 struct CanaryController {
     let store: GateStore
-    let settings: GateSettings
-    let metrics: GatehouseMetrics
+    let operations: GateOperations
     let access: AccessGuard
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
@@ -80,11 +79,9 @@ struct CanaryController {
         let actor = try access.authorize(.close, in: id.namespace, context: context)
         let body =
             try await JSONBody.decodeIfPresent(CloseGateBody.self, from: request, context: context) ?? CloseGateBody()
-        let reason = try Reason.validate(body.reason)
-        let canary = try await store.close(gate, of: id, reason: reason, actor: actor)
-        context.logger.info(
-            "closed \(gate.rawValue) gate of \(id)",
-            metadata: ["canary": "\(id)", "actor": "\(actor)", "reason": "\(reason ?? "")"])
+        let canary = try await operations.close(
+            gate, of: id, reason: try Reason.validate(body.reason),
+            by: .init(actor: actor, via: "api", logger: context.logger))
         return CanaryView(canary, at: Date())
     }
 
@@ -110,23 +107,10 @@ struct CanaryController {
     ) async throws -> CanaryView {
         let now = Date()
         let request = try body.openRequest(for: gate, now: now)
-        let canary: Canary
-        if gate == .rollback {
-            canary = try await store.requestRollback(
-                of: id, reason: request.reason,
-                expiresAt: request.expiresAt ?? now.addingTimeInterval(settings.rollbackTTL),
-                force: body.force ?? false, actor: actor, at: now)
-            metrics.recordRollbackRequested()
-        } else {
-            canary = try await store.open(gate, of: id, request, actor: actor, at: now)
-        }
-        let outcome = request.coverage(of: gate)
-        context.logger.info(
-            "opened \(gate.rawValue) gate of \(id)",
-            metadata: [
-                "canary": "\(id)", "actor": "\(actor)", "reason": "\(request.reason ?? "")", "outcome": "\(outcome)",
-            ])
-        return CanaryView(canary, at: now, outcome: outcome)
+        let canary = try await operations.open(
+            gate, of: id, request, rollback: .request(force: body.force ?? false, revision: nil),
+            by: .init(actor: actor, via: "api", logger: context.logger), at: now)
+        return CanaryView(canary, at: now, outcome: request.coverage(of: gate))
     }
 
     private func canaryID(_ context: GatehouseRequestContext) throws -> CanaryID {

@@ -7,6 +7,7 @@ import Logging
 /// Freezes: list, set, lift.
 struct FreezeController {
     let store: GateStore
+    let operations: GateOperations
     let access: AccessGuard
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
@@ -32,13 +33,11 @@ struct FreezeController {
             if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
             let actor = try access.authorize(.freeze, in: namespace, context: context)
             let now = Date()
-            let freeze = try await store.freeze(
+            let freeze = try await operations.freeze(
                 namespace: namespace, reason: try Reason.validate(body.reason, required: true) ?? "",
                 endsAt: try Expiry.date(
                     ttl: body.duration, expiresAt: body.until, now: now, ttlField: "for", timeField: "until"),
-                actor: actor, at: now)
-            context.logger.info(
-                "set freeze \(freeze.id)", metadata: ["actor": "\(actor)", "reason": "\(freeze.reason)"])
+                by: .init(actor: actor, via: "api", logger: context.logger), at: now)
             return EditedResponse(status: .created, response: freeze)
         }
         routes.rejectOtherMethods(than: [.get, .post], at: "")
@@ -52,9 +51,7 @@ struct FreezeController {
                 existing.namespace.map({ access.canRead($0, context: context) }) ?? true
             else { throw GatehouseError.notFound("there is no freeze \(id)") }
             let actor = try access.authorize(.freeze, in: existing.namespace, context: context)
-            let freeze = try await store.unfreeze(id: id, actor: actor)
-            context.logger.info("lifted freeze \(id)", metadata: ["actor": "\(actor)"])
-            return freeze
+            return try await operations.unfreeze(id: id, by: .init(actor: actor, via: "api", logger: context.logger))
         }
         routes.rejectOtherMethods(than: [.delete], at: ":id")
         return routes

@@ -13,9 +13,8 @@ struct LinkController {
     static let actor = "link"
 
     let store: GateStore
+    let operations: GateOperations
     let signer: LinkSigner?
-    let settings: GateSettings
-    let metrics: GatehouseMetrics
     let accessGuard: AccessGuard
     let cluster: String
 
@@ -45,16 +44,14 @@ struct LinkController {
             let canary = try link.canary()
             let token = SingleUse(nonce: link.nonce, expiresAt: link.expiresAt)
             do {
+                let asker = GateOperations.Asker(actor: Self.actor, via: "link", logger: context.logger)
                 switch link.action {
                 case .approve:
-                    _ = try await store.open(link.gate, of: canary, link.openRequest, actor: Self.actor, token: token)
+                    _ = try await operations.open(link.gate, of: canary, link.openRequest, by: asker, token: token)
                 case .rollback:
-                    let now = Date()
-                    _ = try await store.requestRollback(
-                        of: canary, reason: "requested from a notification",
-                        expiresAt: now.addingTimeInterval(settings.rollbackTTL), force: false, actor: Self.actor,
-                        revision: link.checksum, token: token, at: now)
-                    metrics.recordRollbackRequested()
+                    _ = try await operations.open(
+                        .rollback, of: canary, OpenRequest(reason: "requested from a notification"),
+                        rollback: .request(force: false, revision: link.checksum), by: asker, token: token)
                 }
             } catch StoreError.gone {
                 return HTMLPage(
@@ -63,9 +60,6 @@ struct LinkController {
                 let failure = GatehouseError.from(error, request: nil)
                 return HTMLPage(status: failure.status, title: "Nothing was done", text: failure.message)
             }
-            context.logger.info(
-                "\(link.action.rawValue) through a link",
-                metadata: ["canary": "\(canary)", "gate": "\(link.gate.rawValue)"])
             return HTMLPage(
                 status: .ok, title: "Done", text: "Done: \(Self.describe(link, cluster: cluster, past: true))")
         }

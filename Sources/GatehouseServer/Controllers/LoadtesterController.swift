@@ -9,8 +9,7 @@ struct LoadtesterController {
     /// The actor recorded for changes made through the loadtester-compatible endpoints.
     static let actor = "loadtester-api"
 
-    let store: GateStore
-    let checker: GateChecker
+    let operations: GateOperations
     let access: AccessGuard
 
     /// `/gate/approve` and `/gate/halt`, which answer the same whatever the body.
@@ -38,19 +37,16 @@ struct LoadtesterController {
             routes.post(RouterPath("\(prefix)/open")) { _, context in
                 let action: AccessAction = gate == .rollback ? .rollback : .open
                 let actor = try access.authorize(action, in: context.call.canary.namespace, context: context)
-                _ = try await store.open(gate, of: context.call.canary, OpenRequest(isSticky: true), actor: actor)
-                if gate == .rollback { checker.metrics.recordRollbackRequested() }
-                context.logger.info(
-                    "opened \(gate.rawValue) gate of \(context.call.canary)",
-                    metadata: ["canary": "\(context.call.canary)", "actor": "\(actor)"])
+                _ = try await operations.open(
+                    gate, of: context.call.canary, OpenRequest(isSticky: true), rollback: .loadtesterSwitch,
+                    by: .init(actor: actor, via: "loadtester", logger: context.logger))
                 return Response(status: .accepted)
             }
             routes.post(RouterPath("\(prefix)/close")) { _, context in
                 let actor = try access.authorize(.close, in: context.call.canary.namespace, context: context)
-                _ = try await store.close(gate, of: context.call.canary, reason: nil, actor: actor)
-                context.logger.info(
-                    "closed \(gate.rawValue) gate of \(context.call.canary)",
-                    metadata: ["canary": "\(context.call.canary)", "actor": "\(actor)"])
+                _ = try await operations.close(
+                    gate, of: context.call.canary, reason: nil,
+                    by: .init(actor: actor, via: "loadtester", logger: context.logger))
                 return Response(status: .accepted)
             }
             for action in ["open", "close"] {

@@ -14,8 +14,7 @@ struct SlackController {
     static let window: TimeInterval = 300
 
     let store: GateStore
-    let settings: GateSettings
-    let metrics: GatehouseMetrics
+    let operations: GateOperations
     let access: AccessControl?
     let accessGuard: AccessGuard
     let signingSecret: String?
@@ -72,7 +71,7 @@ struct SlackController {
 
     /// Carries out one command and words the reply; never throws, since Slack shows any non-200 as a failure.
     func run(_ command: SlackCommand, context: GatehouseRequestContext) async -> SlackReply {
-        let actor = "slack:\(command.user)"
+        let asker = GateOperations.Asker(actor: "slack:\(command.user)", via: "slack", logger: context.logger)
         do {
             switch command.verb {
             case "open", "close":
@@ -86,26 +85,25 @@ struct SlackController {
                 if command.verb == "open" {
                     try authorize(command, gate == .rollback ? .rollback : .open, canary.namespace)
                     if gate == .rollback {
-                        return try await rollback(canary, reason: reason, command: command)
+                        return try await rollback(canary, reason: reason, command: command, asker: asker)
                     }
                     var request = OpenRequest(reason: reason)
                     if let steps { request.cover(steps) }
-                    _ = try await store.open(gate, of: canary, request, actor: actor)
-                    log(context, "opened \(gate.rawValue) gate of \(canary)", actor)
+                    _ = try await operations.open(gate, of: canary, request, by: asker)
                     return .inChannel(
                         "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason)): \(request.coverage(of: gate))"
                     )
                 }
                 try authorize(command, .close, canary.namespace)
-                _ = try await store.close(gate, of: canary, reason: reason, actor: actor)
-                log(context, "closed \(gate.rawValue) gate of \(canary)", actor)
+                _ = try await operations.close(gate, of: canary, reason: reason, by: asker)
                 return .inChannel(
                     "<@\(command.user)> closed the \(gate.rawValue) gate of \(canary)\(Self.because(reason))")
             case "rollback":
                 guard let target = command.arguments.first else { return .usage("`rollback NAMESPACE/NAME [reason…]`") }
                 let canary = try Self.canary(target)
                 try authorize(command, .rollback, canary.namespace)
-                return try await rollback(canary, reason: try Reason.validate(command.rest(from: 1)), command: command)
+                return try await rollback(
+                    canary, reason: try Reason.validate(command.rest(from: 1)), command: command, asker: asker)
             case "status":
                 if let target = command.arguments.first {
                     let canary = try Self.canary(target)
@@ -124,8 +122,7 @@ struct SlackController {
                 if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
                 try authorize(command, .freeze, namespace)
                 let reason = try Reason.validate(command.rest(from: 1), required: true) ?? ""
-                let freeze = try await store.freeze(namespace: namespace, reason: reason, endsAt: nil, actor: actor)
-                log(context, "set freeze \(freeze.id)", actor)
+                let freeze = try await operations.freeze(namespace: namespace, reason: reason, endsAt: nil, by: asker)
                 return .inChannel(
                     "<@\(command.user)> froze \(namespace.map { "namespace \($0)" } ?? "every namespace"): \(reason) (freeze \(freeze.id); lift it with `/gatehouse unfreeze \(freeze.id)`)"
                 )
@@ -133,8 +130,7 @@ struct SlackController {
                 guard let text = command.arguments.first, let id = Int64(text) else { return .usage("`unfreeze ID`") }
                 let namespace = try await store.freeze(id: id)?.namespace
                 try authorize(command, .freeze, namespace)
-                _ = try await store.unfreeze(id: id, actor: actor)
-                log(context, "lifted freeze \(id)", actor)
+                _ = try await operations.unfreeze(id: id, by: asker)
                 return .inChannel("<@\(command.user)> lifted freeze \(id)")
             case "help", "":
                 return .ephemeral(SlackCommand.help)
@@ -158,17 +154,17 @@ struct SlackController {
         return steps
     }
 
-    private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand) async throws -> SlackReply {
-        let now = Date()
-        _ = try await store.requestRollback(
-            of: canary, reason: reason, expiresAt: now.addingTimeInterval(settings.rollbackTTL), force: false,
-            actor: "slack:\(command.user)", at: now)
-        metrics.recordRollbackRequested()
+    private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand, asker: GateOperations.Asker)
+        async throws -> SlackReply
+    {
+        _ = try await operations.open(.rollback, of: canary, OpenRequest(reason: reason), by: asker)
         return .inChannel("<@\(command.user)> asked Flagger to roll back \(canary)\(Self.because(reason))")
     }
 
+    /// Whether the Slack user (or the channel) may act in the namespace: its grants, and the
+    /// namespace filter (a namespace not served here is not shown either).
     private func allows(_ command: SlackCommand, _ action: AccessAction, _ namespace: String?) -> Bool {
-        if let namespace, let filter = accessGuard.namespaces, !filter.allows(namespace) { return false }
+        if let namespace, (try? accessGuard.requireNamespace(namespace)) == nil { return false }
         guard let access else { return true }
         return access.policy.slackAllows(user: command.user, channel: command.channel, action, in: namespace)
     }
@@ -179,10 +175,6 @@ struct SlackController {
                 "you may not \(action.rawValue) \(namespace.map { "in namespace \($0)" } ?? "in every namespace") from here"
             )
         }
-    }
-
-    private func log(_ context: GatehouseRequestContext, _ message: String, _ actor: String) {
-        context.logger.info("\(message)", metadata: ["actor": "\(actor)", "via": "slack"])
     }
 
     private static func because(_ reason: String?) -> String {

@@ -1,0 +1,97 @@
+import Foundation
+import GatehouseCore
+import GatehouseStore
+import Logging
+
+/// Opening, closing and rolling back gates, and freezing: each defined once, for every way a
+/// person asks — the operator API, the loadtester's endpoints, Slack and approval links. Each
+/// caller authorizes in its own way first (a bearer token's scopes, a Slack grant, a signed link);
+/// here every change meets the namespace filter, is made (with its audit entry and notifications,
+/// in the store's transaction), counted and logged the same way.
+struct GateOperations: Sendable {
+    let store: GateStore
+    let settings: GateSettings
+    let metrics: GatehouseMetrics
+    let accessGuard: AccessGuard
+
+    /// Who asks, and through what: recorded in the audit trail (`actor`) and the log (`via`).
+    struct Asker {
+        var actor: String
+        var via: String
+        var logger: Logger
+    }
+
+    /// How an open of the rollback gate is read.
+    enum RollbackRules {
+        /// A rollback request: bound to the rollout in progress, refused when none can be rolled
+        /// back (unless forced), expiring after `--rollback-ttl` unless told otherwise.
+        case request(force: Bool, revision: String?)
+        /// flagger-loadtester's `/rollback/open`: a sticky switch, as the loadtester has it.
+        case loadtesterSwitch
+    }
+
+    /// Opens a gate on the terms asked; opening the rollback gate follows `rollback`. A `token`
+    /// (an approval link's) is used in the same transaction as the change.
+    func open(
+        _ gate: GateKind, of id: CanaryID, _ request: OpenRequest,
+        rollback: RollbackRules = .request(
+            force: false, revision: nil),
+        by asker: Asker, token: SingleUse? = nil, at now: Date = Date()
+    ) async throws -> Canary {
+        try accessGuard.requireNamespace(id.namespace)
+        let canary: Canary
+        switch (gate, rollback) {
+        case (.rollback, .request(let force, let revision)):
+            canary = try await store.requestRollback(
+                of: id, reason: request.reason,
+                expiresAt: request.expiresAt ?? now.addingTimeInterval(settings.rollbackTTL), force: force,
+                actor: asker.actor, revision: revision, token: token, at: now)
+        default:
+            canary = try await store.open(gate, of: id, request, actor: asker.actor, token: token, at: now)
+        }
+        if gate == .rollback { metrics.recordRollbackRequested() }
+        asker.logger.info(
+            "opened \(gate.rawValue) gate of \(id)",
+            metadata: [
+                "canary": "\(id)", "actor": "\(asker.actor)", "via": "\(asker.via)",
+                "reason": "\(request.reason ?? "")", "outcome": "\(request.coverage(of: gate))",
+            ])
+        return canary
+    }
+
+    /// Closes a gate; closing a closed gate changes nothing.
+    func close(_ gate: GateKind, of id: CanaryID, reason: String?, by asker: Asker) async throws -> Canary {
+        try accessGuard.requireNamespace(id.namespace)
+        let canary = try await store.close(gate, of: id, reason: reason, actor: asker.actor)
+        asker.logger.info(
+            "closed \(gate.rawValue) gate of \(id)",
+            metadata: [
+                "canary": "\(id)", "actor": "\(asker.actor)", "via": "\(asker.via)", "reason": "\(reason ?? "")",
+            ])
+        return canary
+    }
+
+    /// Freezes one namespace, or every one when `namespace` is nil.
+    func freeze(namespace: String?, reason: String, endsAt: Date?, by asker: Asker, at now: Date = Date())
+        async throws -> Freeze
+    {
+        if let namespace { try accessGuard.requireNamespace(namespace) }
+        let freeze = try await store.freeze(
+            namespace: namespace, reason: reason, endsAt: endsAt, actor: asker.actor, at: now)
+        asker.logger.info(
+            "set freeze \(freeze.id)",
+            metadata: [
+                "namespace": "\(namespace ?? "*")", "actor": "\(asker.actor)", "via": "\(asker.via)",
+                "reason": "\(reason)",
+            ])
+        return freeze
+    }
+
+    /// Lifts a freeze.
+    func unfreeze(id: Int64, by asker: Asker) async throws -> Freeze {
+        let freeze = try await store.unfreeze(id: id, actor: asker.actor)
+        asker.logger.info(
+            "lifted freeze \(id)", metadata: ["actor": "\(asker.actor)", "via": "\(asker.via)"])
+        return freeze
+    }
+}
