@@ -1,0 +1,39 @@
+import Foundation
+import GRDB
+import GatehouseCore
+import Logging
+import Synchronization
+
+// Reads: canaries from memory, freezes and the audit trail from the database.
+extension GateStore {
+
+    /// Every canary Gatehouse knows, by namespace and name.
+    public func canaries(sorted: Bool = true) -> [Canary] {
+        // The dictionary is copied on write: taking it under the lock costs nothing, and the list
+        // is made outside it, so checks are not held up while many canaries are listed.
+        let snapshot = memory.withLock { $0.canaries }
+        let canaries = Array(snapshot.values)
+        return sorted ? canaries.sorted { $0.id < $1.id } : canaries
+    }
+
+    /// One canary, if Gatehouse knows it.
+    public func canary(_ id: CanaryID) -> Canary? {
+        memory.withLock { $0.canaries[id] }
+    }
+
+    /// Audit entries, newest first: of one canary, of one namespace, or of everything; `before` pages back by id.
+    public func events(of canary: CanaryID? = nil, namespace: String? = nil, limit: Int, before: Int64? = nil)
+        async throws -> [AuditEntry]
+    {
+        try await read { db in
+            var request = AuditRecord.all()
+            if let canary {
+                request = request.filter(Column("namespace") == canary.namespace && Column("name") == canary.name)
+            } else if let namespace {
+                request = request.filter(Column("namespace") == namespace)
+            }
+            if let before { request = request.filter(Column("id") < before) }
+            return try request.order(Column("id").desc).limit(limit).fetchAll(db).map(\.entry)
+        }
+    }
+}
