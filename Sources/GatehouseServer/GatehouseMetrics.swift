@@ -146,7 +146,7 @@ public final class GatehouseMetrics: Sendable {
         let freezes = (try? await store.freezes(at: now).count) ?? 0
         CoreMetrics.Gauge(label: "gatehouse_freezes_active", factory: factory).record(freezes)
         CoreMetrics.Gauge(label: "gatehouse_storage_up", factory: factory).record(store.isHealthy ? 1 : 0)
-        if let pending = try? await store.pendingNotifications() {
+        if let pending = await store.pendingNotifications() {
             CoreMetrics.Gauge(label: "gatehouse_notifications_pending", factory: factory).record(pending)
         }
         let canaries = store.canaries(sorted: false)

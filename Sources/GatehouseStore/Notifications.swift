@@ -121,11 +121,17 @@ extension Notable {
 }
 
 extension GateStore {
-    /// How many messages wait in the outbox: neither delivered nor given up.
-    public func pendingNotifications() async throws -> Int {
-        try await readRows { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL") ?? 0
+    /// How many messages wait in the outbox (neither delivered nor given up); nil when storage
+    /// does not answer within `limit` or is failing — a scrape must never wait on a stalled volume.
+    public func pendingNotifications(within limit: Duration = .milliseconds(200)) async -> Int? {
+        guard isHealthy else { return nil }
+        let count = Task {
+            try? await self.readRows { db in
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL") ?? 0
+            }
         }
+        return await Bounded.value(of: count, within: limit) ?? nil
     }
 
     /// The outbox rows due for delivery.
