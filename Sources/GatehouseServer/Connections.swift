@@ -44,13 +44,6 @@ public enum DescriptorLimit {
         return Int(clamping: limit.rlim_cur)
     }
 
-    /// The current soft limit.
-    public static var current: Int {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        return Int(clamping: limit.rlim_cur)
-    }
-
     /// The most connections the limit allows serving, with room kept for refusing a few more.
     public static func connectionsAllowed(by limit: Int) -> Int {
         max(limit - reserved, 1)
