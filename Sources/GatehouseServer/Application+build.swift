@@ -94,6 +94,7 @@ public func buildRouter(
     let loadtester = LoadtesterController(operations: operations, access: accessGuard)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: TransferCodingMiddleware())
     router.addRoutes(HealthController(store: store, metrics: metrics).endpoints)
     router.addRoutes(loadtester.fixedEndpoints)
     router.group("v1/links").addRoutes(

@@ -40,13 +40,6 @@ enum JSONBody {
             try StrictJSON.validate(buffer.readableBytesView, numbers: numbers)
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
-            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
-                (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) != nil
-            {
-                // Foundation reports a fraction where a whole number belongs as invalid JSON.
-                throw GatehouseError.badRequest(
-                    "a field has a value of the wrong kind, such as a fraction where a whole number belongs")
-            }
             throw GatehouseError.badRequest(describe(error))
         } catch let error as InvalidInput {
             throw GatehouseError.badRequest(error.message)

@@ -169,6 +169,14 @@ public struct ServeOption: Sendable {
     /// An option whose value is kept as given.
     static func text(
         _ name: String, _ value: String, _ help: String,
+        _ field: any WritableKeyPath<ServerArguments, String> & Sendable
+    ) -> ServeOption {
+        ServeOption(name, value, help) { arguments, text in arguments[keyPath: field] = text }
+    }
+
+    /// An option whose value is kept as given; unset, it stays nil.
+    static func text(
+        _ name: String, _ value: String, _ help: String,
         _ field: any WritableKeyPath<ServerArguments, String?> & Sendable
     ) -> ServeOption {
         ServeOption(name, value, help) { arguments, text in arguments[keyPath: field] = text }
@@ -200,13 +208,13 @@ public struct ServeOption: Sendable {
     /// Every option of `gatehouse serve`, in the order help lists them.
     public static let all: [ServeOption] =
         [
-            text("host", "address", "Address to listen on (default 0.0.0.0).", \.hostOption),
+            text("host", "address", "Address to listen on (default 0.0.0.0).", \.host),
             count("port", "Port to listen on; 0 picks a free one (default 8080).", minimum: 0, maximum: 65535) {
                 $0.port = $1
             },
             text(
                 "database", "path", "SQLite database file, created if missing (default ./gatehouse.sqlite).",
-                \.databaseOption),
+                \.databasePath),
             ServeOption("log-format", "json|text", "Log format (default json).") {
                 arguments, text throws(InvalidInput) in
                 guard let format = ServerArguments.LogFormat(rawValue: text) else {
@@ -315,18 +323,5 @@ public struct ServeOption: Sendable {
             lines.append(line)
         }
         return lines.joined(separator: "\n")
-    }
-}
-
-extension ServerArguments {
-    /// `host` and `databasePath` as optional text, so that the text options share one shape.
-    fileprivate var hostOption: String? {
-        get { host }
-        set { if let newValue { host = newValue } }
-    }
-
-    fileprivate var databaseOption: String? {
-        get { databasePath }
-        set { if let newValue { databasePath = newValue } }
     }
 }

@@ -116,19 +116,4 @@ extension GateStore {
             return (freeze, { $0.freezes[id] = nil })
         }
     }
-
-    /// One freeze, in force or not, if it exists.
-    public func freeze(id: Int64) async throws -> Freeze? {
-        try await read { db in try FreezeRecord.fetchOne(db, key: id)?.freeze }
-    }
-
-    /// The freezes in force, or every freeze ever set when `includingEnded` is true, newest first.
-    public func freezes(includingEnded: Bool = false, at now: Date = Date()) async throws -> [Freeze] {
-        if includingEnded {
-            return try await read { db in
-                try FreezeRecord.order(Column("id").desc).fetchAll(db).map(\.freeze)
-            }
-        }
-        return memory.withLock { $0.freezes.values.filter { $0.isActive(at: now) } }.sorted { $0.id > $1.id }
-    }
 }

@@ -28,7 +28,7 @@ extension GateStore {
     /// Decides one check from memory alone, without waiting: the decision when it changes nothing
     /// durable (the common case: Flagger asking again), nil when it must be decided again and
     /// written by `check`. Throws `unavailable` while storage cannot answer, as `check` does.
-    public func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Decision? {
+    func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Decision? {
         try requireHealthy()
         let isProgressCheck = check.gate.isProgressCheck
         // The lock is held only to read the canary and the freeze (and, a few times a minute, to note

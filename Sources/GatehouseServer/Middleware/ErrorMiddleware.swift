@@ -1,4 +1,3 @@
-import Foundation
 import GatehouseCore
 import Hummingbird
 import Logging
@@ -13,7 +12,6 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         -> Response
     {
         do {
-            try Self.refuseUnknownTransferCoding(request)
             return try await next(request, context)
         } catch {
             let failure = GatehouseError.from(error, request: request)
@@ -31,19 +29,6 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             let path = request.uri.path
             return failure.response(asText: Self.textPrefixes.contains { path.hasPrefix($0) })
-        }
-    }
-
-    /// A body in a transfer coding other than chunked (`Transfer-Encoding: gzip, chunked`) cannot
-    /// be read here: 501, as RFC 9112 asks, rather than reading it as if it were plain.
-    static func refuseUnknownTransferCoding(_ request: Request) throws {
-        guard let value = request.headers[.transferEncoding] else { return }
-        let codings = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        if let unknown = codings.first(where: { $0 != "chunked" }) {
-            throw GatehouseError(
-                status: .notImplemented, code: "not_implemented",
-                message:
-                    "the transfer coding '\(unknown.prefix(40))' is not implemented; send the body plain or chunked")
         }
     }
 }
