@@ -84,10 +84,10 @@ extension GateStore {
         async throws -> Freeze
     {
         try await write { db in
-            var record = FreezeRecord(
-                id: nil, namespace: namespace, reason: reason, actor: actor, createdAt: now, endsAt: endsAt)
-            try record.insert(db)
-            let freeze = record.freeze
+            var inserted = Freeze(
+                id: 0, namespace: namespace, reason: reason, actor: actor, createdAt: now, endsAt: endsAt)
+            inserted.id = try db.rows(Tables.freeze.insertReturningID(inserted)).first?.integer("id") ?? 0
+            let freeze = inserted
             let fact = GateFact(action: .freezeSet, actor: actor, reason: freeze.refusal)
             try self.audit(fact, namespace: namespace, name: nil, gate: nil, phase: nil, in: db, at: now)
             try self.enqueue(
@@ -99,16 +99,16 @@ extension GateStore {
     /// Lifts a freeze before its end.
     public func unfreeze(id: Int64, actor: String, at now: Date = Date()) async throws -> Freeze {
         try await write { db in
-            guard var record = try FreezeRecord.fetchOne(db, key: id) else {
+            guard var lifted = try db.fetch(Tables.freeze, Records.freeze(id: id)).first else {
                 throw StoreError.notFound("there is no freeze \(id)")
             }
-            guard record.freeze.isActive(at: now) else {
+            guard lifted.isActive(at: now) else {
                 throw StoreError.conflict("freeze \(id) has already ended")
             }
-            record.liftedAt = now
-            record.liftedBy = actor
-            try record.update(db)
-            let freeze = record.freeze
+            lifted.liftedAt = now
+            lifted.liftedBy = actor
+            try db.run(Tables.freeze.update(lifted))
+            let freeze = lifted
             let fact = GateFact(action: .freezeLifted, actor: actor, reason: "lifted freeze \(id): \(freeze.reason)")
             try self.audit(fact, namespace: freeze.namespace, name: nil, gate: nil, phase: nil, in: db, at: now)
             try self.enqueue(

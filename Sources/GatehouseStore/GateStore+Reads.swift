@@ -26,28 +26,19 @@ extension GateStore {
         async throws -> [AuditEntry]
     {
         try await read { db in
-            var request = AuditRecord.all()
-            if let canary {
-                request = request.filter(Column("namespace") == canary.namespace && Column("name") == canary.name)
-            } else if let namespace {
-                request = request.filter(Column("namespace") == namespace)
-            }
-            if let before { request = request.filter(Column("id") < before) }
-            return try request.order(Column("id").desc).limit(limit).fetchAll(db).map(\.entry)
+            try db.fetch(Tables.audit, Records.events(of: canary, namespace: namespace, limit: limit, before: before))
         }
     }
 
     /// One freeze, in force or not, if it exists.
     public func freeze(id: Int64) async throws -> Freeze? {
-        try await read { db in try FreezeRecord.fetchOne(db, key: id)?.freeze }
+        try await read { db in try db.fetch(Tables.freeze, Records.freeze(id: id)).first }
     }
 
     /// The freezes in force, or every freeze ever set when `includingEnded` is true, newest first.
     public func freezes(includingEnded: Bool = false, at now: Date = Date()) async throws -> [Freeze] {
         if includingEnded {
-            return try await read { db in
-                try FreezeRecord.order(Column("id").desc).fetchAll(db).map(\.freeze)
-            }
+            return try await read { db in try db.fetch(Tables.freeze, Records.allFreezes) }
         }
         return memory.withLock { $0.freezes.values.filter { $0.isActive(at: now) } }.sorted { $0.id > $1.id }
     }

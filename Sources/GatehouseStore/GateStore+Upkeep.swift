@@ -26,8 +26,7 @@ extension GateStore {
         }
         do {
             try await withWrite { db in
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO heartbeat (id, at) VALUES (1, ?)", arguments: [now.storedText])
+                _ = try db.run(Records.heartbeat(at: now))
             }
             health.markRecovered()
             return true
@@ -80,7 +79,7 @@ extension GateStore {
                 defer { memory.unsaved.removeAll() }
                 return memory.unsaved.compactMap { memory.canaries[$0] }
             }
-            for canary in canaries { try CanaryRecord.persistObservations(canary, in: db) }
+            for canary in canaries { try db.run(Records.saveObservations(canary)) }
             return ((), { _ in })
         }
     }
@@ -88,7 +87,7 @@ extension GateStore {
     /// Deletes audit entries older than `cutoff`; returns how many.
     @discardableResult
     public func pruneAudit(olderThan cutoff: Date) async throws -> Int {
-        try await withWrite { db in try AuditRecord.filter(Column("at") < cutoff.storedText).deleteAll(db) }
+        try await withWrite { db in try db.run(Records.pruneAudit(olderThan: cutoff)) }
     }
 
     /// Forgets canaries nobody acted on (see `Canary.isUntouched`) that Flagger has not called about
@@ -107,10 +106,7 @@ extension GateStore {
                     // Decided again from what is stored: it may have been acted on meanwhile.
                     let canary = try self.stored(id, in: db) ?? self.memory.withLock { $0.canaries[id] }
                     guard let canary, canary.isForgettable(notSeenSince: cutoff) else { continue }
-                    let key: StatementArguments = [id.namespace, id.name]
-                    try db.execute(sql: "DELETE FROM audit WHERE namespace = ? AND name = ?", arguments: key)
-                    try db.execute(sql: "DELETE FROM gate WHERE namespace = ? AND name = ?", arguments: key)
-                    try db.execute(sql: "DELETE FROM canary WHERE namespace = ? AND name = ?", arguments: key)
+                    for statement in Records.forget(id) { try db.run(statement) }
                     gone.append(id)
                 }
                 let forgotten = gone

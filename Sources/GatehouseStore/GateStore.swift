@@ -121,7 +121,7 @@ public final class GateStore: Sendable {
 
     /// The canary as stored, if it is, with what memory observed since laid over it.
     func stored(_ id: CanaryID, in db: Database) throws -> Canary? {
-        guard var canary = try CanaryRecord.fetch(id, in: db) else { return nil }
+        guard var canary = try db.storedCanary(id) else { return nil }
         if let inMemory = memory.withLock({ $0.canaries[id] }) { canary.adoptObservations(from: inMemory) }
         return canary
     }
@@ -137,9 +137,9 @@ public final class GateStore: Sendable {
     func save(
         _ canary: Canary, _ change: CanaryChange, stored: Canary, phase: CanaryPhase?, in db: Database, at now: Date
     ) throws {
-        try CanaryRecord.persist(canary, in: db)
+        try db.run(Records.save(canary))
         for (kind, gate) in canary.gates where stored.gate(kind) != gate {
-            try GateRecord.persist(gate, of: canary.id, in: db)
+            try db.run(Records.save(gate, of: canary.id))
         }
         for (gate, fact) in change.facts {
             try audit(
@@ -157,6 +157,6 @@ public final class GateStore: Sendable {
         _ fact: GateFact, namespace: String?, name: String?, gate: GateKind?, phase: CanaryPhase?, in db: Database,
         at now: Date
     ) throws {
-        try AuditRecord.append(at: now, namespace: namespace, name: name, gate: gate, fact: fact, phase: phase, in: db)
+        try db.run(Records.audit(at: now, namespace: namespace, name: name, gate: gate, fact: fact, phase: phase))
     }
 }

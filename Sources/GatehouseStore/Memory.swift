@@ -20,18 +20,16 @@ struct Memory: Sendable {
     static func load(_ db: Database) throws -> Memory {
         var memory = Memory()
         var gates: [CanaryID: [GateKind: Gate]] = [:]
-        for record in try GateRecord.fetchAll(db) {
-            let id = try CanaryID(namespace: record.namespace, name: record.name)
-            gates[id, default: [:]][record.kind] = record.gate
+        for stored in try db.fetch(Tables.gate, SQL("SELECT * FROM gate")) {
+            gates[stored.canary, default: [:]][stored.gate.kind] = stored.gate
         }
-        for record in try CanaryRecord.fetchAll(db) {
-            let canary = try record.canary(gates: [:])
-            memory.canaries[canary.id] = try record.canary(gates: gates[canary.id] ?? [:])
+        for var canary in try db.fetch(Tables.canary, SQL("SELECT * FROM canary")) {
+            canary.gates = gates[canary.id] ?? [:]
+            memory.canaries[canary.id] = canary
         }
         let now = Date()
-        for record in try FreezeRecord.filter(Column("liftedAt") == nil).fetchAll(db)
-        where record.freeze.isActive(at: now) {
-            memory.freezes[record.freeze.id] = record.freeze
+        for freeze in try db.fetch(Tables.freeze, Records.freezesInForce(at: now)) {
+            memory.freezes[freeze.id] = freeze
         }
         return memory
     }

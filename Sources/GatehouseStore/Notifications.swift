@@ -49,7 +49,9 @@ public struct Notable: Sendable {
         case .waiting:
             return "waiting|\(canary.id)|\(gate?.rawValue ?? "")|\(fact.checksum ?? "")"
         case .reminder:
-            return "reminder|\(canary.id)|\(gate?.rawValue ?? "")|\(canary.waitingOn?.since.timeIntervalSince1970 ?? 0)"
+            // In whole milliseconds, as storage keeps dates: the key must be the same after a restart.
+            let since = canary.waitingOn.map { Int64(($0.since.timeIntervalSince1970 * 1000).rounded()) } ?? 0
+            return "reminder|\(canary.id)|\(gate?.rawValue ?? "")|\(since)"
         case .succeeded, .failed:
             return "outcome|\(canary.id)|\(fact.checksum ?? "")"
         case .rollbackFired:
@@ -127,8 +129,7 @@ extension GateStore {
         guard isHealthy else { return nil }
         let count = Task {
             try? await self.readRows { db in
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL") ?? 0
+                try db.rows(Outbox.pendingCount).first.map { Int(try $0.integer("count")) } ?? 0
             }
         }
         return await Bounded.value(of: count, within: limit) ?? nil
@@ -136,45 +137,28 @@ extension GateStore {
 
     /// The outbox rows due for delivery.
     public func dueNotifications(at now: Date = Date(), limit: Int = 20) async throws -> [PendingNotification] {
-        try await readRows { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL AND nextAttemptAt <= ?
-                    ORDER BY nextAttemptAt, id LIMIT ?
-                    """, arguments: [now.storedText, limit]
-            ).map { row in
-                PendingNotification(
-                    id: row["id"],
-                    message: OutboxMessage(
-                        target: row["target"], url: row["url"], contentType: row["contentType"], body: row["body"]),
-                    attempts: row["attempts"], giveUpAt: row["giveUpAt"])
-            }
-        }
+        try await readRows { db in try db.rows(Outbox.due(at: now, limit: limit)).map(Outbox.pending) }
     }
 
     /// Records a delivery.
     public func markDelivered(_ id: Int64, at now: Date = Date()) async throws {
-        try await updateOutbox(
-            sql: "UPDATE outbox SET deliveredAt = ?, attempts = attempts + 1, lastError = NULL WHERE id = ?",
-            arguments: [now.storedText, id])
+        try await withWrite { db in try db.run(Outbox.delivered(id, at: now)) }
     }
 
     /// Schedules another try.
     public func retryDelivery(_ id: Int64, at next: Date, error: String) async throws {
-        try await updateOutbox(
-            sql: "UPDATE outbox SET nextAttemptAt = ?, attempts = attempts + 1, lastError = ? WHERE id = ?",
-            arguments: [next.storedText, error, id])
+        try await withWrite { db in try db.run(Outbox.retry(id, at: next, error: error)) }
     }
 
     /// Stops trying, and says so in the audit trail.
     public func giveUpDelivery(_ id: Int64, target: String, error: String, at now: Date = Date()) async throws {
-        try await updateOutbox(
-            sql: "UPDATE outbox SET failedAt = ?, attempts = attempts + 1, lastError = ? WHERE id = ?",
-            arguments: [now.storedText, error, id],
-            audit: GateFact(
+        try await withWrite { db in
+            try db.run(Outbox.givenUp(id, error: error, at: now))
+            let fact = GateFact(
                 action: .notificationFailed, actor: Gate.systemActor,
-                reason: "gave up delivering notification \(id) to \(target): \(error)"))
+                reason: "gave up delivering notification \(id) to \(target): \(error)")
+            try db.run(Records.audit(at: now, namespace: nil, name: nil, gate: nil, fact: fact, phase: nil))
+        }
     }
 
     /// Enqueues the messages for a fact found outside a write (a reminder); the key keeps it to one.
@@ -190,36 +174,69 @@ extension GateStore {
 
     /// Whether a single-use token was used already.
     public func isUsed(_ nonce: String) async throws -> Bool {
-        try await readRows { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM usedLink WHERE nonce = ?", arguments: [nonce]) ?? false
-        }
+        try await readRows { db in try !db.rows(SQL("SELECT 1 FROM usedLink WHERE nonce = ?", [.text(nonce)])).isEmpty }
     }
 
     /// Inserts a fact's messages, once per key.
     func enqueue(_ notable: Notable, in db: Database) throws {
         guard let policy = notifications else { return }
         for message in policy.messages(for: notable) {
-            try db.cachedStatement(
-                sql: """
-                    INSERT OR IGNORE INTO outbox (key, target, url, contentType, body, createdAt, nextAttemptAt, giveUpAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """
-            ).execute(arguments: [
-                notable.key.map { "\($0)|\(message.target)|\(message.url)" }, message.target, message.url,
-                message.contentType, message.body, notable.at.storedText, notable.at.storedText,
-                notable.at.addingTimeInterval(policy.giveUpAfter).storedText,
-            ])
+            try db.run(Outbox.insert(message, for: notable, giveUpAfter: policy.giveUpAfter))
         }
     }
+}
 
-    private func updateOutbox(sql: String, arguments: StatementArguments, audit: GateFact? = nil) async throws {
-        try await withWrite { db in
-            try db.execute(sql: sql, arguments: arguments)
-            if let audit {
-                try AuditRecord.append(
-                    at: Date(), namespace: nil, name: nil, gate: nil, fact: audit, phase: nil, in: db)
-            }
-        }
+/// The statements of the notification outbox, the same for SQLite and PostgreSQL.
+enum Outbox {
+    static let pendingCount = SQL("SELECT COUNT(*) AS count FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL")
+
+    static func insert(_ message: OutboxMessage, for notable: Notable, giveUpAfter: TimeInterval) -> SQL {
+        SQL(
+            """
+            INSERT INTO outbox (key, target, url, contentType, body, createdAt, nextAttemptAt, giveUpAt)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING
+            """,
+            [
+                notable.key.map { "\($0)|\(message.target)|\(message.url)" }.stored, .text(message.target),
+                .text(message.url), .text(message.contentType), .blob(message.body), .date(notable.at),
+                .date(notable.at), .date(notable.at.addingTimeInterval(giveUpAfter)),
+            ])
+    }
+
+    static func due(at now: Date, limit: Int) -> SQL {
+        SQL(
+            """
+            SELECT * FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL AND nextAttemptAt <= ?
+            ORDER BY nextAttemptAt, id LIMIT ?
+            """, [.date(now), .integer(Int64(limit))])
+    }
+
+    static func pending(_ row: any StoredRow) throws -> PendingNotification {
+        PendingNotification(
+            id: try row.integer("id"),
+            message: OutboxMessage(
+                target: try row.text("target"), url: try row.text("url"), contentType: try row.text("contentType"),
+                body: try Data(stored: try row.value("body", as: .blob))),
+            attempts: Int(try row.integer("attempts")), giveUpAt: try Date(stored: try row.value("giveUpAt", as: .date))
+        )
+    }
+
+    static func delivered(_ id: Int64, at now: Date) -> SQL {
+        SQL(
+            "UPDATE outbox SET deliveredAt = ?, attempts = attempts + 1, lastError = NULL WHERE id = ?",
+            [.date(now), .integer(id)])
+    }
+
+    static func retry(_ id: Int64, at next: Date, error: String) -> SQL {
+        SQL(
+            "UPDATE outbox SET nextAttemptAt = ?, attempts = attempts + 1, lastError = ? WHERE id = ?",
+            [.date(next), .text(error), .integer(id)])
+    }
+
+    static func givenUp(_ id: Int64, error: String, at now: Date) -> SQL {
+        SQL(
+            "UPDATE outbox SET failedAt = ?, attempts = attempts + 1, lastError = ? WHERE id = ?",
+            [.date(now), .text(error), .integer(id)])
     }
 }
 
@@ -239,10 +256,8 @@ public struct SingleUse: Sendable {
 
     /// Records the use; false if it was used already.
     func use(in db: Database, at now: Date) throws -> Bool {
-        try db.execute(sql: "DELETE FROM usedLink WHERE expiresAt < ?", arguments: [now.storedText])
-        try db.execute(
-            sql: "INSERT OR IGNORE INTO usedLink (nonce, usedAt, expiresAt) VALUES (?, ?, ?)",
-            arguments: [nonce, now.storedText, expiresAt.storedText])
-        return db.changesCount == 1
+        let (dropExpired, use) = Records.use(self, at: now)
+        try db.run(dropExpired)
+        return try db.run(use) == 1
     }
 }

@@ -1,0 +1,313 @@
+import Foundation
+import GatehouseCore
+
+// The stored tables, each column declared once: its name, its type and the field it holds. The
+// statements that write a record and the code that reads one back are made from these lists, for
+// SQLite and PostgreSQL alike. A new column is a migration (in `Schema`) and one line here.
+
+/// A value as it goes to or comes from a column, whichever database holds it.
+enum StoredValue: Sendable, Equatable {
+    case null
+    case text(String)
+    case integer(Int64)
+    case boolean(Bool)
+    case date(Date)
+    case blob(Data)
+}
+
+/// The type of a column, which tells a database's row how to read it.
+enum StoredType: Sendable {
+    case text, integer, boolean, date, blob
+}
+
+/// A row read back from either database.
+protocol StoredRow {
+    /// The column's value, read as `type`; `.null` when it holds none.
+    func value(_ column: String, as type: StoredType) throws -> StoredValue
+}
+
+/// A row whose column holds something its field cannot take.
+struct UnreadableRow: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension StoredRow {
+    func text(_ column: String) throws -> String {
+        guard case .text(let text) = try value(column, as: .text) else {
+            throw UnreadableRow(description: "column \(column) holds no text")
+        }
+        return text
+    }
+
+    func integer(_ column: String) throws -> Int64 {
+        guard case .integer(let value) = try value(column, as: .integer) else {
+            throw UnreadableRow(description: "column \(column) holds no integer")
+        }
+        return value
+    }
+}
+
+/// One statement with `?` placeholders, in the SQL both databases understand.
+struct SQL: Sendable {
+    var text: String
+    var arguments: [StoredValue]
+
+    init(_ text: String, _ arguments: [StoredValue] = []) {
+        self.text = text
+        self.arguments = arguments
+    }
+}
+
+/// A Swift value that a column holds.
+protocol Storable: Sendable {
+    static var storedType: StoredType { get }
+    var stored: StoredValue { get }
+    init(stored: StoredValue) throws
+}
+
+extension String: Storable {
+    static var storedType: StoredType { .text }
+    var stored: StoredValue { .text(self) }
+    init(stored: StoredValue) throws {
+        guard case .text(let text) = stored else { throw UnreadableRow(description: "expected text, read \(stored)") }
+        self = text
+    }
+}
+
+extension Int: Storable {
+    static var storedType: StoredType { .integer }
+    var stored: StoredValue { .integer(Int64(self)) }
+    init(stored: StoredValue) throws {
+        guard case .integer(let value) = stored, let int = Int(exactly: value) else {
+            throw UnreadableRow(description: "expected an integer, read \(stored)")
+        }
+        self = int
+    }
+}
+
+extension Int64: Storable {
+    static var storedType: StoredType { .integer }
+    var stored: StoredValue { .integer(self) }
+    init(stored: StoredValue) throws {
+        guard case .integer(let value) = stored else {
+            throw UnreadableRow(description: "expected an integer, read \(stored)")
+        }
+        self = value
+    }
+}
+
+extension Bool: Storable {
+    static var storedType: StoredType { .boolean }
+    var stored: StoredValue { .boolean(self) }
+    init(stored: StoredValue) throws {
+        guard case .boolean(let value) = stored else {
+            throw UnreadableRow(description: "expected a boolean, read \(stored)")
+        }
+        self = value
+    }
+}
+
+extension Date: Storable {
+    static var storedType: StoredType { .date }
+    var stored: StoredValue { .date(self) }
+    init(stored: StoredValue) throws {
+        guard case .date(let date) = stored else { throw UnreadableRow(description: "expected a date, read \(stored)") }
+        self = date
+    }
+}
+
+extension Data: Storable {
+    static var storedType: StoredType { .blob }
+    var stored: StoredValue { .blob(self) }
+    init(stored: StoredValue) throws {
+        guard case .blob(let data) = stored else { throw UnreadableRow(description: "expected bytes, read \(stored)") }
+        self = data
+    }
+}
+
+extension Optional: Storable where Wrapped: Storable {
+    static var storedType: StoredType { Wrapped.storedType }
+    var stored: StoredValue { self?.stored ?? .null }
+    init(stored: StoredValue) throws {
+        self = stored == .null ? nil : try Wrapped(stored: stored)
+    }
+}
+
+/// Enumerations are stored by their raw text (which the schema's CHECK constraints list).
+protocol StorableText: Storable, RawRepresentable where RawValue == String {}
+
+extension StorableText {
+    static var storedType: StoredType { .text }
+    var stored: StoredValue { .text(rawValue) }
+    init(stored: StoredValue) throws {
+        let text = try String(stored: stored)
+        guard let value = Self(rawValue: text) else {
+            throw UnreadableRow(description: "'\(text)' is not a \(Self.self)")
+        }
+        self = value
+    }
+}
+
+extension GateKind: StorableText {}
+extension GateMode: StorableText {}
+extension Verdict: StorableText {}
+extension Rollout.Stage: StorableText {}
+extension AuditAction: StorableText {}
+extension CanaryPhase: StorableText {}
+
+/// A column of a table and the field of `Record` it holds.
+struct Field<Record>: Sendable {
+    let name: String
+    let type: StoredType
+    let get: @Sendable (Record) -> StoredValue
+    /// Sets the field from a stored value; nil for the key columns, which make the record.
+    let set: (@Sendable (inout Record, StoredValue) throws -> Void)?
+
+    /// A column holding a field that rows are read into.
+    static func column<Value: Storable>(_ name: String, _ path: any WritableKeyPath<Record, Value> & Sendable) -> Self {
+        Field(
+            name: name, type: Value.storedType, get: { $0[keyPath: path].stored },
+            set: { record, value in record[keyPath: path] = try Value(stored: value) })
+    }
+
+    /// A key column: written from the record, read by the table's `make`.
+    static func key<Value: Storable>(_ name: String, _ path: any KeyPath<Record, Value> & Sendable) -> Self {
+        Field(name: name, type: Value.storedType, get: { $0[keyPath: path].stored }, set: nil)
+    }
+}
+
+/// A table: its key, its other columns, and how a record is made from a row's key.
+struct Table<Record>: Sendable {
+    let name: String
+    let key: [Field<Record>]
+    let columns: [Field<Record>]
+    /// Makes a record from the key columns of a row; the other columns are then set on it.
+    let make: @Sendable (any StoredRow) throws -> Record
+
+    /// The record a row holds.
+    func read(_ row: any StoredRow) throws -> Record {
+        var record = try make(row)
+        for column in columns {
+            try column.set?(&record, try row.value(column.name, as: column.type))
+        }
+        return record
+    }
+
+    /// Inserts `record`, or, when its key is taken, sets the columns named in `updating` (all when nil).
+    func upsert(_ record: Record, updating: [String]? = nil) -> SQL {
+        let all = key + columns
+        let names = all.map(\.name).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: all.count).joined(separator: ", ")
+        let updated = (updating ?? columns.map(\.name)).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        return SQL(
+            """
+            INSERT INTO \(name) (\(names)) VALUES (\(placeholders))
+            ON CONFLICT (\(key.map(\.name).joined(separator: ", "))) DO UPDATE SET \(updated)
+            """,
+            all.map { $0.get(record) })
+    }
+
+    /// Inserts `record` under a key the database picks (an auto-incremented `id`), returning it.
+    func insertReturningID(_ record: Record) -> SQL {
+        let names = columns.map(\.name).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: columns.count).joined(separator: ", ")
+        return SQL(
+            "INSERT INTO \(name) (\(names)) VALUES (\(placeholders)) RETURNING id", columns.map { $0.get(record) })
+    }
+
+    /// Sets every column of the row whose key `record` has.
+    func update(_ record: Record) -> SQL {
+        SQL(
+            "UPDATE \(name) SET \(columns.map { "\($0.name) = ?" }.joined(separator: ", ")) WHERE "
+                + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
+            (columns + key).map { $0.get(record) })
+    }
+}
+
+/// A gate as its row holds it: the gate and whose it is.
+struct StoredGate: Sendable {
+    var canary: CanaryID
+    var gate: Gate
+}
+
+enum Tables {
+    static let canary = Table<Canary>(
+        name: "canary",
+        key: [.key("namespace", \.id.namespace), .key("name", \.id.name)],
+        columns: [
+            .column("lastPhase", \.lastPhase),
+            .column("lastChecksum", \.lastChecksum),
+            .column("lastSeen", \.lastSeen),
+            .column("lastMessage", \.lastMessage),
+            .column("lastEventType", \.lastEventType),
+            .column("rolloutStage", \.rollout.stage),
+            .column("rolloutRevision", \.rollout.revision),
+            .column("unapprovedRevision", \.rollout.unapprovedRevision),
+            .column("lastProgressCheckAt", \.rollout.lastProgressCheckAt),
+            .column("usesRolloutGate", \.rollout.usesRolloutGate),
+            .column("rolloutSince", \.rollout.since),
+        ],
+        make: { row in Canary(id: try CanaryID(namespace: try row.text("namespace"), name: try row.text("name"))) })
+
+    /// What checks observe of a canary, saved over a stored row without touching its gates or rollout.
+    static let observedCanaryColumns = ["lastPhase", "lastChecksum", "lastSeen", "lastProgressCheckAt"]
+
+    static let gate = Table<StoredGate>(
+        name: "gate",
+        key: [.key("namespace", \.canary.namespace), .key("name", \.canary.name), .key("kind", \.gate.kind)],
+        columns: [
+            .column("isOpen", \.gate.isOpen),
+            .column("mode", \.gate.mode),
+            .column("boundChecksum", \.gate.boundChecksum),
+            .column("expiresAt", \.gate.expiresAt),
+            .column("remainingSteps", \.gate.remainingSteps),
+            .column("actor", \.gate.actor),
+            .column("reason", \.gate.reason),
+            .column("changedAt", \.gate.changedAt),
+            .column("openedAt", \.gate.openedAt),
+            .column("lastVerdict", \.gate.lastVerdict),
+            .column("lastVerdictChecksum", \.gate.lastVerdictChecksum),
+            .column("lastVerdictAt", \.gate.lastVerdictAt),
+        ],
+        make: { row in
+            StoredGate(
+                canary: try CanaryID(namespace: try row.text("namespace"), name: try row.text("name")),
+                gate: .closed(try GateKind(stored: try row.value("kind", as: .text))))
+        })
+
+    static let freeze = Table<Freeze>(
+        name: "freeze",
+        key: [.key("id", \.id)],
+        columns: [
+            .column("namespace", \.namespace),
+            .column("reason", \.reason),
+            .column("actor", \.actor),
+            .column("createdAt", \.createdAt),
+            .column("endsAt", \.endsAt),
+            .column("liftedAt", \.liftedAt),
+            .column("liftedBy", \.liftedBy),
+        ],
+        make: { row in
+            Freeze(id: try row.integer("id"), namespace: nil, reason: "", actor: "", createdAt: Date(), endsAt: nil)
+        })
+
+    static let audit = Table<AuditEntry>(
+        name: "audit",
+        key: [.key("id", \.id)],
+        columns: [
+            .column("at", \.at),
+            .column("namespace", \.namespace),
+            .column("name", \.name),
+            .column("gate", \.gate),
+            .column("action", \.action),
+            .column("actor", \.actor),
+            .column("reason", \.reason),
+            .column("checksum", \.checksum),
+            .column("phase", \.phase),
+        ],
+        make: { row in
+            AuditEntry(
+                id: try row.integer("id"), at: Date(), namespace: nil, name: nil, gate: nil, action: .event,
+                actor: "", reason: nil, checksum: nil, phase: nil)
+        })
+}
