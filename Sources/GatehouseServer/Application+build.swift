@@ -25,9 +25,8 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         writer: database, storageTimeout: arguments.storageTimeout, maximumCanaries: arguments.maximumCanaries,
         logger: logger,
         notifications: notifications.map { NotificationRenderer(settings: $0, signer: signer) })
-    logger.info(
-        "database ready",
-        metadata: ["path": "\(arguments.databasePath)", "canaries": "\(store.canaries().count)"])
+    let known = try await store.canaries(sorted: false).count
+    logger.info("database ready", metadata: ["path": "\(arguments.databasePath)", "canaries": "\(known)"])
     for path in arguments.missingSecretFiles {
         logger.notice("secret file \(path) does not exist; the feature it configures stays off")
     }

@@ -149,7 +149,7 @@ public final class GatehouseMetrics: Sendable {
         if let pending = await store.pendingNotifications() {
             CoreMetrics.Gauge(label: "gatehouse_notifications_pending", factory: factory).record(pending)
         }
-        let canaries = store.canaries(sorted: false)
+        let canaries = (try? await store.canaries(sorted: false)) ?? []
         CoreMetrics.Gauge(label: "gatehouse_canaries", factory: factory).record(canaries.count)
         var text = registry.emitToString()
         var open = "# TYPE gatehouse_gate_open gauge\n"

@@ -53,27 +53,20 @@ extension GateStore {
         }
     }
 
-    /// Changes one gate of a canary in a write transaction; `body` sees the canary as stored.
+    /// Changes one gate of a canary in one transaction; `body` sees the canary as stored.
     func change(
         _ kind: GateKind, of id: CanaryID, at now: Date, token: SingleUse? = nil,
         _ body: @escaping @Sendable (inout Gate, Canary) throws -> [GateFact]
     ) async throws -> Canary {
-        try await write { db in
-            if let token, try !token.use(in: db, at: now) {
-                throw StoreError.gone("this link was already used; nothing was done")
-            }
-            let stored = try self.load(id, in: db)
+        try await changing(id, at: now, token: token) { stored, _ in
             var canary = stored
             var gate = canary.gate(kind)
             let facts = try body(&gate, canary)
             canary.gates[kind] = gate
-            if !facts.isEmpty {
-                var change = CanaryChange()
-                change.append(facts, gate: kind)
-                try self.save(canary, change, stored: stored, phase: nil, in: db, at: now)
-            }
-            let changed = canary
-            return (changed, { $0.replace(changed) })
+            guard !facts.isEmpty else { return CanaryUpdate(value: canary) }
+            var change = CanaryChange()
+            change.append(facts, gate: kind)
+            return CanaryUpdate(value: canary, saved: canary, change: change)
         }
     }
 
@@ -83,37 +76,41 @@ extension GateStore {
     public func freeze(namespace: String?, reason: String, endsAt: Date?, actor: String, at now: Date = Date())
         async throws -> Freeze
     {
-        try await write { db in
-            var inserted = Freeze(
-                id: 0, namespace: namespace, reason: reason, actor: actor, createdAt: now, endsAt: endsAt)
-            inserted.id = try db.rows(Tables.freeze.insertReturningID(inserted)).first?.integer("id") ?? 0
-            let freeze = inserted
+        let set = Freeze(id: 0, namespace: namespace, reason: reason, actor: actor, createdAt: now, endsAt: endsAt)
+        return try await transaction(reads: [Tables.freeze.insertReturningID(set)]) { rows in
+            var freeze = set
+            freeze.id = try rows[0].first?.integer("id") ?? 0
             let fact = GateFact(action: .freezeSet, actor: actor, reason: freeze.refusal)
-            try self.audit(fact, namespace: namespace, name: nil, gate: nil, phase: nil, in: db, at: now)
-            try self.enqueue(
-                Notable(kind: .freezeSet, canary: nil, gate: nil, fact: fact, freeze: freeze, at: now), in: db)
-            return (freeze, { $0.freezes[freeze.id] = freeze })
+            let notable = Notable(kind: .freezeSet, canary: nil, gate: nil, fact: fact, freeze: freeze, at: now)
+            let set = freeze
+            return Plan(
+                value: freeze,
+                writes: [Records.audit(at: now, namespace: namespace, name: nil, gate: nil, fact: fact, phase: nil)]
+                    + self.enqueueing(notable),
+                remember: { $0.freezes[set.id] = set })
         }
     }
 
     /// Lifts a freeze before its end.
     public func unfreeze(id: Int64, actor: String, at now: Date = Date()) async throws -> Freeze {
-        try await write { db in
-            guard var lifted = try db.fetch(Tables.freeze, Records.freeze(id: id)).first else {
+        try await transaction(reads: [Records.freeze(id: id, locked: true)]) { rows in
+            guard var freeze = try rows[0].first.map(Tables.freeze.read) else {
                 throw StoreError.notFound("there is no freeze \(id)")
             }
-            guard lifted.isActive(at: now) else {
+            guard freeze.isActive(at: now) else {
                 throw StoreError.conflict("freeze \(id) has already ended")
             }
-            lifted.liftedAt = now
-            lifted.liftedBy = actor
-            try db.run(Tables.freeze.update(lifted))
-            let freeze = lifted
+            freeze.liftedAt = now
+            freeze.liftedBy = actor
             let fact = GateFact(action: .freezeLifted, actor: actor, reason: "lifted freeze \(id): \(freeze.reason)")
-            try self.audit(fact, namespace: freeze.namespace, name: nil, gate: nil, phase: nil, in: db, at: now)
-            try self.enqueue(
-                Notable(kind: .freezeLifted, canary: nil, gate: nil, fact: fact, freeze: freeze, at: now), in: db)
-            return (freeze, { $0.freezes[id] = nil })
+            let notable = Notable(kind: .freezeLifted, canary: nil, gate: nil, fact: fact, freeze: freeze, at: now)
+            return Plan(
+                value: freeze,
+                writes: [
+                    Tables.freeze.update(freeze),
+                    Records.audit(at: now, namespace: freeze.namespace, name: nil, gate: nil, fact: fact, phase: nil),
+                ] + self.enqueueing(notable),
+                remember: { $0.freezes[id] = nil })
         }
     }
 }

@@ -7,21 +7,47 @@ import Synchronization
 // Checks and Flagger's reports: deciding from memory first, writing only what changes.
 extension GateStore {
 
-    /// Decides one check; writes only when the decision changes the canary's gates or rollout.
+    /// Decides one check; writes only when the decision changes the canary's gates or rollout (or,
+    /// on a store that keeps no copy in memory, when the check tells something new of the canary).
     public func check(_ check: Check, at now: Date = Date()) async throws -> Decision {
-        if let decision = try checkInMemory(check, at: now) { return decision }
-        return try await write { db in
-            let canary = try self.load(check.canary, in: db)
-            let freeze = self.memory.withLock {
-                Freeze.applying(to: check.canary.namespace, among: $0.freezes.values, at: now)
-            }
+        if memory != nil {
+            if let decision = try checkInMemory(check, at: now) { return decision }
+        } else {
+            try requireHealthy()
+            if let decision = try await checkReading(check, at: now) { return decision }
+        }
+        return try await changing(check.canary, at: now) { canary, freezes in
+            let freeze = Freeze.applying(to: check.canary.namespace, among: freezes, at: now)
             var outcome = canary.deciding(check, freeze: freeze, at: now)
-            guard outcome.canary.differsDurably(from: canary) else { return (outcome.decision, { _ in }) }
+            guard self.needsWrite(outcome, for: check, from: canary, at: now) else {
+                return CanaryUpdate(value: outcome.decision)
+            }
             outcome.canary.observe(
                 phase: check.phase, checksum: check.checksum, progressCheck: check.gate.isProgressCheck, at: now)
-            try self.save(outcome.canary, outcome.change, stored: canary, phase: check.phase, in: db, at: now)
-            let saved = outcome.canary
-            return (outcome.decision, { $0.replace(saved) })
+            return CanaryUpdate(
+                value: outcome.decision, saved: outcome.canary, change: outcome.change, phase: check.phase)
+        }
+    }
+
+    /// Whether a check's outcome must be written: it changes the canary's gates or rollout, or,
+    /// without a copy in memory to hold them until `saveObservations`, what the check observed.
+    func needsWrite(_ outcome: CheckOutcome, for check: Check, from canary: Canary, at now: Date) -> Bool {
+        outcome.canary.differsDurably(from: canary)
+            || (memory == nil
+                && canary.wouldObserve(
+                    phase: check.phase, checksum: check.checksum, progressCheck: check.gate.isProgressCheck, at: now))
+    }
+
+    /// Decides one check from what the database holds, without a lock: the decision when nothing
+    /// needs writing (the common case), nil when it must be decided again and written.
+    func checkReading(_ check: Check, at now: Date) async throws -> Decision? {
+        try await transaction(reads: Records.loading(check.canary, at: now)) { rows in
+            let stored = try Records.canary(from: rows[0].first, gates: rows[1])
+            guard let canary = stored else { return Plan(value: nil) }
+            let freeze = Freeze.applying(
+                to: check.canary.namespace, among: try rows[2].map(Tables.freeze.read), at: now)
+            let outcome = canary.deciding(check, freeze: freeze, at: now)
+            return Plan(value: self.needsWrite(outcome, for: check, from: canary, at: now) ? nil : outcome.decision)
         }
     }
 
@@ -29,6 +55,7 @@ extension GateStore {
     /// durable (the common case: Flagger asking again), nil when it must be decided again and
     /// written by `check`. Throws `unavailable` while storage cannot answer, as `check` does.
     func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Decision? {
+        guard let memory else { return nil }
         try requireHealthy()
         let isProgressCheck = check.gate.isProgressCheck
         // The lock is held only to read the canary and the freeze (and, a few times a minute, to note
@@ -57,7 +84,7 @@ extension GateStore {
     {
         let message =
             action == .event ? payload.eventMessage : "post-rollout: \(payload.phase?.rawValue ?? "unknown phase")"
-        let isRepeat = memory.withLock { memory -> Bool in
+        let isRepeat = memory?.withLock { memory -> Bool in
             guard action == .event, var canary = memory.canaries[id], canary.lastMessage == message,
                 canary.lastChecksum == payload.checksum
             else { return false }
@@ -69,17 +96,15 @@ extension GateStore {
             memory.unsaved.insert(id)
             return true
         }
-        if isRepeat { return }
+        if isRepeat == true { return }
 
-        try await write { db in
-            let stored = try self.load(id, in: db)
+        try await changing(id, at: now) { stored, _ in
             var canary = stored
             let wasEnded = canary.rollout.stage == .ended
             let phase = canary.reportedPhase(payload, as: action)
             var change = CanaryChange()
-            change.append(
-                [GateFact(action: action, actor: Gate.flaggerActor, reason: message, checksum: payload.checksum)],
-                gate: nil)
+            let fact = GateFact(action: action, actor: Gate.flaggerActor, reason: message, checksum: payload.checksum)
+            change.append([fact], gate: nil)
             let ending = canary.applyReport(payload, as: action, at: now)
             change.facts += ending.facts
             canary.observe(phase: phase, checksum: payload.checksum, at: now)
@@ -87,18 +112,14 @@ extension GateStore {
                 canary.lastMessage = message
                 canary.lastEventType = payload.eventType
             }
-            try self.save(canary, change, stored: stored, phase: payload.phase, in: db, at: now)
+            var notables: [Notable] = []
             if !wasEnded, canary.rollout.stage == .ended, let outcome = Canary.endOutcome(of: payload, as: action) {
-                try self.enqueue(
+                notables.append(
                     Notable(
-                        kind: outcome == .succeeded ? .succeeded : .failed, canary: canary, gate: nil,
-                        fact: GateFact(
-                            action: action, actor: Gate.flaggerActor, reason: message, checksum: payload.checksum),
-                        freeze: nil, at: now),
-                    in: db)
+                        kind: outcome == .succeeded ? .succeeded : .failed, canary: canary, gate: nil, fact: fact,
+                        freeze: nil, at: now))
             }
-            let reported = canary
-            return ((), { $0.replace(reported) })
+            return CanaryUpdate(value: (), saved: canary, change: change, phase: payload.phase, notables: notables)
         }
     }
 }

@@ -8,38 +8,55 @@ import Synchronization
 extension GateStore {
 
     /// Every canary Gatehouse knows, by namespace and name.
-    public func canaries(sorted: Bool = true) -> [Canary] {
-        // The dictionary is copied on write: taking it under the lock costs nothing, and the list
-        // is made outside it, so checks are not held up while many canaries are listed.
-        let snapshot = memory.withLock { $0.canaries }
-        let canaries = Array(snapshot.values)
+    public func canaries(sorted: Bool = true) async throws -> [Canary] {
+        let canaries: [Canary]
+        if let memory {
+            // The dictionary is copied on write: taking it under the lock costs nothing, and the list
+            // is made outside it, so checks are not held up while many canaries are listed.
+            canaries = Array(memory.withLock { $0.canaries }.values)
+        } else {
+            try requireHealthy()
+            var gates: [CanaryID: [GateKind: Gate]] = [:]
+            for stored in try await rows(SQL("SELECT * FROM gate"), Tables.gate.read) {
+                gates[stored.canary, default: [:]][stored.gate.kind] = stored.gate
+            }
+            canaries = try await rows(SQL("SELECT * FROM canary"), Tables.canary.read).map { canary in
+                var canary = canary
+                canary.gates = gates[canary.id] ?? [:]
+                return canary
+            }
+        }
         return sorted ? canaries.sorted { $0.id < $1.id } : canaries
     }
 
     /// One canary, if Gatehouse knows it.
-    public func canary(_ id: CanaryID) -> Canary? {
-        memory.withLock { $0.canaries[id] }
+    public func canary(_ id: CanaryID) async throws -> Canary? {
+        if let memory { return memory.withLock { $0.canaries[id] } }
+        try requireHealthy()
+        return try await transaction(reads: [Records.canary(id), Records.gates(of: id)]) { rows in
+            Plan(value: try Records.canary(from: rows[0].first, gates: rows[1]))
+        }
     }
 
     /// Audit entries, newest first: of one canary, of one namespace, or of everything; `before` pages back by id.
     public func events(of canary: CanaryID? = nil, namespace: String? = nil, limit: Int, before: Int64? = nil)
         async throws -> [AuditEntry]
     {
-        try await read { db in
-            try db.fetch(Tables.audit, Records.events(of: canary, namespace: namespace, limit: limit, before: before))
-        }
+        try await rows(
+            Records.events(of: canary, namespace: namespace, limit: limit, before: before), Tables.audit.read)
     }
 
     /// One freeze, in force or not, if it exists.
     public func freeze(id: Int64) async throws -> Freeze? {
-        try await read { db in try db.fetch(Tables.freeze, Records.freeze(id: id)).first }
+        try await rows(Records.freeze(id: id), Tables.freeze.read).first
     }
 
     /// The freezes in force, or every freeze ever set when `includingEnded` is true, newest first.
     public func freezes(includingEnded: Bool = false, at now: Date = Date()) async throws -> [Freeze] {
-        if includingEnded {
-            return try await read { db in try db.fetch(Tables.freeze, Records.allFreezes) }
+        if includingEnded { return try await rows(Records.allFreezes, Tables.freeze.read) }
+        if let memory {
+            return memory.withLock { $0.freezes.values.filter { $0.isActive(at: now) } }.sorted { $0.id > $1.id }
         }
-        return memory.withLock { $0.freezes.values.filter { $0.isActive(at: now) } }.sorted { $0.id > $1.id }
+        return try await rows(Records.freezesInForce(at: now), Tables.freeze.read)
     }
 }

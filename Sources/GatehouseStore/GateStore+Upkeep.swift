@@ -12,22 +12,20 @@ extension GateStore {
     public var isHealthy: Bool { health.currentProblem == nil && !isStalled }
 
     /// Whether a write has waited longer than a second (or the storage timeout, if shorter).
-    var isStalled: Bool { (writes.oldestWait ?? .zero) > stallThreshold }
+    var isStalled: Bool { (engine.oldestWait ?? .zero) > stallThreshold }
 
-    var stallThreshold: Duration { min(.seconds(1), writes.timeout) }
+    var stallThreshold: Duration { min(.seconds(1), engine.timeout) }
 
     /// Asks storage to commit a write (through the same queue and deadline as every change); the
     /// result decides `isHealthy`.
     @discardableResult
     public func probe(at now: Date = Date()) async -> Bool {
-        if let problem = file?.problem {
+        if let problem = engine.knownProblem {
             health.markFileProblem(problem)
             return false
         }
         do {
-            try await withWrite { db in
-                _ = try db.run(Records.heartbeat(at: now))
-            }
+            try await run([Records.heartbeat(at: now)])
             health.markRecovered()
             return true
         } catch {
@@ -55,9 +53,17 @@ extension GateStore {
     /// Closes every open gate whose expiry has passed, recording each in the audit trail.
     @discardableResult
     public func expireDueGates(at now: Date = Date()) async throws -> Int {
-        let due = memory.withLock { memory in
-            memory.canaries.values.flatMap { canary in
-                canary.gates.values.filter { $0.isExpired(at: now) }.map { (canary.id, $0.kind) }
+        let due: [(CanaryID, GateKind)]
+        if let memory {
+            due = memory.withLock { memory in
+                memory.canaries.values.flatMap { canary in
+                    canary.gates.values.filter { $0.isExpired(at: now) }.map { (canary.id, $0.kind) }
+                }
+            }
+        } else {
+            due = try await rows(Records.expiredGates(at: now)) { row in
+                let stored = try Tables.gate.read(row)
+                return (stored.canary, stored.gate.kind)
             }
         }
         for (id, kind) in due {
@@ -66,28 +72,29 @@ extension GateStore {
         return due.count
     }
 
-    /// Writes what checks observed (last seen, phase, checksum, last progress check) that only memory holds so far.
+    /// Writes what checks observed (last seen, phase, checksum, last progress check) that only
+    /// memory holds so far (a store without a copy in memory writes it with the check).
     public func saveObservations() async throws {
+        guard let memory else { return }
         let now = Date()
-        let hasUnsaved = memory.withLock { memory in
+        let unsaved = memory.withLock { memory in
             memory.freezes = memory.freezes.filter { $0.value.isActive(at: now) }
             return !memory.unsaved.isEmpty
         }
-        guard hasUnsaved else { return }
-        try await write { db in
-            let canaries = self.memory.withLock { memory in
+        guard unsaved else { return }
+        try await transaction { _ in
+            let canaries = memory.withLock { memory in
                 defer { memory.unsaved.removeAll() }
                 return memory.unsaved.compactMap { memory.canaries[$0] }
             }
-            for canary in canaries { try db.run(Records.saveObservations(canary)) }
-            return ((), { _ in })
+            return Plan(value: (), writes: canaries.map(Records.saveObservations))
         }
     }
 
     /// Deletes audit entries older than `cutoff`; returns how many.
     @discardableResult
     public func pruneAudit(olderThan cutoff: Date) async throws -> Int {
-        try await withWrite { db in try db.run(Records.pruneAudit(olderThan: cutoff)) }
+        try await transaction(reads: [Records.pruneAudit(olderThan: cutoff)]) { rows in Plan(value: rows[0].count) }
     }
 
     /// Forgets canaries nobody acted on (see `Canary.isUntouched`) that Flagger has not called about
@@ -95,31 +102,31 @@ extension GateStore {
     /// every analysis interval and stays. Returns how many were forgotten.
     @discardableResult
     public func forgetUntouchedCanaries(notSeenSince cutoff: Date) async throws -> Int {
-        let idle = memory.withLock { memory in
-            memory.canaries.values.filter { $0.isForgettable(notSeenSince: cutoff) }.map(\.id)
-        }
+        let idle = try await canaries(sorted: false).filter { $0.isForgettable(notSeenSince: cutoff) }.map(\.id)
         var forgotten = 0
-        for chunk in stride(from: 0, to: idle.count, by: 1000).map({ idle[$0..<min($0 + 1000, idle.count)] }) {
-            forgotten += try await write { db in
+        for start in stride(from: 0, to: idle.count, by: 1000) {
+            let chunk = Array(idle[start..<min(start + 1000, idle.count)])
+            let reads = chunk.flatMap { [Records.canary($0, locked: true), Records.gates(of: $0)] }
+            forgotten += try await transaction(reads: reads) { rows in
                 var gone: [CanaryID] = []
-                for id in chunk {
+                for (index, id) in chunk.enumerated() {
                     // Decided again from what is stored: it may have been acted on meanwhile.
-                    let canary = try self.stored(id, in: db) ?? self.memory.withLock { $0.canaries[id] }
-                    guard let canary, canary.isForgettable(notSeenSince: cutoff) else { continue }
-                    for statement in Records.forget(id) { try db.run(statement) }
+                    let inMemory = self.memory?.withLock { $0.canaries[id] }
+                    var canary = try Records.canary(from: rows[2 * index].first, gates: rows[2 * index + 1])
+                    if let inMemory { canary?.adoptObservations(from: inMemory) }
+                    guard let canary = canary ?? inMemory, canary.isForgettable(notSeenSince: cutoff) else { continue }
                     gone.append(id)
                 }
                 let forgotten = gone
-                return (
-                    forgotten.count,
-                    { memory in
+                return Plan(
+                    value: forgotten.count, writes: forgotten.flatMap(Records.forget),
+                    remember: { memory in
                         for id in forgotten {
                             guard memory.canaries[id]?.isForgettable(notSeenSince: cutoff) == true else { continue }
                             memory.canaries[id] = nil
                             memory.unsaved.remove(id)
                         }
-                    }
-                )
+                    })
             }
         }
         return forgotten

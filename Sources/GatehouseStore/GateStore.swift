@@ -6,26 +6,25 @@ import Synchronization
 
 /// The durable home of every canary's gates, freezes and audit trail.
 ///
-/// Checks are answered from an in-memory copy kept in step with SQLite by write-through: a check
+/// On SQLite, checks are answered from an in-memory copy kept in step by write-through: a check
 /// that changes nothing is answered without touching the disk; one that changes something (binding,
 /// a used step, an expiry, the first verdict of a rollout) decides again inside one write
-/// transaction and updates the copy when that transaction commits.
+/// transaction and updates the copy when that transaction commits. On PostgreSQL, shared by several
+/// replicas, the database answers every check and no replica keeps a copy (see `PostgresEngine`).
 public final class GateStore: Sendable {
-    let writer: any DatabaseWriter
-    let memory: SharedMemory
+    let engine: any StoreEngine
+    /// The in-memory copy (SQLite only).
+    let memory: SharedMemory?
     let health: StorageHealth
-    let writes: GroupCommit
     /// How many canaries may be remembered; a new one beyond that is refused.
     let maximumCanaries: Int
-    /// The file opened, checked by every probe.
-    let file: DatabaseFile?
     /// The readiness probe in flight, if any: `/readyz` never starts a second one.
     let probes = Mutex<Task<Bool, Never>?>(nil)
     let logger: Logger
     /// Which messages facts produce; nil sends none.
     let notifications: (any NotificationPolicy)?
 
-    /// Migrates the database and loads its state into memory.
+    /// Migrates the SQLite database and loads its state into memory.
     ///
     /// A write that has not committed within `storageTimeout` fails with `unavailable` and is
     /// abandoned (see `GroupCommit`).
@@ -35,7 +34,6 @@ public final class GateStore: Sendable {
     ) throws {
         self.maximumCanaries = maximumCanaries
         try Schema.migrator.migrate(writer)
-        self.writer = writer
         self.logger = logger
         self.notifications = notifications
         let memory = SharedMemory(try writer.read(Memory.load))
@@ -44,8 +42,7 @@ public final class GateStore: Sendable {
         self.health = health
         let path = writer.path
         let file = DatabaseFile(path: path)
-        self.file = file
-        self.writes = GroupCommit(
+        let writes = GroupCommit(
             writer: writer, timeout: .milliseconds(Int64(storageTimeout * 1000)), file: file,
             probe: path.isEmpty || path == ":memory:" ? nil : WriteProbe(path: path + "-probe"), health: health,
             applyCommitted: { changes in
@@ -53,6 +50,20 @@ public final class GateStore: Sendable {
                     for apply in changes { apply(&memory) }
                 }
             })
+        engine = SQLiteEngine(writer: writer, writes: writes, file: file, health: health)
+    }
+
+    /// A store on an engine that keeps no copy in memory (PostgreSQL).
+    init(
+        engine: any StoreEngine, health: StorageHealth, maximumCanaries: Int, logger: Logger,
+        notifications: (any NotificationPolicy)?
+    ) {
+        self.engine = engine
+        self.memory = nil
+        self.health = health
+        self.maximumCanaries = maximumCanaries
+        self.logger = logger
+        self.notifications = notifications
     }
 
     /// Opens (creating if needed) the SQLite file at `path` in WAL mode.
@@ -83,47 +94,55 @@ public final class GateStore: Sendable {
         }
     }
 
-    /// Runs `body` in a write transaction (see `GroupCommit`); what it returns to apply to memory
-    /// runs after the commit, in order, so memory never shows what the database does not hold.
-    func write<T: Sendable>(
-        _ body: @escaping @Sendable (Database) throws -> (T, @Sendable (inout Memory) -> Void)
-    ) async throws -> T {
-        try await writes.write(body)
+    /// Runs one transaction (see `StoreEngine.transaction`).
+    func transaction<Value: Sendable>(
+        lock: CanaryID? = nil, reads: [SQL] = [],
+        _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
+    ) async throws -> Value {
+        try await engine.transaction(lock: lock, reads: reads, decide)
     }
 
-    /// A write transaction whose result needs nothing applied to memory.
-    func withWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await write { db in (try body(db), { _ in }) }
+    /// Runs statements in one transaction.
+    func run(_ writes: [SQL]) async throws {
+        try await transaction { _ in Plan(value: (), writes: writes) }
     }
 
-    /// A read, failing closed like every other storage access.
-    func readRows<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await read(body)
+    /// The rows of a query, failing closed like every other storage access.
+    func rows<Value: Sendable>(_ sql: SQL, _ read: @escaping @Sendable (any StoredRow) throws -> Value)
+        async throws -> [Value]
+    {
+        try await engine.rows(sql, read)
     }
 
-    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do {
-            return try await writer.read(body)
-        } catch {
-            health.markUnavailable(error)
-            throw StoreError.unavailable("storage cannot answer right now")
+    /// Changes one canary in one transaction. `decide` sees the canary as stored (with what memory
+    /// observed since laid over it) and the freezes in force, and says what to answer and what, if
+    /// anything, to save. `token`, when given, is used in the same transaction: the change fails
+    /// (`gone`) if it was used already. A new canary beyond `maximumCanaries` is refused.
+    func changing<Value: Sendable>(
+        _ id: CanaryID, at now: Date, token: SingleUse? = nil,
+        _ decide: @escaping @Sendable (_ stored: Canary, _ freezes: [Freeze]) throws -> CanaryUpdate<Value>
+    ) async throws -> Value {
+        let use = token.map { Records.use($0, at: now) }
+        let reads = Records.loading(id, at: now) + (use.map { [$0.dropExpired, $0.use] } ?? [])
+        return try await transaction(lock: id, reads: reads) { rows in
+            if token != nil, rows[5].isEmpty { throw StoreError.gone("this link was already used; nothing was done") }
+            var stored = try Records.canary(from: rows[0].first, gates: rows[1])
+            if stored == nil, try rows[3].first?.integer("count") ?? 0 >= Int64(self.maximumCanaries),
+                self.memory?.withLock({ $0.canaries[id] }) == nil
+            {
+                throw self.fullError(id)
+            }
+            if let inMemory = self.memory?.withLock({ $0.canaries[id] }) {
+                stored?.adoptObservations(from: inMemory)
+            }
+            let canary = stored ?? Canary(id: id)
+            let update = try decide(canary, try rows[2].map(Tables.freeze.read))
+            guard let saved = update.saved else { return Plan(value: update.value) }
+            let writes =
+                try self.writes(saving: saved, change: update.change, stored: canary, phase: update.phase, at: now)
+                + update.notables.flatMap { self.enqueueing($0) }
+            return Plan(value: update.value, writes: writes, remember: { $0.replace(saved) })
         }
-    }
-
-    /// The canary as stored, with what memory observed since (not yet saved) laid over it; a new
-    /// canary beyond `maximumCanaries` is refused.
-    func load(_ id: CanaryID, in db: Database) throws -> Canary {
-        if let canary = try stored(id, in: db) { return canary }
-        let hasRoom = memory.withLock { $0.canaries[id] != nil || $0.canaries.count < maximumCanaries }
-        guard hasRoom else { throw fullError(id) }
-        return Canary(id: id)
-    }
-
-    /// The canary as stored, if it is, with what memory observed since laid over it.
-    func stored(_ id: CanaryID, in db: Database) throws -> Canary? {
-        guard var canary = try db.storedCanary(id) else { return nil }
-        if let inMemory = memory.withLock({ $0.canaries[id] }) { canary.adoptObservations(from: inMemory) }
-        return canary
     }
 
     func fullError(_ id: CanaryID) -> StoreError {
@@ -132,31 +151,38 @@ public final class GateStore: Sendable {
         )
     }
 
-    /// Writes a canary's row, the gates that differ from `stored` (as `load` returned it in this
-    /// transaction), the change's audit entries and the notifications they call for.
-    func save(
-        _ canary: Canary, _ change: CanaryChange, stored: Canary, phase: CanaryPhase?, in db: Database, at now: Date
-    ) throws {
-        try db.run(Records.save(canary))
+    /// The statements that write a canary's row, the gates that differ from `stored`, the change's
+    /// audit entries and the notifications they call for.
+    func writes(saving canary: Canary, change: CanaryChange, stored: Canary, phase: CanaryPhase?, at now: Date) throws
+        -> [SQL]
+    {
+        var writes = [Records.save(canary)]
         for (kind, gate) in canary.gates where stored.gate(kind) != gate {
-            try db.run(Records.save(gate, of: canary.id))
+            writes.append(Records.save(gate, of: canary.id))
         }
         for (gate, fact) in change.facts {
-            try audit(
-                fact, namespace: canary.id.namespace, name: canary.id.name, gate: gate,
-                phase: phase ?? canary.lastPhase, in: db, at: now)
+            writes.append(
+                Records.audit(
+                    at: now, namespace: canary.id.namespace, name: canary.id.name, gate: gate, fact: fact,
+                    phase: phase ?? canary.lastPhase))
             if let gate {
                 for notable in Notable.from([fact], gate: gate, canary: canary, at: now) {
-                    try enqueue(notable, in: db)
+                    writes += enqueueing(notable)
                 }
             }
         }
+        return writes
     }
+}
 
-    func audit(
-        _ fact: GateFact, namespace: String?, name: String?, gate: GateKind?, phase: CanaryPhase?, in db: Database,
-        at now: Date
-    ) throws {
-        try db.run(Records.audit(at: now, namespace: namespace, name: name, gate: gate, fact: fact, phase: phase))
-    }
+/// What a change to one canary answers and, when it changed something, what it saves.
+struct CanaryUpdate<Value: Sendable>: Sendable {
+    var value: Value
+    /// The canary to save; nil when nothing changed.
+    var saved: Canary?
+    var change = CanaryChange()
+    /// The phase to record in the audit entries (the canary's last one when nil).
+    var phase: CanaryPhase?
+    /// Notifications beyond those the change's facts call for.
+    var notables: [Notable] = []
 }

@@ -128,61 +128,58 @@ extension GateStore {
     public func pendingNotifications(within limit: Duration = .milliseconds(200)) async -> Int? {
         guard isHealthy else { return nil }
         let count = Task {
-            try? await self.readRows { db in
-                try db.rows(Outbox.pendingCount).first.map { Int(try $0.integer("count")) } ?? 0
-            }
+            try? await self.rows(Outbox.pendingCount) { Int(try $0.integer("count")) }.first ?? 0
         }
         return await Bounded.value(of: count, within: limit) ?? nil
     }
 
     /// The outbox rows due for delivery.
     public func dueNotifications(at now: Date = Date(), limit: Int = 20) async throws -> [PendingNotification] {
-        try await readRows { db in try db.rows(Outbox.due(at: now, limit: limit)).map(Outbox.pending) }
+        try await rows(Outbox.due(at: now, limit: limit), Outbox.pending)
     }
 
     /// Records a delivery.
     public func markDelivered(_ id: Int64, at now: Date = Date()) async throws {
-        try await withWrite { db in try db.run(Outbox.delivered(id, at: now)) }
+        try await run([Outbox.delivered(id, at: now)])
     }
 
     /// Schedules another try.
     public func retryDelivery(_ id: Int64, at next: Date, error: String) async throws {
-        try await withWrite { db in try db.run(Outbox.retry(id, at: next, error: error)) }
+        try await run([Outbox.retry(id, at: next, error: error)])
     }
 
     /// Stops trying, and says so in the audit trail.
     public func giveUpDelivery(_ id: Int64, target: String, error: String, at now: Date = Date()) async throws {
-        try await withWrite { db in
-            try db.run(Outbox.givenUp(id, error: error, at: now))
-            let fact = GateFact(
-                action: .notificationFailed, actor: Gate.systemActor,
-                reason: "gave up delivering notification \(id) to \(target): \(error)")
-            try db.run(Records.audit(at: now, namespace: nil, name: nil, gate: nil, fact: fact, phase: nil))
-        }
+        let fact = GateFact(
+            action: .notificationFailed, actor: Gate.systemActor,
+            reason: "gave up delivering notification \(id) to \(target): \(error)")
+        try await run([
+            Outbox.givenUp(id, error: error, at: now),
+            Records.audit(at: now, namespace: nil, name: nil, gate: nil, fact: fact, phase: nil),
+        ])
     }
 
     /// Enqueues the messages for a fact found outside a write (a reminder); the key keeps it to one.
     public func enqueue(_ notable: Notable) async throws {
-        try await withWrite { db in try self.enqueue(notable, in: db) }
+        try await run(enqueueing(notable))
     }
 
     /// Records that a single-use token (an approval link's nonce, a Slack request's signature) was
     /// used; false if it already was. Kept until `expiresAt`, when it could not be used anyway.
     public func useOnce(_ nonce: String, expiresAt: Date, at now: Date = Date()) async throws -> Bool {
-        try await withWrite { db in try SingleUse(nonce: nonce, expiresAt: expiresAt).use(in: db, at: now) }
+        let use = Records.use(SingleUse(nonce: nonce, expiresAt: expiresAt), at: now)
+        return try await transaction(reads: [use.dropExpired, use.use]) { rows in Plan(value: !rows[1].isEmpty) }
     }
 
     /// Whether a single-use token was used already.
     public func isUsed(_ nonce: String) async throws -> Bool {
-        try await readRows { db in try !db.rows(SQL("SELECT 1 FROM usedLink WHERE nonce = ?", [.text(nonce)])).isEmpty }
+        try await !rows(SQL("SELECT nonce FROM usedLink WHERE nonce = ?", [.text(nonce)])) { _ in () }.isEmpty
     }
 
-    /// Inserts a fact's messages, once per key.
-    func enqueue(_ notable: Notable, in db: Database) throws {
-        guard let policy = notifications else { return }
-        for message in policy.messages(for: notable) {
-            try db.run(Outbox.insert(message, for: notable, giveUpAfter: policy.giveUpAfter))
-        }
+    /// The statements that insert a fact's messages, once per key.
+    func enqueueing(_ notable: Notable) -> [SQL] {
+        guard let policy = notifications else { return [] }
+        return policy.messages(for: notable).map { Outbox.insert($0, for: notable, giveUpAfter: policy.giveUpAfter) }
     }
 }
 
@@ -252,12 +249,5 @@ public struct SingleUse: Sendable {
     public init(nonce: String, expiresAt: Date) {
         self.nonce = nonce
         self.expiresAt = expiresAt
-    }
-
-    /// Records the use; false if it was used already.
-    func use(in db: Database, at now: Date) throws -> Bool {
-        let (dropExpired, use) = Records.use(self, at: now)
-        try db.run(dropExpired)
-        return try db.run(use) == 1
     }
 }

@@ -4,12 +4,27 @@ import GatehouseCore
 /// The statements that read and write canaries, gates and the audit trail, the same for SQLite and
 /// PostgreSQL; made from the column lists in `Tables`.
 enum Records {
-    static func canary(_ id: CanaryID) -> SQL {
-        SQL("SELECT * FROM canary WHERE namespace = ? AND name = ?", [.text(id.namespace), .text(id.name)])
+    static func canary(_ id: CanaryID, locked: Bool = false) -> SQL {
+        SQL(
+            "SELECT * FROM canary WHERE namespace = ? AND name = ?", [.text(id.namespace), .text(id.name)],
+            locksRows: locked)
     }
 
     static func gates(of id: CanaryID) -> SQL {
         SQL("SELECT * FROM gate WHERE namespace = ? AND name = ?", [.text(id.namespace), .text(id.name)])
+    }
+
+    /// What a change to a canary is decided from, in this order: its row, its gates' rows, the
+    /// freezes in force, and, only when it has no row yet, how many canaries are stored.
+    static func loading(_ id: CanaryID, at now: Date) -> [SQL] {
+        [
+            canary(id), gates(of: id), freezesInForce(at: now),
+            SQL(
+                """
+                SELECT COUNT(*) AS count FROM canary
+                WHERE NOT EXISTS (SELECT 1 FROM canary WHERE namespace = ? AND name = ?)
+                """, [.text(id.namespace), .text(id.name)]),
+        ]
     }
 
     /// The canary its row and its gates' rows hold; nil when it has no row.
@@ -55,14 +70,22 @@ enum Records {
         return ["audit", "gate", "canary"].map { SQL("DELETE FROM \($0) WHERE namespace = ? AND name = ?", key) }
     }
 
-    /// Records a single-use token's use: one row changed if it was unused (after dropping the expired ones).
+    /// Records a single-use token's use: `use` returns a row if it was unused (after dropping the expired ones).
     static func use(_ token: SingleUse, at now: Date) -> (dropExpired: SQL, use: SQL) {
         (
             SQL("DELETE FROM usedLink WHERE expiresAt < ?", [.date(now)]),
             SQL(
-                "INSERT INTO usedLink (nonce, usedAt, expiresAt) VALUES (?, ?, ?) ON CONFLICT (nonce) DO NOTHING",
+                """
+                INSERT INTO usedLink (nonce, usedAt, expiresAt) VALUES (?, ?, ?) ON CONFLICT (nonce) DO NOTHING
+                RETURNING nonce
+                """,
                 [.text(token.nonce), .date(now), .date(token.expiresAt)])
         )
+    }
+
+    /// The open gates whose expiry has passed.
+    static func expiredGates(at now: Date) -> SQL {
+        SQL("SELECT * FROM gate WHERE isOpen AND expiresAt IS NOT NULL AND expiresAt <= ?", [.date(now)])
     }
 
     static func heartbeat(at now: Date) -> SQL {
@@ -73,8 +96,8 @@ enum Records {
 
     // MARK: Freezes
 
-    static func freeze(id: Int64) -> SQL {
-        SQL("SELECT * FROM freeze WHERE id = ?", [.integer(id)])
+    static func freeze(id: Int64, locked: Bool = false) -> SQL {
+        SQL("SELECT * FROM freeze WHERE id = ?", [.integer(id)], locksRows: locked)
     }
 
     /// Every freeze ever set, newest first.
@@ -109,6 +132,6 @@ enum Records {
     }
 
     static func pruneAudit(olderThan cutoff: Date) -> SQL {
-        SQL("DELETE FROM audit WHERE at < ?", [.date(cutoff)])
+        SQL("DELETE FROM audit WHERE at < ? RETURNING id", [.date(cutoff)])
     }
 }

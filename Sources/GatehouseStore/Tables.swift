@@ -51,10 +51,14 @@ extension StoredRow {
 struct SQL: Sendable {
     var text: String
     var arguments: [StoredValue]
+    /// Whether the rows a query reads stay locked until its transaction ends (`FOR UPDATE` on
+    /// PostgreSQL; SQLite's single writer needs nothing).
+    var locksRows = false
 
-    init(_ text: String, _ arguments: [StoredValue] = []) {
+    init(_ text: String, _ arguments: [StoredValue] = [], locksRows: Bool = false) {
         self.text = text
         self.arguments = arguments
+        self.locksRows = locksRows
     }
 }
 

@@ -28,7 +28,7 @@ struct GateStoreTests {
     func survivesRestart(kind: GateKind) async throws {
         _ = try await store.open(kind, of: podinfo, OpenRequest(reason: "ship it", isSticky: true), actor: "alice")
         let reopened = try database.openStore()
-        let gate = try #require(reopened.canary(podinfo)).gate(kind)
+        let gate = try #require(try await reopened.canary(podinfo)).gate(kind)
         #expect(gate.isOpen && gate.mode == .sticky && gate.actor == "alice" && gate.reason == "ship it")
         let decision = try await reopened.check(Check(canary: podinfo, gate: kind, checksum: "c1"))
         #expect(decision.isApproved)
@@ -55,7 +55,7 @@ struct GateStoreTests {
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
         #expect(approvals == 5)
-        #expect(!(try #require(store.canary(podinfo)).gate(.traffic).isOpen))
+        #expect(!(try #require(try await store.canary(podinfo)).gate(.traffic).isOpen))
         let consumed = try await database.otherConnection().read {
             try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM audit WHERE action = 'consumed'")
         }
@@ -87,7 +87,7 @@ struct GateStoreTests {
         #expect(outcomes.filter { $0 }.count == 20)
         let reopened = try database.openStore()
         for index in 0..<40 {
-            let canary = reopened.canary(try CanaryID(namespace: "test", name: "app-\(index)"))
+            let canary = try await reopened.canary(try CanaryID(namespace: "test", name: "app-\(index)"))
             if index.isMultiple(of: 2) {
                 #expect(canary?.gate(.promotion).isOpen == true)
             } else {
@@ -109,7 +109,7 @@ struct GateStoreTests {
         lock.unlock()
         #expect(await store.probe())
         #expect(!(try await check(.rollout, "c1").isApproved))
-        #expect(store.canary(podinfo)?.gate(.rollout).isOpen == false, "the failed open left nothing behind")
+        #expect(try await store.canary(podinfo)?.gate(.rollout).isOpen == false, "the failed open left nothing behind")
     }
 
     @Test("a rollback request is refused outside a rollout unless forced")
@@ -118,7 +118,7 @@ struct GateStoreTests {
         await #expect(throws: StoreError.self) {
             try await store.requestRollback(of: podinfo, reason: nil, expiresAt: inAnHour, force: false, actor: "alice")
         }
-        #expect(store.canary(podinfo)?.gate(.rollback).isOpen != true)
+        #expect(try await store.canary(podinfo)?.gate(.rollback).isOpen != true)
         let forced = try await store.requestRollback(
             of: podinfo, reason: "bad", expiresAt: inAnHour, force: true, actor: "alice")
         #expect(forced.gate(.rollback).isOpen)
@@ -149,7 +149,7 @@ struct GateStoreTests {
             FlaggerPayload(
                 name: "podinfo", namespace: "test", phase: phase, checksum: "c1",
                 metadata: ["eventMessage": message, "eventType": "Normal"]), of: podinfo, as: .event)
-        let canary = try #require(store.canary(podinfo))
+        let canary = try #require(try await store.canary(podinfo))
         #expect(!canary.gate(.promotion).isOpen)
         #expect(canary.gate(.shared).isOpen)
         #expect(canary.lastMessage == message)
@@ -166,7 +166,7 @@ struct GateStoreTests {
                     metadata: ["eventMessage": "Confirm-rollout check gatehouse-rollout passed", "eventType": "Normal"]),
                 of: podinfo, as: .event)
         }
-        #expect(try #require(store.canary(podinfo)).gate(.promotion).isOpen)
+        #expect(try #require(try await store.canary(podinfo)).gate(.promotion).isOpen)
     }
 
     @Test("a write still waiting for storage when its deadline passes fails closed and is never applied later")
@@ -184,9 +184,9 @@ struct GateStoreTests {
         // The probe queues behind the abandoned write: once it commits, that write has had its chance.
         #expect(await store.probe())
         #expect(store.isHealthy)
-        #expect(store.canary(podinfo)?.gate(.promotion).isOpen != true)
+        #expect(try await store.canary(podinfo)?.gate(.promotion).isOpen != true)
         let reopened = try database.openStore()
-        #expect(reopened.canary(podinfo)?.gate(.promotion).isOpen != true)
+        #expect(try await reopened.canary(podinfo)?.gate(.promotion).isOpen != true)
         #expect(try auditCount() == 0)
     }
 
@@ -198,16 +198,22 @@ struct GateStoreTests {
         // The writer is busy, so the next two writes wait together and are committed in one batch.
         let (started, starting) = AsyncStream<Void>.makeStream()
         let busy = Task {
-            try await store.withWrite { _ in
+            try await store.transaction { _ in
                 starting.yield()
                 holdWriter.wait()
+                return Plan(value: ())
             }
         }
         for await _ in started { break }
         let opening = Task {
             try await store.open(.promotion, of: podinfo, OpenRequest(reason: "late"), actor: "alice")
         }
-        let stalling = Task { try await store.withWrite { _ in holdBatch.wait() } }
+        let stalling = Task {
+            try await store.transaction { _ in
+                holdBatch.wait()
+                return Plan(value: ())
+            }
+        }
         // Neither can commit; the open's caller gives up at its deadline.
         await #expect(throws: StoreError.self) { _ = try await opening.value }
         holdWriter.signal()
@@ -215,8 +221,8 @@ struct GateStoreTests {
         _ = try? await busy.value  // its own deadline passed too: rolled back as well
         _ = try? await stalling.value
         #expect(await store.probe())
-        #expect(store.canary(podinfo)?.gate(.promotion).isOpen != true)
-        #expect(try database.openStore().canary(podinfo)?.gate(.promotion).isOpen != true)
+        #expect(try await store.canary(podinfo)?.gate(.promotion).isOpen != true)
+        #expect(try await database.openStore().canary(podinfo)?.gate(.promotion).isOpen != true)
         #expect(try auditCount() == 0)
     }
 
@@ -251,9 +257,9 @@ struct GateStoreTests {
         #expect(try await store.forgetUntouchedCanaries(notSeenSince: Date().addingTimeInterval(-60)) == 0)
         // Silent since the cutoff: the two strangers go, with their audit entries.
         #expect(try await store.forgetUntouchedCanaries(notSeenSince: Date().addingTimeInterval(60)) == 2)
-        #expect(store.canaries().map(\.id.name) == ["approved", "reported"])
+        #expect(try await store.canaries().map(\.id.name) == ["approved", "reported"])
         let reopened = try database.openStore()
-        #expect(reopened.canaries().map(\.id.name) == ["approved", "reported"])
+        #expect(try await reopened.canaries().map(\.id.name) == ["approved", "reported"])
         let connection = try database.otherConnection()
         let strangers = try await connection.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit WHERE name LIKE 'stranger-%'") ?? -1
@@ -274,7 +280,7 @@ struct GateStoreTests {
         }
         _ = try await store.open(.rollout, of: ids[0], OpenRequest(), actor: "alice")
         #expect(try await store.check(Check(canary: ids[0], gate: .rollout, checksum: "c1")).isApproved)
-        #expect(store.canaries().count == 2)
+        #expect(try await store.canaries().count == 2)
         #expect(store.isHealthy)
     }
 
@@ -291,7 +297,7 @@ struct GateStoreTests {
         }
         #expect(store.isHealthy)
         _ = try await store.open(.promotion, of: podinfo, OpenRequest(), actor: "alice")
-        #expect(try #require(store.canary(podinfo)).gate(.promotion).isOpen)
+        #expect(try #require(try await store.canary(podinfo)).gate(.promotion).isOpen)
     }
 
     @Test("repeated identical events are recorded once")
@@ -310,7 +316,7 @@ struct GateStoreTests {
             .rollout, of: podinfo, OpenRequest(expiresAt: now.addingTimeInterval(10)), actor: "alice")
         #expect(try await store.expireDueGates(at: now.addingTimeInterval(5)) == 0)
         #expect(try await store.expireDueGates(at: now.addingTimeInterval(11)) == 1)
-        #expect(try database.openStore().canary(podinfo)?.gate(.rollout).isOpen == false)
+        #expect(try await database.openStore().canary(podinfo)?.gate(.rollout).isOpen == false)
         let actions = try await store.events(of: podinfo, limit: 10).map(\.action)
         #expect(actions == [.expired, .opened])
     }
@@ -337,7 +343,7 @@ struct GateStoreTests {
         _ = try await check(.rollout, "c0", phase: .waiting)
         _ = try await check(.rollout, "c0", phase: .waiting)
         try await store.saveObservations()
-        let canary = try #require(try database.openStore().canary(podinfo))
+        let canary = try #require(try await database.openStore().canary(podinfo))
         #expect(canary.lastPhase == .waiting)
         #expect(canary.lastChecksum == "c0")
         #expect(canary.lastSeen != nil)

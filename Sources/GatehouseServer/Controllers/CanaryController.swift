@@ -39,7 +39,7 @@ struct CanaryController {
         // Sorted by namespace and name, so that `after` pages through them in a stable order.
         var page: [CanaryView] = []
         var next: String?
-        for canary in store.canaries()
+        for canary in try await store.canaries()
         where (query.namespace == nil || canary.id.namespace == query.namespace)
             && (query.after.map { canary.id > $0 } ?? true) && access.canRead(canary.id.namespace, context: context)
         {
@@ -57,7 +57,7 @@ struct CanaryController {
     @Sendable func show(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try canaryID(context)
         _ = try access.authorize(.read, in: id.namespace, context: context)
-        guard let canary = store.canary(id) else {
+        guard let canary = try await store.canary(id) else {
             throw GatehouseError.notFound(
                 "canary \(id) is not known: Flagger has not called about it and no gate of it was opened")
         }

@@ -108,12 +108,12 @@ struct SlackController {
                 if let target = command.arguments.first {
                     let canary = try Self.canary(target)
                     try authorize(command, .read, canary.namespace)
-                    guard let state = store.canary(canary) else {
+                    guard let state = try await store.canary(canary) else {
                         return .ephemeral("\(canary) is not known to Gatehouse.")
                     }
                     return .ephemeral(Self.describe(state))
                 }
-                let visible = store.canaries().filter { allows(command, .read, $0.id.namespace) }
+                let visible = try await store.canaries().filter { allows(command, .read, $0.id.namespace) }
                 guard !visible.isEmpty else { return .ephemeral("No canaries you may see.") }
                 return .ephemeral(visible.map(Self.describe).joined(separator: "\n"))
             case "freeze":

@@ -106,7 +106,7 @@ struct OutboxDelivery: Service {
     /// key keeps it to one across restarts, and `reminded` spares a write per round until then.
     func remind(at now: Date, skipping reminded: inout Set<String>) async {
         guard let reminderAfter else { return }
-        for canary in store.canaries() {
+        for canary in (try? await store.canaries()) ?? [] {
             guard let waiting = canary.waitingOn, now.timeIntervalSince(waiting.since) >= reminderAfter else {
                 continue
             }
