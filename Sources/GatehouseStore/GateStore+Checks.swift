@@ -85,11 +85,7 @@ extension GateStore {
         let message =
             action == .event ? payload.eventMessage : "post-rollout: \(payload.phase?.rawValue ?? "unknown phase")"
         let isRepeat = memory?.withLock { memory -> Bool in
-            guard action == .event, var canary = memory.canaries[id], canary.lastMessage == message,
-                canary.lastChecksum == payload.checksum
-            else { return false }
-            var reported = canary
-            guard reported.applyReport(payload, as: action, at: now).isEmpty, !reported.differsDurably(from: canary)
+            guard var canary = memory.canaries[id], Self.repeats(payload, message, as: action, of: canary, at: now)
             else { return false }
             canary.observe(phase: canary.reportedPhase(payload, as: action), checksum: payload.checksum, at: now)
             memory.canaries[id] = canary
@@ -99,6 +95,12 @@ extension GateStore {
         if isRepeat == true { return }
 
         try await changing(id, at: now) { stored, _ in
+            if Self.repeats(payload, message, as: action, of: stored, at: now) {
+                // Nothing to record; what it observes is written here only without a copy in memory.
+                var canary = stored
+                canary.observe(phase: canary.reportedPhase(payload, as: action), checksum: payload.checksum, at: now)
+                return CanaryUpdate(value: (), saved: self.memory == nil && canary != stored ? canary : nil)
+            }
             var canary = stored
             let wasEnded = canary.rollout.stage == .ended
             let phase = canary.reportedPhase(payload, as: action)
@@ -121,5 +123,19 @@ extension GateStore {
             }
             return CanaryUpdate(value: (), saved: canary, change: change, phase: payload.phase, notables: notables)
         }
+    }
+
+    /// Whether an event repeats the last one reported (Flagger sends the same event every interval
+    /// while a canary waits) and changes nothing: it is not recorded again.
+    static func repeats(
+        _ payload: FlaggerPayload, _ message: String?, as action: AuditAction, of canary: Canary, at now: Date
+    )
+        -> Bool
+    {
+        guard action == .event, canary.lastMessage == message, canary.lastChecksum == payload.checksum else {
+            return false
+        }
+        var reported = canary
+        return reported.applyReport(payload, as: action, at: now).isEmpty && !reported.differsDurably(from: canary)
     }
 }

@@ -186,3 +186,40 @@ struct CanaryUpdate<Value: Sendable>: Sendable {
     /// Notifications beyond those the change's facts call for.
     var notables: [Notable] = []
 }
+
+extension GateStore {
+    /// A store on PostgreSQL, shared by every replica pointed at it: migrates the schema (one
+    /// replica at a time) and fails, within 30 seconds, when the database cannot be reached.
+    public static func postgres(
+        _ location: PostgresLocation, storageTimeout: TimeInterval = 5, maximumCanaries: Int = 50_000,
+        logger: Logger = Logger(label: "gatehouse.store"), notifications: (any NotificationPolicy)? = nil
+    ) async throws -> GateStore {
+        let health = StorageHealth(logger: logger)
+        let engine = PostgresEngine(
+            configuration: try location.configuration, timeout: .milliseconds(Int64(storageTimeout * 1000)),
+            health: health, logger: logger)
+        let migration = Task { () -> Result<[String], any Error> in
+            do { return .success(try await PostgresSchema.migrate(engine.client, logger: logger)) } catch {
+                return .failure(error)
+            }
+        }
+        switch await Bounded.value(of: migration, within: .seconds(30)) {
+        case .success(let applied):
+            for name in applied { logger.notice("migrated the PostgreSQL schema", metadata: ["migration": "\(name)"]) }
+        case .failure(let error):
+            engine.shutDown()
+            throw StoreError.unavailable("cannot prepare the database at \(location): \(String(reflecting: error))")
+        case nil:
+            engine.shutDown()
+            throw StoreError.unavailable("the database at \(location) did not answer within 30 seconds")
+        }
+        return GateStore(
+            engine: engine, health: health, maximumCanaries: maximumCanaries, logger: logger,
+            notifications: notifications)
+    }
+
+    /// Closes the store's connections (PostgreSQL); a SQLite store closes with its last reference.
+    public func shutDown() {
+        (engine as? PostgresEngine)?.shutDown()
+    }
+}

@@ -97,16 +97,16 @@ enum Records {
     // MARK: Freezes
 
     static func freeze(id: Int64, locked: Bool = false) -> SQL {
-        SQL("SELECT * FROM freeze WHERE id = ?", [.integer(id)], locksRows: locked)
+        SQL("SELECT * FROM \"freeze\" WHERE id = ?", [.integer(id)], locksRows: locked)
     }
 
     /// Every freeze ever set, newest first.
-    static let allFreezes = SQL("SELECT * FROM freeze ORDER BY id DESC")
+    static let allFreezes = SQL("SELECT * FROM \"freeze\" ORDER BY id DESC")
 
     /// The freezes in force at `now`, newest first.
     static func freezesInForce(at now: Date) -> SQL {
         SQL(
-            "SELECT * FROM freeze WHERE liftedAt IS NULL AND (endsAt IS NULL OR endsAt > ?) ORDER BY id DESC",
+            "SELECT * FROM \"freeze\" WHERE liftedAt IS NULL AND (endsAt IS NULL OR endsAt > ?) ORDER BY id DESC",
             [.date(now)])
     }
 

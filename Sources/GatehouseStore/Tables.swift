@@ -280,7 +280,7 @@ enum Tables {
         })
 
     static let freeze = Table<Freeze>(
-        name: "freeze",
+        name: #""freeze""#,  // quoted: FREEZE is a keyword in PostgreSQL
         key: [.key("id", \.id)],
         columns: [
             .column("namespace", \.namespace),

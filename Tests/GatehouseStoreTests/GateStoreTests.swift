@@ -24,16 +24,6 @@ struct GateStoreTests {
         try database.otherConnection().read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM audit") ?? 0 }
     }
 
-    @Test("an opened gate survives a restart", arguments: GateKind.allCases)
-    func survivesRestart(kind: GateKind) async throws {
-        _ = try await store.open(kind, of: podinfo, OpenRequest(reason: "ship it", isSticky: true), actor: "alice")
-        let reopened = try database.openStore()
-        let gate = try #require(try await reopened.canary(podinfo)).gate(kind)
-        #expect(gate.isOpen && gate.mode == .sticky && gate.actor == "alice" && gate.reason == "ship it")
-        let decision = try await reopened.check(Check(canary: podinfo, gate: kind, checksum: "c1"))
-        #expect(decision.isApproved)
-    }
-
     @Test("a check that changes nothing does not write to the database")
     func checksAreReadOnly() async throws {
         _ = try await store.open(.promotion, of: podinfo, OpenRequest(isSticky: true), actor: "alice")
@@ -45,56 +35,6 @@ struct GateStoreTests {
         let after = try await observer.read { try Int.fetchOne($0, sql: "PRAGMA data_version") }
         // the traffic gate's first refusal is one write; the 199 other checks none
         #expect(after == before.map { $0 + 1 })
-    }
-
-    @Test("concurrent checks use each approved traffic step exactly once")
-    func stepsUnderConcurrency() async throws {
-        _ = try await store.open(.traffic, of: podinfo, OpenRequest(steps: 5), actor: "alice")
-        let approvals = try await withThrowingTaskGroup(of: Bool.self) { group in
-            for _ in 0..<60 { group.addTask { try await check(.traffic, "c1").isApproved } }
-            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
-        }
-        #expect(approvals == 5)
-        #expect(!(try #require(try await store.canary(podinfo)).gate(.traffic).isOpen))
-        let consumed = try await database.otherConnection().read {
-            try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM audit WHERE action = 'consumed'")
-        }
-        #expect(consumed == 5)
-    }
-
-    @Test("writes committed together keep each other's results: a refused one leaves the rest intact")
-    func groupCommit() async throws {
-        let inAnHour = Date().addingTimeInterval(3600)
-        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
-            for index in 0..<40 {
-                group.addTask {
-                    let id = try CanaryID(namespace: "test", name: "app-\(index)")
-                    if index.isMultiple(of: 2) {
-                        _ = try await store.open(.promotion, of: id, OpenRequest(isSticky: true), actor: "alice")
-                        return true
-                    }
-                    do {
-                        _ = try await store.requestRollback(
-                            of: id, reason: nil, expiresAt: inAnHour, force: false, actor: "alice")
-                        return true
-                    } catch StoreError.conflict {
-                        return false
-                    }
-                }
-            }
-            return try await group.reduce(into: [Bool]()) { $0.append($1) }
-        }
-        #expect(outcomes.filter { $0 }.count == 20)
-        let reopened = try database.openStore()
-        for index in 0..<40 {
-            let canary = try await reopened.canary(try CanaryID(namespace: "test", name: "app-\(index)"))
-            if index.isMultiple(of: 2) {
-                #expect(canary?.gate(.promotion).isOpen == true)
-            } else {
-                #expect(canary == nil, "a refused rollback request must leave nothing behind")
-            }
-        }
-        #expect(try auditCount() == 20)
     }
 
     @Test("checks fail closed while storage cannot answer, and resume when it can")
@@ -110,63 +50,6 @@ struct GateStoreTests {
         #expect(await store.probe())
         #expect(!(try await check(.rollout, "c1").isApproved))
         #expect(try await store.canary(podinfo)?.gate(.rollout).isOpen == false, "the failed open left nothing behind")
-    }
-
-    @Test("a rollback request is refused outside a rollout unless forced")
-    func rollbackConflict() async throws {
-        let inAnHour = Date().addingTimeInterval(3600)
-        await #expect(throws: StoreError.self) {
-            try await store.requestRollback(of: podinfo, reason: nil, expiresAt: inAnHour, force: false, actor: "alice")
-        }
-        #expect(try await store.canary(podinfo)?.gate(.rollback).isOpen != true)
-        let forced = try await store.requestRollback(
-            of: podinfo, reason: "bad", expiresAt: inAnHour, force: true, actor: "alice")
-        #expect(forced.gate(.rollback).isOpen)
-    }
-
-    @Test("a rollback requested mid-analysis fires for that rollout only")
-    func rollbackFiresOnce() async throws {
-        #expect(try await !check(.rollback, "c2").isApproved)
-        _ = try await store.requestRollback(
-            of: podinfo, reason: "bad", expiresAt: Date().addingTimeInterval(3600), force: false, actor: "alice")
-        #expect(try await check(.rollback, "c2").isApproved)
-        try await store.report(
-            FlaggerPayload(name: "podinfo", namespace: "test", phase: .failed, checksum: "c2"), of: podinfo,
-            as: .postRollout)
-        #expect(try await !check(.rollback, "c3").isApproved)
-    }
-
-    @Test(
-        "Flagger's end events close once-gates and keep sticky ones",
-        arguments: [
-            (CanaryPhase.succeeded, "Promotion completed! Scaling down podinfo.test"),
-            (.failed, "Canary failed! Scaling down podinfo.test"),
-        ])
-    func endOfRollout(phase: CanaryPhase, message: String) async throws {
-        _ = try await store.open(.promotion, of: podinfo, OpenRequest(), actor: "alice")
-        _ = try await store.open(.shared, of: podinfo, OpenRequest(isSticky: true), actor: "alice")
-        try await store.report(
-            FlaggerPayload(
-                name: "podinfo", namespace: "test", phase: phase, checksum: "c1",
-                metadata: ["eventMessage": message, "eventType": "Normal"]), of: podinfo, as: .event)
-        let canary = try #require(try await store.canary(podinfo))
-        #expect(!canary.gate(.promotion).isOpen)
-        #expect(canary.gate(.shared).isOpen)
-        #expect(canary.lastMessage == message)
-        #expect(canary.rollout.stage == .ended)
-    }
-
-    @Test("a Succeeded or Failed phase on any other event ends nothing (it is the phase before the tick)")
-    func laggingPhaseEndsNothing() async throws {
-        _ = try await store.open(.promotion, of: podinfo, OpenRequest(), actor: "ci")
-        for phase in [CanaryPhase.succeeded, .failed] {
-            try await store.report(
-                FlaggerPayload(
-                    name: "podinfo", namespace: "test", phase: phase, checksum: "c1",
-                    metadata: ["eventMessage": "Confirm-rollout check gatehouse-rollout passed", "eventType": "Normal"]),
-                of: podinfo, as: .event)
-        }
-        #expect(try #require(try await store.canary(podinfo)).gate(.promotion).isOpen)
     }
 
     @Test("a write still waiting for storage when its deadline passes fails closed and is never applied later")
@@ -266,10 +149,152 @@ struct GateStoreTests {
         }
         #expect(strangers == 0)
     }
+}
 
-    @Test("beyond the canary limit a new name is refused; known canaries go on")
-    func canaryLimit() async throws {
-        let store = try database.openStore(maximumCanaries: 2)
+/// What the store promises on either database; run on PostgreSQL when `GATEHOUSE_TEST_POSTGRES` is set.
+@Suite("The store on SQLite and PostgreSQL", .timeLimit(.minutes(3)))
+struct StoreContractTests {
+    @Test("an opened gate survives a restart", arguments: Backend.available, GateKind.allCases)
+    func survivesRestart(backend: Backend, kind: GateKind) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        _ = try await store.open(
+            kind, of: fixture.podinfo, OpenRequest(reason: "ship it", isSticky: true), actor: "alice")
+        let reopened = try await fixture.reopen()
+        let gate = try #require(try await reopened.canary(fixture.podinfo)).gate(kind)
+        #expect(gate.isOpen && gate.mode == .sticky && gate.actor == "alice" && gate.reason == "ship it")
+        let decision = try await reopened.check(Check(canary: fixture.podinfo, gate: kind, checksum: "c1"))
+        #expect(decision.isApproved)
+    }
+
+    @Test("concurrent checks use each approved traffic step exactly once", arguments: Backend.available)
+    func stepsUnderConcurrency(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        _ = try await store.open(.traffic, of: fixture.podinfo, OpenRequest(steps: 5), actor: "alice")
+        let approvals = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<60 { group.addTask { try await fixture.check(.traffic, "c1").isApproved } }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(approvals == 5)
+        #expect(!(try #require(try await store.canary(fixture.podinfo)).gate(.traffic).isOpen))
+        #expect(try await fixture.count("SELECT COUNT(*) AS count FROM audit WHERE action = 'consumed'") == 5)
+    }
+
+    @Test(
+        "writes committed together keep each other's results: a refused one leaves the rest intact",
+        arguments: Backend.available)
+    func groupCommit(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        let inAnHour = Date().addingTimeInterval(3600)
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    let id = try CanaryID(namespace: "test", name: "app-\(index)")
+                    if index.isMultiple(of: 2) {
+                        _ = try await store.open(.promotion, of: id, OpenRequest(isSticky: true), actor: "alice")
+                        return true
+                    }
+                    do {
+                        _ = try await store.requestRollback(
+                            of: id, reason: nil, expiresAt: inAnHour, force: false, actor: "alice")
+                        return true
+                    } catch StoreError.conflict {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 20)
+        let reopened = try await fixture.reopen()
+        for index in 0..<40 {
+            let canary = try await reopened.canary(try CanaryID(namespace: "test", name: "app-\(index)"))
+            if index.isMultiple(of: 2) {
+                #expect(canary?.gate(.promotion).isOpen == true)
+            } else {
+                #expect(canary == nil, "a refused rollback request must leave nothing behind")
+            }
+        }
+        #expect(try await fixture.count("SELECT COUNT(*) AS count FROM audit") == 20)
+    }
+
+    @Test("a rollback request is refused outside a rollout unless forced", arguments: Backend.available)
+    func rollbackConflict(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        let inAnHour = Date().addingTimeInterval(3600)
+        await #expect(throws: StoreError.self) {
+            try await store.requestRollback(
+                of: fixture.podinfo, reason: nil, expiresAt: inAnHour, force: false, actor: "alice")
+        }
+        #expect(try await store.canary(fixture.podinfo)?.gate(.rollback).isOpen != true)
+        let forced = try await store.requestRollback(
+            of: fixture.podinfo, reason: "bad", expiresAt: inAnHour, force: true, actor: "alice")
+        #expect(forced.gate(.rollback).isOpen)
+    }
+
+    @Test("a rollback requested mid-analysis fires for that rollout only", arguments: Backend.available)
+    func rollbackFiresOnce(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        #expect(try await !fixture.check(.rollback, "c2").isApproved)
+        _ = try await store.requestRollback(
+            of: fixture.podinfo, reason: "bad", expiresAt: Date().addingTimeInterval(3600), force: false, actor: "alice"
+        )
+        #expect(try await fixture.check(.rollback, "c2").isApproved)
+        try await store.report(
+            FlaggerPayload(name: "podinfo", namespace: "test", phase: .failed, checksum: "c2"), of: fixture.podinfo,
+            as: .postRollout)
+        #expect(try await !fixture.check(.rollback, "c3").isApproved)
+    }
+
+    @Test(
+        "Flagger's end events close once-gates and keep sticky ones",
+        arguments: Backend.available,
+        [
+            (CanaryPhase.succeeded, "Promotion completed! Scaling down podinfo.test"),
+            (.failed, "Canary failed! Scaling down podinfo.test"),
+        ])
+    func endOfRollout(backend: Backend, end: (phase: CanaryPhase, message: String)) async throws {
+        let (phase, message) = end
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        _ = try await store.open(.promotion, of: fixture.podinfo, OpenRequest(), actor: "alice")
+        _ = try await store.open(.shared, of: fixture.podinfo, OpenRequest(isSticky: true), actor: "alice")
+        try await store.report(
+            FlaggerPayload(
+                name: "podinfo", namespace: "test", phase: phase, checksum: "c1",
+                metadata: ["eventMessage": message, "eventType": "Normal"]), of: fixture.podinfo, as: .event)
+        let canary = try #require(try await store.canary(fixture.podinfo))
+        #expect(!canary.gate(.promotion).isOpen)
+        #expect(canary.gate(.shared).isOpen)
+        #expect(canary.lastMessage == message)
+        #expect(canary.rollout.stage == .ended)
+    }
+
+    @Test(
+        "a Succeeded or Failed phase on any other event ends nothing (it is the phase before the tick)",
+        arguments: Backend.available)
+    func laggingPhaseEndsNothing(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        _ = try await store.open(.promotion, of: fixture.podinfo, OpenRequest(), actor: "ci")
+        for phase in [CanaryPhase.succeeded, .failed] {
+            try await store.report(
+                FlaggerPayload(
+                    name: "podinfo", namespace: "test", phase: phase, checksum: "c1",
+                    metadata: ["eventMessage": "Confirm-rollout check gatehouse-rollout passed", "eventType": "Normal"]),
+                of: fixture.podinfo, as: .event)
+        }
+        #expect(try #require(try await store.canary(fixture.podinfo)).gate(.promotion).isOpen)
+    }
+
+    @Test("beyond the canary limit a new name is refused; known canaries go on", arguments: Backend.available)
+    func canaryLimit(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = try await fixture.reopen(maximumCanaries: 2)
         let ids = try ["a", "b", "c"].map { try CanaryID(namespace: "test", name: $0) }
         for id in ids.prefix(2) { _ = try await store.check(Check(canary: id, gate: .rollout, checksum: "c1")) }
         await #expect(throws: StoreError.self) {
@@ -284,80 +309,92 @@ struct GateStoreTests {
         #expect(store.isHealthy)
     }
 
-    @Test("a write the schema refuses fails that request alone; storage stays available")
-    func refusedWriteFailsAlone() async throws {
+    @Test("a write the schema refuses fails that request alone; storage stays available", arguments: Backend.available)
+    func refusedWriteFailsAlone(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
         // A canary name the schema's own checks cannot hold is impossible through the API, so break a
         // row directly: a negative step count violates the gate table's CHECK.
         let broken = Gate(kind: .traffic, isOpen: true, mode: .once, remainingSteps: -1)
         await #expect(throws: StoreError.self) {
-            _ = try await store.change(.traffic, of: podinfo, at: Date()) { gate, _ in
+            _ = try await store.change(.traffic, of: fixture.podinfo, at: Date()) { gate, _ in
                 gate = broken
                 return [GateFact(action: .opened, actor: "test")]
             }
         }
         #expect(store.isHealthy)
-        _ = try await store.open(.promotion, of: podinfo, OpenRequest(), actor: "alice")
-        #expect(try #require(try await store.canary(podinfo)).gate(.promotion).isOpen)
+        _ = try await store.open(.promotion, of: fixture.podinfo, OpenRequest(), actor: "alice")
+        #expect(try #require(try await store.canary(fixture.podinfo)).gate(.promotion).isOpen)
     }
 
-    @Test("repeated identical events are recorded once")
-    func eventsDeduplicated() async throws {
+    @Test("repeated identical events are recorded once", arguments: Backend.available)
+    func eventsDeduplicated(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
         let payload = FlaggerPayload(
             name: "podinfo", namespace: "test", phase: .waiting, checksum: "c0",
             metadata: ["eventMessage": "Halt podinfo.test advancement waiting for approval", "eventType": "Warning"])
-        for _ in 0..<10 { try await store.report(payload, of: podinfo, as: .event) }
-        #expect(try auditCount() == 1)
+        for _ in 0..<10 { try await store.report(payload, of: fixture.podinfo, as: .event) }
+        #expect(try await fixture.count("SELECT COUNT(*) AS count FROM audit") == 1)
     }
 
-    @Test("due gates expire in the background and the expiry is recorded")
-    func expiry() async throws {
+    @Test("due gates expire in the background and the expiry is recorded", arguments: Backend.available)
+    func expiry(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
         let now = Date()
         _ = try await store.open(
-            .rollout, of: podinfo, OpenRequest(expiresAt: now.addingTimeInterval(10)), actor: "alice")
+            .rollout, of: fixture.podinfo, OpenRequest(expiresAt: now.addingTimeInterval(10)), actor: "alice")
         #expect(try await store.expireDueGates(at: now.addingTimeInterval(5)) == 0)
         #expect(try await store.expireDueGates(at: now.addingTimeInterval(11)) == 1)
-        #expect(try await database.openStore().canary(podinfo)?.gate(.rollout).isOpen == false)
-        let actions = try await store.events(of: podinfo, limit: 10).map(\.action)
+        #expect(try await fixture.reopen().canary(fixture.podinfo)?.gate(.rollout).isOpen == false)
+        let actions = try await store.events(of: fixture.podinfo, limit: 10).map(\.action)
         #expect(actions == [.expired, .opened])
     }
 
-    @Test("freezes are durable and lifted once")
-    func freezes() async throws {
+    @Test("freezes are durable and lifted once", arguments: Backend.available)
+    func freezes(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
         let freeze = try await store.freeze(namespace: "test", reason: "black friday", endsAt: nil, actor: "bob")
-        #expect(try await database.openStore().freezes().map(\.id) == [freeze.id])
-        _ = try await store.open(.rollout, of: podinfo, OpenRequest(isSticky: true), actor: "alice")
-        #expect(try await !check(.rollout, "c1").isApproved)
+        #expect(try await fixture.reopen().freezes().map(\.id) == [freeze.id])
+        _ = try await store.open(.rollout, of: fixture.podinfo, OpenRequest(isSticky: true), actor: "alice")
+        #expect(try await !fixture.check(.rollout, "c1").isApproved)
         _ = try await store.unfreeze(id: freeze.id, actor: "bob")
-        #expect(try await check(.rollout, "c1").isApproved)
+        #expect(try await fixture.check(.rollout, "c1").isApproved)
         await #expect(throws: StoreError.conflict("freeze \(freeze.id) has already ended")) {
             try await store.unfreeze(id: freeze.id, actor: "bob")
         }
         await #expect(throws: StoreError.notFound("there is no freeze 99")) {
             try await store.unfreeze(id: 99, actor: "bob")
         }
-        #expect(try await database.openStore().freezes().isEmpty)
+        #expect(try await fixture.reopen().freezes().isEmpty)
     }
 
-    @Test("observations are saved in the background and survive a restart")
-    func observations() async throws {
-        _ = try await check(.rollout, "c0", phase: .waiting)
-        _ = try await check(.rollout, "c0", phase: .waiting)
+    @Test("observations are saved in the background and survive a restart", arguments: Backend.available)
+    func observations(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        _ = try await fixture.check(.rollout, "c0", phase: .waiting)
+        _ = try await fixture.check(.rollout, "c0", phase: .waiting)
         try await store.saveObservations()
-        let canary = try #require(try await database.openStore().canary(podinfo))
+        let canary = try #require(try await fixture.reopen().canary(fixture.podinfo))
         #expect(canary.lastPhase == .waiting)
         #expect(canary.lastChecksum == "c0")
         #expect(canary.lastSeen != nil)
         #expect(canary.waitingOn?.gate == .rollout)
     }
 
-    @Test("audit pages go newest first and old entries are pruned")
-    func auditPaging() async throws {
+    @Test("audit pages go newest first and old entries are pruned", arguments: Backend.available)
+    func auditPaging(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
         for index in 0..<5 {
-            _ = try await store.open(.rollout, of: podinfo, OpenRequest(reason: "r\(index)"), actor: "alice")
+            _ = try await store.open(.rollout, of: fixture.podinfo, OpenRequest(reason: "r\(index)"), actor: "alice")
         }
-        let first = try await store.events(of: podinfo, limit: 2)
+        let first = try await store.events(of: fixture.podinfo, limit: 2)
         #expect(first.map(\.reason) == ["r4", "r3"])
-        let second = try await store.events(of: podinfo, limit: 2, before: first.last?.id)
+        let second = try await store.events(of: fixture.podinfo, limit: 2, before: first.last?.id)
         #expect(second.map(\.reason) == ["r2", "r1"])
         #expect(try await store.pruneAudit(olderThan: Date().addingTimeInterval(1)) == 5)
         #expect(try await store.events(limit: 10).isEmpty)
