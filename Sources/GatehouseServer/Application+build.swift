@@ -7,9 +7,6 @@ import Logging
 
 /// Builds the whole service from its arguments: opens the database, wires the router, adds upkeep.
 public func buildApplication(_ arguments: ServerArguments, logger: Logger) async throws -> some ApplicationProtocol {
-    let database = try GateStore.openDatabase(
-        atPath: arguments.databasePath, busyTimeout: arguments.storageTimeout,
-        synchronousFull: arguments.synchronousFull)
     let notifications = try arguments.notificationsFile.map { path throws(InvalidInput) in
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InvalidInput("the notifications file \(path) cannot be read")
@@ -21,12 +18,28 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         logger.warning(
             "linkBaseURL is set but no link secret: messages carry no approval links; set GATEHOUSE_LINK_SECRET")
     }
-    let store = try GateStore(
-        writer: database, storageTimeout: arguments.storageTimeout, maximumCanaries: arguments.maximumCanaries,
-        logger: logger,
-        notifications: notifications.map { NotificationRenderer(settings: $0, signer: signer) })
+    let renderer = notifications.map { NotificationRenderer(settings: $0, signer: signer) }
+    let store: GateStore
+    let location: String
+    if PostgresLocation.isPostgres(arguments.databasePath) {
+        let postgres = try PostgresLocation(
+            url: arguments.databasePath,
+            password: arguments.databasePassword ?? ProcessInfo.processInfo.environment["PGPASSWORD"])
+        location = postgres.description
+        store = try await GateStore.postgres(
+            postgres, storageTimeout: arguments.storageTimeout, maximumCanaries: arguments.maximumCanaries,
+            logger: logger, notifications: renderer)
+    } else {
+        location = arguments.databasePath
+        let database = try GateStore.openDatabase(
+            atPath: arguments.databasePath, busyTimeout: arguments.storageTimeout,
+            synchronousFull: arguments.synchronousFull)
+        store = try GateStore(
+            writer: database, storageTimeout: arguments.storageTimeout, maximumCanaries: arguments.maximumCanaries,
+            logger: logger, notifications: renderer)
+    }
     let known = try await store.canaries(sorted: false).count
-    logger.info("database ready", metadata: ["path": "\(arguments.databasePath)", "canaries": "\(known)"])
+    logger.info("database ready", metadata: ["database": "\(location)", "canaries": "\(known)"])
     for path in arguments.missingSecretFiles {
         logger.notice("secret file \(path) does not exist; the feature it configures stays off")
     }

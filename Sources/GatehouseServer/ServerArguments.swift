@@ -38,6 +38,8 @@ public struct ServerArguments: Sendable, Equatable {
     public var maximumConnections: Int?
     /// Whether each commit is synced to the device (survives power loss) rather than to the OS (survives a crash).
     public var synchronousFull = false
+    /// The PostgreSQL password, when `databasePath` is a URL without one.
+    public var databasePassword: String?
     /// The access file (scoped tokens, Slack users and channels); none means no access control.
     public var accessFile: String?
     /// Only canaries in namespaces this expression matches are served (flagger-loadtester's flag).
@@ -213,7 +215,8 @@ public struct ServeOption: Sendable {
                 $0.port = $1
             },
             text(
-                "database", "path", "SQLite database file, created if missing (default ./gatehouse.sqlite).",
+                "database", "path|url",
+                "SQLite database file, created if missing, or postgres://USER@HOST:PORT/DATABASE?sslmode=MODE to share PostgreSQL between replicas (default ./gatehouse.sqlite).",
                 \.databasePath),
             ServeOption("log-format", "json|text", "Log format (default json).") {
                 arguments, text throws(InvalidInput) in
@@ -296,6 +299,9 @@ public struct ServeOption: Sendable {
                 \.notificationsFile)
         ]
         + secret("link-secret", "The secret approval links are signed with", \.linkSecret)
+        + secret(
+            "database-password", "The PostgreSQL password, when the URL has none (PGPASSWORD also works)",
+            \.databasePassword)
         + [
             duration(
                 "notification-interval", "How often the notification outbox is looked at (default 1s).",

@@ -208,10 +208,10 @@ extension GateStore {
             for name in applied { logger.notice("migrated the PostgreSQL schema", metadata: ["migration": "\(name)"]) }
         case .failure(let error):
             engine.shutDown()
-            throw StoreError.unavailable("cannot prepare the database at \(location): \(String(reflecting: error))")
+            throw DatabaseSetupError("cannot prepare the database at \(location): \(String(reflecting: error))")
         case nil:
             engine.shutDown()
-            throw StoreError.unavailable("the database at \(location) did not answer within 30 seconds")
+            throw DatabaseSetupError("the database at \(location) did not answer within 30 seconds")
         }
         return GateStore(
             engine: engine, health: health, maximumCanaries: maximumCanaries, logger: logger,

@@ -133,9 +133,15 @@ extension GateStore {
         return await Bounded.value(of: count, within: limit) ?? nil
     }
 
-    /// The outbox rows due for delivery.
-    public func dueNotifications(at now: Date = Date(), limit: Int = 20) async throws -> [PendingNotification] {
-        try await rows(Outbox.due(at: now, limit: limit), Outbox.pending)
+    /// Claims the outbox rows due for delivery: each is leased to this caller for `lease` (its next
+    /// attempt moved past it), so replicas sharing the outbox never deliver one message at once; a
+    /// replica that dies mid-delivery leaves it to be retried when the lease ends.
+    public func dueNotifications(at now: Date = Date(), limit: Int = 20, lease: TimeInterval = 60) async throws
+        -> [PendingNotification]
+    {
+        try await transaction(reads: [Outbox.claimDue(at: now, limit: limit, lease: lease)]) { rows in
+            Plan(value: try rows[0].map(Outbox.pending).sorted { $0.id < $1.id })
+        }
     }
 
     /// Records a delivery.
@@ -200,12 +206,18 @@ enum Outbox {
             ])
     }
 
-    static func due(at now: Date, limit: Int) -> SQL {
+    /// Moves the next attempt of the due rows past the lease and returns them. The outer condition
+    /// is checked again on a row another replica claimed meanwhile (PostgreSQL re-reads a row it
+    /// waited for), so that replica keeps it.
+    static func claimDue(at now: Date, limit: Int, lease: TimeInterval) -> SQL {
         SQL(
             """
-            SELECT * FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL AND nextAttemptAt <= ?
-            ORDER BY nextAttemptAt, id LIMIT ?
-            """, [.date(now), .integer(Int64(limit))])
+            UPDATE outbox SET nextAttemptAt = ?
+            WHERE deliveredAt IS NULL AND failedAt IS NULL AND nextAttemptAt <= ? AND id IN (
+                SELECT id FROM outbox WHERE deliveredAt IS NULL AND failedAt IS NULL AND nextAttemptAt <= ?
+                ORDER BY nextAttemptAt, id LIMIT ?)
+            RETURNING *
+            """, [.date(now.addingTimeInterval(lease)), .date(now), .date(now), .integer(Int64(limit))])
     }
 
     static func pending(_ row: any StoredRow) throws -> PendingNotification {

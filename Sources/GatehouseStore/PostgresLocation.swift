@@ -21,19 +21,19 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     }
 
     /// Reads a URL; `password`, when given (a file's or `PGPASSWORD`), is used if the URL has none.
-    public init(url text: String, password: String? = nil) throws(InvalidDatabaseURL) {
+    public init(url text: String, password: String? = nil) throws(DatabaseSetupError) {
         guard Self.isPostgres(text), let url = URLComponents(string: text) else {
-            throw InvalidDatabaseURL("'\(Self.redacted(text))' is not a postgres://USER@HOST:PORT/DATABASE URL")
+            throw DatabaseSetupError("'\(Self.redacted(text))' is not a postgres://USER@HOST:PORT/DATABASE URL")
         }
         guard let host = url.host, !host.isEmpty else {
-            throw InvalidDatabaseURL("the database URL names no host")
+            throw DatabaseSetupError("the database URL names no host")
         }
         let database = String(url.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty, !database.contains("/") else {
-            throw InvalidDatabaseURL("the database URL names no database (postgres://USER@HOST:PORT/DATABASE)")
+            throw DatabaseSetupError("the database URL names no database (postgres://USER@HOST:PORT/DATABASE)")
         }
         guard let user = url.user, !user.isEmpty else {
-            throw InvalidDatabaseURL("the database URL names no user (postgres://USER@HOST:PORT/DATABASE)")
+            throw DatabaseSetupError("the database URL names no user (postgres://USER@HOST:PORT/DATABASE)")
         }
         var mode = "prefer"
         var rootCertificate: String?
@@ -43,14 +43,14 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
                 guard let value = item.value,
                     ["disable", "prefer", "require", "verify-ca", "verify-full"].contains(value)
                 else {
-                    throw InvalidDatabaseURL(
+                    throw DatabaseSetupError(
                         "sslmode must be disable, prefer, require, verify-ca or verify-full, not '\(item.value ?? "")'")
                 }
                 mode = value
             case "sslrootcert":
                 rootCertificate = item.value
             default:
-                throw InvalidDatabaseURL(
+                throw DatabaseSetupError(
                     "the database URL's parameter '\(item.name)' is not known (sslmode, sslrootcert)")
             }
         }
@@ -102,8 +102,8 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     }
 }
 
-/// A database URL Gatehouse cannot use.
-public struct InvalidDatabaseURL: Error, CustomStringConvertible {
+/// A database Gatehouse cannot use: a URL it cannot read, a server it cannot reach or prepare.
+public struct DatabaseSetupError: Error, CustomStringConvertible {
     public var description: String
     init(_ description: String) { self.description = description }
 }

@@ -423,3 +423,44 @@ struct StoredDateTests {
         }
     }
 }
+
+/// Two stores on one PostgreSQL database, as two replicas of the service are.
+@Suite("Replicas sharing PostgreSQL", .timeLimit(.minutes(3)), .enabled(if: Backend.postgresURL != nil))
+struct ReplicaTests {
+    @Test("a gate closed through one replica is closed for the next check on the other")
+    func closeIsSeenAtOnce() async throws {
+        let fixture = try await StoreFixture(.postgres)
+        let (a, b) = (fixture.store, try await fixture.reopen())
+        _ = try await a.open(.promotion, of: fixture.podinfo, OpenRequest(isSticky: true), actor: "alice")
+        let check = Check(canary: fixture.podinfo, gate: .promotion, checksum: "c1")
+        #expect(try await b.check(check).isApproved)
+        _ = try await a.close(.promotion, of: fixture.podinfo, reason: "stop", actor: "alice")
+        #expect(try await !b.check(check).isApproved)
+    }
+
+    @Test("approved steps are used exactly once across replicas")
+    func stepsAcrossReplicas() async throws {
+        let fixture = try await StoreFixture(.postgres)
+        let replicas = [fixture.store, try await fixture.reopen()]
+        _ = try await replicas[0].open(.traffic, of: fixture.podinfo, OpenRequest(steps: 5), actor: "alice")
+        let check = Check(canary: fixture.podinfo, gate: .traffic, checksum: "c1")
+        let approvals = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<60 { group.addTask { try await replicas[index % 2].check(check).isApproved } }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(approvals == 5)
+        #expect(try await fixture.count("SELECT COUNT(*) AS count FROM audit WHERE action = 'consumed'") == 5)
+    }
+
+    @Test("a freeze set through one replica stops checks on the other, and its lifting frees them")
+    func freezeAcrossReplicas() async throws {
+        let fixture = try await StoreFixture(.postgres)
+        let (a, b) = (fixture.store, try await fixture.reopen())
+        _ = try await b.open(.rollout, of: fixture.podinfo, OpenRequest(isSticky: true), actor: "alice")
+        let check = Check(canary: fixture.podinfo, gate: .rollout, checksum: "c1")
+        let freeze = try await a.freeze(namespace: "test", reason: "incident", endsAt: nil, actor: "bob")
+        #expect(try await !b.check(check).isApproved)
+        _ = try await a.unfreeze(id: freeze.id, actor: "bob")
+        #expect(try await b.check(check).isApproved)
+    }
+}
