@@ -19,10 +19,11 @@ enum Records {
     static func loading(_ id: CanaryID, at now: Date) -> [SQL] {
         [
             canary(id), gates(of: id), freezesInForce(at: now),
+            // Counted only for a new canary (a whole-table count; with CASE, a known one costs a lookup).
             SQL(
                 """
-                SELECT COUNT(*) AS count FROM canary
-                WHERE NOT EXISTS (SELECT 1 FROM canary WHERE namespace = ? AND name = ?)
+                SELECT CASE WHEN EXISTS (SELECT 1 FROM canary WHERE namespace = ? AND name = ?) THEN 0
+                ELSE (SELECT COUNT(*) FROM canary) END AS count
                 """, [.text(id.namespace), .text(id.name)]),
         ]
     }
