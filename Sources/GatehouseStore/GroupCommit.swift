@@ -40,27 +40,14 @@ final class GroupCommit: Sendable {
     func write<T: Sendable>(
         _ body: @escaping @Sendable (Database) throws -> (T, @Sendable (inout Memory) -> Void)
     ) async throws -> T {
-        let ticket = WriteTicket()
-        let timeout = self.timeout
-        let health = self.health
-        return try await withCheckedThrowingContinuation { continuation in
-            let deadline = Task {
-                try await Task.sleep(for: timeout)
-                guard ticket.abandon() else { return }
-                health.markStalled(after: timeout)
-                continuation.resume(throwing: StoreError.unavailable("storage did not answer within \(timeout)"))
-            }
+        try await WriteTicket.answer(within: timeout, health: health) { ticket, answer in
             let pending = PendingWrite(
                 ticket: ticket,
                 perform: { db in
                     let (value, apply) = try body(db)
-                    return (apply, { continuation.resume(returning: value) })
+                    return (apply, { answer.succeed(value) })
                 },
-                fail: { error in
-                    deadline.cancel()
-                    continuation.resume(throwing: error)
-                },
-                succeeded: { deadline.cancel() })
+                fail: { error in answer.fail(error) })
             let startsFlush = queue.withLock { queue -> Bool in
                 queue.pending.append(pending)
                 if queue.pendingSince == nil { queue.pendingSince = ContinuousClock.now }
@@ -151,10 +138,7 @@ final class GroupCommit: Sendable {
             return
         }
         applyCommitted(committed.map(\.apply))
-        for (pending, change) in zip(accepted, committed) {
-            pending.succeeded()
-            change.succeed()
-        }
+        for change in committed { change.succeed() }
         for (pending, error) in refused { pending.fail(error) }
     }
 
@@ -176,8 +160,6 @@ struct PendingWrite: Sendable {
     let perform: @Sendable (Database) throws -> (@Sendable (inout Memory) -> Void, @Sendable () -> Void)
     /// Answers with an error; nothing of the change was kept.
     let fail: @Sendable (any Error) -> Void
-    /// Stops the deadline of a write that committed.
-    let succeeded: @Sendable () -> Void
 }
 
 /// One write's answer, given exactly once: by its commit (after the batch claims it) or by its deadline.
@@ -207,6 +189,41 @@ final class WriteTicket: Sendable {
     /// Whether the batch answers the write: it claims a waiting one, or had claimed it already;
     /// false only when the caller gave up (its deadline answered).
     func take() -> Bool { claim() || isClaimed }
+
+    /// Starts work that answers through `answer` once it is done, and waits for that answer — or,
+    /// when `timeout` passes first, abandons the work (its late answer is dropped: the work must
+    /// `claim` the ticket before it commits, and roll back if it cannot) and fails closed with
+    /// `unavailable`, marking storage stalled.
+    static func answer<T: Sendable>(
+        within timeout: Duration, health: StorageHealth, _ start: (WriteTicket, Answer<T>) -> Void
+    ) async throws -> T {
+        let ticket = WriteTicket()
+        return try await withCheckedThrowingContinuation { continuation in
+            let deadline = Task {
+                try await Task.sleep(for: timeout)
+                guard ticket.abandon() else { return }
+                health.markStalled(after: timeout)
+                continuation.resume(throwing: StoreError.unavailable("storage did not answer within \(timeout)"))
+            }
+            start(ticket, Answer(continuation: continuation, deadline: deadline))
+        }
+    }
+
+    /// How work answers its waiting caller, once.
+    struct Answer<T: Sendable>: Sendable {
+        let continuation: CheckedContinuation<T, any Error>
+        let deadline: Task<Void, any Error>
+
+        func succeed(_ value: T) {
+            deadline.cancel()
+            continuation.resume(returning: value)
+        }
+
+        func fail(_ error: any Error) {
+            deadline.cancel()
+            continuation.resume(throwing: error)
+        }
+    }
 }
 
 /// A small file beside the database, written just before each commit: on a frozen or hung volume

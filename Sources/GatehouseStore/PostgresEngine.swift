@@ -52,31 +52,19 @@ final class PostgresEngine: StoreEngine {
     func transaction<Value: Sendable>(
         lock: CanaryID?, reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
     ) async throws -> Value {
-        let ticket = WriteTicket()
         let id = inFlight.withLock { state -> Int in
             defer { state.next += 1 }
             state.started[state.next] = .now
             return state.next
         }
         defer { _ = inFlight.withLock { $0.started.removeValue(forKey: id) } }
-        let timeout = self.timeout
-        let health = self.health
-        return try await withCheckedThrowingContinuation { continuation in
-            let deadline = Task {
-                try await Task.sleep(for: timeout)
-                guard ticket.abandon() else { return }
-                health.markStalled(after: timeout)
-                continuation.resume(throwing: StoreError.unavailable("storage did not answer within \(timeout)"))
-            }
+        return try await WriteTicket.answer(within: timeout, health: health) { ticket, answer in
             Task {
                 do {
-                    let value = try await self.run(lock: lock, reads: reads, decide, ticket: ticket)
-                    deadline.cancel()
-                    continuation.resume(returning: value)
+                    answer.succeed(try await self.run(lock: lock, reads: reads, decide, ticket: ticket))
                 } catch {
                     guard ticket.take() else { return }  // the deadline answered
-                    deadline.cancel()
-                    continuation.resume(throwing: self.storeError(error))
+                    answer.fail(self.storeError(error))
                 }
             }
         }
