@@ -42,10 +42,9 @@ extension GateStore {
     /// needs writing (the common case), nil when it must be decided again and written.
     func checkReading(_ check: Check, at now: Date) async throws -> Decision? {
         try await transaction(reads: Records.loading(check.canary, at: now)) { rows in
-            let stored = try Records.canary(from: rows[0].first, gates: rows[1])
-            guard let canary = stored else { return Plan(value: nil) }
-            let freeze = Freeze.applying(
-                to: check.canary.namespace, among: try rows[2].map(Tables.freeze.read), at: now)
+            let loaded = try Records.loaded(rows)
+            guard let canary = loaded.canary else { return Plan(value: nil) }
+            let freeze = Freeze.applying(to: check.canary.namespace, among: loaded.freezes, at: now)
             let outcome = canary.deciding(check, freeze: freeze, at: now)
             return Plan(value: self.needsWrite(outcome, for: check, from: canary, at: now) ? nil : outcome.decision)
         }

@@ -16,14 +16,8 @@ extension GateStore {
             canaries = Array(memory.withLock { $0.canaries }.values)
         } else {
             try requireHealthy()
-            var gates: [CanaryID: [GateKind: Gate]] = [:]
-            for stored in try await rows(SQL("SELECT * FROM gate"), Tables.gate.read) {
-                gates[stored.canary, default: [:]][stored.gate.kind] = stored.gate
-            }
-            canaries = try await rows(SQL("SELECT * FROM canary"), Tables.canary.read).map { canary in
-                var canary = canary
-                canary.gates = gates[canary.id] ?? [:]
-                return canary
+            canaries = try await transaction(reads: Records.everyCanary) { rows in
+                Plan(value: try Records.canaries(rows[0], gates: rows[1]))
             }
         }
         return sorted ? canaries.sorted { $0.id < $1.id } : canaries
@@ -34,7 +28,7 @@ extension GateStore {
         if let memory { return memory.withLock { $0.canaries[id] } }
         try requireHealthy()
         return try await transaction(reads: [Records.canary(id), Records.gates(of: id)]) { rows in
-            Plan(value: try Records.canary(from: rows[0].first, gates: rows[1]))
+            Plan(value: try Records.canaries(rows[0], gates: rows[1]).first)
         }
     }
 

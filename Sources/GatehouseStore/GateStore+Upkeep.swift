@@ -112,9 +112,10 @@ extension GateStore {
                 for (index, id) in chunk.enumerated() {
                     // Decided again from what is stored: it may have been acted on meanwhile.
                     let inMemory = self.memory?.withLock { $0.canaries[id] }
-                    var canary = try Records.canary(from: rows[2 * index].first, gates: rows[2 * index + 1])
-                    if let inMemory { canary?.adoptObservations(from: inMemory) }
-                    guard let canary = canary ?? inMemory, canary.isForgettable(notSeenSince: cutoff) else { continue }
+                    let stored = try Records.canaries(rows[2 * index], gates: rows[2 * index + 1]).first
+                    guard let canary = self.overlaid(stored, inMemory: inMemory) ?? inMemory,
+                        canary.isForgettable(notSeenSince: cutoff)
+                    else { continue }
                     gone.append(id)
                 }
                 let forgotten = gone

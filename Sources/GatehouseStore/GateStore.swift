@@ -122,27 +122,31 @@ public final class GateStore: Sendable {
         _ id: CanaryID, at now: Date, token: SingleUse? = nil,
         _ decide: @escaping @Sendable (_ stored: Canary, _ freezes: [Freeze]) throws -> CanaryUpdate<Value>
     ) async throws -> Value {
-        let use = token.map { Records.use($0, at: now) }
-        let reads = Records.loading(id, at: now) + (use.map { [$0.dropExpired, $0.use] } ?? [])
+        let reads = Records.loading(id, at: now) + (token.map { Records.use($0, at: now) } ?? [])
         return try await transaction(lock: id, reads: reads) { rows in
-            if token != nil, rows[5].isEmpty { throw StoreError.gone("this link was already used; nothing was done") }
-            var stored = try Records.canary(from: rows[0].first, gates: rows[1])
-            if stored == nil, try rows[3].first?.integer("count") ?? 0 >= Int64(self.maximumCanaries),
-                self.memory?.withLock({ $0.canaries[id] }) == nil
-            {
+            if token != nil, rows.last?.isEmpty != false {
+                throw StoreError.gone("this link was already used; nothing was done")
+            }
+            let loaded = try Records.loaded(rows)
+            let inMemory = self.memory?.withLock { $0.canaries[id] }
+            if loaded.canary == nil, inMemory == nil, loaded.count >= Int64(self.maximumCanaries) {
                 throw self.fullError(id)
             }
-            if let inMemory = self.memory?.withLock({ $0.canaries[id] }) {
-                stored?.adoptObservations(from: inMemory)
-            }
-            let canary = stored ?? Canary(id: id)
-            let update = try decide(canary, try rows[2].map(Tables.freeze.read))
+            let canary = self.overlaid(loaded.canary, inMemory: inMemory) ?? Canary(id: id)
+            let update = try decide(canary, loaded.freezes)
             guard let saved = update.saved else { return Plan(value: update.value) }
             let writes =
                 try self.writes(saving: saved, change: update.change, stored: canary, phase: update.phase, at: now)
                 + update.notables.flatMap { self.enqueueing($0) }
             return Plan(value: update.value, writes: writes, remember: { $0.replace(saved) })
         }
+    }
+
+    /// The canary as stored, with what memory observed since (not yet saved) laid over it.
+    func overlaid(_ stored: Canary?, inMemory: Canary?) -> Canary? {
+        guard var stored else { return nil }
+        if let inMemory { stored.adoptObservations(from: inMemory) }
+        return stored
     }
 
     func fullError(_ id: CanaryID) -> StoreError {

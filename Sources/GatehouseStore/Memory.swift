@@ -19,16 +19,10 @@ struct Memory: Sendable {
 
     static func load(_ db: Database) throws -> Memory {
         var memory = Memory()
-        var gates: [CanaryID: [GateKind: Gate]] = [:]
-        for stored in try db.fetch(Tables.gate, SQL("SELECT * FROM gate")) {
-            gates[stored.canary, default: [:]][stored.gate.kind] = stored.gate
-        }
-        for var canary in try db.fetch(Tables.canary, SQL("SELECT * FROM canary")) {
-            canary.gates = gates[canary.id] ?? [:]
-            memory.canaries[canary.id] = canary
-        }
+        let rows = try Records.everyCanary.map(db.rows)
+        for canary in try Records.canaries(rows[0], gates: rows[1]) { memory.canaries[canary.id] = canary }
         let now = Date()
-        for freeze in try db.fetch(Tables.freeze, Records.freezesInForce(at: now)) {
+        for freeze in try db.rows(Records.freezesInForce(at: now)).map(Tables.freeze.read) {
             memory.freezes[freeze.id] = freeze
         }
         return memory

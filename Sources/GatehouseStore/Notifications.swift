@@ -174,7 +174,7 @@ extension GateStore {
     /// used; false if it already was. Kept until `expiresAt`, when it could not be used anyway.
     public func useOnce(_ nonce: String, expiresAt: Date, at now: Date = Date()) async throws -> Bool {
         let use = Records.use(SingleUse(nonce: nonce, expiresAt: expiresAt), at: now)
-        return try await transaction(reads: [use.dropExpired, use.use]) { rows in Plan(value: !rows[1].isEmpty) }
+        return try await transaction(reads: use) { rows in Plan(value: rows.last?.isEmpty == false) }
     }
 
     /// Whether a single-use token was used already.

@@ -28,15 +28,29 @@ enum Records {
         ]
     }
 
-    /// The canary its row and its gates' rows hold; nil when it has no row.
-    static func canary(from row: (any StoredRow)?, gates: [any StoredRow]) throws -> Canary? {
-        guard let row else { return nil }
-        var canary = try Tables.canary.read(row)
-        for gateRow in gates {
-            let stored = try Tables.gate.read(gateRow)
-            canary.gates[stored.gate.kind] = stored.gate
+    /// What the rows of `loading` hold.
+    static func loaded(_ rows: [[any StoredRow]]) throws -> (canary: Canary?, freezes: [Freeze], count: Int64) {
+        (
+            try canaries(rows[0], gates: rows[1]).first, try rows[2].map(Tables.freeze.read),
+            try rows[3].first?.integer("count") ?? 0
+        )
+    }
+
+    /// Every canary and every gate, for `canaries(from:gates:)`.
+    static let everyCanary = [SQL("SELECT * FROM canary"), SQL("SELECT * FROM gate")]
+
+    /// The canaries the rows hold, each with its gates among the gate rows.
+    static func canaries(_ rows: [any StoredRow], gates gateRows: [any StoredRow]) throws -> [Canary] {
+        var gates: [CanaryID: [GateKind: Gate]] = [:]
+        for row in gateRows {
+            let stored = try Tables.gate.read(row)
+            gates[stored.canary, default: [:]][stored.gate.kind] = stored.gate
         }
-        return canary
+        return try rows.map { row in
+            var canary = try Tables.canary.read(row)
+            canary.gates = gates[canary.id] ?? [:]
+            return canary
+        }
     }
 
     /// Inserts or replaces the canary's row (not its gates).
@@ -71,17 +85,18 @@ enum Records {
         return ["audit", "gate", "canary"].map { SQL("DELETE FROM \($0) WHERE namespace = ? AND name = ?", key) }
     }
 
-    /// Records a single-use token's use: `use` returns a row if it was unused (after dropping the expired ones).
-    static func use(_ token: SingleUse, at now: Date) -> (dropExpired: SQL, use: SQL) {
-        (
+    /// Records a single-use token's use (after dropping the expired ones): the last statement
+    /// returns a row if the token was unused.
+    static func use(_ token: SingleUse, at now: Date) -> [SQL] {
+        [
             SQL("DELETE FROM usedLink WHERE expiresAt < ?", [.date(now)]),
             SQL(
                 """
                 INSERT INTO usedLink (nonce, usedAt, expiresAt) VALUES (?, ?, ?) ON CONFLICT (nonce) DO NOTHING
                 RETURNING nonce
                 """,
-                [.text(token.nonce), .date(now), .date(token.expiresAt)])
-        )
+                [.text(token.nonce), .date(now), .date(token.expiresAt)]),
+        ]
     }
 
     /// The open gates whose expiry has passed.

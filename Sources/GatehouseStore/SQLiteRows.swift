@@ -35,26 +35,14 @@ extension Row: StoredRow {
 }
 
 extension Database {
-    /// Runs a statement (cached: the same few run inside every write); returns how many rows it changed.
-    @discardableResult
-    func run(_ sql: SQL) throws -> Int {
+    /// Runs a statement (cached: the same few run inside every write).
+    func run(_ sql: SQL) throws {
         try cachedStatement(sql: sql.text).execute(arguments: StatementArguments(sql.arguments.map(\.sqliteValue)))
-        return changesCount
     }
 
     /// The rows a query returns.
     func rows(_ sql: SQL) throws -> [Row] {
         try Row.fetchAll(
             cachedStatement(sql: sql.text), arguments: StatementArguments(sql.arguments.map(\.sqliteValue)))
-    }
-
-    /// The records a query returns, read through the table's columns.
-    func fetch<Record>(_ table: Table<Record>, _ sql: SQL) throws -> [Record] {
-        try rows(sql).map(table.read)
-    }
-
-    /// The stored canary with its gates, if it is stored.
-    func storedCanary(_ id: CanaryID) throws -> Canary? {
-        try Records.canary(from: try rows(Records.canary(id)).first, gates: try rows(Records.gates(of: id)))
     }
 }

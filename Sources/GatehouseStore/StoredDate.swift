@@ -63,11 +63,3 @@ extension Date {
         }
     }
 }
-
-/// The store's records: their dates are written as `Date.storedText` and read back by `Date(stored:)`.
-protocol StoredRecord: EncodableRecord, FetchableRecord {}
-
-extension StoredRecord {
-    static var databaseDateEncodingStrategy: DatabaseDateEncodingStrategy { .custom { $0.storedText } }
-    static var databaseDateDecodingStrategy: DatabaseDateDecodingStrategy { .custom(Date.init(stored:)) }
-}

@@ -292,7 +292,7 @@ enum Tables {
             .column("liftedBy", \.liftedBy),
         ],
         make: { row in
-            Freeze(id: try row.integer("id"), namespace: nil, reason: "", actor: "", createdAt: Date(), endsAt: nil)
+            Freeze(id: try row.integer("id"), namespace: nil, reason: "", actor: "", createdAt: .distantPast)
         })
 
     static let audit = Table<AuditEntry>(
@@ -311,7 +311,7 @@ enum Tables {
         ],
         make: { row in
             AuditEntry(
-                id: try row.integer("id"), at: Date(), namespace: nil, name: nil, gate: nil, action: .event,
+                id: try row.integer("id"), at: .distantPast, namespace: nil, name: nil, gate: nil, action: .event,
                 actor: "", reason: nil, checksum: nil, phase: nil)
         })
 }

@@ -3,6 +3,7 @@ import GatehouseCore
 import Logging
 import PostgresNIO
 import Synchronization
+import Testing
 
 @testable import GatehouseStore
 
@@ -51,7 +52,7 @@ final class StoreFixture: Sendable {
             store = try sqlite.openStore(maximumCanaries: maximumCanaries)
         } else {
             store = try await GateStore.postgres(
-                try require(postgres), maximumCanaries: maximumCanaries, logger: Self.quiet)
+                try #require(postgres), maximumCanaries: maximumCanaries, logger: Self.quiet)
         }
         opened.withLock { $0.append(store) }
         return store
@@ -78,7 +79,7 @@ final class StoreFixture: Sendable {
 
     /// A new, empty database on the test server.
     static func freshPostgresDatabase() async throws -> PostgresLocation {
-        let server = try PostgresLocation(url: try require(Backend.postgresURL))
+        let server = try PostgresLocation(url: try #require(Backend.postgresURL))
         let name = "gatehouse_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let client = PostgresClient(configuration: try server.configuration, backgroundLogger: quiet)
         let running = Task { await client.run() }
@@ -88,10 +89,4 @@ final class StoreFixture: Sendable {
         location.database = name
         return location
     }
-}
-
-/// `#require` outside a test's body.
-private func require<T>(_ value: T?) throws -> T {
-    guard let value else { throw UnreadableRow(description: "missing value") }
-    return value
 }
