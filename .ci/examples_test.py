@@ -8,6 +8,7 @@ results they promise.
 """
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -182,15 +183,11 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start(binary, directory):
+def serve(binary, database, *arguments):
+    """Starts `gatehouse serve` on a free port and waits until it is ready; returns it and its URL."""
     port = free_port()
-    # Notifications go to a closed port on this machine: the metrics exist, nothing leaves it.
-    notifications = os.path.join(directory, "notifications.yaml")
-    with open(notifications, "w") as handle:
-        handle.write("cluster: ci\ntargets:\n  - name: local\n    kind: webhook\n    url: http://127.0.0.1:1/hook\n")
     server = subprocess.Popen(
-        [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", os.path.join(directory, "db.sqlite"),
-         "--notifications-file", notifications],
+        [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", database, *arguments],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -200,9 +197,19 @@ def start(binary, directory):
             urllib.request.urlopen(base + "/readyz", timeout=1)
             return server, base
         except OSError:
+            if server.poll() is not None:
+                break
             time.sleep(0.1)
     server.kill()
-    raise SystemExit("the server did not become ready")
+    raise SystemExit(f"gatehouse serve {' '.join(arguments)} did not become ready")
+
+
+def start(binary, directory):
+    # Notifications go to a closed port on this machine: the metrics exist, nothing leaves it.
+    notifications = os.path.join(directory, "notifications.yaml")
+    with open(notifications, "w") as handle:
+        handle.write("cluster: ci\ntargets:\n  - name: local\n    kind: webhook\n    url: http://127.0.0.1:1/hook\n")
+    return serve(binary, os.path.join(directory, "db.sqlite"), "--notifications-file", notifications)
 
 
 def readme_curl_lines():
@@ -285,26 +292,51 @@ def run_scripts(base):
 
 def check_access_example(binary, directory):
     """examples/access.yaml and examples/notifications.yaml are valid: the service starts with them and asks for tokens."""
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", os.path.join(directory, "a.sqlite"),
-         "--access-file", os.path.join(ROOT, "examples/access.yaml"),
-         "--notifications-file", os.path.join(ROOT, "examples/notifications.yaml"), "--link-secret", "example"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    server, base = serve(
+        binary, os.path.join(directory, "a.sqlite"), "--access-file", os.path.join(ROOT, "examples/access.yaml"),
+        "--notifications-file", os.path.join(ROOT, "examples/notifications.yaml"), "--link-secret", "example")
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=1)
-                break
-            except OSError:
-                check(server.poll() is None, "the service starts with examples/access.yaml and notifications.yaml")
-                time.sleep(0.1)
         try:
             urllib.request.urlopen(base + "/v1/canaries", timeout=2)
             check(False, "with examples/access.yaml, /v1/canaries needs a token")
         except urllib.error.HTTPError as error:
             check(error.code == 401, f"with examples/access.yaml, /v1/canaries without a token is 401, got {error.code}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def check_multi_cluster(binary, directory):
+    """examples/multi-cluster: with its access file (its hashes swapped for those of test secrets),
+    each cluster's Canary webhooks reach one service and name their own canary."""
+    with open(os.path.join(ROOT, "examples/multi-cluster/access.yaml")) as handle:
+        access = yaml.safe_load(handle)
+    secrets = {entry["cluster"]: f"test-secret-{entry['cluster']}" for entry in access["flagger"]}
+    for entry in access["flagger"]:
+        entry["sha256"] = hashlib.sha256(secrets[entry["cluster"]].encode()).hexdigest()
+    path = os.path.join(directory, "multi-cluster-access.yaml")
+    with open(path, "w") as handle:
+        yaml.safe_dump(access, handle)
+    server, base = serve(binary, os.path.join(directory, "multi.sqlite"), "--access-file", path)
+    try:
+        for cluster, secret in secrets.items():
+            with open(os.path.join(ROOT, f"examples/multi-cluster/canary-{cluster}.yaml")) as handle:
+                canary = yaml.safe_load(handle)
+            for hook in canary["spec"]["analysis"]["webhooks"]:
+                metadata = dict(hook["metadata"], token=secret)
+                check(metadata["cluster"] == cluster, f"canary-{cluster}.yaml: {hook['name']} names cluster {cluster}")
+                if hook["type"] != "confirm-rollout":
+                    continue
+                body = json.dumps({"name": "podinfo", "namespace": "test", "phase": "Progressing",
+                                   "checksum": "rev1", "metadata": metadata}).encode()
+                request = urllib.request.Request(base + urlparse(hook["url"]).path, data=body, method="POST")
+                try:
+                    urllib.request.urlopen(request, timeout=5)
+                    check(False, f"canary-{cluster}.yaml: the closed rollout gate refuses")
+                except urllib.error.HTTPError as error:
+                    text = error.read().decode()
+                    check(error.code == 403 and f"--cluster {cluster}" in text,
+                          f"canary-{cluster}.yaml: {hook['name']} is refused for cluster {cluster}: {text}")
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -323,6 +355,7 @@ def main():
                 server.terminate()
                 server.wait(timeout=10)
         check_access_example(binary, directory)
+        check_multi_cluster(binary, directory)
     return finish("examples")
 
 

@@ -42,7 +42,9 @@ public struct GatehouseAPI: Sendable {
     public func open(_ gate: GateKind, of canary: CanaryID, _ options: OpenOptions) async throws(ClientError)
         -> Reply<CanaryStatus>
     {
-        try await send("POST", canaryPath(canary) + ["gates", gate.rawValue, "open"], body: options.body)
+        try await send(
+            "POST", canaryPath(canary) + ["gates", gate.rawValue, "open"], query: cluster(of: canary),
+            body: options.body)
     }
 
     /// Closes a gate of a canary.
@@ -50,22 +52,25 @@ public struct GatehouseAPI: Sendable {
         -> Reply<CanaryStatus>
     {
         try await send(
-            "POST", canaryPath(canary) + ["gates", gate.rawValue, "close"],
+            "POST", canaryPath(canary) + ["gates", gate.rawValue, "close"], query: cluster(of: canary),
             body: reason.map { ["reason": .string($0)] } ?? [:])
     }
 
     /// Asks Flagger to roll back the canary's current rollout.
     public func rollback(_ canary: CanaryID, _ options: OpenOptions) async throws(ClientError) -> Reply<CanaryStatus> {
-        try await send("POST", canaryPath(canary) + ["rollback"], body: options.body)
+        try await send("POST", canaryPath(canary) + ["rollback"], query: cluster(of: canary), body: options.body)
     }
 
-    /// Every canary, or those of one namespace, page after page.
-    public func canaries(namespace: String? = nil) async throws(ClientError) -> Reply<[CanaryStatus]> {
+    /// Every canary, or those of one namespace or cluster, page after page.
+    public func canaries(namespace: String? = nil, cluster: String? = nil) async throws(ClientError)
+        -> Reply<[CanaryStatus]>
+    {
         var canaries: [CanaryStatus] = []
         var after: String?
         var pages: [Data] = []
         repeat {
             var query = namespace.map { [URLQueryItem(name: "namespace", value: $0)] } ?? []
+            if let cluster { query.append(URLQueryItem(name: "cluster", value: cluster)) }
             if let after { query.append(URLQueryItem(name: "after", value: after)) }
             let reply: Reply<CanaryList> = try await send("GET", ["v1", "canaries"], query: query)
             canaries += reply.value.canaries
@@ -83,21 +88,23 @@ public struct GatehouseAPI: Sendable {
 
     /// One canary.
     public func canary(_ canary: CanaryID) async throws(ClientError) -> Reply<CanaryStatus> {
-        try await send("GET", canaryPath(canary))
+        try await send("GET", canaryPath(canary), query: cluster(of: canary))
     }
 
     /// Audit entries, newest first: of one canary or of everything.
     public func events(of canary: CanaryID? = nil, limit: Int = 20) async throws(ClientError) -> Reply<AuditPage> {
         let path = canary.map { canaryPath($0) + ["events"] } ?? ["v1", "events"]
-        return try await send("GET", path, query: [URLQueryItem(name: "limit", value: String(limit))])
+        return try await send(
+            "GET", path, query: [URLQueryItem(name: "limit", value: String(limit))] + (canary.map(cluster(of:)) ?? []))
     }
 
-    /// Sets a freeze on a namespace, or everything when `namespace` is nil.
-    public func freeze(namespace: String?, reason: String, until: String?, duration: String?) async throws(ClientError)
+    /// Sets a freeze on an area: a namespace or every one, of a cluster or of every one.
+    public func freeze(_ area: Area, reason: String, until: String?, duration: String?) async throws(ClientError)
         -> Reply<Freeze>
     {
         var body: [String: JSONValue] = ["reason": .string(reason)]
-        if let namespace { body["namespace"] = .string(namespace) }
+        if let cluster = area.cluster { body["cluster"] = .string(cluster) }
+        if let namespace = area.namespace { body["namespace"] = .string(namespace) }
         if let until { body["until"] = .string(until) }
         if let duration { body["for"] = .string(duration) }
         return try await send("POST", ["v1", "freezes"], body: body)
@@ -119,6 +126,11 @@ public struct GatehouseAPI: Sendable {
 
     private func canaryPath(_ canary: CanaryID) -> [String] {
         ["v1", "canaries", canary.namespace, canary.name]
+    }
+
+    /// The query naming a canary's cluster, when it has a name.
+    private func cluster(of canary: CanaryID) -> [URLQueryItem] {
+        canary.cluster.isEmpty ? [] : [URLQueryItem(name: "cluster", value: canary.cluster)]
     }
 
     private func send<Value: Decodable & Sendable>(

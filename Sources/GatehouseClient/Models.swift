@@ -11,6 +11,8 @@ public struct CanaryStatus: Codable, Sendable, Equatable {
         public var since: Date
     }
 
+    /// The canary's cluster; nil when no cluster is named.
+    public var cluster: String?
     /// The canary's namespace.
     public var namespace: String
     /// The canary's name.
@@ -53,6 +55,9 @@ public struct CanaryStatus: Codable, Sendable, Equatable {
 
     /// One gate's state.
     public func gate(_ kind: GateKind) -> GateStatus? { gates[kind.rawValue] }
+
+    /// `namespace/name`, preceded by `cluster/` when the cluster is named.
+    public var displayName: String { [cluster, namespace, name].compactMap { $0 }.joined(separator: "/") }
 }
 
 /// Where a canary is in its rollout, as the service tracks it from Flagger's calls.

@@ -11,7 +11,7 @@ public enum TextRender {
         ]
         for canary in canaries {
             rows.append(
-                ["\(canary.namespace)/\(canary.name)", canary.phase?.rawValue ?? "-", waiting(canary, now: now)]
+                [canary.displayName, canary.phase?.rawValue ?? "-", waiting(canary, now: now)]
                     + GateKind.allCases.map { gate(canary.gate($0), now: now) }
                     + [canary.lastSeen.map { age($0, now: now) + " ago" } ?? "-"])
         }
@@ -21,7 +21,7 @@ public enum TextRender {
     /// One canary in detail, with its latest audit entries.
     public static func detail(_ canary: CanaryStatus, events: [AuditEntry], now: Date = Date()) -> String {
         var lines = [
-            "Canary:     \(canary.namespace)/\(canary.name)",
+            "Canary:     \(canary.displayName)",
             "Phase:      \(canary.phase?.rawValue ?? "-")\(canary.inRollout ? " (rollout under way)" : "")",
             "Checksum:   \(canary.checksum ?? "-")",
             "Last seen:  \(canary.lastSeen.map { age($0, now: now) + " ago" } ?? "never")",
@@ -55,7 +55,7 @@ public enum TextRender {
         guard !events.isEmpty else { return "No events." }
         var rows = [["TIME", "CANARY", "GATE", "ACTION", "ACTOR", "CHECKSUM", "REASON"]]
         for event in events {
-            let canary = [event.namespace, event.name].compactMap { $0 }.joined(separator: "/")
+            let canary = [event.cluster, event.namespace, event.name].compactMap { $0 }.joined(separator: "/")
             rows.append([
                 Timestamp.string(from: event.at), canary.isEmpty ? "-" : canary, event.gate?.rawValue ?? "-",
                 event.action.rawValue, event.actor, event.checksum ?? "-", event.reason ?? "",
@@ -70,7 +70,8 @@ public enum TextRender {
         var rows = [["ID", "SCOPE", "REASON", "BY", "UNTIL", "STATE"]]
         for freeze in freezes {
             rows.append([
-                String(freeze.id), freeze.namespace ?? "all namespaces", freeze.reason, freeze.actor,
+                String(freeze.id), freeze.area == .everywhere ? "everything" : "\(freeze.area)", freeze.reason,
+                freeze.actor,
                 freeze.endsAt.map(Timestamp.string(from:)) ?? "lifted by hand",
                 freeze.isActive(at: now) ? "active" : "ended",
             ])
@@ -80,7 +81,7 @@ public enum TextRender {
 
     /// One line after a change: the gate's new state, and what the change covers.
     public static func change(_ kind: GateKind, of canary: CanaryStatus, now: Date = Date()) -> String {
-        let state = "\(kind.rawValue) gate of \(canary.namespace)/\(canary.name): \(gate(canary.gate(kind), now: now))"
+        let state = "\(kind.rawValue) gate of \(canary.displayName): \(gate(canary.gate(kind), now: now))"
         return canary.outcome.map { "\(state)\n\($0)" } ?? state
     }
 

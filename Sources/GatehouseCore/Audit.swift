@@ -38,6 +38,8 @@ public struct AuditEntry: Sendable, Equatable, Codable, Identifiable {
     public var id: Int64
     /// When it happened.
     public var at: Date
+    /// The canary's cluster, or for a freeze the cluster frozen; nil when no cluster is named.
+    public var cluster: String?
     /// The canary's namespace, or for a freeze, the namespace frozen (nil for all).
     public var namespace: String?
     /// The canary's name, if the entry concerns one canary.
@@ -57,11 +59,13 @@ public struct AuditEntry: Sendable, Equatable, Codable, Identifiable {
 
     /// Creates an entry.
     public init(
-        id: Int64, at: Date, namespace: String?, name: String?, gate: GateKind?, action: AuditAction, actor: String,
+        id: Int64, at: Date, cluster: String? = nil, namespace: String?, name: String?, gate: GateKind?,
+        action: AuditAction, actor: String,
         reason: String?, checksum: String?, phase: CanaryPhase?
     ) {
         self.id = id
         self.at = at
+        self.cluster = cluster
         self.namespace = namespace
         self.name = name
         self.gate = gate

@@ -1,23 +1,89 @@
-/// The identity of one Flagger canary: its Kubernetes namespace and name.
+/// A canary's identity: the cluster it runs in, its namespace and its name.
 public struct CanaryID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The cluster, a DNS-1123 label; empty in a single-cluster setup, where no cluster is named.
+    public let cluster: String
     /// The canary's namespace, a DNS-1123 label.
     public let namespace: String
     /// The canary's name, a DNS-1123 subdomain.
     public let name: String
 
-    /// Creates an identity after checking both parts are valid Kubernetes names.
-    public init(namespace: String, name: String) throws(InvalidInput) {
+    /// Creates an identity after checking every part is a valid Kubernetes name.
+    public init(cluster: String = "", namespace: String, name: String) throws(InvalidInput) {
+        if !cluster.isEmpty { try KubernetesName.validateLabel(cluster, field: "cluster") }
         try KubernetesName.validateLabel(namespace, field: "namespace")
         try KubernetesName.validateSubdomain(name, field: "name")
+        self.cluster = cluster
         self.namespace = namespace
         self.name = name
     }
 
-    /// `namespace/name`, as kubectl users write it.
-    public var description: String { "\(namespace)/\(name)" }
+    /// Reads `NAMESPACE/NAME`, or `CLUSTER/NAMESPACE/NAME`; `cluster`, when given, names the cluster
+    /// of the two-part form and must agree with the three-part one.
+    public init(parsing text: String, cluster: String? = nil) throws(InvalidInput) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        switch parts.count {
+        case 2:
+            try self.init(cluster: cluster ?? "", namespace: parts[0], name: parts[1])
+        case 3:
+            if let cluster, cluster != parts[0] {
+                throw InvalidInput("'\(text)' names cluster \(parts[0]), but cluster \(cluster) was asked for")
+            }
+            try self.init(cluster: parts[0], namespace: parts[1], name: parts[2])
+        default:
+            throw InvalidInput(
+                "name the canary as NAMESPACE/NAME (or CLUSTER/NAMESPACE/NAME), e.g. test/podinfo; '\(text.prefix(70))' is not"
+            )
+        }
+    }
+
+    /// `namespace/name`, as kubectl users write it, preceded by `cluster/` when the cluster is named.
+    public var description: String { cluster.isEmpty ? "\(namespace)/\(name)" : "\(cluster)/\(namespace)/\(name)" }
+
+    /// How the `gatehouse` CLI names the canary: `podinfo -n test`, with ` --cluster eu-1` when the cluster is named.
+    public var commandLine: String {
+        "\(name) -n \(namespace)" + (cluster.isEmpty ? "" : " --cluster \(cluster)")
+    }
+
+    /// The canary's namespace in its cluster.
+    public var area: Area { Area(cluster: cluster, namespace: namespace) }
 
     public static func < (lhs: CanaryID, rhs: CanaryID) -> Bool {
-        (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+        (lhs.cluster, lhs.namespace, lhs.name) < (rhs.cluster, rhs.namespace, rhs.name)
+    }
+}
+
+/// Where something applies: one namespace of one cluster, or wider. A nil part means every
+/// cluster, or every namespace; the empty cluster is the unnamed one of a single-cluster setup.
+public struct Area: Hashable, Sendable, CustomStringConvertible {
+    /// The cluster, or nil for every cluster.
+    public var cluster: String?
+    /// The namespace, or nil for every namespace.
+    public var namespace: String?
+
+    /// Everywhere.
+    public static let everywhere = Area(cluster: nil, namespace: nil)
+
+    /// Creates an area; an empty cluster name is the unnamed cluster.
+    public init(cluster: String?, namespace: String?) {
+        self.cluster = cluster
+        self.namespace = namespace
+    }
+
+    /// Whether the area holds the canary.
+    public func contains(_ canary: CanaryID) -> Bool {
+        (cluster == nil || cluster == canary.cluster) && (namespace == nil || namespace == canary.namespace)
+    }
+
+    /// Whether the area is all of `other` or more.
+    public func covers(_ other: Area) -> Bool {
+        (cluster == nil || cluster == other.cluster) && (namespace == nil || namespace == other.namespace)
+    }
+
+    /// "namespace test", "every namespace", with " of cluster eu-1" when a cluster is named.
+    public var description: String {
+        let namespaces = namespace.map { "namespace \($0)" } ?? "every namespace"
+        guard let cluster, !cluster.isEmpty else { return namespaces }
+        return "\(namespaces) of cluster \(cluster)"
     }
 }
 

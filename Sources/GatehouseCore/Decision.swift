@@ -108,7 +108,7 @@ public struct Decision: Sendable, Equatable {
         }
         let state = expired ? "expired" : "is closed"
         return
-            "\(check.gate.rawValue) gate of \(canary) \(state); open it with: gatehouse open \(check.gate.rawValue) \(canary.name) -n \(canary.namespace)"
+            "\(check.gate.rawValue) gate of \(canary) \(state); open it with: gatehouse open \(check.gate.rawValue) \(canary.commandLine)"
     }
 
     private static func openMessage(for check: Check, gate: Gate) -> String {

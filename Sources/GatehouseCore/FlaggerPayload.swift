@@ -25,9 +25,9 @@ public struct FlaggerPayload: Sendable, Equatable, Decodable {
         self.metadata = metadata
     }
 
-    /// The validated canary identity the payload names.
-    public func canaryID() throws(InvalidInput) -> CanaryID {
-        try CanaryID(namespace: namespace, name: name)
+    /// The validated canary identity the payload names, in `cluster` (empty: the unnamed one).
+    public func canaryID(cluster: String = "") throws(InvalidInput) -> CanaryID {
+        try CanaryID(cluster: cluster, namespace: namespace, name: name)
     }
 
     /// Flagger's event message, for `event` hooks.

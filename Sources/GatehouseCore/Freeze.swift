@@ -4,6 +4,8 @@ import Foundation
 public struct Freeze: Sendable, Equatable, Codable, Identifiable {
     /// The freeze's number, used to lift it.
     public var id: Int64
+    /// The cluster frozen, or nil for every cluster.
+    public var cluster: String?
     /// The namespace frozen, or nil for every namespace.
     public var namespace: String?
     /// Why deployments are frozen; shown to Flagger and in every refusal.
@@ -21,10 +23,12 @@ public struct Freeze: Sendable, Equatable, Codable, Identifiable {
 
     /// Creates a freeze record.
     public init(
-        id: Int64, namespace: String?, reason: String, actor: String, createdAt: Date, endsAt: Date? = nil,
+        id: Int64, cluster: String? = nil, namespace: String?, reason: String, actor: String, createdAt: Date,
+        endsAt: Date? = nil,
         liftedAt: Date? = nil, liftedBy: String? = nil
     ) {
         self.id = id
+        self.cluster = cluster
         self.namespace = namespace
         self.reason = reason
         self.actor = actor
@@ -39,20 +43,18 @@ public struct Freeze: Sendable, Equatable, Codable, Identifiable {
         liftedAt == nil && (endsAt.map { $0 > now } ?? true)
     }
 
-    /// Whether the freeze covers a canary in `namespace`.
-    public func covers(namespace other: String) -> Bool {
-        namespace == nil || namespace == other
-    }
+    /// What the freeze covers.
+    public var area: Area { Area(cluster: cluster, namespace: namespace) }
 
     /// The sentence Flagger gets when this freeze refuses a check.
     public var refusal: String {
-        let scope = namespace.map { "deployments to namespace \($0) are frozen" } ?? "all deployments are frozen"
+        let scope = area == .everywhere ? "all deployments are frozen" : "deployments to \(area) are frozen"
         let until = endsAt.map { " until \($0.formatted(.iso8601))" } ?? ""
         return "\(scope)\(until) by \(actor): \(reason) (freeze \(id)); lift it with: gatehouse unfreeze \(id)"
     }
 
-    /// The active freeze that applies to a canary in `namespace`, preferring the one set first.
-    public static func applying(to namespace: String, among freezes: some Sequence<Freeze>, at now: Date) -> Freeze? {
-        freezes.filter { $0.isActive(at: now) && $0.covers(namespace: namespace) }.min { $0.id < $1.id }
+    /// The active freeze that applies to a canary, preferring the one set first.
+    public static func applying(to canary: CanaryID, among freezes: some Sequence<Freeze>, at now: Date) -> Freeze? {
+        freezes.filter { $0.isActive(at: now) && $0.area.contains(canary) }.min { $0.id < $1.id }
     }
 }

@@ -144,7 +144,7 @@ extension Canary {
                 decision = Decision(
                     for: check, gate: canary.gate(check.gate), freeze: freeze,
                     holding:
-                        "revision \(unapproved) of \(check.canary) reached \(check.gate.rawValue) checks without passing the rollout gate (it changed during analysis); approve it with: gatehouse open rollout \(check.canary.name) -n \(check.canary.namespace)",
+                        "revision \(unapproved) of \(check.canary) reached \(check.gate.rawValue) checks without passing the rollout gate (it changed during analysis); approve it with: gatehouse open rollout \(check.canary.commandLine)",
                     at: now)
             }
         } else {

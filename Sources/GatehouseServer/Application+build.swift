@@ -142,8 +142,8 @@ public func buildRouter(
         .addRoutes(loadtester.changeEndpoints)
 
     // Routes Flagger calls: its payload, the namespace filter and, if set, the metadata secret.
-    let flagger = router.group().add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard))
-        .add(middleware: FlaggerSecretMiddleware(secret: security.flaggerSecret))
+    let flagger = router.group()
+        .add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard, secret: security.flaggerSecret))
         .group(context: FlaggerRequestContext.self)
     flagger.addRoutes(CheckController(checker: checker).endpoints)
     flagger.group("v1/flagger").addRoutes(FlaggerController(store: store).endpoints)
@@ -182,7 +182,7 @@ public struct SecuritySettings: Sendable {
     var accessGuard: AccessGuard { AccessGuard(namespaces: namespaces) }
 
     /// Flagger's secret as every check applies it.
-    var flaggerSecret: FlaggerSecret { FlaggerSecret(flaggerToken) }
+    var flaggerSecret: FlaggerSecret { FlaggerSecret(flaggerToken, access: access) }
 
     /// Reads what the arguments name; a broken access file or expression stops the start.
     public init(_ arguments: ServerArguments, logger: Logger) throws(InvalidInput) {

@@ -71,17 +71,17 @@ struct GateOperations: Sendable {
         return canary
     }
 
-    /// Freezes one namespace, or every one when `namespace` is nil.
-    func freeze(namespace: String?, reason: String, endsAt: Date?, by asker: Asker, at now: Date = Date())
+    /// Freezes an area: one namespace, or every one, of one cluster or of all.
+    func freeze(_ area: Area, reason: String, endsAt: Date?, by asker: Asker, at now: Date = Date())
         async throws -> Freeze
     {
-        if let namespace { try accessGuard.requireNamespace(namespace) }
-        let freeze = try await store.freeze(
-            namespace: namespace, reason: reason, endsAt: endsAt, actor: asker.actor, at: now)
+        if let namespace = area.namespace { try accessGuard.requireNamespace(namespace) }
+        let freeze = try await store.freeze(area, reason: reason, endsAt: endsAt, actor: asker.actor, at: now)
         asker.logger.info(
             "set freeze \(freeze.id)",
             metadata: [
-                "namespace": "\(namespace ?? "*")", "actor": "\(asker.actor)", "via": "\(asker.via)",
+                "cluster": "\(area.cluster ?? "*")", "namespace": "\(area.namespace ?? "*")", "actor": "\(asker.actor)",
+                "via": "\(asker.via)",
                 "reason": "\(reason)",
             ])
         return freeze

@@ -155,7 +155,8 @@ public final class GatehouseMetrics: Sendable {
         var open = "# TYPE gatehouse_gate_open gauge\n"
         var waiting = "# TYPE gatehouse_waiting_seconds gauge\n"
         for canary in canaries {
-            let labels = "namespace=\"\(canary.id.namespace)\",name=\"\(canary.id.name)\",gate=\""
+            let cluster = canary.id.cluster.isEmpty ? "" : "cluster=\"\(canary.id.cluster)\","
+            let labels = "\(cluster)namespace=\"\(canary.id.namespace)\",name=\"\(canary.id.name)\",gate=\""
             for (kind, gate) in canary.gates where gate.isEffectivelyOpen(at: now) {
                 open += "gatehouse_gate_open{\(labels)\(kind.rawValue)\"} 1\n"
             }

@@ -79,14 +79,16 @@ struct CloseGateBody: Decodable {
 
 /// The body of `POST /v1/freezes`.
 struct FreezeBody: Decodable {
+    var cluster: String?
     var namespace: String?
     var reason: String
     var until: String?
     var duration: String?
 
     init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(allowed: ["namespace", "reason", "until", "for"])
+        try decoder.rejectUnknownKeys(allowed: ["cluster", "namespace", "reason", "until", "for"])
         let container = try decoder.container(keyedBy: CodingKeys.self)
+        cluster = try container.decodeIfPresent(String.self, forKey: .cluster)
         namespace = try container.decodeIfPresent(String.self, forKey: .namespace)
         reason = try container.decode(String.self, forKey: .reason)
         until = try container.decodeIfPresent(String.self, forKey: .until)
@@ -94,8 +96,17 @@ struct FreezeBody: Decodable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case namespace, reason, until
+        case cluster, namespace, reason, until
         case duration = "for"
+    }
+
+    /// What the freeze covers: absent or `*` is every cluster, or every namespace.
+    func area() throws(InvalidInput) -> Area {
+        let cluster = cluster.flatMap { $0 == "*" ? nil : $0 }
+        let namespace = namespace.flatMap { $0 == "*" ? nil : $0 }
+        if let cluster { try KubernetesName.validateLabel(cluster, field: "cluster") }
+        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+        return Area(cluster: cluster, namespace: namespace)
     }
 }
 

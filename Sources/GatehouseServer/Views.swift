@@ -19,6 +19,8 @@ struct CanaryView: ResponseEncodable {
         case idle
     }
 
+    /// The canary's cluster; absent when no cluster is named.
+    var cluster: String?
     var namespace: String
     var name: String
     var phase: CanaryPhase?
@@ -35,6 +37,7 @@ struct CanaryView: ResponseEncodable {
     var outcome: String?
 
     init(_ canary: Canary, at now: Date, outcome: String? = nil) {
+        cluster = canary.id.cluster.isEmpty ? nil : canary.id.cluster
         namespace = canary.id.namespace
         name = canary.id.name
         phase = canary.lastPhase

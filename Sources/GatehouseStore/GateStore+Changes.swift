@@ -72,11 +72,13 @@ extension GateStore {
 
     // MARK: Freezes
 
-    /// Sets a freeze on one namespace, or on every namespace when `namespace` is nil.
-    public func freeze(namespace: String?, reason: String, endsAt: Date?, actor: String, at now: Date = Date())
+    /// Sets a freeze on an area: one namespace or every one, of one cluster or of all.
+    public func freeze(_ area: Area, reason: String, endsAt: Date?, actor: String, at now: Date = Date())
         async throws -> Freeze
     {
-        let set = Freeze(id: 0, namespace: namespace, reason: reason, actor: actor, createdAt: now, endsAt: endsAt)
+        let set = Freeze(
+            id: 0, cluster: area.cluster, namespace: area.namespace, reason: reason, actor: actor, createdAt: now,
+            endsAt: endsAt)
         return try await transaction(reads: [Tables.freeze.insertReturningID(set)]) { rows in
             var freeze = set
             freeze.id = try rows[0].first?.integer("id") ?? 0
@@ -85,7 +87,7 @@ extension GateStore {
             let set = freeze
             return Plan(
                 value: freeze,
-                writes: [Records.audit(at: now, namespace: namespace, name: nil, gate: nil, fact: fact, phase: nil)]
+                writes: [Records.audit(at: now, in: area, fact: fact)]
                     + self.enqueueing(notable),
                 remember: { $0.freezes[set.id] = set })
         }
@@ -108,7 +110,7 @@ extension GateStore {
                 value: freeze,
                 writes: [
                     Tables.freeze.update(freeze),
-                    Records.audit(at: now, namespace: freeze.namespace, name: nil, gate: nil, fact: fact, phase: nil),
+                    Records.audit(at: now, in: freeze.area, fact: fact),
                 ] + self.enqueueing(notable),
                 remember: { $0.freezes[id] = nil })
         }

@@ -17,7 +17,7 @@ extension GateStore {
             if let decision = try await checkReading(check, at: now) { return decision }
         }
         return try await changing(check.canary, at: now) { canary, freezes in
-            let freeze = Freeze.applying(to: check.canary.namespace, among: freezes, at: now)
+            let freeze = Freeze.applying(to: check.canary, among: freezes, at: now)
             var outcome = canary.deciding(check, freeze: freeze, at: now)
             guard self.needsWrite(outcome, for: check, from: canary, at: now) else {
                 return CanaryUpdate(value: outcome.decision)
@@ -44,7 +44,7 @@ extension GateStore {
         try await transaction(reads: Records.loading(check.canary, at: now)) { rows in
             let loaded = try Records.loaded(rows)
             guard let canary = loaded.canary else { return Plan(value: nil) }
-            let freeze = Freeze.applying(to: check.canary.namespace, among: loaded.freezes, at: now)
+            let freeze = Freeze.applying(to: check.canary, among: loaded.freezes, at: now)
             let outcome = canary.deciding(check, freeze: freeze, at: now)
             return Plan(value: self.needsWrite(outcome, for: check, from: canary, at: now) ? nil : outcome.decision)
         }
@@ -69,7 +69,7 @@ extension GateStore {
                 memory.canaries[check.canary] = canary
                 memory.unsaved.insert(check.canary)
             }
-            return (canary, Freeze.applying(to: check.canary.namespace, among: memory.freezes.values, at: now))
+            return (canary, Freeze.applying(to: check.canary, among: memory.freezes.values, at: now))
         }
         guard let (canary, freeze) = known else { throw fullError(check.canary) }
         let outcome = canary.deciding(check, freeze: freeze, at: now)

@@ -32,12 +32,12 @@ extension GateStore {
         }
     }
 
-    /// Audit entries, newest first: of one canary, of one namespace, or of everything; `before` pages back by id.
-    public func events(of canary: CanaryID? = nil, namespace: String? = nil, limit: Int, before: Int64? = nil)
+    /// Audit entries, newest first: of one canary, of an area, or of everything; `before` pages back by id.
+    public func events(of canary: CanaryID? = nil, in area: Area = .everywhere, limit: Int, before: Int64? = nil)
         async throws -> [AuditEntry]
     {
         try await rows(
-            Records.events(of: canary, namespace: namespace, limit: limit, before: before), Tables.audit.read)
+            Records.events(of: canary, in: area, limit: limit, before: before), Tables.audit.read)
     }
 
     /// One freeze, in force or not, if it exists.

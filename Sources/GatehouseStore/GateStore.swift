@@ -166,9 +166,7 @@ public final class GateStore: Sendable {
         }
         for (gate, fact) in change.facts {
             writes.append(
-                Records.audit(
-                    at: now, namespace: canary.id.namespace, name: canary.id.name, gate: gate, fact: fact,
-                    phase: phase ?? canary.lastPhase))
+                Records.audit(at: now, of: canary.id, gate: gate, fact: fact, phase: phase ?? canary.lastPhase))
             if let gate {
                 for notable in Notable.from([fact], gate: gate, canary: canary, at: now) {
                     writes += enqueueing(notable)

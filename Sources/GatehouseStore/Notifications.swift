@@ -161,7 +161,7 @@ extension GateStore {
             reason: "gave up delivering notification \(id) to \(target): \(error)")
         try await run([
             Outbox.givenUp(id, error: error, at: now),
-            Records.audit(at: now, namespace: nil, name: nil, gate: nil, fact: fact, phase: nil),
+            Records.audit(at: now, in: nil, fact: fact),
         ])
     }
 

@@ -59,7 +59,26 @@ enum PostgresSchema {
                     nonce text PRIMARY KEY, usedAt timestamptz NOT NULL, expiresAt timestamptz NOT NULL)
                 """,
             ]
-        )
+        ),
+        (
+            "v2: canaries identified by cluster, namespace and name",
+            [
+                "ALTER TABLE gate DROP CONSTRAINT gate_namespace_name_fkey",
+                "ALTER TABLE gate DROP CONSTRAINT gate_pkey",
+                "ALTER TABLE canary DROP CONSTRAINT canary_pkey",
+                "ALTER TABLE canary ADD COLUMN cluster text NOT NULL DEFAULT ''",
+                "ALTER TABLE gate ADD COLUMN cluster text NOT NULL DEFAULT ''",
+                "ALTER TABLE canary ADD PRIMARY KEY (cluster, namespace, name)",
+                "ALTER TABLE gate ADD PRIMARY KEY (cluster, namespace, name, kind)",
+                """
+                ALTER TABLE gate ADD FOREIGN KEY (cluster, namespace, name) REFERENCES canary ON DELETE CASCADE
+                """,
+                #"ALTER TABLE "freeze" ADD COLUMN cluster text"#,
+                "ALTER TABLE audit ADD COLUMN cluster text",
+                "DROP INDEX audit_by_canary",
+                "CREATE INDEX audit_by_canary ON audit (namespace, name, cluster, id)",
+            ]
+        ),
     ]
 
     /// An arbitrary constant naming the lock replicas take to migrate one at a time.

@@ -4,14 +4,17 @@ import GatehouseCore
 /// The statements that read and write canaries, gates and the audit trail, the same for SQLite and
 /// PostgreSQL; made from the column lists in `Tables`.
 enum Records {
+    /// The condition that picks a canary's rows, and its arguments.
+    static func key(_ id: CanaryID) -> (condition: String, arguments: [StoredValue]) {
+        ("cluster = ? AND namespace = ? AND name = ?", [.text(id.cluster), .text(id.namespace), .text(id.name)])
+    }
+
     static func canary(_ id: CanaryID, locked: Bool = false) -> SQL {
-        SQL(
-            "SELECT * FROM canary WHERE namespace = ? AND name = ?", [.text(id.namespace), .text(id.name)],
-            locksRows: locked)
+        SQL("SELECT * FROM canary WHERE \(key(id).condition)", key(id).arguments, locksRows: locked)
     }
 
     static func gates(of id: CanaryID) -> SQL {
-        SQL("SELECT * FROM gate WHERE namespace = ? AND name = ?", [.text(id.namespace), .text(id.name)])
+        SQL("SELECT * FROM gate WHERE \(key(id).condition)", key(id).arguments)
     }
 
     /// What a change to a canary is decided from, in this order: its row, its gates' rows, the
@@ -22,9 +25,9 @@ enum Records {
             // Counted only for a new canary (a whole-table count; with CASE, a known one costs a lookup).
             SQL(
                 """
-                SELECT CASE WHEN EXISTS (SELECT 1 FROM canary WHERE namespace = ? AND name = ?) THEN 0
+                SELECT CASE WHEN EXISTS (SELECT 1 FROM canary WHERE \(key(id).condition)) THEN 0
                 ELSE (SELECT COUNT(*) FROM canary) END AS count
-                """, [.text(id.namespace), .text(id.name)]),
+                """, key(id).arguments),
         ]
     }
 
@@ -69,20 +72,37 @@ enum Records {
         Tables.gate.upsert(StoredGate(canary: canary, gate: gate))
     }
 
-    /// Appends an entry to the audit trail.
-    static func audit(
-        at now: Date, namespace: String?, name: String?, gate: GateKind?, fact: GateFact, phase: CanaryPhase?
-    ) -> SQL {
-        Tables.audit.insertReturningID(
+    /// Appends an entry about a canary to the audit trail.
+    static func audit(at now: Date, of id: CanaryID, gate: GateKind?, fact: GateFact, phase: CanaryPhase?) -> SQL {
+        audit(
             AuditEntry(
-                id: 0, at: now, namespace: namespace, name: name, gate: gate, action: fact.action, actor: fact.actor,
-                reason: fact.reason, checksum: fact.checksum.flatMap { $0.isEmpty ? nil : $0 }, phase: phase))
+                id: 0, at: now, cluster: id.cluster.isEmpty ? nil : id.cluster, namespace: id.namespace, name: id.name,
+                gate: gate, action: fact.action, actor: fact.actor, reason: fact.reason,
+                checksum: fact.checksum.flatMap { $0.isEmpty ? nil : $0 }, phase: phase))
+    }
+
+    /// Appends an entry about an area (a freeze's), or about nothing in particular, to the audit trail.
+    static func audit(at now: Date, in area: Area?, fact: GateFact) -> SQL {
+        audit(
+            AuditEntry(
+                id: 0, at: now, cluster: area?.cluster.flatMap { $0.isEmpty ? nil : $0 }, namespace: area?.namespace,
+                name: nil, gate: nil, action: fact.action, actor: fact.actor, reason: fact.reason, checksum: nil,
+                phase: nil))
+    }
+
+    private static func audit(_ entry: AuditEntry) -> SQL { Tables.audit.insertReturningID(entry) }
+
+    /// The condition that picks a canary's audit entries (whose cluster is NULL when it is unnamed).
+    private static func auditKey(_ id: CanaryID) -> (condition: String, arguments: [StoredValue]) {
+        id.cluster.isEmpty
+            ? ("cluster IS NULL AND namespace = ? AND name = ?", [.text(id.namespace), .text(id.name)])
+            : key(id)
     }
 
     /// Forgets a canary: its audit entries, gates and row.
     static func forget(_ id: CanaryID) -> [SQL] {
-        let key: [StoredValue] = [.text(id.namespace), .text(id.name)]
-        return ["audit", "gate", "canary"].map { SQL("DELETE FROM \($0) WHERE namespace = ? AND name = ?", key) }
+        [SQL("DELETE FROM audit WHERE \(auditKey(id).condition)", auditKey(id).arguments)]
+            + ["gate", "canary"].map { SQL("DELETE FROM \($0) WHERE \(key(id).condition)", key(id).arguments) }
     }
 
     /// Records a single-use token's use (after dropping the expired ones): the last statement
@@ -128,16 +148,22 @@ enum Records {
 
     // MARK: The audit trail
 
-    /// Audit entries, newest first: of one canary, of one namespace, or of everything; `before` pages back by id.
-    static func events(of canary: CanaryID?, namespace: String?, limit: Int, before: Int64?) -> SQL {
+    /// Audit entries, newest first: of one canary, of an area, or of everything; `before` pages back by id.
+    static func events(of canary: CanaryID?, in area: Area, limit: Int, before: Int64?) -> SQL {
         var conditions: [String] = []
         var arguments: [StoredValue] = []
         if let canary {
-            conditions.append("namespace = ? AND name = ?")
-            arguments += [.text(canary.namespace), .text(canary.name)]
-        } else if let namespace {
-            conditions.append("namespace = ?")
-            arguments.append(.text(namespace))
+            conditions.append(auditKey(canary).condition)
+            arguments += auditKey(canary).arguments
+        } else {
+            if let cluster = area.cluster {
+                conditions.append(cluster.isEmpty ? "cluster IS NULL" : "cluster = ?")
+                if !cluster.isEmpty { arguments.append(.text(cluster)) }
+            }
+            if let namespace = area.namespace {
+                conditions.append("namespace = ?")
+                arguments.append(.text(namespace))
+            }
         }
         if let before {
             conditions.append("id < ?")

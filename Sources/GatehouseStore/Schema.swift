@@ -104,6 +104,51 @@ enum Schema {
             // Gates open before this version were opened no later than their last change.
             try db.execute(sql: "UPDATE gate SET openedAt = changedAt WHERE isOpen")
         }
+        migrator.registerMigration("v4: canaries identified by cluster, namespace and name") { db in
+            // SQLite cannot change a primary key in place: the two keyed tables are made anew and
+            // copied; canaries stored so far belong to the unnamed cluster ('').
+            try db.execute(
+                sql: """
+                    CREATE TABLE newCanary (
+                        cluster TEXT NOT NULL DEFAULT '', namespace TEXT NOT NULL, name TEXT NOT NULL, lastPhase TEXT,
+                        lastChecksum TEXT, lastSeen DATETIME, lastMessage TEXT, lastEventType TEXT,
+                        rolloutStage TEXT NOT NULL DEFAULT 'idle' CHECK (rolloutStage IN
+                            ('idle', 'waiting', 'admitted', 'progressing', 'promoting', 'ended')),
+                        rolloutRevision TEXT, unapprovedRevision TEXT, lastProgressCheckAt DATETIME,
+                        usesRolloutGate BOOLEAN NOT NULL DEFAULT 0, rolloutSince DATETIME,
+                        PRIMARY KEY (cluster, namespace, name));
+                    INSERT INTO newCanary (namespace, name, lastPhase, lastChecksum, lastSeen, lastMessage,
+                        lastEventType, rolloutStage, rolloutRevision, unapprovedRevision, lastProgressCheckAt,
+                        usesRolloutGate, rolloutSince)
+                    SELECT namespace, name, lastPhase, lastChecksum, lastSeen, lastMessage, lastEventType,
+                        rolloutStage, rolloutRevision, unapprovedRevision, lastProgressCheckAt, usesRolloutGate,
+                        rolloutSince FROM canary;
+                    CREATE TABLE newGate (
+                        cluster TEXT NOT NULL DEFAULT '', namespace TEXT NOT NULL, name TEXT NOT NULL,
+                        kind TEXT NOT NULL CHECK (kind IN ('rollout', 'traffic', 'promotion', 'rollback', 'shared')),
+                        isOpen BOOLEAN NOT NULL, mode TEXT NOT NULL CHECK (mode IN ('once', 'sticky')),
+                        boundChecksum TEXT, expiresAt DATETIME,
+                        remainingSteps INTEGER CHECK (remainingSteps IS NULL OR remainingSteps > 0),
+                        actor TEXT, reason TEXT, changedAt DATETIME,
+                        lastVerdict TEXT CHECK (lastVerdict IS NULL OR lastVerdict IN ('approved', 'refused')),
+                        lastVerdictChecksum TEXT, lastVerdictAt DATETIME, openedAt DATETIME,
+                        PRIMARY KEY (cluster, namespace, name, kind),
+                        FOREIGN KEY (cluster, namespace, name) REFERENCES canary ON DELETE CASCADE);
+                    INSERT INTO newGate (namespace, name, kind, isOpen, mode, boundChecksum, expiresAt,
+                        remainingSteps, actor, reason, changedAt, lastVerdict, lastVerdictChecksum, lastVerdictAt,
+                        openedAt)
+                    SELECT namespace, name, kind, isOpen, mode, boundChecksum, expiresAt, remainingSteps, actor,
+                        reason, changedAt, lastVerdict, lastVerdictChecksum, lastVerdictAt, openedAt FROM gate;
+                    DROP TABLE gate;
+                    DROP TABLE canary;
+                    ALTER TABLE newCanary RENAME TO canary;
+                    ALTER TABLE newGate RENAME TO gate;
+                    ALTER TABLE "freeze" ADD COLUMN cluster TEXT;
+                    ALTER TABLE audit ADD COLUMN cluster TEXT;
+                    DROP INDEX audit_by_canary;
+                    CREATE INDEX audit_by_canary ON audit (namespace, name, cluster, id);
+                    """)
+        }
         return migrator
     }
 }

@@ -235,9 +235,14 @@ struct StoredGate: Sendable {
 }
 
 enum Tables {
+    /// The canary a row of `canary` or `gate` belongs to.
+    static func canaryID(_ row: any StoredRow) throws -> CanaryID {
+        try CanaryID(cluster: try row.text("cluster"), namespace: try row.text("namespace"), name: try row.text("name"))
+    }
+
     static let canary = Table<Canary>(
         name: "canary",
-        key: [.key("namespace", \.id.namespace), .key("name", \.id.name)],
+        key: [.key("cluster", \.id.cluster), .key("namespace", \.id.namespace), .key("name", \.id.name)],
         columns: [
             .column("lastPhase", \.lastPhase),
             .column("lastChecksum", \.lastChecksum),
@@ -251,14 +256,17 @@ enum Tables {
             .column("usesRolloutGate", \.rollout.usesRolloutGate),
             .column("rolloutSince", \.rollout.since),
         ],
-        make: { row in Canary(id: try CanaryID(namespace: try row.text("namespace"), name: try row.text("name"))) })
+        make: { row in Canary(id: try Tables.canaryID(row)) })
 
     /// What checks observe of a canary, saved over a stored row without touching its gates or rollout.
     static let observedCanaryColumns = ["lastPhase", "lastChecksum", "lastSeen", "lastProgressCheckAt"]
 
     static let gate = Table<StoredGate>(
         name: "gate",
-        key: [.key("namespace", \.canary.namespace), .key("name", \.canary.name), .key("kind", \.gate.kind)],
+        key: [
+            .key("cluster", \.canary.cluster), .key("namespace", \.canary.namespace), .key("name", \.canary.name),
+            .key("kind", \.gate.kind),
+        ],
         columns: [
             .column("isOpen", \.gate.isOpen),
             .column("mode", \.gate.mode),
@@ -275,7 +283,7 @@ enum Tables {
         ],
         make: { row in
             StoredGate(
-                canary: try CanaryID(namespace: try row.text("namespace"), name: try row.text("name")),
+                canary: try Tables.canaryID(row),
                 gate: .closed(try GateKind(stored: try row.value("kind", as: .text))))
         })
 
@@ -283,6 +291,7 @@ enum Tables {
         name: #""freeze""#,  // quoted: FREEZE is a keyword in PostgreSQL
         key: [.key("id", \.id)],
         columns: [
+            .column("cluster", \.cluster),
             .column("namespace", \.namespace),
             .column("reason", \.reason),
             .column("actor", \.actor),
@@ -300,6 +309,7 @@ enum Tables {
         key: [.key("id", \.id)],
         columns: [
             .column("at", \.at),
+            .column("cluster", \.cluster),
             .column("namespace", \.namespace),
             .column("name", \.name),
             .column("gate", \.gate),

@@ -22,7 +22,7 @@ struct Open: AsyncParsableCommand {
             """)
 
     @Argument(help: "rollout, traffic, promotion, rollback or shared.") var gate: GateKind
-    @Argument(help: "The canary's name.") var name: String
+    @Argument(help: "The canary: NAME (with -n), NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME.") var name: String
     @OptionGroup var namespace: NamespaceOption
     @Option(help: "Why, for the audit trail.") var reason: String?
     @Option(help: "Close by itself after this long, e.g. 90s, 15m, 2h.") var ttl: String?
@@ -57,7 +57,7 @@ struct Close: AsyncParsableCommand {
             """)
 
     @Argument(help: "rollout, traffic, promotion, rollback or shared.") var gate: GateKind
-    @Argument(help: "The canary's name.") var name: String
+    @Argument(help: "The canary: NAME (with -n), NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME.") var name: String
     @OptionGroup var namespace: NamespaceOption
     @Option(help: "Why, for the audit trail.") var reason: String?
     @OptionGroup var client: ClientOptions
@@ -83,7 +83,7 @@ struct Rollback: AsyncParsableCommand {
               gatehouse rollback podinfo -n test --reason "error rate up"
             """)
 
-    @Argument(help: "The canary's name.") var name: String
+    @Argument(help: "The canary: NAME (with -n), NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME.") var name: String
     @OptionGroup var namespace: NamespaceOption
     @Option(help: "Why, for the audit trail.") var reason: String?
     @Option(help: "How long the request stays pending (default 1h on the service).") var ttl: String?
@@ -124,8 +124,10 @@ struct Status: AsyncParsableCommand {
                 TextRender.detail($0, events: events)
             }
         } else {
-            let scope = allNamespaces ? nil : namespace.namespace
-            let reply = try await client.call { api throws(ClientError) in try await api.canaries(namespace: scope) }
+            let scope = allNamespaces ? nil : namespace.namespaceOrDefault
+            let reply = try await client.call { api throws(ClientError) in
+                try await api.canaries(namespace: scope, cluster: namespace.cluster)
+            }
             client.show(reply) {
                 TextRender.table($0)
             }
@@ -164,10 +166,12 @@ struct FreezeCommand: AsyncParsableCommand {
             Examples:
               gatehouse freeze -n payments --reason "end of quarter" --for 4h
               gatehouse freeze --all --reason "incident 4711"
+              gatehouse freeze --all --cluster eu-1 --reason "eu-1 node upgrade"
             """)
 
     @Option(name: [.short, .long], help: "The namespace to freeze.") var namespace: String?
     @Flag(help: "Freeze every namespace.") var all = false
+    @Option(help: "Freeze only in this cluster (default: in every cluster).") var cluster: String?
     @Option(help: "Why; shown to Flagger and in every refusal.") var reason: String
     @Option(help: "End at this RFC 3339 time.") var until: String?
     @Option(name: .customLong("for"), help: "End after this long, e.g. 4h.") var duration: String?
@@ -182,7 +186,8 @@ struct FreezeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let reply = try await client.call { api throws(ClientError) in
-            try await api.freeze(namespace: namespace, reason: reason, until: until, duration: duration)
+            try await api.freeze(
+                Area(cluster: cluster, namespace: namespace), reason: reason, until: until, duration: duration)
         }
         client.show(reply) { "freeze \($0.id) set: \($0.refusal)" }
     }
@@ -240,7 +245,7 @@ struct Wait: AsyncParsableCommand {
               gatehouse wait podinfo -n test --for Succeeded --timeout 30m
             """)
 
-    @Argument(help: "The canary's name.") var name: String
+    @Argument(help: "The canary: NAME (with -n), NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME.") var name: String
     @OptionGroup var namespace: NamespaceOption
     @Option(name: .customLong("for"), help: "The phase to wait for, e.g. Succeeded, WaitingPromotion.")
     var phase: String

@@ -63,14 +63,27 @@ struct ClientOptions: ParsableArguments {
     }
 }
 
-/// `-n NAMESPACE`, as kubectl has it.
+/// `-n NAMESPACE`, as kubectl has it, and `--cluster` when several clusters share the service.
 struct NamespaceOption: ParsableArguments {
-    @Option(name: [.short, .long], help: "The canary's namespace.")
-    var namespace: String = "default"
+    @Option(name: [.short, .long], help: "The canary's namespace (default: default).")
+    var namespace: String?
+    @Option(help: "The canary's cluster, when several clusters share the service.")
+    var cluster: String?
 
+    /// The namespace asked for, or `default`.
+    var namespaceOrDefault: String { namespace ?? "default" }
+
+    /// The canary named `NAME` (with -n and --cluster), `NAMESPACE/NAME` or `CLUSTER/NAMESPACE/NAME`.
     func canary(_ name: String) throws -> CanaryID {
-        do {
-            return try CanaryID(namespace: namespace, name: name)
+        do throws(InvalidInput) {
+            guard name.contains("/") else {
+                return try CanaryID(cluster: cluster ?? "", namespace: namespaceOrDefault, name: name)
+            }
+            let canary = try CanaryID(parsing: name, cluster: cluster)
+            if let namespace, namespace != canary.namespace {
+                throw InvalidInput("'\(name)' names namespace \(canary.namespace), but -n asks for \(namespace)")
+            }
+            return canary
         } catch {
             throw ArgumentParser.ValidationError(error.message)
         }

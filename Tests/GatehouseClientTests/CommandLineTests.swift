@@ -137,6 +137,36 @@ struct CommandLineTests {
         }
     }
 
+    @Test("canaries named NAMESPACE/NAME, CLUSTER/NAMESPACE/NAME or with --cluster; freezes of one cluster")
+    func clusters() async throws {
+        try await withLiveServer { server in
+            let global = ["--server", server.absoluteString]
+            func gatehouse(_ arguments: String...) async throws -> Gatehouse.Result {
+                try await Gatehouse.run(arguments + global, environment: ["USER": "carol"])
+            }
+            let opened = try await gatehouse("open", "promotion", "eu-1/test/podinfo", "--sticky")
+            #expect(opened.status == 0 && opened.output.contains("promotion gate of eu-1/test/podinfo"), "\(opened)")
+            #expect(try await gatehouse("open", "rollout", "test/podinfo").status == 0)
+            #expect(try await gatehouse("open", "traffic", "podinfo", "-n", "test", "--cluster", "us-1").status == 0)
+
+            let eu = try await gatehouse("status", "-A", "--cluster", "eu-1").output
+            #expect(eu.contains("eu-1/test/podinfo") && !eu.contains("us-1"), "\(eu)")
+            let all = try await gatehouse("status", "-A").output
+            #expect(all.contains("eu-1/test/podinfo") && all.contains("us-1/test/podinfo"), "\(all)")
+            let detail = try await gatehouse("status", "podinfo", "-n", "test", "--cluster", "eu-1").output
+            #expect(detail.contains("Canary:     eu-1/test/podinfo"), "\(detail)")
+
+            let conflict = try await gatehouse("status", "eu-1/test/podinfo", "--cluster", "us-1")
+            #expect(conflict.status != 0 && conflict.errors.contains("cluster us-1"), "\(conflict)")
+            let malformed = try await gatehouse("status", "a/b/c/d")
+            #expect(malformed.status != 0 && malformed.errors.contains("NAMESPACE/NAME"), "\(malformed)")
+
+            let freeze = try await gatehouse("freeze", "--all", "--cluster", "eu-1", "--reason", "upgrade")
+            #expect(freeze.output.contains("every namespace of cluster eu-1"), "\(freeze)")
+            #expect(try await gatehouse("freezes").output.contains("every namespace of cluster eu-1"))
+        }
+    }
+
     @Test("exit codes: refused 2, unreachable 3, timed out 4; one line on stderr")
     func exitCodes() async throws {
         try await withLiveServer { server in

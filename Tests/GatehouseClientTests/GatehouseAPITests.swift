@@ -32,8 +32,10 @@ struct GatehouseAPITests {
             let events = try await api.events(of: podinfo, limit: 3).value
             #expect(events.events.count == 3 && events.next != nil)
 
-            let freeze = try await api.freeze(namespace: "test", reason: "quarter end", until: nil, duration: "1h")
-                .value
+            let freeze = try await api.freeze(
+                Area(cluster: nil, namespace: "test"), reason: "quarter end", until: nil, duration: "1h"
+            )
+            .value
             #expect(try await api.freezes().value.map(\.id) == [freeze.id])
             #expect(try await api.unfreeze(id: freeze.id).value.liftedBy == "alice")
             #expect(try await api.freezes().value.isEmpty)

@@ -104,13 +104,30 @@ struct DecisionTests {
     }
 
     @Test("a freeze of another namespace, a lifted or an ended freeze does not apply")
-    func freezeScope() {
+    func freezeScope() throws {
+        let canary = try CanaryID(namespace: "test", name: "podinfo")
         let other = Freeze(id: 1, namespace: "prod", reason: "r", actor: "a", createdAt: now)
         let lifted = Freeze(id: 2, namespace: nil, reason: "r", actor: "a", createdAt: now, liftedAt: now)
         let ended = Freeze(id: 3, namespace: nil, reason: "r", actor: "a", createdAt: now, endsAt: now)
-        #expect(Freeze.applying(to: "test", among: [other, lifted, ended], at: now) == nil)
+        #expect(Freeze.applying(to: canary, among: [other, lifted, ended], at: now) == nil)
         let everything = Freeze(id: 4, namespace: nil, reason: "r", actor: "a", createdAt: now)
-        #expect(Freeze.applying(to: "test", among: [other, everything], at: now)?.id == 4)
+        #expect(Freeze.applying(to: canary, among: [other, everything], at: now)?.id == 4)
+    }
+
+    @Test("a freeze of one cluster holds that cluster's canaries only; one of no cluster holds every cluster's")
+    func freezeOfACluster() throws {
+        let inEU = try CanaryID(cluster: "eu-1", namespace: "test", name: "podinfo")
+        let inUS = try CanaryID(cluster: "us-1", namespace: "test", name: "podinfo")
+        let unnamed = try CanaryID(namespace: "test", name: "podinfo")
+        let euOnly = Freeze(id: 1, cluster: "eu-1", namespace: nil, reason: "r", actor: "a", createdAt: now)
+        #expect(Freeze.applying(to: inEU, among: [euOnly], at: now)?.id == 1)
+        #expect(Freeze.applying(to: inUS, among: [euOnly], at: now) == nil)
+        #expect(Freeze.applying(to: unnamed, among: [euOnly], at: now) == nil)
+        #expect(euOnly.refusal.hasPrefix("deployments to every namespace of cluster eu-1 are frozen"))
+        let testEverywhere = Freeze(id: 2, namespace: "test", reason: "r", actor: "a", createdAt: now)
+        for canary in [inEU, inUS, unnamed] {
+            #expect(Freeze.applying(to: canary, among: [testEverywhere], at: now)?.id == 2)
+        }
     }
 
     @Test("repeated refusals are recorded once per rollout", arguments: GateKind.allCases)

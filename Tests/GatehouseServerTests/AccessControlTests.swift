@@ -119,10 +119,10 @@ struct AccessControlTests {
     static let grants: [(token: String, name: String, grant: Grant)] = [
         (
             Tokens.payments, "payments-ci",
-            Grant(namespaces: NamespaceScope(["payments", "payments-*"]), actions: [.read, .open])
+            Grant(scope: Scope(namespaces: NameScope(["payments", "payments-*"])), actions: [.read, .open])
         ),
-        (Tokens.ops, "ops", Grant(namespaces: NamespaceScope(["*"]), actions: Set(AccessAction.allCases))),
-        (Tokens.reader, "reader", Grant(namespaces: NamespaceScope(["test"]), actions: [.read])),
+        (Tokens.ops, "ops", Grant(scope: Scope(namespaces: .everything), actions: Set(AccessAction.allCases))),
+        (Tokens.reader, "reader", Grant(scope: Scope(namespaces: NameScope(["test"])), actions: [.read])),
     ]
 
     func auditCount(_ client: Client) async throws -> Int {
@@ -137,7 +137,7 @@ struct AccessControlTests {
             for (token, name, grant) in Self.grants {
                 let before = try await auditCount(client)
                 let reply = try await client.send(request.method, request.path, token: token, body: request.body)
-                if grant.allows(request.action, in: request.namespace) {
+                if grant.allows(request.action, in: Area(cluster: nil, namespace: request.namespace)) {
                     #expect(
                         reply.status.code < 400 || reply.status == .notFound, "\(name): \(reply.status) \(reply.text)")
                 } else {
@@ -208,10 +208,10 @@ struct AccessControlTests {
 
     @Test("namespace globs")
     func globs() {
-        let scope = NamespaceScope(["payments", "team-*", "*-prod"])
+        let scope = NameScope(["payments", "team-*", "*-prod"])
         #expect(scope.contains("payments") && scope.contains("team-a") && scope.contains("shop-prod"))
         #expect(!scope.contains("payments-x") && !scope.contains("team") && !scope.isEverything)
-        #expect(NamespaceScope(["*"]).contains("anything") && NamespaceScope(["*"]).isEverything)
+        #expect(NameScope(["*"]).contains("anything") && NameScope(["*"]).isEverything)
     }
 
     @Test("the access file is re-read on change; a broken one is refused and the previous stays in force")

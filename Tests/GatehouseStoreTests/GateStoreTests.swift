@@ -151,6 +151,36 @@ struct GateStoreTests {
     }
 }
 
+extension GateStoreTests {
+    @Test("a database from before clusters keeps its canaries, gates, freezes and audit, in the unnamed cluster")
+    func migratesToClusters() async throws {
+        let old = try TemporaryDatabase()
+        let queue = try DatabaseQueue(path: old.path)
+        try Schema.migrator.migrate(queue, upTo: "v3: rollouts tracked from Flagger's reliable signals")
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO canary (namespace, name, lastPhase, rolloutStage) VALUES ('test', 'podinfo', 'Progressing', 'progressing');
+                    INSERT INTO gate (namespace, name, kind, isOpen, mode, actor, reason, changedAt, openedAt)
+                        VALUES ('test', 'podinfo', 'promotion', 1, 'sticky', 'alice', 'before', '2026-11-01 10:00:00.000', '2026-11-01 10:00:00.000');
+                    INSERT INTO "freeze" (namespace, reason, actor, createdAt) VALUES ('prod', 'old freeze', 'bob', '2026-11-01 10:00:00.000');
+                    INSERT INTO audit (at, namespace, name, gate, action, actor, reason)
+                        VALUES ('2026-11-01 10:00:00.000', 'test', 'podinfo', 'promotion', 'opened', 'alice', 'before');
+                    """)
+        }
+        try queue.close()
+        let store = try old.openStore()
+        let podinfo = try CanaryID(namespace: "test", name: "podinfo")
+        let canary = try #require(try await store.canary(podinfo))
+        #expect(canary.gate(.promotion).isOpen && canary.gate(.promotion).reason == "before")
+        #expect(try await store.check(Check(canary: podinfo, gate: .promotion, checksum: "c1")).isApproved)
+        #expect(try await store.freezes().map(\.namespace) == ["prod"])
+        #expect(try await store.events(of: podinfo, limit: 10).map(\.reason).contains("before"))
+        _ = try await store.open(.rollout, of: podinfo, OpenRequest(), actor: "carol")
+        #expect(try await old.openStore().canary(podinfo)?.gate(.rollout).isOpen == true)
+    }
+}
+
 /// What the store promises on either database; run on PostgreSQL when `GATEHOUSE_TEST_POSTGRES` is set.
 @Suite("The store on SQLite and PostgreSQL", .timeLimit(.minutes(3)))
 struct StoreContractTests {
@@ -356,7 +386,8 @@ struct StoreContractTests {
     func freezes(backend: Backend) async throws {
         let fixture = try await StoreFixture(backend)
         let store = fixture.store
-        let freeze = try await store.freeze(namespace: "test", reason: "black friday", endsAt: nil, actor: "bob")
+        let freeze = try await store.freeze(
+            Area(cluster: nil, namespace: "test"), reason: "black friday", endsAt: nil, actor: "bob")
         #expect(try await fixture.reopen().freezes().map(\.id) == [freeze.id])
         _ = try await store.open(.rollout, of: fixture.podinfo, OpenRequest(isSticky: true), actor: "alice")
         #expect(try await !fixture.check(.rollout, "c1").isApproved)
@@ -383,6 +414,47 @@ struct StoreContractTests {
         #expect(canary.lastChecksum == "c0")
         #expect(canary.lastSeen != nil)
         #expect(canary.waitingOn?.gate == .rollout)
+    }
+
+    @Test(
+        "the same namespace and name in two clusters are two canaries: gates, freezes, events, forgetting",
+        arguments: Backend.available)
+    func clusters(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        let eu = try CanaryID(cluster: "eu-1", namespace: "test", name: "podinfo")
+        let us = try CanaryID(cluster: "us-1", namespace: "test", name: "podinfo")
+        _ = try await store.open(.promotion, of: eu, OpenRequest(reason: "eu ok", isSticky: true), actor: "alice")
+        _ = try await store.open(.promotion, of: us, OpenRequest(reason: "us ok", isSticky: true), actor: "bob")
+        for id in [eu, us, fixture.podinfo] {
+            _ = try await store.check(Check(canary: id, gate: .promotion, checksum: "c1"))
+        }
+        let reopened = try await fixture.reopen()
+        #expect(try await reopened.canaries().map(\.id) == [fixture.podinfo, eu, us])
+        #expect(try await reopened.check(Check(canary: eu, gate: .promotion, checksum: "c1")).isApproved)
+        #expect(try await !reopened.check(Check(canary: fixture.podinfo, gate: .promotion, checksum: "c1")).isApproved)
+        _ = try await store.close(.promotion, of: us, reason: "stop", actor: "bob")
+        #expect(try await reopened.canary(eu)?.gate(.promotion).isOpen == true)
+
+        let freeze = try await store.freeze(
+            Area(cluster: "eu-1", namespace: nil), reason: "upgrade", endsAt: nil, actor: "ops")
+        #expect(try await fixture.reopen().freezes().map(\.cluster) == ["eu-1"])
+        let held = try await fixture.reopen().check(Check(canary: eu, gate: .promotion, checksum: "c1"))
+        #expect(!held.isApproved && held.message.contains("of cluster eu-1 are frozen"))
+        _ = try await store.unfreeze(id: freeze.id, actor: "ops")
+
+        #expect(try await store.events(of: eu, limit: 10).map(\.reason).contains("eu ok"))
+        #expect(try await !store.events(of: eu, limit: 10).map(\.reason).contains("us ok"))
+        #expect(
+            try await store.events(in: Area(cluster: "us-1", namespace: nil), limit: 10).allSatisfy {
+                $0.cluster == "us-1"
+            })
+        #expect(try await store.events(of: fixture.podinfo, limit: 10).allSatisfy { $0.cluster == nil })
+
+        // Only the unnamed cluster's podinfo was never acted on: forgetting it leaves the others whole.
+        #expect(try await store.forgetUntouchedCanaries(notSeenSince: Date().addingTimeInterval(60)) == 1)
+        #expect(try await fixture.reopen().canaries().map(\.id) == [eu, us])
+        #expect(try await store.events(of: eu, limit: 10).count == 3)
     }
 
     @Test("audit pages go newest first and old entries are pruned", arguments: Backend.available)
@@ -458,7 +530,8 @@ struct ReplicaTests {
         let (a, b) = (fixture.store, try await fixture.reopen())
         _ = try await b.open(.rollout, of: fixture.podinfo, OpenRequest(isSticky: true), actor: "alice")
         let check = Check(canary: fixture.podinfo, gate: .rollout, checksum: "c1")
-        let freeze = try await a.freeze(namespace: "test", reason: "incident", endsAt: nil, actor: "bob")
+        let freeze = try await a.freeze(
+            Area(cluster: nil, namespace: "test"), reason: "incident", endsAt: nil, actor: "bob")
         #expect(try await !b.check(check).isApproved)
         _ = try await a.unfreeze(id: freeze.id, actor: "bob")
         #expect(try await b.check(check).isApproved)

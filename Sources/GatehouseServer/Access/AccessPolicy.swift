@@ -17,20 +17,29 @@ public enum AccessAction: String, Sendable, Codable, CaseIterable {
     case freeze
 }
 
-/// A set of namespaces, as exact names and globs (`*`, `team-*`).
-public struct NamespaceScope: Sendable, Equatable {
+/// A set of names (namespaces or clusters), as exact names and globs (`*`, `team-*`).
+public struct NameScope: Sendable, Equatable {
     /// The patterns as written.
     public let patterns: [String]
 
     /// Creates a scope from exact names and globs.
     public init(_ patterns: [String]) { self.patterns = patterns }
 
-    /// Whether the scope includes `namespace`.
-    public func contains(_ namespace: String) -> Bool {
-        patterns.contains { Self.matches(pattern: Substring($0), Substring(namespace)) }
+    /// Every name.
+    public static let everything = NameScope(["*"])
+
+    /// Whether the scope includes `name`.
+    public func contains(_ name: String) -> Bool {
+        patterns.contains { Self.matches(pattern: Substring($0), Substring(name)) }
     }
 
-    /// Whether the scope includes every namespace (needed to act on all of them at once).
+    /// Whether the scope includes a name, or every name when it is nil (needed to act on all at once).
+    public func contains(_ name: String?) -> Bool {
+        guard let name else { return isEverything }
+        return contains(name)
+    }
+
+    /// Whether the scope includes every name.
     public var isEverything: Bool { patterns.contains("*") }
 
     private static func matches(pattern: Substring, _ text: Substring) -> Bool {
@@ -45,24 +54,52 @@ public struct NamespaceScope: Sendable, Equatable {
     }
 }
 
-/// What one caller is granted: actions on a set of namespaces.
-public struct Grant: Sendable, Equatable {
+/// Namespaces in clusters, as an access grant or a notification target lists them.
+public struct Scope: Sendable, Equatable {
+    /// The clusters (every one unless a file says otherwise; the unnamed cluster of a
+    /// single-cluster setup is in every scope that `*` is).
+    public var clusters: NameScope
     /// The namespaces.
-    public var namespaces: NamespaceScope
+    public var namespaces: NameScope
+
+    /// Creates a scope.
+    public init(clusters: NameScope = .everything, namespaces: NameScope) {
+        self.clusters = clusters
+        self.namespaces = namespaces
+    }
+
+    /// Whether the scope holds all of `area`.
+    public func includes(_ area: Area) -> Bool {
+        clusters.contains(area.cluster) && namespaces.contains(area.namespace)
+    }
+
+    /// Whether the scope holds some of `area` (what a freeze of it concerns).
+    public func touches(_ area: Area) -> Bool {
+        (area.cluster.map(clusters.contains) ?? true) && (area.namespace.map(namespaces.contains) ?? true)
+    }
+}
+
+/// What one caller is granted: actions in a scope.
+public struct Grant: Sendable, Equatable {
+    /// Where.
+    public var scope: Scope
     /// The actions.
     public var actions: Set<AccessAction>
 
     /// Creates a grant.
-    public init(namespaces: NamespaceScope, actions: Set<AccessAction>) {
-        self.namespaces = namespaces
+    public init(scope: Scope, actions: Set<AccessAction>) {
+        self.scope = scope
         self.actions = actions
     }
 
-    /// Whether this grant allows `action` in `namespace` (nil: in every namespace).
-    public func allows(_ action: AccessAction, in namespace: String?) -> Bool {
-        guard actions.contains(action) else { return false }
-        guard let namespace else { return namespaces.isEverything }
-        return namespaces.contains(namespace)
+    /// Whether this grant allows `action` somewhere in `area`.
+    public func reaches(_ action: AccessAction, in area: Area) -> Bool {
+        actions.contains(action) && scope.touches(area)
+    }
+
+    /// Whether this grant allows `action` in all of `area`.
+    public func allows(_ action: AccessAction, in area: Area) -> Bool {
+        actions.contains(action) && scope.includes(area)
     }
 }
 
@@ -84,6 +121,16 @@ public struct AccessPolicy: Sendable {
     public var slackUsers: [String: Grant]
     /// Slack channel IDs and what anyone in them may do.
     public var slackChannels: [String: Grant]
+    /// Each cluster's Flagger secret: a call carrying one belongs to that cluster.
+    public var flaggerClusters: [ClusterSecret] = []
+
+    /// A cluster and the SHA-256 of the secret its Flagger sends in `metadata.token`.
+    public struct ClusterSecret: Sendable, Equatable {
+        /// The cluster's name.
+        public var cluster: String
+        /// The SHA-256 of its secret, 32 bytes.
+        public var hash: [UInt8]
+    }
 
     /// Reads an access file (YAML or JSON), or explains in one sentence what is wrong with it.
     public static func parse(_ text: String) throws(InvalidInput) -> AccessPolicy {
@@ -113,7 +160,35 @@ public struct AccessPolicy: Sendable {
         for entry in file.slack?.users ?? [] { users[entry.id] = try entry.grant("slack user \(entry.id)") }
         var channels: [String: Grant] = [:]
         for entry in file.slack?.channels ?? [] { channels[entry.id] = try entry.grant("slack channel \(entry.id)") }
-        return AccessPolicy(tokens: tokens, slackUsers: users, slackChannels: channels)
+        var clusters: [ClusterSecret] = []
+        for (index, entry) in (file.flagger ?? []).enumerated() {
+            let location = "flagger entry \(index + 1)"
+            do {
+                try KubernetesName.validateLabel(entry.cluster, field: "cluster")
+            } catch {
+                throw InvalidInput("\(location): \(error.message)")
+            }
+            guard !clusters.contains(where: { $0.cluster == entry.cluster }) else {
+                throw InvalidInput("\(location): cluster \(entry.cluster) is listed twice")
+            }
+            guard let hash = hexBytes(entry.sha256.lowercased()), hash.count == 32 else {
+                throw InvalidInput(
+                    "\(location) (\(entry.cluster)): sha256 must be 64 hex digits, the SHA-256 of that cluster's Flagger secret (gatehouse token hash)"
+                )
+            }
+            clusters.append(ClusterSecret(cluster: entry.cluster, hash: hash))
+        }
+        return AccessPolicy(tokens: tokens, slackUsers: users, slackChannels: channels, flaggerClusters: clusters)
+    }
+
+    /// The cluster whose Flagger secret is `presented`; every stored hash is compared in constant time.
+    public func flaggerCluster(presented: String) -> String? {
+        let digest = Array(SHA256.hash(data: Data(presented.utf8)))
+        var found: String?
+        for entry in flaggerClusters where constantTimeEqual(entry.hash, digest) {
+            found = entry.cluster
+        }
+        return found
     }
 
     /// The token whose hash matches `presented`; every stored hash is compared in constant time.
@@ -126,10 +201,10 @@ public struct AccessPolicy: Sendable {
         return found
     }
 
-    /// Whether a Slack user, or the channel they write in, may do `action` in `namespace`.
-    public func slackAllows(user: String, channel: String, _ action: AccessAction, in namespace: String?) -> Bool {
-        (slackUsers[user]?.allows(action, in: namespace) ?? false)
-            || (slackChannels[channel]?.allows(action, in: namespace) ?? false)
+    /// Whether a Slack user, or the channel they write in, may do `action` in `area`.
+    public func slackAllows(user: String, channel: String, _ action: AccessAction, in area: Area) -> Bool {
+        (slackUsers[user]?.allows(action, in: area) ?? false)
+            || (slackChannels[channel]?.allows(action, in: area) ?? false)
     }
 
     /// The SHA-256 of a token, as the access file stores it.
@@ -170,11 +245,15 @@ func constantTimeEqual(_ left: [UInt8], _ right: [UInt8]) -> Bool {
 /// The access file as written.
 private struct AccessFile: Decodable {
     struct Entry: Decodable {
+        var clusters: [String]?
         var namespaces: [String]
         var actions: [String]
 
         func grant(_ location: String) throws(InvalidInput) -> Grant {
             guard !namespaces.isEmpty else { throw InvalidInput("\(location): namespaces must not be empty") }
+            if let clusters, clusters.isEmpty {
+                throw InvalidInput("\(location): clusters must not be empty (leave it out for every cluster)")
+            }
             var actions = Set<AccessAction>()
             for action in self.actions {
                 guard let parsed = AccessAction(rawValue: action) else {
@@ -184,28 +263,32 @@ private struct AccessFile: Decodable {
                 }
                 actions.insert(parsed)
             }
-            return Grant(namespaces: NamespaceScope(namespaces), actions: actions)
+            return Grant(
+                scope: Scope(clusters: clusters.map(NameScope.init) ?? .everything, namespaces: NameScope(namespaces)),
+                actions: actions)
         }
     }
 
     struct TokenEntry: Decodable {
         var name: String
         var sha256: String
+        var clusters: [String]?
         var namespaces: [String]
         var actions: [String]
 
         func grant(_ location: String) throws(InvalidInput) -> Grant {
-            try Entry(namespaces: namespaces, actions: actions).grant("\(location) (\(name))")
+            try Entry(clusters: clusters, namespaces: namespaces, actions: actions).grant("\(location) (\(name))")
         }
     }
 
     struct SlackEntry: Decodable {
         var id: String
+        var clusters: [String]?
         var namespaces: [String]
         var actions: [String]
 
         func grant(_ location: String) throws(InvalidInput) -> Grant {
-            try Entry(namespaces: namespaces, actions: actions).grant(location)
+            try Entry(clusters: clusters, namespaces: namespaces, actions: actions).grant(location)
         }
     }
 
@@ -214,6 +297,13 @@ private struct AccessFile: Decodable {
         var channels: [SlackEntry]?
     }
 
+    /// The secret one cluster's Flagger sends in `metadata.token`, which names that cluster.
+    struct FlaggerEntry: Decodable {
+        var cluster: String
+        var sha256: String
+    }
+
     var tokens: [TokenEntry]?
     var slack: Slack?
+    var flagger: [FlaggerEntry]?
 }

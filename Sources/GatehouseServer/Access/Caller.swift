@@ -19,11 +19,19 @@ public enum Caller: Sendable {
         }
     }
 
-    /// Whether the caller may do `action` in `namespace` (nil: in every namespace).
-    public func allows(_ action: AccessAction, in namespace: String?) -> Bool {
+    /// Whether the caller may do `action` in all of `area`.
+    public func allows(_ action: AccessAction, in area: Area) -> Bool {
         switch self {
         case .unrestricted: true
-        case .token(let token): token.grant.allows(action, in: namespace)
+        case .token(let token): token.grant.allows(action, in: area)
+        }
+    }
+
+    /// Whether the caller may do `action` somewhere in `area`.
+    public func reaches(_ action: AccessAction, in area: Area) -> Bool {
+        switch self {
+        case .unrestricted: true
+        case .token(let token): token.grant.reaches(action, in: area)
         }
     }
 }
@@ -77,20 +85,20 @@ struct AccessGuard: Sendable {
         return caller
     }
 
-    /// Checks that the caller may do `action` in `namespace` (nil: every namespace) and returns the actor to record.
-    func authorize(_ action: AccessAction, in namespace: String?, context: some CallerContext) throws -> String {
-        if let namespace { try requireNamespace(namespace) }
+    /// Checks that the caller may do `action` in all of `area` and returns the actor to record.
+    func authorize(_ action: AccessAction, in area: Area, context: some CallerContext) throws -> String {
+        if let namespace = area.namespace { try requireNamespace(namespace) }
         let caller = try requireCaller(context)
-        guard caller.allows(action, in: namespace) else {
-            let scope = namespace.map { "in namespace \($0)" } ?? "in every namespace"
-            throw GatehouseError.forbidden("\(caller.actor) may not \(action.rawValue) \(scope)")
+        guard caller.allows(action, in: area) else {
+            throw GatehouseError.forbidden("\(caller.actor) may not \(action.rawValue) in \(area)")
         }
         return caller.actor
     }
 
-    /// Whether the caller may see a namespace's canaries and events.
-    func canRead(_ namespace: String, context: some CallerContext) -> Bool {
-        (namespaces?.allows(namespace) ?? true) && (context.caller?.allows(.read, in: namespace) ?? false)
+    /// Whether the caller may see something in `area`: a canary's namespace, or what a freeze covers.
+    func canRead(_ area: Area, context: some CallerContext) -> Bool {
+        (area.namespace.map { namespaces?.allows($0) ?? true } ?? true)
+            && (context.caller?.reaches(.read, in: area) ?? false)
     }
 }
 
@@ -127,37 +135,39 @@ public protocol MutableCallerContext {
     var caller: Caller? { get set }
 }
 
-/// With `--flagger-token`, Flagger-facing routes require that secret in the webhook's `metadata.token`,
-/// so a stray caller cannot use up steps or trigger a rollback check.
-struct FlaggerSecretMiddleware: RouterMiddleware {
-    typealias Context = GatehouseRequestContext
-
-    let secret: FlaggerSecret
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
-        try secret.verify(context.flaggerCall?.payload)
-        return try await next(request, context)
-    }
-}
-
-/// The secret Flagger sends in `metadata.token`, if one is configured.
+/// Flagger's secrets, if any are configured: `--flagger-token`, which any cluster's Flagger may
+/// send, and the access file's `flagger:` list, whose secrets each name one cluster. A call must
+/// carry one of them in `metadata.token`; the secret decides its cluster when it names one,
+/// `metadata.cluster` otherwise.
 struct FlaggerSecret: Sendable {
-    /// The secret's SHA-256 hash; nil when no secret is configured.
+    /// The SHA-256 of `--flagger-token`; nil when none is configured.
     private let hash: [UInt8]?
+    /// The access file, whose `flagger:` list is read as it is now.
+    private let access: AccessControl?
 
-    init(_ secret: String?) {
+    init(_ secret: String?, access: AccessControl? = nil) {
         hash = secret.map { Array(SHA256.hash(data: Data($0.utf8))) }
+        self.access = access
     }
 
-    /// Refuses a payload without the configured secret.
-    func verify(_ payload: FlaggerPayload?) throws {
-        guard let hash else { return }
+    /// The cluster a call belongs to; refuses one without a configured secret, or whose
+    /// `metadata.cluster` is not the cluster its secret names.
+    func cluster(of payload: FlaggerPayload) throws -> String {
+        let named = payload.metadata?["cluster"]
+        let clusters = access?.policy.flaggerClusters ?? []
+        guard hash != nil || !clusters.isEmpty else { return named ?? "" }
+        let presented = payload.metadata?["token"] ?? ""
+        if let owner = access?.policy.flaggerCluster(presented: presented) {
+            if let named, named != owner {
+                throw GatehouseError.forbidden(
+                    "metadata.cluster is \(named.prefix(63)), but the webhook's metadata.token is cluster \(owner)'s")
+            }
+            return owner
+        }
         // Hashing the presented token first makes the comparison's time independent of the secret's length too.
-        let presented = Array(SHA256.hash(data: Data((payload?.metadata?["token"] ?? "").utf8)))
-        guard constantTimeEqual(presented, hash) else {
+        guard let hash, constantTimeEqual(Array(SHA256.hash(data: Data(presented.utf8))), hash) else {
             throw GatehouseError.forbidden("the webhook's metadata.token is missing or wrong")
         }
+        return named ?? ""
     }
 }

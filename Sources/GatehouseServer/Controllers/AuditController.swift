@@ -11,10 +11,9 @@ struct AuditController {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
         routes.get { request, context in
             let page = try PageQuery(request)
-            let namespace = request.uri.queryParameters["namespace"].map(String.init)
-            if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
-            _ = try access.authorize(.read, in: namespace, context: context)
-            return page.result(try await store.events(namespace: namespace, limit: page.limit, before: page.before))
+            let area = try ClusterParameter.area(of: request)
+            _ = try access.authorize(.read, in: area, context: context)
+            return page.result(try await store.events(in: area, limit: page.limit, before: page.before))
         }
         routes.rejectOtherMethods(than: [.get], at: "")
         return routes

@@ -30,33 +30,34 @@ struct CanaryController {
 
     @Sendable func list(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryList {
         let query = try CanaryQuery(request)
-        if let namespace = query.namespace {
-            _ = try access.authorize(.read, in: namespace, context: context)
+        if query.area != .everywhere {
+            _ = try access.authorize(.read, in: query.area, context: context)
         } else {
             try access.requireCaller(context)
         }
         let now = Date()
-        // Sorted by namespace and name, so that `after` pages through them in a stable order.
-        var page: [CanaryView] = []
+        // Sorted by cluster, namespace and name, so that `after` pages through them in a stable order.
+        var page: [(CanaryID, CanaryView)] = []
         var next: String?
         for canary in try await store.canaries()
-        where (query.namespace == nil || canary.id.namespace == query.namespace)
-            && (query.after.map { canary.id > $0 } ?? true) && access.canRead(canary.id.namespace, context: context)
+        where query.area.contains(canary.id) && (query.after.map { canary.id > $0 } ?? true)
+            && access.canRead(canary.id.area, context: context)
         {
             let view = CanaryView(canary, at: now)
             guard query.state.map({ $0 == view.state }) ?? true else { continue }
             guard page.count < query.limit else {
-                next = page.last.map { "\($0.namespace)/\($0.name)" }
+                next = page.last?.0.description
                 break
             }
-            page.append(view)
+            page.append((canary.id, view))
         }
-        return CanaryList(canaries: page, next: next)
+        return CanaryList(canaries: page.map(\.1), next: next)
     }
 
     @Sendable func show(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
-        let id = try canaryID(context)
-        _ = try access.authorize(.read, in: id.namespace, context: context)
+        let id = try canaryID(request, context)
+        _ = try access.authorize(.read, in: id.area, context: context)
+
         guard let canary = try await store.canary(id) else {
             throw GatehouseError.notFound(
                 "canary \(id) is not known: Flagger has not called about it and no gate of it was opened")
@@ -65,18 +66,18 @@ struct CanaryController {
     }
 
     @Sendable func open(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
-        let id = try canaryID(context)
+        let id = try canaryID(request, context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
-        let actor = try access.authorize(gate == .rollback ? .rollback : .open, in: id.namespace, context: context)
+        let actor = try access.authorize(gate == .rollback ? .rollback : .open, in: id.area, context: context)
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
         return try await open(gate, of: id, body, actor: actor, context: context)
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
-        let id = try canaryID(context)
+        let id = try canaryID(request, context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
-        let actor = try access.authorize(.close, in: id.namespace, context: context)
+        let actor = try access.authorize(.close, in: id.area, context: context)
         let body =
             try await JSONBody.decodeIfPresent(CloseGateBody.self, from: request, context: context) ?? CloseGateBody()
         let canary = try await operations.close(
@@ -86,16 +87,16 @@ struct CanaryController {
     }
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
-        let id = try canaryID(context)
-        let actor = try access.authorize(.rollback, in: id.namespace, context: context)
+        let id = try canaryID(request, context)
+        let actor = try access.authorize(.rollback, in: id.area, context: context)
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
         return try await open(.rollback, of: id, body, actor: actor, context: context)
     }
 
     @Sendable func events(_ request: Request, context: GatehouseRequestContext) async throws -> AuditPage {
-        let id = try canaryID(context)
-        _ = try access.authorize(.read, in: id.namespace, context: context)
+        let id = try canaryID(request, context)
+        _ = try access.authorize(.read, in: id.area, context: context)
         let page = try PageQuery(request)
         let events = try await store.events(of: id, limit: page.limit, before: page.before)
         return page.result(events)
@@ -113,9 +114,11 @@ struct CanaryController {
         return CanaryView(canary, at: now, outcome: request.coverage(of: gate))
     }
 
-    private func canaryID(_ context: GatehouseRequestContext) throws -> CanaryID {
+    /// The canary a path names, in the cluster its `cluster` parameter names (none: the unnamed one).
+    private func canaryID(_ request: Request, _ context: GatehouseRequestContext) throws -> CanaryID {
         try CanaryID(
-            namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"))
+            cluster: try ClusterParameter.of(request) ?? "", namespace: try context.parameters.require("namespace"),
+            name: try context.parameters.require("name"))
     }
 }
 
@@ -163,16 +166,16 @@ struct CanaryQuery: PagedQuery {
     static let defaultLimit = 500
     static let maximumLimit = 1000
 
-    var namespace: String?
+    /// The `cluster` and `namespace` filters.
+    var area: Area
     var state: CanaryView.State?
     var limit: Int
-    /// The last canary of the previous page (`namespace/name`).
+    /// The last canary of the previous page (`[cluster/]namespace/name`).
     var after: CanaryID?
 
     init(_ request: Request) throws {
         let query = request.uri.queryParameters
-        namespace = query["namespace"].map(String.init)
-        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+        area = try ClusterParameter.area(of: request)
         if let text = query["state"] {
             guard let state = CanaryView.State(rawValue: String(text)) else {
                 throw GatehouseError.badRequest(
@@ -182,12 +185,30 @@ struct CanaryQuery: PagedQuery {
         }
         limit = try Self.limit(query["limit"], default: Self.defaultLimit, maximum: Self.maximumLimit)
         if let text = query["after"] {
-            let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else {
-                throw GatehouseError.badRequest("after must be the next value of the previous page: NAMESPACE/NAME")
+            do {
+                after = try CanaryID(parsing: String(text))
+            } catch {
+                throw GatehouseError.badRequest(
+                    "after must be the next value of the previous page ([CLUSTER/]NAMESPACE/NAME): \(error.message)")
             }
-            after = try CanaryID(namespace: parts[0], name: parts[1])
         }
+    }
+}
+
+/// The `cluster` and `namespace` query parameters, which narrow a request to an area.
+enum ClusterParameter {
+    /// The cluster named, validated; nil when none is.
+    static func of(_ request: Request) throws -> String? {
+        guard let text = request.uri.queryParameters["cluster"].map(String.init) else { return nil }
+        try KubernetesName.validateLabel(text, field: "cluster")
+        return text
+    }
+
+    /// The area the `cluster` and `namespace` parameters name; every cluster or namespace when absent.
+    static func area(of request: Request) throws -> Area {
+        let namespace = request.uri.queryParameters["namespace"].map(String.init)
+        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+        return Area(cluster: try of(request), namespace: namespace)
     }
 }
 

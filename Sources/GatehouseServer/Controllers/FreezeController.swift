@@ -21,20 +21,19 @@ struct FreezeController {
             case ["false"]: all = false
             default: throw GatehouseError.badRequest("all must be true or false, given once")
             }
-            // A freeze of every namespace concerns everyone; one of a namespace, those who may read it.
+            // A freeze concerns those who may read something it covers.
             let visible = try await store.freezes(includingEnded: all).filter { freeze in
-                freeze.namespace.map { access.canRead($0, context: context) } ?? true
+                access.canRead(freeze.area, context: context)
             }
             return FreezeList(freezes: visible)
         }
         routes.post { request, context in
             let body = try await JSONBody.decode(FreezeBody.self, from: request, context: context)
-            let namespace = body.namespace.flatMap { $0 == "*" ? nil : $0 }
-            if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
-            let actor = try access.authorize(.freeze, in: namespace, context: context)
+            let area = try body.area()
+            let actor = try access.authorize(.freeze, in: area, context: context)
             let now = Date()
             let freeze = try await operations.freeze(
-                namespace: namespace, reason: try Reason.validate(body.reason, required: true) ?? "",
+                area, reason: try Reason.validate(body.reason, required: true) ?? "",
                 endsAt: try Expiry.date(
                     ttl: body.duration, expiresAt: body.until, now: now, ttlField: "for", timeField: "until"),
                 by: .init(actor: actor, via: "api", logger: context.logger), at: now)
@@ -48,9 +47,9 @@ struct FreezeController {
             try access.requireCaller(context)
             // A freeze the caller may not see does not exist for them: 404, as for one that never did.
             guard let existing = try await store.freeze(id: id),
-                existing.namespace.map({ access.canRead($0, context: context) }) ?? true
+                access.canRead(existing.area, context: context)
             else { throw GatehouseError.notFound("there is no freeze \(id)") }
-            let actor = try access.authorize(.freeze, in: existing.namespace, context: context)
+            let actor = try access.authorize(.freeze, in: existing.area, context: context)
             return try await operations.unfreeze(id: id, by: .init(actor: actor, via: "api", logger: context.logger))
         }
         routes.rejectOtherMethods(than: [.delete], at: ":id")

@@ -98,8 +98,10 @@ struct LinkController {
         }
     }
 
+    /// `cluster` names the unnamed cluster of a single-cluster setup; a link to a named one says its own.
     static func describe(_ link: ApprovalLink, cluster: String, past: Bool = false) -> String {
         let rollout = link.checksum.isEmpty ? "" : " for rollout \(link.checksum)"
+        let cluster = link.cluster ?? cluster
         switch link.action {
         case .approve:
             let coverage = link.openRequest.coverage(of: link.gate)

@@ -36,14 +36,14 @@ struct LoadtesterController {
         for (prefix, gate) in Self.gates {
             routes.post(RouterPath("\(prefix)/open")) { _, context in
                 let action: AccessAction = gate == .rollback ? .rollback : .open
-                let actor = try access.authorize(action, in: context.call.canary.namespace, context: context)
+                let actor = try access.authorize(action, in: context.call.canary.area, context: context)
                 _ = try await operations.open(
                     gate, of: context.call.canary, OpenRequest(isSticky: true), rollback: .loadtesterSwitch,
                     by: .init(actor: actor, via: "loadtester", logger: context.logger))
                 return Response(status: .accepted)
             }
             routes.post(RouterPath("\(prefix)/close")) { _, context in
-                let actor = try access.authorize(.close, in: context.call.canary.namespace, context: context)
+                let actor = try access.authorize(.close, in: context.call.canary.area, context: context)
                 _ = try await operations.close(
                     gate, of: context.call.canary, reason: nil,
                     by: .init(actor: actor, via: "loadtester", logger: context.logger))

@@ -83,7 +83,7 @@ struct SlackController {
                 let steps = try Self.steps(command, gate: gate)
                 let reason = try Reason.validate(command.rest(from: steps == nil ? 2 : 3))
                 if command.verb == "open" {
-                    try authorize(command, gate == .rollback ? .rollback : .open, canary.namespace)
+                    try authorize(command, gate == .rollback ? .rollback : .open, canary.area)
                     if gate == .rollback {
                         return try await rollback(canary, reason: reason, command: command, asker: asker)
                     }
@@ -94,42 +94,42 @@ struct SlackController {
                         "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason)): \(request.coverage(of: gate))"
                     )
                 }
-                try authorize(command, .close, canary.namespace)
+                try authorize(command, .close, canary.area)
                 _ = try await operations.close(gate, of: canary, reason: reason, by: asker)
                 return .inChannel(
                     "<@\(command.user)> closed the \(gate.rawValue) gate of \(canary)\(Self.because(reason))")
             case "rollback":
                 guard let target = command.arguments.first else { return .usage("`rollback NAMESPACE/NAME [reason…]`") }
                 let canary = try Self.canary(target)
-                try authorize(command, .rollback, canary.namespace)
+                try authorize(command, .rollback, canary.area)
                 return try await rollback(
                     canary, reason: try Reason.validate(command.rest(from: 1)), command: command, asker: asker)
             case "status":
                 if let target = command.arguments.first {
                     let canary = try Self.canary(target)
-                    try authorize(command, .read, canary.namespace)
+                    try authorize(command, .read, canary.area)
                     guard let state = try await store.canary(canary) else {
                         return .ephemeral("\(canary) is not known to Gatehouse.")
                     }
                     return .ephemeral(Self.describe(state))
                 }
-                let visible = try await store.canaries().filter { allows(command, .read, $0.id.namespace) }
+                let visible = try await store.canaries().filter { allows(command, .read, $0.id.area) }
                 guard !visible.isEmpty else { return .ephemeral("No canaries you may see.") }
                 return .ephemeral(visible.map(Self.describe).joined(separator: "\n"))
             case "freeze":
-                guard command.arguments.count >= 2 else { return .usage("`freeze NAMESPACE|all reason…`") }
-                let namespace = command.arguments[0] == "all" ? nil : command.arguments[0]
-                if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
-                try authorize(command, .freeze, namespace)
+                guard command.arguments.count >= 2 else {
+                    return .usage("`freeze [CLUSTER/]NAMESPACE|[CLUSTER/]all reason…`")
+                }
+                let area = try Self.area(command.arguments[0])
+                try authorize(command, .freeze, area)
                 let reason = try Reason.validate(command.rest(from: 1), required: true) ?? ""
-                let freeze = try await operations.freeze(namespace: namespace, reason: reason, endsAt: nil, by: asker)
+                let freeze = try await operations.freeze(area, reason: reason, endsAt: nil, by: asker)
                 return .inChannel(
-                    "<@\(command.user)> froze \(namespace.map { "namespace \($0)" } ?? "every namespace"): \(reason) (freeze \(freeze.id); lift it with `/gatehouse unfreeze \(freeze.id)`)"
+                    "<@\(command.user)> froze \(area): \(reason) (freeze \(freeze.id); lift it with `/gatehouse unfreeze \(freeze.id)`)"
                 )
             case "unfreeze":
                 guard let text = command.arguments.first, let id = Int64(text) else { return .usage("`unfreeze ID`") }
-                let namespace = try await store.freeze(id: id)?.namespace
-                try authorize(command, .freeze, namespace)
+                try authorize(command, .freeze, try await store.freeze(id: id)?.area ?? .everywhere)
                 _ = try await operations.unfreeze(id: id, by: asker)
                 return .inChannel("<@\(command.user)> lifted freeze \(id)")
             case "help", "":
@@ -161,19 +161,17 @@ struct SlackController {
         return .inChannel("<@\(command.user)> asked Flagger to roll back \(canary)\(Self.because(reason))")
     }
 
-    /// Whether the Slack user (or the channel) may act in the namespace: its grants, and the
+    /// Whether the Slack user (or the channel) may act in all of the area: its grants, and the
     /// namespace filter (a namespace not served here is not shown either).
-    private func allows(_ command: SlackCommand, _ action: AccessAction, _ namespace: String?) -> Bool {
-        if let namespace, (try? accessGuard.requireNamespace(namespace)) == nil { return false }
+    private func allows(_ command: SlackCommand, _ action: AccessAction, _ area: Area) -> Bool {
+        if let namespace = area.namespace, (try? accessGuard.requireNamespace(namespace)) == nil { return false }
         guard let access else { return true }
-        return access.policy.slackAllows(user: command.user, channel: command.channel, action, in: namespace)
+        return access.policy.slackAllows(user: command.user, channel: command.channel, action, in: area)
     }
 
-    private func authorize(_ command: SlackCommand, _ action: AccessAction, _ namespace: String?) throws {
-        guard allows(command, action, namespace) else {
-            throw GatehouseError.forbidden(
-                "you may not \(action.rawValue) \(namespace.map { "in namespace \($0)" } ?? "in every namespace") from here"
-            )
+    private func authorize(_ command: SlackCommand, _ action: AccessAction, _ area: Area) throws {
+        guard allows(command, action, area) else {
+            throw GatehouseError.forbidden("you may not \(action.rawValue) in \(area) from here")
         }
     }
 
@@ -182,9 +180,20 @@ struct SlackController {
     }
 
     static func canary(_ text: String) throws -> CanaryID {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard parts.count == 2 else { throw InvalidInput("name the canary as NAMESPACE/NAME, e.g. test/podinfo") }
-        return try CanaryID(namespace: String(parts[0]), name: String(parts[1]))
+        try CanaryID(parsing: text)
+    }
+
+    /// What `freeze` names: `all`, `NAMESPACE`, `CLUSTER/all` or `CLUSTER/NAMESPACE`.
+    static func area(_ text: String) throws(InvalidInput) -> Area {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count <= 2 else {
+            throw InvalidInput("freeze all, NAMESPACE, CLUSTER/all or CLUSTER/NAMESPACE; '\(text.prefix(70))' is none")
+        }
+        let cluster = parts.count == 2 ? parts[0] : nil
+        let namespace = parts.last == "all" ? nil : parts.last
+        if let cluster { try KubernetesName.validateLabel(cluster, field: "cluster") }
+        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+        return Area(cluster: cluster, namespace: namespace)
     }
 
     static func describe(_ canary: Canary) -> String {
@@ -218,8 +227,9 @@ struct SlackCommand {
         `/gatehouse close GATE NAMESPACE/NAME [reason…]`
         `/gatehouse rollback NAMESPACE/NAME [reason…]`
         `/gatehouse status [NAMESPACE/NAME]`
-        `/gatehouse freeze NAMESPACE|all reason…`
+        `/gatehouse freeze NAMESPACE|all reason…` — `CLUSTER/NAMESPACE` or `CLUSTER/all` for one cluster
         `/gatehouse unfreeze ID`
+        With several clusters, name a canary as CLUSTER/NAMESPACE/NAME.
         """
 
     var user: String

@@ -8,6 +8,9 @@ struct FlaggerPayloadMiddleware: RouterMiddleware {
     typealias Context = GatehouseRequestContext
 
     let accessGuard: AccessGuard
+    /// Flagger's secrets, on the routes Flagger calls; nil on the loadtester's routes for people,
+    /// where `metadata.cluster` alone names the cluster.
+    var secret: FlaggerSecret?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
@@ -17,19 +20,20 @@ struct FlaggerPayloadMiddleware: RouterMiddleware {
         }
         var context = context
         context.flaggerCall = try FlaggerCall(
-            body: try await request.body.collect(upTo: context.maxUploadSize), accessGuard: accessGuard)
+            body: try await request.body.collect(upTo: context.maxUploadSize), accessGuard: accessGuard,
+            secret: secret)
         return try await next(request, context)
     }
 }
 
 extension FlaggerCall {
-    /// Decodes and validates a Flagger webhook body: the payload, the canary it names, and that
-    /// `--namespace-regexp` serves its namespace.
-    init(body: ByteBuffer, accessGuard: AccessGuard) throws {
+    /// Decodes and validates a Flagger webhook body: the payload, Flagger's secret (when one is
+    /// configured), the canary it names in its cluster, and that `--namespace-regexp` serves its namespace.
+    init(body: ByteBuffer, accessGuard: AccessGuard, secret: FlaggerSecret?) throws {
         payload =
             try body.withUnsafeReadableBytes(FlaggerPayload.init(plainJSON:))
             ?? JSONBody.decode(FlaggerPayload.self, from: body, numbers: .any)
-        canary = try payload.canaryID()
+        canary = try payload.canaryID(cluster: try secret?.cluster(of: payload) ?? payload.metadata?["cluster"] ?? "")
         try accessGuard.requireNamespace(canary.namespace)
     }
 }

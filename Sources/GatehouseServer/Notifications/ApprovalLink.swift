@@ -12,6 +12,8 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
         case rollback
     }
 
+    /// The canary's cluster; absent (in links signed before clusters were named, too) for the unnamed one.
+    public var cluster: String?
     /// The canary's namespace.
     public var namespace: String
     /// The canary's name.
@@ -31,11 +33,13 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
 
     /// Creates a link's fields.
     public init(
-        namespace: String, name: String, gate: GateKind, checksum: String, action: Action, expires: Int64,
+        cluster: String = "", namespace: String, name: String, gate: GateKind, checksum: String, action: Action,
+        expires: Int64,
         nonce: String,
         steps: Int? = nil
     ) {
         self.steps = steps
+        self.cluster = cluster.isEmpty ? nil : cluster
         self.namespace = namespace
         self.name = name
         self.gate = gate
@@ -53,7 +57,9 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
     }
 
     /// The canary.
-    public func canary() throws(InvalidInput) -> CanaryID { try CanaryID(namespace: namespace, name: name) }
+    public func canary() throws(InvalidInput) -> CanaryID {
+        try CanaryID(cluster: cluster ?? "", namespace: namespace, name: name)
+    }
 
     /// When it stops working.
     public var expiresAt: Date { Date(timeIntervalSince1970: TimeInterval(expires)) }

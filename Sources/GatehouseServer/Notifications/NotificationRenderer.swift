@@ -17,10 +17,10 @@ public struct NotificationRenderer: NotificationPolicy {
     public var giveUpAfter: TimeInterval { settings.giveUpAfter }
 
     public func messages(for notable: Notable) -> [OutboxMessage] {
-        let namespace = notable.canary?.id.namespace ?? notable.freeze?.namespace
+        let area = notable.canary?.id.area ?? notable.freeze?.area
         let payload = Payload(notable, cluster: settings.cluster, links: links(for: notable))
         return settings.targets.compactMap { target in
-            if let namespace, !target.namespaces.contains(namespace) { return nil }
+            if let area, !target.scope.touches(area) { return nil }
             if let kinds = target.kinds, !kinds.contains(notable.kind) { return nil }
             let body: Data?
             switch target.kind {
@@ -41,7 +41,8 @@ public struct NotificationRenderer: NotificationPolicy {
         let expires = Int64(notable.at.addingTimeInterval(settings.linkTTL).timeIntervalSince1970)
         func link(_ action: ApprovalLink.Action, _ gate: GateKind, steps: Int? = nil) -> String {
             let link = ApprovalLink(
-                namespace: canary.id.namespace, name: canary.id.name, gate: gate, checksum: checksum, action: action,
+                cluster: canary.id.cluster, namespace: canary.id.namespace, name: canary.id.name, gate: gate,
+                checksum: checksum, action: action,
                 expires: expires, nonce: UUID().uuidString, steps: steps)
             return "\(base)/v1/links/\(signer.token(for: link))"
         }
@@ -91,9 +92,11 @@ struct Payload: Encodable {
     var links: Links?
     var commands: Commands?
 
+    /// `cluster` names the unnamed cluster of a single-cluster setup (the notifications file's `cluster`).
     init(_ notable: Notable, cluster: String, links: Links?) {
         kind = notable.kind.rawValue
-        self.cluster = cluster
+        let named = notable.canary?.id.cluster ?? notable.freeze?.cluster
+        self.cluster = named.flatMap { $0.isEmpty ? nil : $0 } ?? cluster
         namespace = notable.canary?.id.namespace ?? notable.freeze?.namespace
         name = notable.canary?.id.name
         gate = notable.gate
@@ -112,9 +115,10 @@ struct Payload: Encodable {
         if let canary = notable.canary, let waitingAt = notable.gate, [.waiting, .reminder].contains(notable.kind) {
             let gate = canary.gateToOpen(waitingAt: waitingAt, checksum: checksum)
             commands = Commands(
-                cli: "gatehouse open \(gate.rawValue) \(canary.id.name) -n \(canary.id.namespace)",
+                cli: "gatehouse open \(gate.rawValue) \(canary.id.commandLine)",
                 curl:
                     "curl -X POST $GATEHOUSE_URL/v1/canaries/\(canary.id.namespace)/\(canary.id.name)/gates/\(gate.rawValue)/open"
+                    + (canary.id.cluster.isEmpty ? "" : "?cluster=\(canary.id.cluster)")
             )
         }
         text = Self.summary(notable, checksum: checksum)

@@ -21,8 +21,8 @@ public struct NotificationSettings: Sendable {
         public var kind: Kind
         /// Where it is POSTed.
         public var url: String
-        /// The namespaces whose facts it receives (freezes of every namespace go to all targets).
-        public var namespaces: NamespaceScope
+        /// The clusters and namespaces whose facts it receives (a freeze goes to every target it touches).
+        public var scope: Scope
         /// The kinds of fact it receives; nil receives all.
         public var kinds: Set<Notable.Kind>?
     }
@@ -68,7 +68,9 @@ public struct NotificationSettings: Sendable {
             targets.append(
                 Target(
                     name: entry.name ?? "\(entry.kind.rawValue)-\(index + 1)", kind: entry.kind, url: entry.url,
-                    namespaces: NamespaceScope(entry.namespaces ?? ["*"]), kinds: kinds))
+                    scope: Scope(
+                        clusters: NameScope(entry.clusters ?? ["*"]), namespaces: NameScope(entry.namespaces ?? ["*"])),
+                    kinds: kinds))
         }
         if let base = file.linkBaseURL, URL(string: base)?.scheme == nil {
             throw InvalidInput("linkBaseURL '\(base)' is not a URL")
@@ -93,6 +95,7 @@ public struct NotificationSettings: Sendable {
             var name: String?
             var kind: Target.Kind
             var url: String
+            var clusters: [String]?
             var namespaces: [String]?
             var kinds: [String]?
         }
