@@ -43,6 +43,15 @@ final class PostgresEngine: StoreEngine {
 
     var knownProblem: String? { nil }
 
+    /// Moves each table's `id` sequence past its largest id.
+    func continuingIDs(of tables: [String]) -> [SQL] {
+        tables.map { table in
+            SQL(
+                "SELECT setval(pg_get_serial_sequence('\(table)', 'id'), COALESCE((SELECT max(id) FROM \(table)), 0) + 1, false)"
+            )
+        }
+    }
+
     func rows<Value: Sendable>(_ sql: SQL, _ read: @escaping @Sendable (any StoredRow) throws -> Value)
         async throws -> [Value]
     {
@@ -148,7 +157,7 @@ extension SQL {
             case .integer(let value): bindings.append(value)
             case .boolean(let value): bindings.append(value)
             case .date(let date):
-                bindings.append(Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded() / 1000))
+                bindings.append(date.inWholeMilliseconds)
             case .blob(let data): bindings.append(ByteBuffer(bytes: data))
             }
         }
@@ -173,8 +182,14 @@ struct PostgresRowReader: StoredRow {
         case .text: .text(try cell.decode(String.self))
         case .integer: .integer(try cell.decode(Int64.self))
         case .boolean: .boolean(try cell.decode(Bool.self))
-        case .date: .date(try cell.decode(Date.self))
+        case .date: .date(try cell.decode(Date.self).inWholeMilliseconds)
         case .blob: .blob(try cell.decode(Data.self))
         }
     }
+}
+
+extension Date {
+    /// The date rounded to whole milliseconds, as both databases keep dates: written so, and read
+    /// back as the same `Date` whichever database held it.
+    var inWholeMilliseconds: Date { Date(timeIntervalSince1970: (timeIntervalSince1970 * 1000).rounded() / 1000) }
 }

@@ -33,6 +33,9 @@ protocol StoreEngine: Sendable {
 
     /// What is wrong with storage that the engine sees without asking the database (a deleted file).
     var knownProblem: String? { get }
+
+    /// Statements after which the ids the database picks for `tables` follow those written explicitly.
+    func continuingIDs(of tables: [String]) -> [SQL]
 }
 
 /// SQLite through GRDB: one writer, whose changes are committed in groups (`GroupCommit`).
@@ -41,6 +44,9 @@ struct SQLiteEngine: StoreEngine {
     let writes: GroupCommit
     let file: DatabaseFile?
     let health: StorageHealth
+
+    /// Nothing: SQLite's AUTOINCREMENT continues after the largest id written.
+    func continuingIDs(of tables: [String]) -> [SQL] { [] }
 
     func transaction<Value: Sendable>(
         lock: CanaryID?, reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>

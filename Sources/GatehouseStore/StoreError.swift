@@ -12,4 +12,13 @@ public enum StoreError: Error, Equatable, Sendable {
     case gone(String)
     /// Storage refused this one change (a schema constraint); nothing of it was kept.
     case rejected(String)
+
+    /// The sentence the error carries.
+    public var message: String {
+        switch self {
+        case .unavailable(let text), .conflict(let text), .notFound(let text), .full(let text), .gone(let text),
+            .rejected(let text):
+            text
+        }
+    }
 }

@@ -25,7 +25,7 @@ struct Gatehouse: AsyncParsableCommand {
         abstract: "Durable manual gates for Flagger canaries.",
         subcommands: [
             Serve.self, Open.self, Close.self, Rollback.self, Status.self, Events.self, FreezeCommand.self,
-            Unfreeze.self, Freezes.self, Wait.self, TokenCommand.self,
+            Unfreeze.self, Freezes.self, Wait.self, TokenCommand.self, Migrate.self,
         ]
     )
 }

@@ -251,6 +251,7 @@ struct CommandLineTests {
         "--help of every subcommand shows an example",
         arguments: [
             "serve", "open", "close", "rollback", "status", "events", "freeze", "unfreeze", "freezes", "wait",
+            "migrate",
         ])
     func help(subcommand: String) async throws {
         let result = try await Gatehouse.run([subcommand, "--help"])

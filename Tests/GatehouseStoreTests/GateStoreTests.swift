@@ -473,6 +473,46 @@ struct StoreContractTests {
     }
 }
 
+@Suite("Copying an installation into another database", .timeLimit(.minutes(3)))
+struct CopyTests {
+    @Test(
+        "everything a SQLite installation holds arrives whole, ids kept; a target holding anything is refused",
+        arguments: Backend.available)
+    func copiesEverything(into backend: Backend) async throws {
+        let source = try TemporaryDatabase()
+        let old = try source.openStore()
+        let eu = try CanaryID(cluster: "eu-1", namespace: "test", name: "podinfo")
+        let podinfo = try CanaryID(namespace: "test", name: "podinfo")
+        _ = try await old.open(.promotion, of: podinfo, OpenRequest(reason: "ship", isSticky: true), actor: "alice")
+        var steps = OpenRequest(reason: "three")
+        steps.cover(.count(3))
+        _ = try await old.open(.traffic, of: eu, steps, actor: "bob")
+        _ = try await old.check(Check(canary: eu, gate: .traffic, checksum: "c1"))
+        let lifted = try await old.freeze(.everywhere, reason: "done", endsAt: nil, actor: "ops")
+        _ = try await old.unfreeze(id: lifted.id, actor: "ops")
+        _ = try await old.freeze(Area(cluster: "eu-1", namespace: nil), reason: "upgrade", endsAt: nil, actor: "ops")
+
+        let target = try await StoreFixture(backend)
+        let copied = try await old.copyEverything(to: target.store)
+        #expect(copied.canaries == 2 && copied.gates == 2 && copied.freezes == 2 && copied.auditEntries > 0)
+        let reopened = try await target.reopen()
+        let stored = try source.openStore()
+        #expect(try await reopened.canaries() == (try await stored.canaries()))
+        #expect(try await reopened.freezes(includingEnded: true) == (try await stored.freezes(includingEnded: true)))
+        #expect(try await reopened.events(limit: 500) == (try await stored.events(limit: 500)))
+        #expect(try await reopened.canary(eu)?.gate(.traffic).remainingSteps == 2)
+        #expect(try await !reopened.check(Check(canary: eu, gate: .traffic, checksum: "c1")).isApproved)
+
+        // New rows continue after the copied ids.
+        let next = try await reopened.freeze(.everywhere, reason: "new", endsAt: nil, actor: "ops")
+        #expect(next.id == 3)
+
+        let before = try await reopened.events(limit: 500)
+        await #expect(throws: StoreError.self) { _ = try await old.copyEverything(to: reopened) }
+        #expect(try await reopened.events(limit: 500) == before)
+    }
+}
+
 @Suite("Dates in the database", .timeLimit(.minutes(3)))
 struct StoredDateTests {
     @Test("dates are written exactly as GRDB writes them, and read back by GRDB")
