@@ -45,6 +45,13 @@ VALUE_SETS = {
         "notifications": {"file": "cluster: prod\ntargets:\n  - kind: webhook\n    url: https://example.com/hook\n"},
     },
     "existing-secret": {"security": {"existingSecret": "gatehouse-credentials"}},
+    "postgres-replicas": {
+        "replicaCount": 3,
+        "database": {
+            "url": "postgres://gatehouse@db.example:5432/gatehouse?sslmode=verify-full",
+            "passwordSecret": {"name": "gatehouse-db", "key": "password"},
+        },
+    },
     "node-port": {
         "image": {"digest": "sha256:" + "0" * 64},
         "service": {"type": "NodePort", "port": 8080},
@@ -56,7 +63,10 @@ VALUE_SETS = {
 BAD_VALUES = {
     "a port that is a string": {"service": {"port": "80"}},
     "a size that is not a quantity": {"persistence": {"size": "lots"}},
-    "more than one replica": {"replicaCount": 2},
+    "more than one replica on SQLite": {"replicaCount": 2},
+    "no replica": {"replicaCount": 0, "database": {"url": "postgres://gatehouse@db:5432/gatehouse"}},
+    "a database URL that is not PostgreSQL's": {"database": {"url": "mysql://gatehouse@db/gatehouse"}},
+    "a password in the database URL": {"database": {"url": "postgres://gatehouse:hunter2@db:5432/gatehouse"}},
     "an unknown log format": {"gatehouse": {"logFormat": "xml"}},
     "a duration with a space": {"gatehouse": {"rollbackTTL": "1 hour"}},
     "an unknown pull policy": {"image": {"pullPolicy": "Sometimes"}},
@@ -92,8 +102,19 @@ def assert_manifests(name, values, documents, rendered):
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
-    check(spec["replicas"] == 1, f"{name}: one replica")
-    check(spec["strategy"]["type"] == "Recreate", f"{name}: Recreate strategy")
+    postgres = merged.get("database", {}).get("url")
+    replicas = merged.get("replicaCount", 1) if postgres else 1
+    check(spec["replicas"] == replicas, f"{name}: {replicas} replicas")
+    if postgres:
+        check(spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+              f"{name}: replicas on PostgreSQL roll one at a time, a new one ready before an old one stops")
+    else:
+        check(spec["strategy"]["type"] == "Recreate", f"{name}: Recreate strategy (SQLite has one writer)")
+    budgets = by_kind(documents, "PodDisruptionBudget")
+    check(len(budgets) == (1 if postgres and replicas > 1 else 0), f"{name}: a PodDisruptionBudget only for replicas")
+    for budget in budgets:
+        check(budget["spec"]["minAvailable"] == 1 and budget["spec"]["selector"]["matchLabels"]
+              == spec["selector"]["matchLabels"], f"{name}: the budget keeps one replica of these pods")
     check(container["args"][0] == "serve", f"{name}: the container runs `gatehouse serve`")
     digest = merged.get("image", {}).get("digest")
     expected_image = f"ghcr.io/gatehouse/gatehouse@{digest}" if digest else "ghcr.io/gatehouse/gatehouse:0.1.0"
@@ -102,12 +123,25 @@ def assert_manifests(name, values, documents, rendered):
     config = by_kind(documents, "ConfigMap")[0]["data"]
     database = config["GATEHOUSE_DATABASE"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    check(os.path.dirname(database) == mounts["data"], f"{name}: the database {database} is on the data volume {mounts['data']}")
     volumes = {v["name"]: v for v in pod["volumes"]}
-    claim = volumes["data"]["persistentVolumeClaim"]["claimName"]
     existing = merged.get("persistence", {}).get("existingClaim")
     pvcs = by_kind(documents, "PersistentVolumeClaim")
-    if existing:
+    env = {e["name"]: e for e in container["env"]}
+    if postgres:
+        check(database == postgres, f"{name}: the service is pointed at the PostgreSQL URL")
+        check(not pvcs and "data" not in volumes, f"{name}: no claim and no data volume with PostgreSQL")
+        password = merged["database"]["passwordSecret"]
+        check(volumes["database-password"]["secret"] == {
+            "secretName": password["name"], "defaultMode": 0o440, "items": [{"key": password["key"], "path": "password"}]},
+            f"{name}: the password Secret's key is mounted as a file")
+        check(env["GATEHOUSE_DATABASE_PASSWORD_FILE"]["value"]
+              == os.path.join(mounts["database-password"], "password"), f"{name}: the password is read from that file")
+    else:
+        check(os.path.dirname(database) == mounts["data"], f"{name}: the database {database} is on the data volume {mounts['data']}")
+        claim = volumes["data"]["persistentVolumeClaim"]["claimName"]
+    if postgres:
+        pass
+    elif existing:
         check(claim == existing and not pvcs, f"{name}: the existing claim is used and none is created")
     else:
         check([p["metadata"]["name"] for p in pvcs] == [claim], f"{name}: the pod mounts the claim the chart creates")
@@ -159,7 +193,6 @@ def assert_manifests(name, values, documents, rendered):
 
     security = merged.get("security", {})
     secrets = by_kind(documents, "Secret")
-    env = {e["name"]: e for e in container["env"]}
     existing = security.get("existingSecret")
     if existing or security.get("accessFile") or security.get("flaggerToken") or security.get("slackSigningSecret"):
         secret_name = existing or "gatehouse"

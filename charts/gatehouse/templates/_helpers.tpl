@@ -52,7 +52,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The database file, inside the claim's mount. */}}
 {{- define "gatehouse.databasePath" -}}
+{{- if .Values.database.url }}
+{{- .Values.database.url }}
+{{- else }}
 {{- printf "%s/gatehouse.sqlite" (trimSuffix "/" .Values.persistence.mountPath) }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the replicas share PostgreSQL (else one replica on SQLite). */}}
+{{- define "gatehouse.postgres" -}}
+{{- if .Values.database.url }}true{{ end }}
 {{- end }}
 
 {{/* The image reference. */}}
