@@ -4,8 +4,11 @@
 # measure's throughput as a ratio to nginx measured in the same run, its p99 latency, and the CPU
 # time the server spent per request (user + system ticks from /proc/PID/stat, divided by the
 # requests wrk completed), and the service's peak RSS (with MALLOC_ARENA_MAX=2, as the image sets it).
+# Run under scripts/with-postgres.sh, it also measures checks and durable opens with the service on
+# that PostgreSQL (its server processes pinned to core 0 beside the service; their CPU time is added).
 #
 #   scripts/bench.sh [DURATION_SECONDS] [CONNECTIONS]
+#   scripts/with-postgres.sh scripts/bench.sh [DURATION_SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -73,8 +76,12 @@ LUA
 post_script "$check_body" >"$work/check.lua"
 post_script '{"reason": "benchmark", "ttl": "1h"}' >"$work/open.lua"
 
-ticks() { # pid -> user + system clock ticks so far
-    awk '{ print $14 + $15 }' "/proc/$1/stat"
+ticks() { # pids (comma-separated) -> their user + system clock ticks so far
+    local total=0 pid
+    for pid in ${1//,/ }; do
+        [[ -r "/proc/$pid/stat" ]] && total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
 }
 
 # run NAME PID URL [SCRIPT]: prints "requests/s cpu-µs-per-request", keeps wrk's output for p99.
@@ -101,9 +108,29 @@ results+=("nginx-before $(run nginx-before "$nginx_worker" "http://127.0.0.1:$ng
 results+=("checks $(run checks "$gatehouse_pid" "$check_url" "$work/check.lua") $(p99 checks)")
 results+=("floor $(run floor "$gatehouse_pid" "http://127.0.0.1:$gatehouse_port/healthz") $(p99 floor)")
 results+=("opens $(run opens "$gatehouse_pid" "http://127.0.0.1:$gatehouse_port/v1/canaries/bench/podinfo/gates/rollout/open" "$work/open.lua") $(p99 opens)")
-results+=("nginx-after $(run nginx-after "$nginx_worker" "http://127.0.0.1:$nginx_port/v1/flagger/confirm-promotion" "$work/check.lua") $(p99 nginx-after)")
 rss_kib=$(awk '/VmHWM/ { print $2 }' "/proc/$gatehouse_pid/status")
 opened=$(curl -fs "http://127.0.0.1:$gatehouse_port/v1/events?limit=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"][0]["id"])')
+
+if [[ -n "${GATEHOUSE_TEST_POSTGRES:-}" ]]; then
+    # The same service on PostgreSQL: the database's processes share core 0 with it, and their CPU counts.
+    kill "$gatehouse_pid"
+    wait "$gatehouse_pid" 2>/dev/null || true
+    postmaster=$(head -1 "$GATEHOUSE_TEST_POSTGRES_DATA/postmaster.pid")
+    database_processes() { echo "$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"; }
+    # Backends started later are forked by the postmaster, so they inherit its core.
+    for pid in $(database_processes); do taskset -pc "$server_core" "$pid" >/dev/null; done
+    MALLOC_ARENA_MAX=2 taskset -c "$server_core" "$binary" serve --host 127.0.0.1 --port "$gatehouse_port" \
+        --database "$GATEHOUSE_TEST_POSTGRES" --log-level warning >"$work/gatehouse-pg.log" 2>&1 &
+    gatehouse_pid=$!
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$gatehouse_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    curl -fs -X POST "http://127.0.0.1:$gatehouse_port/v1/canaries/bench/podinfo/gates/promotion/open" \
+        -d '{"sticky": true, "reason": "benchmark"}' >/dev/null
+    taskset -c "$load_core" wrk -t1 -c4 -d2s -s "$work/check.lua" "$check_url" >/dev/null
+    database_pids=$(database_processes | tr ' ' ',')
+    results+=("pg-checks $(run pg-checks "$gatehouse_pid,$database_pids" "$check_url" "$work/check.lua") $(p99 pg-checks)")
+    results+=("pg-opens $(run pg-opens "$gatehouse_pid,$database_pids" "http://127.0.0.1:$gatehouse_port/v1/canaries/bench/podinfo/gates/rollout/open" "$work/open.lua") $(p99 pg-opens)")
+fi
+results+=("nginx-after $(run nginx-after "$nginx_worker" "http://127.0.0.1:$nginx_port/v1/flagger/confirm-promotion" "$work/check.lua") $(p99 nginx-after)")
 
 python3 - "$connections" "$duration" "$rss_kib" "$start_kib" "$opened" "${results[@]}" <<'PY'
 import sys
@@ -124,8 +151,12 @@ labels = {
     "checks": "checks (`confirm-promotion`, open gate)",
     "floor": "floor: `GET /healthz` (a handler that does nothing)",
     "opens": "durable opens (`gates/rollout/open`)",
+    "pg-checks": "checks on PostgreSQL (each reads the database)",
+    "pg-opens": "durable opens on PostgreSQL",
 }
-for name in ["nginx-before", "nginx-after", "checks", "floor", "opens"]:
+for name in ["nginx-before", "nginx-after", "checks", "floor", "opens", "pg-checks", "pg-opens"]:
+    if name not in rows:
+        continue
     rate, cpu, p99 = rows[name]
     print(f"| {labels[name]} | {rate:,.0f} | {rate / nginx:.2f}× | {cpu:.1f} µs | {p99} ms |")
 print(f"peak RSS of the service: {rss:.1f} MiB ({start:.1f} MiB when ready); audit entries written: {audit}")

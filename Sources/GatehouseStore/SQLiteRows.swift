@@ -20,17 +20,20 @@ extension StoredValue {
 
 extension Row: StoredRow {
     func value(_ column: String, as type: StoredType) throws -> StoredValue {
-        guard let value: DatabaseValue = self[column], !value.isNull else { return .null }
-        let read: StoredValue? =
-            switch type {
-            case .text: String.fromDatabaseValue(value).map(StoredValue.text)
-            case .integer: Int64.fromDatabaseValue(value).map(StoredValue.integer)
-            case .boolean: Bool.fromDatabaseValue(value).map(StoredValue.boolean)
-            case .date: Date(stored: value).map(StoredValue.date)
-            case .blob: Data.fromDatabaseValue(value).map(StoredValue.blob)
-            }
-        guard let read else { throw UnreadableRow(description: "column \(column) holds \(value), not \(type)") }
-        return read
+        guard let value: DatabaseValue = self[column] else { return .null }
+        // Matched on the storage itself: the optimizer of Swift 6.3 crashes (release builds) on the
+        // same reads made through GRDB's `fromDatabaseValue` conversions here.
+        switch (type, value.storage) {
+        case (_, .null): return .null
+        case (.text, .string(let text)): return .text(text)
+        case (.integer, .int64(let integer)): return .integer(integer)
+        case (.boolean, .int64(let integer)): return .boolean(integer != 0)
+        case (.blob, .blob(let data)): return .blob(data)
+        case (.date, _):
+            if let date = Date(stored: value) { return .date(date) }
+        default: break
+        }
+        throw UnreadableRow(description: "column \(column) holds \(value), not \(type)")
     }
 }
 

@@ -564,6 +564,40 @@ struct ReplicaTests {
         #expect(try await fixture.count("SELECT COUNT(*) AS count FROM audit WHERE action = 'consumed'") == 5)
     }
 
+    @Test(
+        "each message is claimed by one replica; when its holder dies mid-delivery, another delivers it once the lease ends"
+    )
+    func deliveryTakenOver() async throws {
+        let fixture = try await StoreFixture(.postgres)
+        let (a, b) = (fixture.store, try await fixture.reopen())
+        let now = Date()
+        try await a.run(
+            (0..<10).map { index in
+                SQL(
+                    """
+                    INSERT INTO outbox (key, target, url, contentType, body, createdAt, nextAttemptAt, giveUpAt)
+                    VALUES (?, 'webhook', 'http://127.0.0.1:1/hook', 'application/json', ?, ?, ?, ?)
+                    """,
+                    [
+                        .text("message-\(index)"), .blob(Data("{}".utf8)), .date(now), .date(now),
+                        .date(now.addingTimeInterval(3600)),
+                    ])
+            })
+        async let claimedByA = a.dueNotifications(at: now, limit: 20, lease: 60)
+        async let claimedByB = b.dueNotifications(at: now, limit: 20, lease: 60)
+        let (held, delivering) = (try await claimedByA.map(\.id), try await claimedByB.map(\.id))
+        #expect(Set(held).isDisjoint(with: delivering) && held.count + delivering.count == 10)
+        for id in delivering { try await b.markDelivered(id, at: now) }
+
+        // A dies holding its claims: nobody else touches them until the lease ends, then one replica does.
+        #expect(try await b.dueNotifications(at: now.addingTimeInterval(30), lease: 60).isEmpty)
+        let takenOver = try await b.dueNotifications(at: now.addingTimeInterval(61), lease: 60).map(\.id)
+        #expect(Set(takenOver) == Set(held))
+        for id in takenOver { try await b.markDelivered(id, at: now.addingTimeInterval(61)) }
+        #expect(try await b.dueNotifications(at: now.addingTimeInterval(600), lease: 60).isEmpty)
+        #expect(try await fixture.count("SELECT COUNT(*) AS count FROM outbox WHERE deliveredAt IS NOT NULL") == 10)
+    }
+
     @Test("a freeze set through one replica stops checks on the other, and its lifting frees them")
     func freezeAcrossReplicas() async throws {
         let fixture = try await StoreFixture(.postgres)
