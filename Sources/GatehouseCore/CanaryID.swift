@@ -74,11 +74,6 @@ public struct Area: Hashable, Sendable, CustomStringConvertible {
         (cluster == nil || cluster == canary.cluster) && (namespace == nil || namespace == canary.namespace)
     }
 
-    /// Whether the area is all of `other` or more.
-    public func covers(_ other: Area) -> Bool {
-        (cluster == nil || cluster == other.cluster) && (namespace == nil || namespace == other.namespace)
-    }
-
     /// "namespace test", "every namespace", with " of cluster eu-1" when a cluster is named.
     public var description: String {
         let namespaces = namespace.map { "namespace \($0)" } ?? "every namespace"
