@@ -69,6 +69,14 @@ public struct Area: Hashable, Sendable, CustomStringConvertible {
         self.namespace = namespace
     }
 
+    /// Creates an area from what a person typed, after checking each named part is a valid
+    /// Kubernetes label.
+    public init(validatingCluster cluster: String?, namespace: String?) throws(InvalidInput) {
+        if let cluster { try KubernetesName.validateLabel(cluster, field: "cluster") }
+        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
+        self.init(cluster: cluster, namespace: namespace)
+    }
+
     /// Whether the area holds the canary.
     public func contains(_ canary: CanaryID) -> Bool {
         (cluster == nil || cluster == canary.cluster) && (namespace == nil || namespace == canary.namespace)

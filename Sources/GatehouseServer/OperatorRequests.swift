@@ -102,11 +102,9 @@ struct FreezeBody: Decodable {
 
     /// What the freeze covers: absent or `*` is every cluster, or every namespace.
     func area() throws(InvalidInput) -> Area {
-        let cluster = cluster.flatMap { $0 == "*" ? nil : $0 }
-        let namespace = namespace.flatMap { $0 == "*" ? nil : $0 }
-        if let cluster { try KubernetesName.validateLabel(cluster, field: "cluster") }
-        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
-        return Area(cluster: cluster, namespace: namespace)
+        try Area(
+            validatingCluster: cluster.flatMap { $0 == "*" ? nil : $0 },
+            namespace: namespace.flatMap { $0 == "*" ? nil : $0 })
     }
 }
 

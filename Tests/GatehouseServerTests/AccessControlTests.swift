@@ -54,12 +54,15 @@ enum ActorHeader {
     static let header = HTTPField.Name("X-Gatehouse-Actor")!
 }
 
-func serverWithAccess(_ adjust: @escaping (inout ServerArguments) -> Void = { _ in }) throws -> TestServer {
+/// A service whose access file is `file` (the tokens above unless told otherwise).
+func serverWithAccess(file: String = Tokens.file, _ adjust: @escaping (inout ServerArguments) -> Void = { _ in })
+    throws -> TestServer
+{
     let server = try TestServer { arguments in
         arguments.accessFile = arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "access.yaml")
         adjust(&arguments)
     }
-    try Tokens.file.write(toFile: try #require(server.arguments.accessFile), atomically: true, encoding: .utf8)
+    try file.write(toFile: try #require(server.arguments.accessFile), atomically: true, encoding: .utf8)
     return server
 }
 

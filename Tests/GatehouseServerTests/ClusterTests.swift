@@ -96,13 +96,7 @@ struct ClusterTests {
         "each cluster's Flagger secret names its cluster; a mismatched or missing secret is refused and changes nothing"
     )
     func flaggerSecretsNameClusters() async throws {
-        let server = try TestServer { arguments in
-            arguments.accessFile = arguments.databasePath.replacingOccurrences(
-                of: "gatehouse.sqlite", with: "access.yaml")
-        }
-        try ClusterSecrets.file.write(
-            toFile: try #require(server.arguments.accessFile), atomically: true, encoding: .utf8)
-        try await server.run { client in
+        try await serverWithAccess(file: ClusterSecrets.file).run { client in
             let eu = try await client.clusterHook("confirm-rollout", metadata: ["token": ClusterSecrets.euFlagger])
             #expect(eu.status == .forbidden)
             let named = try await client.clusterHook(
@@ -142,14 +136,8 @@ struct ClusterTests {
 
     @Test("a freeze of one cluster holds only that cluster's canaries; Slack names canaries and freezes by cluster")
     func freezeOneCluster() async throws {
-        let server = try TestServer { arguments in
-            arguments.accessFile = arguments.databasePath.replacingOccurrences(
-                of: "gatehouse.sqlite", with: "access.yaml")
-            arguments.slackSigningSecret = SlackSigner().secret
-        }
-        try ClusterSecrets.file.write(
-            toFile: try #require(server.arguments.accessFile), atomically: true, encoding: .utf8)
-        try await server.run { client in
+        try await serverWithAccess(file: ClusterSecrets.file) { $0.slackSigningSecret = SlackSigner().secret }.run {
+            client in
             for secret in [ClusterSecrets.euFlagger, ClusterSecrets.usFlagger] {
                 _ = try await client.clusterHook("confirm-promotion", metadata: ["token": secret])
                 let open = try await client.send(

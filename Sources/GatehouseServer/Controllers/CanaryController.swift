@@ -197,18 +197,16 @@ struct CanaryQuery: PagedQuery {
 
 /// The `cluster` and `namespace` query parameters, which narrow a request to an area.
 enum ClusterParameter {
-    /// The cluster named, validated; nil when none is.
+    /// The cluster named, validated (an empty one too); nil when none is.
     static func of(_ request: Request) throws -> String? {
-        guard let text = request.uri.queryParameters["cluster"].map(String.init) else { return nil }
-        try KubernetesName.validateLabel(text, field: "cluster")
-        return text
+        try Area(validatingCluster: request.uri.queryParameters["cluster"].map(String.init), namespace: nil).cluster
     }
 
     /// The area the `cluster` and `namespace` parameters name; every cluster or namespace when absent.
     static func area(of request: Request) throws -> Area {
-        let namespace = request.uri.queryParameters["namespace"].map(String.init)
-        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
-        return Area(cluster: try of(request), namespace: namespace)
+        let query = request.uri.queryParameters
+        return try Area(
+            validatingCluster: query["cluster"].map(String.init), namespace: query["namespace"].map(String.init))
     }
 }
 

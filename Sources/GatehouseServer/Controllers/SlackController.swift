@@ -189,11 +189,8 @@ struct SlackController {
         guard parts.count <= 2 else {
             throw InvalidInput("freeze all, NAMESPACE, CLUSTER/all or CLUSTER/NAMESPACE; '\(text.prefix(70))' is none")
         }
-        let cluster = parts.count == 2 ? parts[0] : nil
-        let namespace = parts.last == "all" ? nil : parts.last
-        if let cluster { try KubernetesName.validateLabel(cluster, field: "cluster") }
-        if let namespace { try KubernetesName.validateLabel(namespace, field: "namespace") }
-        return Area(cluster: cluster, namespace: namespace)
+        return try Area(
+            validatingCluster: parts.count == 2 ? parts[0] : nil, namespace: parts.last == "all" ? nil : parts.last)
     }
 
     static func describe(_ canary: Canary) -> String {
