@@ -1,6 +1,11 @@
 # Gatehouse container image: build with the Swift 6.3 toolchain, run on a slim Debian.
-#   docker build -t ghcr.io/gatehouse/gatehouse:0.1.0 .
-#   docker push ghcr.io/gatehouse/gatehouse:0.1.0
+#   docker build -t REGISTRY/gatehouse:0.1.0 .
+#   docker push REGISTRY/gatehouse:0.1.0
+# No image is published; the Helm chart needs image.repository set to yours.
+#
+# The run-time stage is tested without Docker: .ci/runtime-image.sh builds the same file system
+# (this Debian release, image/runtime-packages) with debootstrap, installs the binary with
+# image/install.sh, checks it links (ldd) and runs the end-to-end script inside it as user 65532.
 
 FROM swift:6.3-bookworm AS build
 RUN apt-get update \
@@ -11,17 +16,19 @@ WORKDIR /src
 COPY Package.swift ./
 RUN swift package resolve
 COPY Sources ./Sources
+COPY image ./image
+# The Swift runtime is linked in (--static-swift-stdlib); SQLite, libcurl and glibc come from
+# the run-time stage's packages.
 RUN swift build -c release --product gatehouse --static-swift-stdlib \
-    && mkdir -p /out \
-    && cp "$(swift build -c release --show-bin-path)/gatehouse" /out/ \
-    && cp -R "$(swift build -c release --show-bin-path)/gatehouse_GatehouseServer.resources" /out/
+    && image/install.sh "$(swift build -c release --show-bin-path)" /out
 
 FROM debian:bookworm-slim
+COPY image/runtime-packages /tmp/runtime-packages
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libsqlite3-0 libcurl4 ca-certificates tzdata \
-    && rm -rf /var/lib/apt/lists/* \
-    && mkdir -p /data && chown 65532:65532 /data
-COPY --from=build /out/ /usr/local/bin/
+    && grep -v '^#' /tmp/runtime-packages | xargs apt-get install -y --no-install-recommends \
+    && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages
+COPY --from=build /out/ /
+RUN chown 65532:65532 /data
 ENV GATEHOUSE_HOST=0.0.0.0 \
     GATEHOUSE_PORT=8080 \
     GATEHOUSE_DATABASE=/data/gatehouse.sqlite \

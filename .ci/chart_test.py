@@ -19,6 +19,9 @@ CHART = os.path.join(os.path.dirname(__file__), "..", "charts", "gatehouse")
 KUBERNETES_VERSIONS = ["1.25.0", "1.37.0"]  # the oldest and newest kubernetes-validate bundles
 CUSTOM_RESOURCES = {"ServiceMonitor"}  # not in Kubernetes' schemas; asserted below instead
 
+# No image is published: every install names one (the chart refuses to render without it).
+IMAGE = "registry.example.com/gatehouse"
+
 VALUE_SETS = {
     "defaults": {},
     "existing-claim": {
@@ -76,7 +79,14 @@ BAD_VALUES = {
 
 
 
+def with_image(values):
+    merged = copy.deepcopy(values)
+    merged.setdefault("image", {}).setdefault("repository", IMAGE)
+    return merged
+
+
 def render(values):
+    values = with_image(values)
     with helm_python.Chart.load(CHART) as chart:
         chart.validate_schema(values)
         rendered = chart.render(values=values, name="gatehouse", namespace="gatehouse")
@@ -117,7 +127,7 @@ def assert_manifests(name, values, documents, rendered):
               == spec["selector"]["matchLabels"], f"{name}: the budget keeps one replica of these pods")
     check(container["args"][0] == "serve", f"{name}: the container runs `gatehouse serve`")
     digest = merged.get("image", {}).get("digest")
-    expected_image = f"ghcr.io/gatehouse/gatehouse@{digest}" if digest else "ghcr.io/gatehouse/gatehouse:0.1.0"
+    expected_image = f"{IMAGE}@{digest}" if digest else f"{IMAGE}:0.1.0"
     check(container["image"] == expected_image, f"{name}: the image is {expected_image}")
 
     config = by_kind(documents, "ConfigMap")[0]["data"]
@@ -256,6 +266,16 @@ def main():
             all_documents.append((name, documents))
             checksums.add(by_kind(documents, "Deployment")[0]["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
         check(len(checksums) > 1, "different configurations give different checksum annotations")
+
+        # Without an image the chart explains what to do instead of rendering a pod that cannot pull.
+        try:
+            with helm_python.Chart.load(CHART) as chart:
+                chart.render(values={}, name="gatehouse", namespace="gatehouse")
+            check(False, "the chart renders without image.repository")
+        except Exception as error:  # helm's template error, whatever class helm_python gives it
+            said = str(error)
+            check("image.repository is not set" in said and "Dockerfile" in said,
+                  f"installing without image.repository explains how to get an image: {said[:300]}")
 
         for reason, values in BAD_VALUES.items():
             with helm_python.Chart.load(CHART) as chart:

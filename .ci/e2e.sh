@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# End-to-end checks against the built gatehouse binary: the README's curl commands, durability
-# across kill -9, a clean exit on SIGTERM, JSON-lines logs.
+# End-to-end checks against the built gatehouse binary: the README's curl commands, the shape of
+# answers, durability across kill -9, a clean exit on SIGTERM, the log (JSON lines with typed
+# values, every change once, start and stop).
+# E2E_WORK names the work folder (the caller's, kept); .ci/runtime-image.sh runs this script
+# against the binary inside the image's file system that way.
 set -euo pipefail
 
 binary=${1:?usage: e2e.sh PATH_TO_GATEHOUSE_BINARY}
-work=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+if [[ -n "${E2E_WORK:-}" ]]; then
+    work=$E2E_WORK
+    trap 'kill -9 $(jobs -p) 2>/dev/null || true' EXIT
+else
+    work=$(mktemp -d)
+    trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+fi
 port=$((20000 + RANDOM % 20000))
 base="http://127.0.0.1:$port"
 failures=0
@@ -77,6 +85,25 @@ expect 200 "Approved" -d '{"name": "podinfo","namespace":"test"}' "$base/rollbac
 expect 202 "" -d '{"name": "podinfo","namespace":"test"}' "$base/rollback/close"
 expect 200 "ok" "$base/healthz"
 expect 200 "openapi: 3" "$base/openapi.yaml"
+expect 200 '{"version":"' "$base/v1/version"
+
+# Answers of the native endpoints end with a newline and keep slashes as they are; the
+# loadtester's endpoints answer its exact bodies.
+answer() { curl -s "$@" | od -An -c | tr -s ' \n' ' '; }
+bytes() { printf '%s' "$1" | od -An -c | tr -s ' \n' ' '; }
+same() { # what-it-is got want
+    if [[ "$2" == "$3" ]]; then passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: $1: got $2, wanted $3"; fi
+}
+same "GET /healthz" "$(answer "$base/healthz")" "$(bytes $'ok\n')"
+same "/gate/check (the loadtester's exact body)" "$(answer -d '{"name": "podinfo","namespace":"test"}' "$base/gate/check")" "$(bytes Forbidden)"
+same "/gate/approve (the loadtester's exact body)" "$(answer -X POST "$base/gate/approve")" "$(bytes OK)"
+json_tail=$(curl -s "$base/v1/canaries/test/podinfo" | tail -c 2 | od -An -c | tr -s ' \n' ' ')
+same "JSON answers end with a newline" "$json_tail" "$(bytes $'}\n')"
+refusal_tail=$(curl -s -X POST "$base/v1/flagger/confirm-promotion" -d "$(flagger x c9)" | tail -c 1 | od -An -c | tr -s ' \n' ' ')
+same "a refusal to Flagger ends with a newline" "$refusal_tail" "$(bytes $'\n')"
+curl -s -X POST "$base/v1/canaries/test/podinfo/gates/promotion/open" -d '{"reason": "see https://ci.example/1"}' >"$work/slashes.json"
+if grep -q 'https://ci.example/1' "$work/slashes.json" && ! grep -qF '\/' "$work/slashes.json"; then
+    passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: JSON escapes slashes: $(cat "$work/slashes.json")"; fi
 
 # Durability: an acknowledged open survives kill -9 a moment later.
 for i in $(seq 1 20); do
@@ -118,13 +145,24 @@ if grep -q "200" "$work/held.txt"; then passes=$((passes + 1)); else
     failures=$((failures + 1)); echo "FAIL: a check in flight at SIGTERM was not answered: $(cat "$work/held.txt")"
 fi
 
-# Logs are JSON lines.
-if python3 -c '
+# The log (not a terminal here): JSON lines; numbers are numbers; each change of a gate is logged
+# once at info, whoever made it (an operator or a Flagger check); start and stop are logged.
+if python3 - "$work/server.log" <<'PY'; then passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: the log"; fi
 import json, sys
-lines = [l for l in open(sys.argv[1]) if l.strip()]
-assert lines, "no log lines"
-for l in lines: json.loads(l)
-' "$work/server.log"; then passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: logs are not JSON lines"; fi
+records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+assert records, "no log lines"
+said = [r["message"] for r in records]
+def count(message): return said.count(message)
+assert count("Gatehouse 0.1.0 starting") == 2, said[:3]     # two starts: the first, and after kill -9
+assert count("stopped") == 1, "the SIGTERM stop is logged"
+ready = [r for r in records if r["message"] == "database ready"]
+assert all(isinstance(r["canaries"], int) for r in ready), ready
+assert count("opened rollout gate of test/podinfo") == 1, "an operator's open, once"
+bound = [r for r in records if r["message"] == "bound rollout gate of test/podinfo"]
+assert len(bound) == 1 and bound[0]["level"] == "info" and bound[0]["checksum"] == "c1", bound
+assert any(m.startswith("post-rollout of test/podinfo") for m in said), "Flagger's end-of-rollout report"
+assert not any(isinstance(v, str) and v.startswith("[") for r in records for v in r.values()), "arrays as strings"
+PY
 
 echo "e2e: $passes passed, $failures failed"
 [[ $failures -eq 0 ]]

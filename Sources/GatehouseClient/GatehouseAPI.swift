@@ -86,6 +86,11 @@ public struct GatehouseAPI: Sendable {
         return Reply(value: canaries, json: json)
     }
 
+    /// The service's version.
+    public func version() async throws(ClientError) -> Reply<ServiceVersion> {
+        try await send("GET", ["v1", "version"])
+    }
+
     /// One canary.
     public func canary(_ canary: CanaryID) async throws(ClientError) -> Reply<CanaryStatus> {
         try await send("GET", canaryPath(canary), query: cluster(of: canary))

@@ -9,6 +9,11 @@ public struct CanaryStatus: Codable, Sendable, Equatable {
         public var gate: GateKind
         /// Since when.
         public var since: Date
+        /// What stops it now: `freeze`, `held`, `closed`, `expired`, or `open` when the gate was
+        /// opened since (Flagger's next check passes); nil from older services.
+        public var cause: Decision.Cause?
+        /// What Flagger's next check of the gate would be told.
+        public var message: String?
     }
 
     /// The canary's cluster; nil when no cluster is named.
@@ -187,4 +192,13 @@ enum JSONValue: Encodable {
         case .bool(let value): try container.encode(value)
         }
     }
+}
+
+/// `GET /v1/version`.
+public struct ServiceVersion: Codable, Sendable, Equatable {
+    /// The service's version, e.g. `0.1.0`.
+    public var version: String
+
+    /// Creates one.
+    public init(version: String) { self.version = version }
 }

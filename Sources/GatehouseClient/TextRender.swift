@@ -27,6 +27,7 @@ public enum TextRender {
             "Last seen:  \(canary.lastSeen.map { age($0, now: now) + " ago" } ?? "never")",
             "Waiting on: \(waiting(canary, now: now))",
         ]
+        if let why = canary.waitingOn?.message { lines.append("            \(why)") }
         if let rollout = canary.rollout {
             lines.append("Rollout:    \(rollout.stage.rawValue)\(rollout.revision.map { " (revision \($0))" } ?? "")")
             if let held = rollout.held { lines.append("Held:       \(held)") }
@@ -98,10 +99,18 @@ public enum TextRender {
         return parts.joined(separator: ", ")
     }
 
+    /// What a canary waits on in a few words: `rollout for 5m (frozen)`.
     static func waiting(_ canary: CanaryStatus, now: Date) -> String {
         guard let waiting = canary.waitingOn else { return "-" }
-        let held = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
-        return "\(waiting.gate.rawValue) for \(age(waiting.since, now: now))\(held)"
+        let why: String
+        switch waiting.cause {
+        case .freeze: why = " (frozen)"
+        case .held: why = " (revision \(canary.rollout?.unapprovedRevision ?? "") not approved)"
+        case .closed, .expired: why = " (gate \(waiting.cause?.rawValue ?? "closed"))"
+        case .open: why = " (gate open: passes at Flagger's next check)"
+        case nil: why = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
+        }
+        return "\(waiting.gate.rawValue) for \(age(waiting.since, now: now))\(why)"
     }
 
     static func age(_ date: Date, now: Date) -> String {

@@ -14,6 +14,8 @@ public struct Canary: Sendable, Equatable {
     public var lastMessage: String?
     /// Flagger's last event type (`Normal` or `Warning`).
     public var lastEventType: String?
+    /// The checksum Flagger's last event carried.
+    public var lastMessageChecksum: String?
     /// The gates anyone has touched; the others are closed.
     public var gates: [GateKind: Gate]
     /// Where the canary is in its rollout.
@@ -70,6 +72,17 @@ public struct Canary: Sendable, Equatable {
         return mine != theirs
     }
 
+    /// Flagger's last event message if it is about the revision Flagger last called about (an
+    /// event without a checksum, from an old Flagger, counts as current): the previous rollout's
+    /// "Canary failed!" is not the new rollout's news.
+    public var currentMessage: String? {
+        guard let lastMessage else { return nil }
+        guard let about = lastMessageChecksum, !about.isEmpty, let latest = lastChecksum, !latest.isEmpty else {
+            return lastMessage
+        }
+        return about == latest ? lastMessage : nil
+    }
+
     /// Whether nobody has acted on the canary: no gate was ever opened or closed by anyone and
     /// Flagger reported no event. Only Flagger's checks (or a stranger's) made it known.
     public var isUntouched: Bool {
@@ -84,11 +97,44 @@ public struct Canary: Sendable, Equatable {
     /// Whether the canary is known to be in a rollout (admitted and not yet ended).
     public var isRollingOut: Bool { rollout.isInProgress }
 
-    /// The gate whose refusal the canary is waiting on, and since when: the latest first refusal still standing.
+    /// The gate whose refusal the canary is waiting on, and since when: the latest first refusal
+    /// still standing, unless the rollout has moved past that gate since (Flagger reported
+    /// promoting after a refused promotion check, say).
     public var waitingOn: (gate: GateKind, since: Date)? {
         gates.values
-            .filter { $0.kind.isAdvanceGate && $0.lastVerdict == .refused }
+            .filter { $0.kind.isAdvanceGate && $0.lastVerdict == .refused && !rollout.hasPassed($0.kind) }
             .compactMap { gate in gate.lastVerdictAt.map { (gate: gate.kind, since: $0) } }
             .max { $0.since < $1.since }
+    }
+
+    /// What the canary waits on, and what Flagger's next check of that gate would be told now:
+    /// the same decision a check makes, with the freezes in force.
+    public func waiting(among freezes: some Sequence<Freeze>, at now: Date) -> Waiting? {
+        guard let (kind, since) = waitingOn else { return nil }
+        let check = Check(
+            canary: id, gate: kind, checksum: gate(kind).lastVerdictChecksum ?? lastChecksum ?? "", phase: lastPhase)
+        let decision = deciding(check, freeze: Freeze.applying(to: id, among: freezes, at: now), at: now).decision
+        return Waiting(gate: kind, since: since, cause: decision.cause, message: decision.message)
+    }
+}
+
+/// What a canary waits on: the gate Flagger was refused at, since when, and what stops it now
+/// (`open` when the gate has been opened since: Flagger's next check passes).
+public struct Waiting: Sendable, Equatable, Codable {
+    /// The gate.
+    public var gate: GateKind
+    /// Since the first refusal.
+    public var since: Date
+    /// What stops it now.
+    public var cause: Decision.Cause
+    /// What Flagger's next check would be told, in one sentence.
+    public var message: String
+
+    /// Creates one.
+    public init(gate: GateKind, since: Date, cause: Decision.Cause, message: String) {
+        self.gate = gate
+        self.since = since
+        self.cause = cause
+        self.message = message
     }
 }

@@ -18,6 +18,12 @@ public struct CanaryPhase: RawRepresentable, Hashable, Sendable, Codable, Custom
     public static let terminating = CanaryPhase(rawValue: "Terminating")
     public static let terminated = CanaryPhase(rawValue: "Terminated")
 
+    /// Every phase Flagger v1.44 sets, in the order a rollout goes through them.
+    public static let known: [CanaryPhase] = [
+        .initializing, .initialized, .waiting, .progressing, .waitingPromotion, .promoting, .finalising, .succeeded,
+        .failed, .terminating, .terminated,
+    ]
+
     /// Phases in which a rollout is under way, so a rollback request can still fire.
     public var isRollingOut: Bool {
         [.waiting, .progressing, .waitingPromotion, .promoting, .finalising].contains(self)

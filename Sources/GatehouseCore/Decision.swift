@@ -30,6 +30,22 @@ public struct Decision: Sendable, Equatable {
     public var gate: Gate
     /// The changes of state the check caused, for the audit trail.
     public var facts: [GateFact]
+    /// What the verdict rests on.
+    public var cause: Cause
+
+    /// What a verdict rests on: what stops the check, or that the gate is open.
+    public enum Cause: String, Sendable, Codable, CaseIterable {
+        /// A freeze covers the canary.
+        case freeze
+        /// A revision reached progress checks without passing the rollout gate.
+        case held
+        /// The gate is closed.
+        case closed
+        /// The gate was open and its expiry passed.
+        case expired
+        /// The gate is open: the check passes.
+        case open
+    }
 
     /// Whether the check passes.
     public var isApproved: Bool { verdict == .approved }
@@ -51,15 +67,20 @@ public struct Decision: Sendable, Equatable {
         let message: String
         if let freeze, check.gate.isBlockedByFreeze {
             verdict = .refused
+            cause = .freeze
             message = freeze.refusal
         } else if let holding {
             verdict = .refused
+            cause = .held
             message = holding
         } else if !gate.isOpen {
             verdict = .refused
-            message = Decision.closedMessage(for: check, expired: facts.contains { $0.action == .expired })
+            let expired = facts.contains { $0.action == .expired }
+            cause = expired ? .expired : .closed
+            message = Decision.closedMessage(for: check, expired: expired)
         } else {
             verdict = .approved
+            cause = .open
             if gate.mode == .once && gate.boundChecksum == nil {
                 gate.boundChecksum = check.checksum
                 gate.changedAt = now

@@ -59,6 +59,16 @@ public struct Rollout: Sendable, Equatable {
     /// `Progressing` or `WaitingPromotion`, never while held at `confirm-rollout` or once promoting.
     public var canRollBack: Bool { stage == .admitted || stage == .progressing }
 
+    /// Whether the rollout has gone past `gate`, so that an earlier refusal of it no longer holds
+    /// the canary: the rollout gate once a rollout is under way, traffic and promotion once promoting.
+    public func hasPassed(_ gate: GateKind) -> Bool {
+        switch gate {
+        case .rollout: isInProgress
+        case .traffic, .promotion: stage == .promoting
+        case .rollback, .shared: false
+        }
+    }
+
     /// The checksum the rollout's current checks carry, if known.
     public var currentChecksum: String? { unapprovedRevision ?? revision }
 

@@ -7,6 +7,9 @@ import Logging
 
 /// Builds the whole service from its arguments: opens the database, wires the router, adds upkeep.
 public func buildApplication(_ arguments: ServerArguments, logger: Logger) async throws -> some ApplicationProtocol {
+    logger.info(
+        "Gatehouse \(gatehouseVersion) starting",
+        metadata: ["version": "\(gatehouseVersion)", "pid": .stringConvertible(getpid())])
     let notifications = try arguments.notificationsFile.map { path throws(InvalidInput) in
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InvalidInput("the notifications file \(path) cannot be read")
@@ -39,7 +42,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             logger: logger, notifications: renderer)
     }
     let known = try await store.canaries(sorted: false).count
-    logger.info("database ready", metadata: ["database": "\(location)", "canaries": "\(known)"])
+    logger.info("database ready", metadata: ["database": "\(location)", "canaries": .stringConvertible(known)])
     for path in arguments.missingSecretFiles {
         logger.notice("secret file \(path) does not exist; the feature it configures stays off")
     }

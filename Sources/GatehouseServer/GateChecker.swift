@@ -27,14 +27,13 @@ struct GateChecker: Sendable {
 
     private func record(_ check: Check, _ decision: Decision, logger: Logger, route: String?) {
         metrics.recordCheck(check.gate, decision)
-        // The first approval or refusal of a rollout, and every change, at info; repeats at debug.
-        // The log line is only built when it is written: this is the hot path.
-        if !decision.facts.isEmpty {
+        // Every change a check makes is logged at info by the store with its audit entry; the
+        // check itself at debug. The log line is only built when it is written: this is the hot path.
+        if logger.logLevel <= .debug {
             log(
-                check, decision: decision, logger: logger, route: route, level: .info, decision.message,
-                extra: ["changes": "\(decision.facts.map(\.action.rawValue))"])
-        } else if logger.logLevel <= .debug {
-            log(check, decision: decision, logger: logger, route: route, level: .debug, decision.message)
+                check, decision: decision, logger: logger, route: route, level: .debug, decision.message,
+                extra: decision.facts.isEmpty
+                    ? [:] : ["changes": .array(decision.facts.map { "\($0.action.rawValue)" })])
         }
     }
 

@@ -1,24 +1,21 @@
 import Foundation
 import GatehouseCore
 import GatehouseStore
-import Logging
 
 /// Opening, closing and rolling back gates, and freezing: each defined once, for every way a
 /// person asks — the operator API, the loadtester's endpoints, Slack and approval links. Each
 /// caller authorizes in its own way first (a bearer token's scopes, a Slack grant, a signed link);
 /// here every change meets the namespace filter, is made (with its audit entry and notifications,
-/// in the store's transaction), counted and logged the same way.
+/// in the store's transaction, which logs it), and counted the same way.
 struct GateOperations: Sendable {
     let store: GateStore
     let settings: GateSettings
     let metrics: GatehouseMetrics
     let accessGuard: AccessGuard
 
-    /// Who asks, and through what: recorded in the audit trail (`actor`) and the log (`via`).
+    /// Who asks: recorded in the audit trail and the log (the store logs each entry it commits).
     struct Asker {
         var actor: String
-        var via: String
-        var logger: Logger
     }
 
     /// How an open of the rollback gate is read.
@@ -50,25 +47,13 @@ struct GateOperations: Sendable {
             canary = try await store.open(gate, of: id, request, actor: asker.actor, token: token, at: now)
         }
         if gate == .rollback { metrics.recordRollbackRequested() }
-        asker.logger.info(
-            "opened \(gate.rawValue) gate of \(id)",
-            metadata: [
-                "canary": "\(id)", "actor": "\(asker.actor)", "via": "\(asker.via)",
-                "reason": "\(request.reason ?? "")", "outcome": "\(request.coverage(of: gate))",
-            ])
         return canary
     }
 
     /// Closes a gate; closing a closed gate changes nothing.
     func close(_ gate: GateKind, of id: CanaryID, reason: String?, by asker: Asker) async throws -> Canary {
         try accessGuard.requireNamespace(id.namespace)
-        let canary = try await store.close(gate, of: id, reason: reason, actor: asker.actor)
-        asker.logger.info(
-            "closed \(gate.rawValue) gate of \(id)",
-            metadata: [
-                "canary": "\(id)", "actor": "\(asker.actor)", "via": "\(asker.via)", "reason": "\(reason ?? "")",
-            ])
-        return canary
+        return try await store.close(gate, of: id, reason: reason, actor: asker.actor)
     }
 
     /// Freezes an area: one namespace, or every one, of one cluster or of all.
@@ -76,22 +61,11 @@ struct GateOperations: Sendable {
         async throws -> Freeze
     {
         if let namespace = area.namespace { try accessGuard.requireNamespace(namespace) }
-        let freeze = try await store.freeze(area, reason: reason, endsAt: endsAt, actor: asker.actor, at: now)
-        asker.logger.info(
-            "set freeze \(freeze.id)",
-            metadata: [
-                "cluster": "\(area.cluster ?? "*")", "namespace": "\(area.namespace ?? "*")", "actor": "\(asker.actor)",
-                "via": "\(asker.via)",
-                "reason": "\(reason)",
-            ])
-        return freeze
+        return try await store.freeze(area, reason: reason, endsAt: endsAt, actor: asker.actor, at: now)
     }
 
     /// Lifts a freeze.
     func unfreeze(id: Int64, by asker: Asker) async throws -> Freeze {
-        let freeze = try await store.unfreeze(id: id, actor: asker.actor)
-        asker.logger.info(
-            "lifted freeze \(id)", metadata: ["actor": "\(asker.actor)", "via": "\(asker.via)"])
-        return freeze
+        try await store.unfreeze(id: id, actor: asker.actor)
     }
 }

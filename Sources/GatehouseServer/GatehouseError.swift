@@ -101,16 +101,16 @@ public struct GatehouseError: Error, Sendable, Equatable {
 
     /// The response: plain text for Flagger-facing routes (Flagger shows it in its events), JSON elsewhere.
     func response(asText: Bool) -> Response {
-        var headers = self.headers
-        let body: ByteBuffer
+        var response: Response
         if asText {
-            headers[.contentType] = "text/plain; charset=utf-8"
-            body = ByteBuffer(string: message)
+            response = .text(message, status: status)
         } else {
-            headers[.contentType] = "application/json"
-            let data = (try? JSONEncoder.gatehouse.encode(["error": code, "message": message])) ?? Data()
-            body = ByteBuffer(bytes: data)
+            let body = (try? AnswerJSON.bytes(of: ["error": code, "message": message])) ?? ByteBuffer()
+            response = Response(
+                status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                body: .init(byteBuffer: body))
         }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+        for field in headers { response.headers.append(field) }
+        return response
     }
 }

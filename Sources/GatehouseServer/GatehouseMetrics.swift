@@ -5,9 +5,6 @@ import GatehouseStore
 import Prometheus
 import Synchronization
 
-/// The version this build reports (`gatehouse_build_info`, `gatehouse --version`).
-public let gatehouseVersion = "0.1.0"
-
 /// Gatehouse's Prometheus metrics, recorded through swift-metrics into one registry per service,
 /// so that each test (and each service in a process) counts on its own.
 public final class GatehouseMetrics: Sendable {

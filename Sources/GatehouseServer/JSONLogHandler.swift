@@ -42,15 +42,26 @@ public struct JSONLogHandler: LogHandler {
     }()
 }
 
-/// A metadata value as JSON: strings, arrays and objects, as swift-log's metadata has them.
+/// A metadata value as JSON, keeping its type: numbers and booleans given as such
+/// (`.stringConvertible(42)`) are written as JSON numbers and booleans, arrays and dictionaries
+/// as arrays and objects, everything else as a string.
 private enum LogValue: Encodable {
     case string(String)
+    case integer(Int64)
+    case number(Double)
+    case boolean(Bool)
     case array([LogValue])
     case object([String: LogValue])
 
     init(_ value: Logger.MetadataValue) {
         switch value {
         case .string(let string): self = .string(string)
+        case .stringConvertible(let convertible as Bool): self = .boolean(convertible)
+        case .stringConvertible(let convertible as any BinaryInteger):
+            self = Int64(exactly: convertible).map(LogValue.integer) ?? .string("\(convertible)")
+        case .stringConvertible(let convertible as any BinaryFloatingPoint):
+            let number = Double(convertible)
+            self = number.isFinite ? .number(number) : .string("\(convertible)")
         case .stringConvertible(let convertible): self = .string("\(convertible)")
         case .array(let values): self = .array(values.map(LogValue.init))
         case .dictionary(let dictionary): self = .object(dictionary.mapValues(LogValue.init))
@@ -60,6 +71,9 @@ private enum LogValue: Encodable {
     func encode(to encoder: any Encoder) throws {
         switch self {
         case .string(let string): try string.encode(to: encoder)
+        case .integer(let integer): try integer.encode(to: encoder)
+        case .number(let number): try number.encode(to: encoder)
+        case .boolean(let boolean): try boolean.encode(to: encoder)
         case .array(let values): try values.encode(to: encoder)
         case .object(let object): try object.encode(to: encoder)
         }

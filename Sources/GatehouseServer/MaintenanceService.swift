@@ -32,6 +32,7 @@ struct MaintenanceService: Service {
             if now.timeIntervalSince(lastPrune) >= 3600 { lastPrune = now }
             if forget { lastForget = now }
         }
+        logger.info("shutting down: finishing requests in flight and saving the last observations")
         do {
             try await store.saveObservations()
         } catch {
@@ -49,12 +50,14 @@ struct MaintenanceService: Service {
                 let forgotten = try await store.forgetUntouchedCanaries(
                     notSeenSince: now.addingTimeInterval(-forgetCanariesAfter))
                 if forgotten > 0 {
-                    logger.info("forgot canaries nobody acted on", metadata: ["count": "\(forgotten)"])
+                    logger.info("forgot canaries nobody acted on", metadata: ["count": .stringConvertible(forgotten)])
                 }
             }
             if prune {
                 let removed = try await store.pruneAudit(olderThan: now.addingTimeInterval(-auditRetention))
-                if removed > 0 { logger.info("pruned old audit entries", metadata: ["count": "\(removed)"]) }
+                if removed > 0 {
+                    logger.info("pruned old audit entries", metadata: ["count": .stringConvertible(removed)])
+                }
             }
         } catch {
             logger.warning("maintenance failed; retrying next round", metadata: ["error": "\(error)"])

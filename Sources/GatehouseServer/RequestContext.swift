@@ -24,8 +24,8 @@ public struct GatehouseRequestContext: RequestContext, CallerContext, MutableCal
     /// Bodies over this size are refused with 413.
     public var maxUploadSize: Int { maximumRequestBodyBytes }
 
-    /// Responses encode dates as RFC 3339 and keys in a stable order.
-    public var responseEncoder: JSONEncoder { JSONEncoder.gatehouse }
+    /// Responses encode dates as RFC 3339 and keys in a stable order, and end with a newline.
+    public var responseEncoder: AnswerJSON { AnswerJSON() }
 }
 
 /// The context of Flagger-facing routes: the payload is known to be present and valid.
@@ -60,11 +60,40 @@ public struct FlaggerCall: Sendable {
 }
 
 extension JSONEncoder {
-    /// The encoder of every JSON response: RFC 3339 dates, sorted keys.
+    /// The encoder of every JSON document Gatehouse writes: RFC 3339 dates, sorted keys, slashes
+    /// as they are (`/v1/canaries/…`, not `\/v1\/canaries\/…`).
     static var gatehouse: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
+    }
+}
+
+/// The JSON answers of the native API: `JSONEncoder.gatehouse`, and a newline at the end, so that
+/// a shell's prompt after `curl` starts on its own line.
+public struct AnswerJSON: ResponseEncoder {
+    /// The bytes of one answer.
+    static func bytes(of value: some Encodable) throws -> ByteBuffer {
+        var buffer = ByteBuffer(bytes: try JSONEncoder.gatehouse.encode(value))
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        return buffer
+    }
+
+    public func encode(_ value: some Encodable, from request: Request, context: some RequestContext) throws -> Response
+    {
+        Response(
+            status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: try Self.bytes(of: value)))
+    }
+}
+
+extension Response {
+    /// A plain-text answer of the native API, ended by a newline. (The loadtester's endpoints
+    /// answer its exact bodies instead, without one.)
+    static func text(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text.hasSuffix("\n") ? text : text + "\n")))
     }
 }

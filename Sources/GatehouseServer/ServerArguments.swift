@@ -11,8 +11,8 @@ public struct ServerArguments: Sendable, Equatable {
     public var port = 8080
     /// The SQLite file; created and migrated if missing.
     public var databasePath = "gatehouse.sqlite"
-    /// `json` (one object a line) or `text`.
-    public var logFormat = LogFormat.json
+    /// `json` (one object a line) or `text`; nil: text when standard output is a terminal, JSON otherwise.
+    public var logFormat: LogFormat?
     /// The lowest level logged.
     public var logLevel = Logger.Level.info
     /// How long audit entries are kept.
@@ -218,7 +218,9 @@ public struct ServeOption: Sendable {
                 "database", "path|url",
                 "SQLite database file, created if missing, or postgres://USER@HOST:PORT/DATABASE?sslmode=MODE to share PostgreSQL between replicas (default ./gatehouse.sqlite).",
                 \.databasePath),
-            ServeOption("log-format", "json|text", "Log format (default json).") {
+            ServeOption(
+                "log-format", "json|text", "Log format (default: text at a terminal, json otherwise, as in a pod)."
+            ) {
                 arguments, text throws(InvalidInput) in
                 guard let format = ServerArguments.LogFormat(rawValue: text) else {
                     throw InvalidInput("--log-format must be json or text")

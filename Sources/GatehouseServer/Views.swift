@@ -4,11 +4,6 @@ import Hummingbird
 
 /// A canary as the operator API shows it.
 struct CanaryView: ResponseEncodable {
-    struct Waiting: Codable {
-        var gate: GateKind
-        var since: Date
-    }
-
     /// What the canary is doing, for filtering and ordering lists.
     enum State: String, Codable, CaseIterable {
         /// Held by a refusal (a closed gate, a freeze, a held revision).
@@ -36,20 +31,21 @@ struct CanaryView: ResponseEncodable {
     /// What an operator change just did, in one sentence (only in the answer to that change).
     var outcome: String?
 
-    init(_ canary: Canary, at now: Date, outcome: String? = nil) {
+    /// The view of `canary` at `now`; `freezes` are those in force, which a wait may be on.
+    init(_ canary: Canary, freezes: [Freeze], at now: Date, outcome: String? = nil) {
         cluster = canary.id.cluster.isEmpty ? nil : canary.id.cluster
         namespace = canary.id.namespace
         name = canary.id.name
         phase = canary.lastPhase
         checksum = canary.lastChecksum
         lastSeen = canary.lastSeen
-        message = canary.lastMessage
-        eventType = canary.lastEventType
+        message = canary.currentMessage
+        eventType = message == nil ? nil : canary.lastEventType
         inRollout = canary.isRollingOut
         state = canary.waitingOn != nil ? .waiting : canary.isRollingOut ? .rolling : .idle
         rollout = RolloutView(canary.rollout)
         self.outcome = outcome
-        waitingOn = canary.waitingOn.map { Waiting(gate: $0.gate, since: $0.since) }
+        waitingOn = canary.waiting(among: freezes, at: now)
         gates = Dictionary(
             uniqueKeysWithValues: GateKind.allCases.map { ($0.rawValue, GateView(canary.gate($0), at: now)) })
     }
@@ -121,3 +117,8 @@ struct FreezeList: ResponseEncodable {
 }
 
 extension Freeze: ResponseEncodable {}
+
+/// `GET /v1/version`.
+struct ServiceVersionView: ResponseEncodable {
+    var version: String
+}

@@ -112,6 +112,7 @@ extension GateStore {
             if action == .event {
                 canary.lastMessage = message
                 canary.lastEventType = payload.eventType
+                canary.lastMessageChecksum = payload.checksum
             }
             var notables: [Notable] = []
             if !wasEnded, canary.rollout.stage == .ended, let outcome = Canary.endOutcome(of: payload, as: action) {

@@ -94,12 +94,19 @@ public final class GateStore: Sendable {
         }
     }
 
-    /// Runs one transaction (see `StoreEngine.transaction`).
+    /// Runs one transaction (see `StoreEngine.transaction`); once it commits, each audit entry it
+    /// appended is logged at info, so that every change of state is in the log once.
     func transaction<Value: Sendable>(
         lock: CanaryID? = nil, reads: [SQL] = [],
         _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
     ) async throws -> Value {
-        try await engine.transaction(lock: lock, reads: reads, decide)
+        let (value, entries) = try await engine.transaction(lock: lock, reads: reads) { rows in
+            let plan = try decide(rows)
+            return Plan(
+                value: (plan.value, plan.writes.compactMap(\.auditEntry)), writes: plan.writes, remember: plan.remember)
+        }
+        for entry in entries { logger.info("\(entry.sentence)", metadata: entry.logMetadata) }
+        return value
     }
 
     /// Runs statements in one transaction.

@@ -79,6 +79,10 @@ enum PostgresSchema {
                 "CREATE INDEX audit_by_canary ON audit (namespace, name, cluster, id)",
             ]
         ),
+        (
+            "v3: the checksum of Flagger's last event",
+            ["ALTER TABLE canary ADD COLUMN lastMessageChecksum text"]
+        ),
     ]
 
     /// An arbitrary constant naming the lock replicas take to migrate one at a time.

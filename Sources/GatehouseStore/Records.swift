@@ -90,7 +90,11 @@ enum Records {
                 phase: nil))
     }
 
-    private static func audit(_ entry: AuditEntry) -> SQL { Tables.audit.insertReturningID(entry) }
+    private static func audit(_ entry: AuditEntry) -> SQL {
+        var insert = Tables.audit.insertReturningID(entry)
+        insert.auditEntry = entry
+        return insert
+    }
 
     /// The condition that picks a canary's audit entries (whose cluster is NULL when it is unnamed).
     private static func auditKey(_ id: CanaryID) -> (condition: String, arguments: [StoredValue]) {

@@ -149,6 +149,9 @@ enum Schema {
                     CREATE INDEX audit_by_canary ON audit (namespace, name, cluster, id);
                     """)
         }
+        migrator.registerMigration("v5: the checksum of Flagger's last event") { db in
+            try db.execute(sql: "ALTER TABLE canary ADD COLUMN lastMessageChecksum TEXT")
+        }
         return migrator
     }
 }

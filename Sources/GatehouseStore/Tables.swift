@@ -54,6 +54,8 @@ struct SQL: Sendable {
     /// Whether the rows a query reads stay locked until its transaction ends (`FOR UPDATE` on
     /// PostgreSQL; SQLite's single writer needs nothing).
     var locksRows = false
+    /// The audit entry this statement appends, logged once its transaction commits.
+    var auditEntry: AuditEntry?
 
     init(_ text: String, _ arguments: [StoredValue] = [], locksRows: Bool = false) {
         self.text = text
@@ -249,6 +251,7 @@ enum Tables {
             .column("lastSeen", \.lastSeen),
             .column("lastMessage", \.lastMessage),
             .column("lastEventType", \.lastEventType),
+            .column("lastMessageChecksum", \.lastMessageChecksum),
             .column("rolloutStage", \.rollout.stage),
             .column("rolloutRevision", \.rollout.revision),
             .column("unapprovedRevision", \.rollout.unapprovedRevision),

@@ -36,6 +36,7 @@ struct Open: AsyncParsableCommand {
 
     func validate() throws {
         if ttl != nil && until != nil { throw ArgumentParser.ValidationError("give either --ttl or --until, not both") }
+        try until.map { try validateTime($0, option: "--until", durationOption: "--ttl") }
     }
 
     func run() async throws {
@@ -128,6 +129,18 @@ struct Status: AsyncParsableCommand {
             let reply = try await client.call { api throws(ClientError) in
                 try await api.canaries(namespace: scope, cluster: namespace.cluster)
             }
+            // An empty namespace says where the canaries are, when there are some elsewhere.
+            var elsewhere: [CanaryStatus] = []
+            if let scope, reply.value.isEmpty, client.output == .text {
+                elsewhere = (try? await client.api().canaries(cluster: namespace.cluster).value) ?? []
+                if !elsewhere.isEmpty {
+                    let namespaces = Set(elsewhere.map(\.namespace)).sorted()
+                    print(
+                        "No canaries in namespace \(scope); \(elsewhere.count) in \(namespaces.count == 1 ? "namespace" : "namespaces") \(namespaces.prefix(5).joined(separator: ", "))\(namespaces.count > 5 ? ", …" : ""). Use -n NAMESPACE, or -A for every namespace."
+                    )
+                    return
+                }
+            }
             client.show(reply) {
                 TextRender.table($0)
             }
@@ -182,6 +195,7 @@ struct FreezeCommand: AsyncParsableCommand {
         if until != nil && duration != nil {
             throw ArgumentParser.ValidationError("give either --until or --for, not both")
         }
+        try until.map { try validateTime($0, option: "--until", durationOption: "--for") }
     }
 
     func run() async throws {
@@ -249,6 +263,18 @@ struct Wait: AsyncParsableCommand {
     @OptionGroup var namespace: NamespaceOption
     @Option(name: .customLong("for"), help: "The phase to wait for, e.g. Succeeded, WaitingPromotion.")
     var phase: String
+
+    func validate() throws {
+        guard CanaryPhase.known.contains(where: { $0.rawValue == phase }) else {
+            let known = CanaryPhase.known.map(\.rawValue)
+            let asked = phase.lowercased()
+            let hint = known.map { (phase: $0, edits: editDistance($0.lowercased(), asked)) }
+                .filter { $0.edits <= 3 }.min { $0.edits < $1.edits }?.phase
+            throw ArgumentParser.ValidationError(
+                "--for '\(phase)' is not a Flagger phase\(hint.map { " (did you mean \($0)?)" } ?? ""); it is one of \(known.joined(separator: ", "))"
+            )
+        }
+    }
     @Option(help: "Give up after this long.") var timeout = "30m"
     @Option(help: "How often to look.") var interval = "5s"
     @OptionGroup var client: ClientOptions
@@ -271,4 +297,31 @@ struct Wait: AsyncParsableCommand {
         }
         client.show(reply) { "\($0.namespace)/\($0.name) reached \($0.phase?.rawValue ?? target.rawValue)" }
     }
+}
+
+/// Refuses a time that is not RFC 3339 before anything is sent, naming the option and the
+/// option that takes a duration instead.
+func validateTime(_ text: String, option: String, durationOption: String) throws {
+    do {
+        _ = try Timestamp.date(from: text, field: option)
+    } catch {
+        throw ArgumentParser.ValidationError(
+            "\(option) '\(text.prefix(40))' is not an RFC 3339 time such as 2026-12-01T09:00:00Z; for a length of time use \(durationOption), e.g. \(durationOption) 1d"
+        )
+    }
+}
+
+/// How many single-character edits turn one word into another (for "did you mean").
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    var previous = Array(0...b.count)
+    for (i, x) in a.enumerated() {
+        var current = [i + 1]
+        for (j, y) in b.enumerated() {
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+        }
+        previous = current
+    }
+    return previous[b.count]
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import GatehouseClient
+import GatehouseCore
 import NIOCore
 import NIOPosix
 
@@ -19,13 +21,52 @@ enum Main {
 }
 
 /// The `gatehouse` command: `serve` runs the service; the other subcommands talk to a running one.
+/// Installed as `kubectl-gatehouse` on the PATH, it is also the kubectl plugin `kubectl gatehouse`.
 struct Gatehouse: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gatehouse",
+        commandName: invokedName,
         abstract: "Durable manual gates for Flagger canaries.",
+        version: gatehouseVersion,
         subcommands: [
             Serve.self, Open.self, Close.self, Rollback.self, Status.self, Events.self, FreezeCommand.self,
-            Unfreeze.self, Freezes.self, Wait.self, TokenCommand.self, Migrate.self,
+            Unfreeze.self, Freezes.self, Wait.self, TokenCommand.self, Migrate.self, VersionCommand.self,
         ]
     )
+
+    /// How the user called the command: `kubectl gatehouse` when kubectl started it as its plugin
+    /// (its file is named `kubectl-gatehouse`), else `gatehouse`; help and usage say the same.
+    static var invokedName: String {
+        let file = CommandLine.arguments.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
+        return file == "kubectl-gatehouse" ? "kubectl gatehouse" : "gatehouse"
+    }
+}
+
+/// `gatehouse version`: this client's version and, when it answers, the service's.
+struct VersionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "version",
+        abstract: "Show the client's version and the service's.",
+        discussion: """
+            Prints the client's version, then asks the service (--server) for its own. Exits 0 when the \
+            service answered, with the code of the failure otherwise (the client's version is printed first).
+
+            Example:
+              gatehouse version --server http://gatehouse.gatehouse:8080
+            """)
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let api = try client.api()
+        if client.output == .text { print("Client: \(gatehouseVersion)") }
+        let reply = try await client.call { api throws(ClientError) in try await api.version() }
+        switch client.output {
+        case .text: print("Server: \(reply.value.version) (\(api.server.absoluteString))")
+        case .json:
+            let versions = ["client": ServiceVersion(version: gatehouseVersion), "server": reply.value]
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(versions), as: UTF8.self))
+        }
+    }
 }

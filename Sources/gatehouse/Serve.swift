@@ -31,7 +31,7 @@ struct Serve: AsyncParsableCommand {
             throw ArgumentParser.ValidationError("\(error)")
         }
         let level = arguments.logLevel
-        switch arguments.logFormat {
+        switch arguments.logFormat ?? (isatty(STDOUT_FILENO) == 1 ? .text : .json) {
         case .json:
             LoggingSystem.bootstrap { label in
                 var handler = JSONLogHandler(label: label)
@@ -53,5 +53,6 @@ struct Serve: AsyncParsableCommand {
             throw ArgumentParser.ValidationError(error.message)
         }
         try await app.runService()
+        logger.info("stopped", metadata: ["version": "\(gatehouseVersion)"])
     }
 }

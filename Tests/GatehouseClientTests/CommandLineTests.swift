@@ -118,7 +118,10 @@ struct CommandLineTests {
             #expect(
                 detail.contains("Canary:     test/podinfo") && detail.contains("Latest events:")
                     && detail.contains("carol"))
-            #expect(try await gatehouse("status", "-n", "other").output.contains("No canaries yet"))
+            let elsewhere = try await gatehouse("status", "-n", "other").output
+            #expect(
+                elsewhere.contains("No canaries in namespace other; 1 in namespace test") && elsewhere.contains("-A"),
+                "an empty namespace says where the canaries are: \(elsewhere)")
 
             let json = try await gatehouse("status", "podinfo", "-n", "test", "--output", "json").output
             let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
@@ -247,11 +250,91 @@ struct CommandLineTests {
         }
     }
 
+    @Test("--version and version: the client's version, then the service's")
+    func version() async throws {
+        let flag = try await Gatehouse.run(["--version"])
+        #expect(flag.status == 0 && flag.output == "0.1.0\n")
+        try await withLiveServer { server in
+            let both = try await Gatehouse.run(["version", "--server", server.absoluteString])
+            #expect(both.status == 0)
+            #expect(both.output == "Client: 0.1.0\nServer: 0.1.0 (\(server.absoluteString))\n")
+            let json = try await Gatehouse.run(["version", "-o", "json", "--server", server.absoluteString])
+            #expect(json.output == #"{"client":{"version":"0.1.0"},"server":{"version":"0.1.0"}}"# + "\n")
+        }
+        let unreachable = try await Gatehouse.run(["version", "--server", "http://127.0.0.1:1"])
+        #expect(unreachable.status == 3 && unreachable.output == "Client: 0.1.0\n")
+        #expect(unreachable.errors.contains("cannot reach the Gatehouse service"))
+    }
+
+    @Test("a typo in --for or --until is refused before anything is sent, with what was meant")
+    func mistypedOptions() async throws {
+        let phase = try await Gatehouse.run(["wait", "podinfo", "-n", "test", "--for", "Sucessed"])
+        #expect(phase.status == 64)
+        #expect(phase.errors.contains("--for 'Sucessed' is not a Flagger phase (did you mean Succeeded?)"))
+        let until = try await Gatehouse.run(["open", "promotion", "test/podinfo", "--until", "tomorrow"])
+        #expect(until.status == 64)
+        #expect(until.errors.contains("--until 'tomorrow' is not an RFC 3339 time") && until.errors.contains("--ttl"))
+        let freeze = try await Gatehouse.run(["freeze", "--all", "--reason", "x", "--until", "friday"])
+        #expect(freeze.status == 64 && freeze.errors.contains("--for"))
+    }
+
+    @Test("status says what stops a canary now: a freeze, not the gate it asked")
+    func waitingOnAFreeze() async throws {
+        try await withLiveServer { server in
+            let global = ["--server", server.absoluteString]
+            func gatehouse(_ arguments: String...) async throws -> String {
+                let result = try await Gatehouse.run(arguments + global)
+                #expect(result.status == 0, "gatehouse \(arguments.joined(separator: " ")): \(result.errors)")
+                return result.output
+            }
+            _ = try await gatehouse("freeze", "-n", "test", "--reason", "quarter end", "--for", "1h")
+            _ = try await gatehouse("open", "rollout", "test/podinfo")
+            #expect(try await flagger(server, "confirm-rollout", phase: "Initialized", checksum: "c1") == 403)
+
+            let table = try await gatehouse("status", "-n", "test")
+            #expect(table.contains("rollout for") && table.contains("(frozen)"), "table: \(table)")
+            let detail = try await gatehouse("status", "test/podinfo")
+            #expect(detail.contains("quarter end"), "the detail gives the freeze's reason: \(detail)")
+
+            _ = try await gatehouse("unfreeze", "1")
+            let lifted = try await gatehouse("status", "test/podinfo")
+            #expect(lifted.contains("passes at Flagger's next check"), "after the freeze: \(lifted)")
+            #expect(try await flagger(server, "confirm-rollout", phase: "Initialized", checksum: "c1") == 200)
+            #expect(try await gatehouse("status", "test/podinfo").contains("Waiting on: -"))
+        }
+    }
+
+    @Test("status follows the rollout: past the promotion gate once promoting; no earlier rollout's news")
+    func statusFollowsTheRollout() async throws {
+        try await withLiveServer { server in
+            let global = ["--server", server.absoluteString]
+            func status() async throws -> String {
+                try await Gatehouse.run(["status", "test/podinfo"] + global).output
+            }
+            // A rollout that failed, then a new revision.
+            #expect(try await flagger(server, "confirm-traffic-increase", phase: "Progressing", checksum: "c1") == 403)
+            _ = try await flagger(
+                server, "events", phase: "Failed", checksum: "c1", message: "Canary failed! Scaling down podinfo.test")
+            #expect(try await status().contains("Flagger:    Canary failed!"))
+            #expect(try await flagger(server, "confirm-promotion", phase: "Progressing", checksum: "c2") == 403)
+            let next = try await status()
+            #expect(!next.contains("Flagger:    Canary failed!"), "the previous rollout's end is not this one's: \(next)")
+            #expect(next.contains("Waiting on: promotion"))
+
+            // Flagger reports promoting (the gate was opened and its check passed elsewhere).
+            _ = try await flagger(
+                server, "events", phase: "Promoting", checksum: "c2",
+                message: "Copying podinfo.test template spec to podinfo-primary.test")
+            let promoting = try await status()
+            #expect(promoting.contains("Waiting on: -"), "promoting is past the promotion gate: \(promoting)")
+        }
+    }
+
     @Test(
         "--help of every subcommand shows an example",
         arguments: [
             "serve", "open", "close", "rollback", "status", "events", "freeze", "unfreeze", "freezes", "wait",
-            "migrate",
+            "migrate", "version",
         ])
     func help(subcommand: String) async throws {
         let result = try await Gatehouse.run([subcommand, "--help"])

@@ -36,7 +36,8 @@ public final class AccessControl: Sendable {
             let (policy, fingerprint) = try Self.read(path)
             state.withLock { $0 = (policy, fingerprint) }
             logger.notice(
-                "access file reloaded", metadata: ["path": "\(path)", "tokens": "\(policy.tokens.count)"])
+                "access file reloaded",
+                metadata: ["path": "\(path)", "tokens": .stringConvertible(policy.tokens.count)])
             return true
         } catch {
             // Remember the broken version so it is reported once, not on every poll.

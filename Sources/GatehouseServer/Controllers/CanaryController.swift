@@ -36,6 +36,7 @@ struct CanaryController {
             try access.requireCaller(context)
         }
         let now = Date()
+        let freezes = try await store.freezes(at: now)
         // Sorted by cluster, namespace and name, so that `after` pages through them in a stable order.
         var page: [(CanaryID, CanaryView)] = []
         var next: String?
@@ -43,7 +44,7 @@ struct CanaryController {
         where query.area.contains(canary.id) && (query.after.map { canary.id > $0 } ?? true)
             && access.canRead(canary.id.area, context: context)
         {
-            let view = CanaryView(canary, at: now)
+            let view = CanaryView(canary, freezes: freezes, at: now)
             guard query.state.map({ $0 == view.state }) ?? true else { continue }
             guard page.count < query.limit else {
                 next = page.last?.0.description
@@ -62,7 +63,7 @@ struct CanaryController {
             throw GatehouseError.notFound(
                 "canary \(id) is not known: Flagger has not called about it and no gate of it was opened")
         }
-        return CanaryView(canary, at: Date())
+        return try await view(of: canary)
     }
 
     @Sendable func open(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
@@ -82,8 +83,8 @@ struct CanaryController {
             try await JSONBody.decodeIfPresent(CloseGateBody.self, from: request, context: context) ?? CloseGateBody()
         let canary = try await operations.close(
             gate, of: id, reason: try Reason.validate(body.reason),
-            by: .init(actor: actor, via: "api", logger: context.logger))
-        return CanaryView(canary, at: Date())
+            by: .init(actor: actor))
+        return try await view(of: canary)
     }
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
@@ -110,8 +111,13 @@ struct CanaryController {
         let request = try body.openRequest(for: gate, now: now)
         let canary = try await operations.open(
             gate, of: id, request, rollback: .request(force: body.force ?? false, revision: nil),
-            by: .init(actor: actor, via: "api", logger: context.logger), at: now)
-        return CanaryView(canary, at: now, outcome: request.coverage(of: gate))
+            by: .init(actor: actor), at: now)
+        return try await view(of: canary, at: now, outcome: request.coverage(of: gate))
+    }
+
+    /// The view of one canary, with the freezes in force now.
+    private func view(of canary: Canary, at now: Date = Date(), outcome: String? = nil) async throws -> CanaryView {
+        CanaryView(canary, freezes: try await store.freezes(at: now), at: now, outcome: outcome)
     }
 
     /// The canary a path names, in the cluster its `cluster` parameter names (none: the unnamed one).

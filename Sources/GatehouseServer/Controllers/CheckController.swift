@@ -46,9 +46,13 @@ struct GateAnswer: ResponseGenerator {
     static let contentType = "text/plain; charset=utf-8"
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response(
-            status: status, headers: [.contentType: Self.contentType], body: .init(byteBuffer: ByteBuffer(string: text))
-        )
+        switch style {
+        case .sentence: .text(text, status: status)
+        case .loadtester:
+            Response(
+                status: status, headers: [.contentType: Self.contentType],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
     }
 }
 

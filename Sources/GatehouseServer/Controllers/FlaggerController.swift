@@ -20,8 +20,6 @@ struct FlaggerController {
 
     private func report(_ call: FlaggerCall, as action: AuditAction) async throws -> Response {
         try await store.report(call.payload, of: call.canary, as: action)
-        return Response(
-            status: .accepted, headers: [.contentType: "text/plain; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(string: "recorded")))
+        return Response.text("recorded", status: .accepted)
     }
 }

@@ -36,7 +36,7 @@ struct FreezeController {
                 area, reason: try Reason.validate(body.reason, required: true) ?? "",
                 endsAt: try Expiry.date(
                     ttl: body.duration, expiresAt: body.until, now: now, ttlField: "for", timeField: "until"),
-                by: .init(actor: actor, via: "api", logger: context.logger), at: now)
+                by: .init(actor: actor), at: now)
             return EditedResponse(status: .created, response: freeze)
         }
         routes.rejectOtherMethods(than: [.get, .post], at: "")
@@ -50,7 +50,7 @@ struct FreezeController {
                 access.canRead(existing.area, context: context)
             else { throw GatehouseError.notFound("there is no freeze \(id)") }
             let actor = try access.authorize(.freeze, in: existing.area, context: context)
-            return try await operations.unfreeze(id: id, by: .init(actor: actor, via: "api", logger: context.logger))
+            return try await operations.unfreeze(id: id, by: .init(actor: actor))
         }
         routes.rejectOtherMethods(than: [.delete], at: ":id")
         return routes

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseCore
 import GatehouseStore
 import HTTPTypes
 import Hummingbird
@@ -12,16 +13,14 @@ struct HealthController {
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
-        routes.get("healthz") { _, _ in "ok" }
+        routes.get("healthz") { _, _ in Response.text("ok") }
         routes.rejectOtherMethods(than: [.get], at: "healthz")
         routes.get("readyz") { _, _ -> Response in
             // Answered within a second whatever storage does: a stalled volume must not hang the probe.
             guard await store.readiness() else {
                 throw GatehouseError.unavailable("storage cannot answer; checks are failing closed")
             }
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: "ready")))
+            return Response.text("ready")
         }
         routes.rejectOtherMethods(than: [.get], at: "readyz")
         routes.get("openapi.yaml") { _, _ in
@@ -30,6 +29,8 @@ struct HealthController {
                 body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
         }
         routes.rejectOtherMethods(than: [.get], at: "openapi.yaml")
+        routes.get("v1/version") { _, _ in ServiceVersionView(version: gatehouseVersion) }
+        routes.rejectOtherMethods(than: [.get], at: "v1/version")
         return routes
     }
 }

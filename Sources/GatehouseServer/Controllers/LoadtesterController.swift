@@ -39,14 +39,14 @@ struct LoadtesterController {
                 let actor = try access.authorize(action, in: context.call.canary.area, context: context)
                 _ = try await operations.open(
                     gate, of: context.call.canary, OpenRequest(isSticky: true), rollback: .loadtesterSwitch,
-                    by: .init(actor: actor, via: "loadtester", logger: context.logger))
+                    by: .init(actor: actor))
                 return Response(status: .accepted)
             }
             routes.post(RouterPath("\(prefix)/close")) { _, context in
                 let actor = try access.authorize(.close, in: context.call.canary.area, context: context)
                 _ = try await operations.close(
                     gate, of: context.call.canary, reason: nil,
-                    by: .init(actor: actor, via: "loadtester", logger: context.logger))
+                    by: .init(actor: actor))
                 return Response(status: .accepted)
             }
             for action in ["open", "close"] {

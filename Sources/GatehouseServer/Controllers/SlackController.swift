@@ -71,7 +71,7 @@ struct SlackController {
 
     /// Carries out one command and words the reply; never throws, since Slack shows any non-200 as a failure.
     func run(_ command: SlackCommand, context: GatehouseRequestContext) async -> SlackReply {
-        let asker = GateOperations.Asker(actor: "slack:\(command.user)", via: "slack", logger: context.logger)
+        let asker = GateOperations.Asker(actor: "slack:\(command.user)")
         do {
             switch command.verb {
             case "open", "close":
@@ -111,11 +111,12 @@ struct SlackController {
                     guard let state = try await store.canary(canary) else {
                         return .ephemeral("\(canary) is not known to Gatehouse.")
                     }
-                    return .ephemeral(Self.describe(state))
+                    return .ephemeral(Self.describe(state, freezes: try await store.freezes()))
                 }
                 let visible = try await store.canaries().filter { allows(command, .read, $0.id.area) }
                 guard !visible.isEmpty else { return .ephemeral("No canaries you may see.") }
-                return .ephemeral(visible.map(Self.describe).joined(separator: "\n"))
+                let freezes = try await store.freezes()
+                return .ephemeral(visible.map { Self.describe($0, freezes: freezes) }.joined(separator: "\n"))
             case "freeze":
                 guard command.arguments.count >= 2 else {
                     return .usage("`freeze [CLUSTER/]NAMESPACE|[CLUSTER/]all reason…`")
@@ -193,10 +194,12 @@ struct SlackController {
             validatingCluster: parts.count == 2 ? parts[0] : nil, namespace: parts.last == "all" ? nil : parts.last)
     }
 
-    static func describe(_ canary: Canary) -> String {
-        let now = Date()
+    /// One line of `status`: the phase, what the canary waits on and why, and its open gates.
+    static func describe(_ canary: Canary, freezes: [Freeze], at now: Date = Date()) -> String {
         let open = GateKind.allCases.filter { canary.gate($0).isEffectivelyOpen(at: now) }.map(\.rawValue)
-        let waiting = canary.waitingOn.map { ", waiting on the \($0.gate.rawValue) gate" } ?? ""
+        let waiting =
+            canary.waiting(among: freezes, at: now).map { ", waiting on the \($0.gate.rawValue) gate (\($0.message))" }
+            ?? ""
         return
             "*\(canary.id)*: \(canary.lastPhase?.rawValue ?? "no phase yet")\(waiting); open: \(open.isEmpty ? "none" : open.joined(separator: ", "))"
     }
@@ -265,6 +268,6 @@ struct SlackReply: ResponseGenerator, Encodable {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         Response(
             status: .ok, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: try JSONEncoder.gatehouse.encode(self))))
+            body: .init(byteBuffer: try AnswerJSON.bytes(of: self)))
     }
 }

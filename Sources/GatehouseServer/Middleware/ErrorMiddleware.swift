@@ -18,12 +18,15 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             if failure.status.code >= 500 && ![.serviceUnavailable, .notImplemented].contains(failure.status) {
                 context.logger.error(
                     "request failed",
-                    metadata: ["path": "\(request.uri.path)", "status": "\(failure.status.code)", "error": "\(error)"])
+                    metadata: [
+                        "path": "\(request.uri.path)", "status": .stringConvertible(failure.status.code),
+                        "error": "\(error)",
+                    ])
             } else {
                 context.logger.debug(
                     "request refused",
                     metadata: [
-                        "path": "\(request.uri.path)", "status": "\(failure.status.code)",
+                        "path": "\(request.uri.path)", "status": .stringConvertible(failure.status.code),
                         "error": "\(failure.message)",
                     ])
             }

@@ -90,7 +90,9 @@ struct OutboxDelivery: Service {
                 metrics.recordNotification(target: message.target, outcome: "retried")
                 logger.notice(
                     "notification delivery failed; retrying",
-                    metadata: ["target": "\(message.target)", "error": "\(error)", "retry_in": "\(delay)"])
+                    metadata: [
+                        "target": "\(message.target)", "error": "\(error)", "retryInSeconds": .stringConvertible(delay),
+                    ])
             case .retry(_, let error), .fail(let error):
                 try await store.giveUpDelivery(pending.id, target: message.target, error: error)
                 metrics.recordNotification(target: message.target, outcome: "failed")

@@ -66,6 +66,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The image reference. */}}
 {{- define "gatehouse.image" -}}
+{{- $_ := required "image.repository is not set: no Gatehouse image is published, so build one with the repository's Dockerfile, push it to a registry your cluster can pull from, and install with --set image.repository=REGISTRY/gatehouse (README, \"Install on Kubernetes\")" .Values.image.repository }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}

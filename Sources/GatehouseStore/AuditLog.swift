@@ -1,0 +1,32 @@
+import GatehouseCore
+import Logging
+
+extension AuditEntry {
+    /// The entry as one log sentence: `opened promotion gate of test/podinfo`,
+    /// `event of test/podinfo: Promotion completed! …`, `freeze-set on test`.
+    var sentence: String {
+        let canary = [cluster, namespace, name].compactMap { $0 }.joined(separator: "/")
+        let subject: String
+        switch (gate, name) {
+        case (let gate?, _): subject = "\(gate.rawValue) gate of \(canary)"
+        case (nil, _?): subject = canary
+        case (nil, nil): subject = canary.isEmpty ? "everything" : canary
+        }
+        switch action {
+        case .event, .postRollout: return "\(action.rawValue) of \(subject)\(reason.map { ": \($0)" } ?? "")"
+        case .freezeSet, .freezeLifted, .notificationFailed: return "\(action.rawValue) on \(subject)"
+        default: return "\(action.rawValue) \(subject)"
+        }
+    }
+
+    /// The entry's fields as log metadata; absent fields are left out.
+    var logMetadata: Logger.Metadata {
+        var metadata: Logger.Metadata = ["action": "\(action.rawValue)", "actor": "\(actor)"]
+        let fields: [(String, String?)] = [
+            ("cluster", cluster), ("namespace", namespace), ("canary", name), ("gate", gate?.rawValue),
+            ("reason", reason), ("checksum", checksum), ("phase", phase?.rawValue),
+        ]
+        for case (let key, let value?) in fields { metadata[key] = "\(value)" }
+        return metadata
+    }
+}
