@@ -145,6 +145,17 @@ if grep -q "200" "$work/held.txt"; then passes=$((passes + 1)); else
     failures=$((failures + 1)); echo "FAIL: a check in flight at SIGTERM was not answered: $(cat "$work/held.txt")"
 fi
 
+# At a terminal the log is text for people: the service under `script`, which gives it one.
+tty_port=$((port + 1))
+setsid script -qfec "$(printf '%q ' "$binary" serve --host 127.0.0.1 --port "$tty_port" --database "$work/tty.sqlite")" \
+    "$work/tty.log" >/dev/null 2>&1 &
+tty_session=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$tty_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+kill -TERM -- "-$tty_session" 2>/dev/null || true
+wait "$tty_session" 2>/dev/null || true
+if grep -q "Gatehouse 0.1.0 starting" "$work/tty.log" && ! grep -q '^{' "$work/tty.log"; then
+    passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: the log at a terminal is not text: $(head -3 "$work/tty.log")"; fi
+
 # The log (not a terminal here): JSON lines; numbers are numbers; each change of a gate is logged
 # once at info, whoever made it (an operator or a Flagger check); start and stop are logged.
 if python3 - "$work/server.log" <<'PY'; then passes=$((passes + 1)); else failures=$((failures + 1)); echo "FAIL: the log"; fi

@@ -318,7 +318,8 @@ struct CommandLineTests {
             #expect(try await status().contains("Flagger:    Canary failed!"))
             #expect(try await flagger(server, "confirm-promotion", phase: "Progressing", checksum: "c2") == 403)
             let next = try await status()
-            #expect(!next.contains("Flagger:    Canary failed!"), "the previous rollout's end is not this one's: \(next)")
+            #expect(
+                !next.contains("Flagger:    Canary failed!"), "the previous rollout's end is not this one's: \(next)")
             #expect(next.contains("Waiting on: promotion"))
 
             // Flagger reports promoting (the gate was opened and its check passed elsewhere).
