@@ -26,6 +26,7 @@ PY
 )
 
 root=$(mktemp -d /tmp/gatehouse-rootfs.XXXXXX)
+chmod 755 "$root"   # it becomes /: the image's user must be able to enter it
 work=$(mktemp -d /tmp/gatehouse-image-e2e.XXXXXX)
 mounted=()
 cleanup() {
@@ -48,15 +49,21 @@ if [[ -n "$missing" ]]; then
 else
     echo "ldd: every library the binary links is in the run-time file system"
 fi
+
+# What a container runtime provides: /proc (Swift reads the command line there) and /dev.
+mount -t proc proc "$root/proc" && mounted+=("$root/proc")
+mount --bind /dev "$root/dev" && mounted+=("$root/dev")
 version=$(chroot --userspec=65532:65532 "$root" /usr/local/bin/gatehouse --version)
-echo "gatehouse --version in the image: $version"
+if [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+    echo "gatehouse --version in the image, as user 65532: $version"
+else
+    echo "FAIL: gatehouse --version in the image printed: $version"; failures=$((failures + 1)); version=unknown
+fi
 
 # The end-to-end script's work folder has the same path inside and outside, owned by the image's user.
 chown 65532:65532 "$work"
 mkdir -p "$root$work"
 mount --bind "$work" "$root$work" && mounted+=("$root$work")
-mount -t proc proc "$root/proc" && mounted+=("$root/proc")
-mount --bind /dev "$root/dev" && mounted+=("$root/dev")
 wrapper="$root.gatehouse"
 {
     echo '#!/bin/sh'
