@@ -105,10 +105,10 @@ public enum TextRender {
         let why: String
         switch waiting.cause {
         case .freeze: why = " (frozen)"
-        case .held: why = " (revision \(canary.rollout?.unapprovedRevision ?? "") not approved)"
-        case .closed, .expired: why = " (gate \(waiting.cause?.rawValue ?? "closed"))"
+        case .closed: why = " (gate closed)"
+        case .expired: why = " (gate expired)"
         case .open: why = " (gate open: passes at Flagger's next check)"
-        case nil: why = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
+        case .held, nil: why = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
         }
         return "\(waiting.gate.rawValue) for \(age(waiting.since, now: now))\(why)"
     }

@@ -6,12 +6,7 @@ extension AuditEntry {
     /// `event of test/podinfo: Promotion completed! …`, `freeze-set on test`.
     var sentence: String {
         let canary = [cluster, namespace, name].compactMap { $0 }.joined(separator: "/")
-        let subject: String
-        switch (gate, name) {
-        case (let gate?, _): subject = "\(gate.rawValue) gate of \(canary)"
-        case (nil, _?): subject = canary
-        case (nil, nil): subject = canary.isEmpty ? "everything" : canary
-        }
+        let subject = gate.map { "\($0.rawValue) gate of \(canary)" } ?? (canary.isEmpty ? "everything" : canary)
         switch action {
         case .event, .postRollout: return "\(action.rawValue) of \(subject)\(reason.map { ": \($0)" } ?? "")"
         case .freezeSet, .freezeLifted, .notificationFailed: return "\(action.rawValue) on \(subject)"

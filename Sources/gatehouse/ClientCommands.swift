@@ -130,9 +130,8 @@ struct Status: AsyncParsableCommand {
                 try await api.canaries(namespace: scope, cluster: namespace.cluster)
             }
             // An empty namespace says where the canaries are, when there are some elsewhere.
-            var elsewhere: [CanaryStatus] = []
             if let scope, reply.value.isEmpty, client.output == .text {
-                elsewhere = (try? await client.api().canaries(cluster: namespace.cluster).value) ?? []
+                let elsewhere = (try? await client.api().canaries(cluster: namespace.cluster).value) ?? []
                 if !elsewhere.isEmpty {
                     let namespaces = Set(elsewhere.map(\.namespace)).sorted()
                     print(
