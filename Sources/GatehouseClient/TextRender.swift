@@ -104,11 +104,8 @@ public enum TextRender {
         guard let waiting = canary.waitingOn else { return "-" }
         let why: String
         switch waiting.cause {
-        case .freeze: why = " (frozen)"
-        case .closed: why = " (gate closed)"
-        case .expired: why = " (gate expired)"
-        case .open: why = " (gate open: passes at Flagger's next check)"
-        case .held, nil: why = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
+        case .held?, nil: why = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
+        case let cause?: why = " (\(cause.summary))"
         }
         return "\(waiting.gate.rawValue) for \(age(waiting.since, now: now))\(why)"
     }

@@ -76,3 +76,23 @@ public struct AuditEntry: Sendable, Equatable, Codable, Identifiable {
         self.phase = phase
     }
 }
+
+/// Narrows a search of the audit trail: by who, what and when (each optional).
+public struct AuditFilter: Sendable, Equatable {
+    /// Entries by this actor only.
+    public var actor: String?
+    /// Entries of this kind only.
+    public var action: AuditAction?
+    /// Entries at or after this time.
+    public var since: Date?
+    /// Entries before this time.
+    public var until: Date?
+
+    /// A filter; nothing given matches every entry.
+    public init(actor: String? = nil, action: AuditAction? = nil, since: Date? = nil, until: Date? = nil) {
+        self.actor = actor
+        self.action = action
+        self.since = since
+        self.until = until
+    }
+}

@@ -45,6 +45,17 @@ public struct Decision: Sendable, Equatable {
         case expired
         /// The gate is open: the check passes.
         case open
+
+        /// In a few words, as status lists show it.
+        public var summary: String {
+            switch self {
+            case .freeze: "frozen"
+            case .held: "revision not approved"
+            case .closed: "gate closed"
+            case .expired: "gate expired"
+            case .open: "gate open: passes at Flagger's next check"
+            }
+        }
     }
 
     /// Whether the check passes.

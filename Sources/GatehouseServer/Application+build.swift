@@ -1,6 +1,7 @@
 import Foundation
 import GatehouseCore
 import GatehouseStore
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -50,6 +51,16 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         logger.warning(
             "no access control is configured: anyone who can reach this service can open gates, as with the loadtester; set GATEHOUSE_ACCESS_FILE"
         )
+    }
+    if arguments.dashboard {
+        if case .failure(let problem) = DashboardPages.bundled.library {
+            logger.error("the dashboard cannot be shown: \(problem.message)")
+        }
+        if arguments.sessionSecret == nil && arguments.accessFile != nil {
+            logger.notice(
+                "dashboard sign-ins are signed with a random key: they end when this process does; set GATEHOUSE_SESSION_SECRET (replicas need the same one)"
+            )
+        }
     }
     let metrics = GatehouseMetrics(notificationTargets: notifications?.targets.map(\.name) ?? [])
     var security = try SecuritySettings(arguments, logger: logger)
@@ -150,7 +161,48 @@ public func buildRouter(
         .group(context: FlaggerRequestContext.self)
     flagger.addRoutes(CheckController(checker: checker).endpoints)
     flagger.group("v1/flagger").addRoutes(FlaggerController(store: store).endpoints)
+
+    // The dashboard's pages: a session cookie, or a trusted proxy's user header, names the viewer.
+    if let dashboard = security.dashboard {
+        let pages = DashboardPages.bundled
+        let controller = DashboardController(
+            store: store, operations: operations, access: accessGuard, accessControl: security.access,
+            sessions: dashboard.sessions, pages: pages)
+        router.addRoutes(controller.assetEndpoints)
+        router.group()
+            .add(
+                middleware: DashboardSignIn(
+                    access: security.access, sessions: dashboard.sessions, proxies: dashboard.proxies, pages: pages)
+            )
+            .addRoutes(controller.pageEndpoints)
+    }
     return router
+}
+
+/// The dashboard's sessions and the proxies trusted to name its viewers.
+public struct DashboardSettings: Sendable {
+    let sessions: DashboardSessions
+    let proxies: TrustedProxies?
+
+    /// Sessions signed with `sessionSecret` (a random key without one), lasting `sessionLifetime`;
+    /// proxies at `trustedProxies` name the viewer in `userHeader` and their groups in `groupsHeader`.
+    public init(
+        sessionSecret: String? = nil, sessionLifetime: TimeInterval = 12 * 3600, trustedProxies: [String] = [],
+        userHeader: String = "X-Forwarded-User", groupsHeader: String = "X-Forwarded-Groups"
+    ) throws(InvalidInput) {
+        sessions = DashboardSessions(secret: sessionSecret, lifetime: sessionLifetime)
+        for (option, header) in [("--proxy-user-header", userHeader), ("--proxy-groups-header", groupsHeader)]
+        where HTTPField.Name(header) == nil {
+            throw InvalidInput("\(option) '\(header.prefix(60))' is not a valid header name")
+        }
+        proxies =
+            trustedProxies.isEmpty
+            ? nil
+            : TrustedProxies(
+                blocks: try trustedProxies.map { block throws(InvalidInput) in
+                    try AddressBlock(block, option: "--trusted-proxies")
+                }, userHeader: userHeader, groupsHeader: groupsHeader)
+    }
 }
 
 /// Who may call what: the access file, the namespace filter, Flagger's secret and Slack's signing secret.
@@ -169,6 +221,8 @@ public struct SecuritySettings: Sendable {
     public var cluster = "kubernetes"
     /// Whether `/metrics` needs a bearer token from the access file.
     public var protectsMetrics = false
+    /// The dashboard at `/`; nil turns it off.
+    public var dashboard: DashboardSettings? = try? DashboardSettings()
 
     /// No access control, as the loadtester.
     public init(
@@ -200,5 +254,12 @@ public struct SecuritySettings: Sendable {
             throw InvalidInput("--protect-metrics needs --access-file: its tokens are what /metrics asks for")
         }
         protectsMetrics = arguments.protectMetrics
+        dashboard =
+            arguments.dashboard
+            ? try DashboardSettings(
+                sessionSecret: arguments.sessionSecret, sessionLifetime: arguments.sessionTTL,
+                trustedProxies: arguments.trustedProxies, userHeader: arguments.proxyUserHeader,
+                groupsHeader: arguments.proxyGroupsHeader)
+            : nil
     }
 }

@@ -15,10 +15,15 @@ public struct GatehouseRequestContext: RequestContext, CallerContext, MutableCal
     public var flaggerCall: FlaggerCall?
     /// Who is calling, set by `BearerAuthMiddleware` on routes that need it.
     public var caller: Caller?
+    /// The dashboard's view of this request (its session, how the viewer signed in), set by `DashboardSignIn`.
+    var visit: DashboardVisit?
+    /// The peer's address, which decides whether a proxy's user header is trusted.
+    public let remoteAddress: SocketAddress?
 
     /// Creates the context for one request.
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
     }
 
     /// Bodies over this size are refused with 413.

@@ -56,6 +56,19 @@ public struct ServerArguments: Sendable, Equatable {
     public var notificationInterval: TimeInterval = 1
     /// The first retry delay of a failed delivery (it doubles each time, up to five minutes).
     public var notificationRetryBase: TimeInterval = 1
+    /// Whether `/` serves the dashboard.
+    public var dashboard = true
+    /// The key dashboard sessions are signed with; none: a random one each start (sessions end
+    /// with the process, and replicas do not share them).
+    public var sessionSecret: String?
+    /// How long a dashboard sign-in lasts.
+    public var sessionTTL: TimeInterval = 12 * 3600
+    /// Addresses (CIDR blocks or single addresses) of authenticating proxies whose user header is trusted.
+    public var trustedProxies: [String] = []
+    /// The header in which a trusted proxy names the signed-in person.
+    public var proxyUserHeader = "X-Forwarded-User"
+    /// The header in which a trusted proxy lists that person's groups (comma-separated).
+    public var proxyGroupsHeader = "X-Forwarded-Groups"
     /// Secret files that were named but do not exist (an optional key missing from a mounted Secret).
     public var missingSecretFiles: [String] = []
 
@@ -304,6 +317,30 @@ public struct ServeOption: Sendable {
         + secret(
             "database-password", "The PostgreSQL password, when the URL has none (PGPASSWORD also works)",
             \.databasePassword)
+        + [
+            switchable("dashboard", "Serve the web dashboard at / (default true).", \.dashboard),
+            duration("session-ttl", "How long a dashboard sign-in lasts (default 12h).", \.sessionTTL),
+            ServeOption(
+                "trusted-proxies", "cidr,...",
+                "Authenticating proxies (e.g. 10.0.0.0/8,127.0.0.1) whose user header names the dashboard's viewer (default none)."
+            ) {
+                arguments, text throws(InvalidInput) in
+                let blocks = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                for block in blocks { _ = try AddressBlock(block, option: "--trusted-proxies") }
+                arguments.trustedProxies = blocks
+            },
+            text(
+                "proxy-user-header", "header",
+                "The header a trusted proxy names the signed-in person in (default X-Forwarded-User).",
+                \.proxyUserHeader),
+            text(
+                "proxy-groups-header", "header",
+                "The header a trusted proxy lists that person's groups in, comma-separated (default X-Forwarded-Groups).",
+                \.proxyGroupsHeader),
+        ]
+        + secret(
+            "session-secret", "The key dashboard sessions are signed with; replicas need the same one",
+            \.sessionSecret)
         + [
             duration(
                 "notification-interval", "How often the notification outbox is looked at (default 1s).",

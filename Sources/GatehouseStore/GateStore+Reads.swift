@@ -33,11 +33,12 @@ extension GateStore {
     }
 
     /// Audit entries, newest first: of one canary, of an area, or of everything; `before` pages back by id.
-    public func events(of canary: CanaryID? = nil, in area: Area = .everywhere, limit: Int, before: Int64? = nil)
-        async throws -> [AuditEntry]
-    {
+    public func events(
+        of canary: CanaryID? = nil, in area: Area = .everywhere, matching filter: AuditFilter = AuditFilter(),
+        limit: Int, before: Int64? = nil
+    ) async throws -> [AuditEntry] {
         try await rows(
-            Records.events(of: canary, in: area, limit: limit, before: before), Tables.audit.read)
+            Records.events(of: canary, in: area, matching: filter, limit: limit, before: before), Tables.audit.read)
     }
 
     /// One freeze, in force or not, if it exists.

@@ -153,9 +153,27 @@ enum Records {
     // MARK: The audit trail
 
     /// Audit entries, newest first: of one canary, of an area, or of everything; `before` pages back by id.
-    static func events(of canary: CanaryID?, in area: Area, limit: Int, before: Int64?) -> SQL {
+    static func events(of canary: CanaryID?, in area: Area, matching filter: AuditFilter, limit: Int, before: Int64?)
+        -> SQL
+    {
         var conditions: [String] = []
         var arguments: [StoredValue] = []
+        if let actor = filter.actor {
+            conditions.append("actor = ?")
+            arguments.append(.text(actor))
+        }
+        if let action = filter.action {
+            conditions.append("action = ?")
+            arguments.append(.text(action.rawValue))
+        }
+        if let since = filter.since {
+            conditions.append("at >= ?")
+            arguments.append(.date(since))
+        }
+        if let until = filter.until {
+            conditions.append("at < ?")
+            arguments.append(.date(until))
+        }
         if let canary {
             conditions.append(auditKey(canary).condition)
             arguments += auditKey(canary).arguments

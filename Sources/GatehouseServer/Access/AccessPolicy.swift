@@ -123,6 +123,10 @@ public struct AccessPolicy: Sendable {
     public var slackChannels: [String: Grant]
     /// Each cluster's Flagger secret: a call carrying one belongs to that cluster.
     public var flaggerClusters: [ClusterSecret] = []
+    /// People an authenticating proxy names (its user header), and what they may do.
+    public var proxyUsers: [String: Grant] = [:]
+    /// Groups an authenticating proxy names (its groups header), and what their members may do.
+    public var proxyGroups: [String: Grant] = [:]
 
     /// A cluster and the SHA-256 of the secret its Flagger sends in `metadata.token`.
     public struct ClusterSecret: Sendable, Equatable {
@@ -178,7 +182,22 @@ public struct AccessPolicy: Sendable {
             }
             clusters.append(ClusterSecret(cluster: entry.cluster, hash: hash))
         }
-        return AccessPolicy(tokens: tokens, slackUsers: users, slackChannels: channels, flaggerClusters: clusters)
+        var proxyUsers: [String: Grant] = [:]
+        for entry in file.proxy?.users ?? [] {
+            proxyUsers[entry.name] = try entry.grant("proxy user \(entry.name)")
+        }
+        var proxyGroups: [String: Grant] = [:]
+        for entry in file.proxy?.groups ?? [] {
+            proxyGroups[entry.name] = try entry.grant("proxy group \(entry.name)")
+        }
+        return AccessPolicy(
+            tokens: tokens, slackUsers: users, slackChannels: channels, flaggerClusters: clusters,
+            proxyUsers: proxyUsers, proxyGroups: proxyGroups)
+    }
+
+    /// What a person an authenticating proxy names may do: their own entry and their groups'.
+    public func proxyGrants(user: String, groups: [String]) -> [Grant] {
+        [proxyUsers[user]].compactMap { $0 } + groups.compactMap { proxyGroups[$0] }
     }
 
     /// The cluster whose Flagger secret is `presented`; every stored hash is compared in constant time.
@@ -297,6 +316,24 @@ private struct AccessFile: Decodable {
         var channels: [SlackEntry]?
     }
 
+    /// A person or group as an authenticating proxy names them, and what they may do.
+    struct NamedEntry: Decodable {
+        var name: String
+        var clusters: [String]?
+        var namespaces: [String]
+        var actions: [String]
+
+        func grant(_ location: String) throws(InvalidInput) -> Grant {
+            try Entry(clusters: clusters, namespaces: namespaces, actions: actions).grant(location)
+        }
+    }
+
+    /// The dashboard's people, behind an authenticating proxy (`--trusted-proxies`).
+    struct Proxy: Decodable {
+        var users: [NamedEntry]?
+        var groups: [NamedEntry]?
+    }
+
     /// The secret one cluster's Flagger sends in `metadata.token`, which names that cluster.
     struct FlaggerEntry: Decodable {
         var cluster: String
@@ -306,4 +343,5 @@ private struct AccessFile: Decodable {
     var tokens: [TokenEntry]?
     var slack: Slack?
     var flagger: [FlaggerEntry]?
+    var proxy: Proxy?
 }

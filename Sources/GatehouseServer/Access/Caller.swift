@@ -10,28 +10,34 @@ public enum Caller: Sendable {
     case unrestricted(actor: String)
     /// A token from the access file.
     case token(AccessPolicy.Token)
+    /// A person an authenticating proxy named, with the grants the access file gives them and their groups.
+    case person(name: String, grants: [Grant])
 
     /// The name recorded in the audit trail.
     public var actor: String {
         switch self {
         case .unrestricted(let actor): actor
         case .token(let token): token.name
+        case .person(let name, _): name
         }
     }
 
     /// Whether the caller may do `action` in all of `area`.
     public func allows(_ action: AccessAction, in area: Area) -> Bool {
-        switch self {
-        case .unrestricted: true
-        case .token(let token): token.grant.allows(action, in: area)
-        }
+        grants.map { $0.contains { $0.allows(action, in: area) } } ?? true
     }
 
     /// Whether the caller may do `action` somewhere in `area`.
     public func reaches(_ action: AccessAction, in area: Area) -> Bool {
+        grants.map { $0.contains { $0.reaches(action, in: area) } } ?? true
+    }
+
+    /// What the caller is granted; nil when nothing is restricted.
+    private var grants: [Grant]? {
         switch self {
-        case .unrestricted: true
-        case .token(let token): token.grant.reaches(action, in: area)
+        case .unrestricted: nil
+        case .token(let token): [token.grant]
+        case .person(_, let grants): grants
         }
     }
 }

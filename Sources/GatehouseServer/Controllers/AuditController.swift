@@ -13,7 +13,9 @@ struct AuditController {
             let page = try PageQuery(request)
             let area = try ClusterParameter.area(of: request)
             _ = try access.authorize(.read, in: area, context: context)
-            return page.result(try await store.events(in: area, limit: page.limit, before: page.before))
+            return page.result(
+                try await store.events(
+                    in: area, matching: try AuditFilter(request), limit: page.limit, before: page.before))
         }
         routes.rejectOtherMethods(than: [.get], at: "")
         return routes

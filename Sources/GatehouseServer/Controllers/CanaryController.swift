@@ -99,7 +99,8 @@ struct CanaryController {
         let id = try canaryID(request, context)
         _ = try access.authorize(.read, in: id.area, context: context)
         let page = try PageQuery(request)
-        let events = try await store.events(of: id, limit: page.limit, before: page.before)
+        let events = try await store.events(
+            of: id, matching: try AuditFilter(request), limit: page.limit, before: page.before)
         return page.result(events)
     }
 
@@ -213,6 +214,27 @@ enum ClusterParameter {
         let query = request.uri.queryParameters
         return try Area(
             validatingCluster: query["cluster"].map(String.init), namespace: query["namespace"].map(String.init))
+    }
+}
+
+extension AuditFilter {
+    /// The `actor`, `action`, `since` and `until` query parameters of a search of the audit
+    /// trail; an empty one means no filter.
+    init(_ request: Request) throws {
+        let query = request.uri.queryParameters
+        func value(_ name: String) -> String? {
+            query[Substring(name)].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        self.init(actor: value("actor"))
+        if let text = value("action") {
+            guard let action = AuditAction(rawValue: text) else {
+                throw GatehouseError.badRequest(
+                    "action must be one of: \(AuditAction.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            self.action = action
+        }
+        since = try value("since").map { text throws(InvalidInput) in try Timestamp.date(from: text, field: "since") }
+        until = try value("until").map { text throws(InvalidInput) in try Timestamp.date(from: text, field: "until") }
     }
 }
 

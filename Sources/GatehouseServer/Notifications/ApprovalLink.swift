@@ -67,18 +67,16 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
 
 /// Signs and checks approval links with HMAC-SHA256 and the server's link secret.
 public struct LinkSigner: Sendable {
-    private let key: SymmetricKey
+    private let seal: Seal
 
     /// Creates a signer from the link secret.
     public init(secret: String) {
-        key = SymmetricKey(data: Data(secret.utf8))
+        seal = Seal(key: SymmetricKey(data: Data(secret.utf8)))
     }
 
     /// The link's token: its fields and their signature, both base64url.
     public func token(for link: ApprovalLink) -> String {
-        let payload = ((try? JSONEncoder().encode(link)) ?? Data()).base64URLString
-        return payload + "."
-            + Data(HMAC<SHA256>.authenticationCode(for: Data(payload.utf8), using: key)).base64URLString
+        seal.token(for: link)
     }
 
     /// Why a token is refused.
@@ -91,13 +89,35 @@ public struct LinkSigner: Sendable {
 
     /// The link a token carries, if its signature holds and it has not expired.
     public func verify(_ token: String, at now: Date = Date()) -> Result<ApprovalLink, Refusal> {
+        guard let link = seal.value(ApprovalLink.self, from: token) else { return .failure(.invalid) }
+        guard link.expiresAt > now else { return .failure(.expired(link.expiresAt)) }
+        return .success(link)
+    }
+}
+
+/// Values carried by clients and signed with HMAC-SHA256 (approval links, dashboard sessions):
+/// `base64url(JSON).base64url(signature)`.
+struct Seal: Sendable {
+    let key: SymmetricKey
+
+    /// The value and its signature, as one token.
+    func token(for value: some Encodable) -> String {
+        let payload = ((try? JSONEncoder().encode(value)) ?? Data()).base64URLString
+        return payload + "." + signature(of: payload)
+    }
+
+    /// The value a token carries, if its signature holds.
+    func value<Value: Decodable>(_ type: Value.Type, from token: String) -> Value? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let signature = Data(base64URL: String(parts[1])),
             HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Data(parts[0].utf8), using: key),
-            let payload = Data(base64URL: String(parts[0])),
-            let link = try? JSONDecoder().decode(ApprovalLink.self, from: payload)
-        else { return .failure(.invalid) }
-        guard link.expiresAt > now else { return .failure(.expired(link.expiresAt)) }
-        return .success(link)
+            let payload = Data(base64URL: String(parts[0]))
+        else { return nil }
+        return try? JSONDecoder().decode(type, from: payload)
+    }
+
+    /// The signature of `text`, base64url.
+    func signature(of text: String) -> String {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)).base64URLString
     }
 }

@@ -1,0 +1,413 @@
+import Foundation
+import GatehouseCore
+
+// What the dashboard's templates show, as plain values: every sentence is made here, and the
+// templates only place and escape them.
+
+/// A moment, as a machine-readable time and how long ago it was.
+struct Moment {
+    var iso: String
+    var ago: String
+
+    init(_ date: Date, now: Date) {
+        iso = Timestamp.string(from: date)
+        ago = DurationText.format(max(now.timeIntervalSince(date), 1))
+    }
+}
+
+/// What holds a canary, in words.
+struct WaitingModel {
+    var label: String
+    var cause: String
+    var sinceISO: String
+    var forHowLong: String
+    var message: String
+
+    init(_ waiting: Waiting, now: Date) {
+        label = "\(waiting.gate.rawValue) gate: \(waiting.cause.summary)"
+        cause = waiting.cause.rawValue
+        sinceISO = Timestamp.string(from: waiting.since)
+        forHowLong = DurationText.format(max(now.timeIntervalSince(waiting.since), 1))
+        message = waiting.message
+    }
+}
+
+/// The page of one canary: where it is, the path of its page and actions.
+struct CanaryModel {
+    var id: String
+    var namespace: String
+    var name: String
+    var cluster: String
+    /// `/canaries/NAMESPACE/NAME`: the page, and the prefix of its actions.
+    var base: String
+    /// `?cluster=…` when the canary's cluster is named.
+    var query: String
+    /// The page's own address, which live updates fetch.
+    var here: String
+    var phase: String
+    var state: String
+    var rollout: String
+    var lastSeen: Moment?
+    var message: String?
+    var waiting: WaitingModel?
+    var gates: [GateRow]
+    var timeline: [RolloutHistory]
+
+    init(_ id: CanaryID) {
+        self.id = id.description
+        namespace = id.namespace
+        name = id.name
+        cluster = id.cluster
+        base = Self.path(of: id)
+        query = id.cluster.isEmpty ? "" : "?cluster=" + Self.escape(id.cluster)
+        here = base + query
+        phase = ""
+        state = ""
+        rollout = ""
+        gates = []
+        timeline = []
+    }
+
+    /// `/canaries/NAMESPACE/NAME` (namespaces and names are DNS labels and subdomains: nothing to escape).
+    static func path(of id: CanaryID) -> String { "/canaries/\(id.namespace)/\(id.name)" }
+
+    /// The page of a canary, with its cluster.
+    static func href(of id: CanaryID) -> String {
+        path(of: id) + (id.cluster.isEmpty ? "" : "?cluster=" + escape(id.cluster))
+    }
+
+    static func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
+            ?? ""
+    }
+
+    /// Everything the page shows of `canary` at `now`.
+    init(_ canary: Canary, view: CanaryView, events: [AuditEntry], now: Date) {
+        self.init(canary.id)
+        phase = canary.lastPhase?.rawValue ?? "not reported yet"
+        state = view.state.rawValue
+        let rollout = canary.rollout
+        var text = rollout.stage.rawValue
+        if let revision = rollout.currentChecksum { text += ", revision \(revision)" }
+        if let since = rollout.since { text += ", since \(Timestamp.string(from: since))" }
+        if let held = rollout.held { text += ". \(held)" }
+        self.rollout = text
+        lastSeen = canary.lastSeen.map { Moment($0, now: now) }
+        message = view.message
+        waiting = view.waitingOn.map { WaitingModel($0, now: now) }
+        gates = GateKind.allCases.map { GateRow($0, view.gates[$0.rawValue]) }
+        timeline = RolloutHistory.grouping(events, current: rollout.isInProgress ? rollout.currentChecksum : nil)
+    }
+}
+
+/// One gate's row.
+struct GateRow {
+    var name: String
+    var state: String
+    var mode: String
+    var bound: String
+    var expires: String
+    var steps: String
+    var changed: Change?
+    var verdict: String
+
+    struct Change {
+        var actor: String
+        var reason: String?
+        var changed: String
+    }
+
+    init(_ kind: GateKind, _ gate: GateView?) {
+        name = kind.rawValue
+        state = gate?.state.rawValue ?? "closed"
+        mode = gate?.mode.rawValue ?? ""
+        bound = gate?.boundChecksum ?? "—"
+        expires = gate?.expiresAt.map(Timestamp.string) ?? "—"
+        steps = gate?.remainingSteps.map(String.init) ?? "—"
+        changed = gate.flatMap { gate in
+            gate.changedAt.map {
+                Change(actor: gate.actor ?? "", reason: gate.reason, changed: Timestamp.string(from: $0))
+            }
+        }
+        verdict =
+            gate?.lastVerdict.map { verdict in
+                "\(verdict.rawValue)" + (gate?.lastVerdictAt.map { " at \(Timestamp.string(from: $0))" } ?? "")
+            } ?? "—"
+    }
+}
+
+/// The audit entries and Flagger's events of one rollout, newest first.
+struct RolloutHistory {
+    var title: String
+    var entries: [EntryRow]
+
+    /// Groups entries (newest first) by the rollout they concern; an entry that names none joins
+    /// the rollout of the entry after it.
+    static func grouping(_ events: [AuditEntry], current: String?) -> [RolloutHistory] {
+        var groups: [RolloutHistory] = []
+        var checksum: String?? = .none
+        for event in events {
+            if groups.isEmpty || (event.checksum != nil && event.checksum != checksum ?? nil) {
+                checksum = .some(event.checksum)
+                let title: String
+                switch event.checksum {
+                case nil: title = "Without a rollout"
+                case let revision? where revision == current: title = "Rollout \(revision) (in progress)"
+                case let revision?: title = "Rollout \(revision)"
+                }
+                groups.append(RolloutHistory(title: title, entries: []))
+            }
+            groups[groups.count - 1].entries.append(EntryRow(event, linkingCanary: false))
+        }
+        return groups
+    }
+}
+
+/// One audit entry, in words.
+struct EntryRow {
+    var at: String
+    var action: String
+    var what: String
+    var actor: String
+    var reason: String?
+    var subject: String
+    var href: String?
+    var checksum: String
+
+    init(_ entry: AuditEntry, linkingCanary: Bool) {
+        at = Timestamp.string(from: entry.at)
+        action = entry.action.rawValue
+        let gate = entry.gate.map { " the \($0.rawValue) gate" } ?? ""
+        switch entry.action {
+        case .event: what = "Flagger event" + (entry.phase.map { " (\($0.rawValue))" } ?? "")
+        case .postRollout: what = "post-rollout report" + (entry.phase.map { ": \($0.rawValue)" } ?? "")
+        case .freezeSet: what = "set a freeze"
+        case .freezeLifted: what = "lifted a freeze"
+        case .notificationFailed: what = "notification not delivered"
+        default: what = entry.action.rawValue + gate
+        }
+        actor = entry.actor
+        reason = entry.reason
+        checksum = entry.checksum ?? ""
+        let area = Area(cluster: entry.cluster, namespace: entry.namespace)
+        if let namespace = entry.namespace, let name = entry.name,
+            let id = try? CanaryID(cluster: entry.cluster ?? "", namespace: namespace, name: name)
+        {
+            subject = id.description
+            href = linkingCanary ? CanaryModel.href(of: id) : nil
+        } else {
+            subject = area.description
+        }
+    }
+}
+
+/// A choice in a drop-down.
+struct Choice {
+    var value: String
+    var label: String
+    var selected: Bool
+}
+
+/// The overview page.
+struct OverviewPage {
+    var page: PageFrame
+    var live: OverviewLive
+    var filter: OverviewFilter
+}
+
+/// The overview's filters.
+struct OverviewFilter {
+    var namespace: String
+    var namespaces: [String]
+    var states: [Choice]
+    /// The page with these filters, which live updates fetch.
+    var here: String
+}
+
+/// The part of the overview that live updates replace.
+struct OverviewLive {
+    var groups: [OverviewGroup]
+    var empty: Bool { groups.isEmpty }
+    var emptyText: String
+    var updated: String
+}
+
+/// Canaries in one state.
+struct OverviewGroup {
+    var title: String
+    var column: String
+    var count: Int
+    var rows: [OverviewRow]
+}
+
+/// One canary in the overview.
+struct OverviewRow {
+    var id: String
+    var href: String
+    var phase: String
+    var state: String
+    var waiting: WaitingModel?
+    var waitingSince: Date
+    var detail: String
+    var lastSeen: Moment?
+
+    init(_ canary: Canary, view: CanaryView, now: Date) {
+        id = canary.id.description
+        href = CanaryModel.href(of: canary.id)
+        phase = canary.lastPhase?.rawValue ?? "—"
+        state = view.state.rawValue
+        waiting = view.waitingOn.map { WaitingModel($0, now: now) }
+        waitingSince = view.waitingOn?.since ?? now
+        let rollout = canary.rollout
+        let revision = rollout.currentChecksum.map { " (revision \($0))" } ?? ""
+        detail = rollout.stage.rawValue + revision
+        lastSeen = canary.lastSeen.map { Moment($0, now: now) }
+    }
+}
+
+/// The canary page.
+struct CanaryPage {
+    var page: PageFrame
+    var canary: CanaryModel
+    var actions: CanaryActions?
+    var readOnlyNote: String
+}
+
+/// The forms of the canary page the viewer may use; nil when they may use none.
+struct CanaryActions {
+    /// One approval form.
+    struct Approval {
+        var gate: String
+        var title: String
+        var button: String
+        var isTraffic: Bool
+    }
+
+    /// One gate that can be closed.
+    struct Closable {
+        var gate: String
+    }
+
+    var checksum: String
+    var rolloutNote: String
+    var approvals: [Approval]
+    var closable: [Closable]
+    var canRollback: Bool
+
+    init?(_ canary: Canary, view: CanaryView, caller: Caller, at now: Date) {
+        let area = canary.id.area
+        let mayOpen = caller.allows(.open, in: area)
+        let mayClose = caller.allows(.close, in: area)
+        let mayRollBack = caller.allows(.rollback, in: area)
+        guard mayOpen || mayClose || mayRollBack else { return nil }
+        let rollout = canary.rollout
+        checksum = rollout.isInProgress ? rollout.currentChecksum ?? "" : ""
+        rolloutNote =
+            checksum.isEmpty
+            ? "No rollout is in progress: an approval given here is for the next one."
+            : "Approvals given here are for rollout \(checksum) only."
+        // The gate the canary waits on first, then the others Flagger asks.
+        var gates: [GateKind] = [.rollout, .traffic, .promotion]
+        if let waiting = view.waitingOn?.gate, waiting != .rollback {
+            gates.removeAll { $0 == waiting }
+            gates.insert(waiting, at: 0)
+        }
+        approvals =
+            mayOpen
+            ? gates.map { gate in
+                switch gate {
+                case .rollout:
+                    Approval(
+                        gate: "rollout", title: "Start the rollout", button: "Approve this rollout", isTraffic: false)
+                case .traffic:
+                    Approval(gate: "traffic", title: "Approve traffic increases", button: "", isTraffic: true)
+                case .promotion:
+                    Approval(
+                        gate: "promotion", title: "Approve promotion", button: "Approve promotion", isTraffic: false)
+                default:
+                    Approval(
+                        gate: gate.rawValue, title: "Open the \(gate.rawValue) gate", button: "Approve",
+                        isTraffic: false)
+                }
+            } : []
+        closable =
+            mayClose
+            ? GateKind.allCases.filter { canary.gate($0).isEffectivelyOpen(at: now) }.map {
+                Closable(gate: $0.rawValue)
+            }
+            : []
+        canRollback = mayRollBack && rollout.canRollBack
+    }
+}
+
+/// The rollback confirmation page.
+struct RollbackPage {
+    var page: PageFrame
+    var canary: CanaryModel
+    var checksum: String
+    var consequence: String
+}
+
+/// The freezes page.
+struct FreezesPage {
+    var page: PageFrame
+    var freezes: [FreezeRow]
+    var emptyText: String
+    var toggleHref: String
+    var toggleLabel: String
+    var canFreeze: Bool
+}
+
+/// One freeze.
+struct FreezeRow {
+    var id: Int64
+    var covers: String
+    var reason: String
+    var actor: String
+    var since: String
+    var ends: String
+    var active: Bool
+    var canLift: Bool
+
+    init(_ freeze: Freeze, canLift: Bool, now: Date) {
+        id = freeze.id
+        covers = freeze.area == .everywhere ? "everything" : freeze.area.description
+        reason = freeze.reason
+        actor = freeze.actor
+        since = Timestamp.string(from: freeze.createdAt)
+        active = freeze.isActive(at: now)
+        if let liftedAt = freeze.liftedAt {
+            ends = "lifted by \(freeze.liftedBy ?? "someone") at \(Timestamp.string(from: liftedAt))"
+        } else if let endsAt = freeze.endsAt {
+            ends = (active ? "ends at " : "ended at ") + Timestamp.string(from: endsAt)
+        } else {
+            ends = "until lifted"
+        }
+        self.canLift = canLift && active
+    }
+}
+
+/// The audit page.
+struct AuditPageModel {
+    var page: PageFrame
+    var filter: AuditFilterModel
+    var entries: [EntryRow]
+    var olderHref: String?
+}
+
+/// The audit page's search, as given.
+struct AuditFilterModel {
+    var canary: String
+    var namespace: String
+    var actor: String
+    var actions: [Choice]
+    var since: String
+    var until: String
+}
+
+/// The sign-in page.
+struct SignInPage {
+    var page: PageFrame
+    var next: String
+    var problem: String?
+}

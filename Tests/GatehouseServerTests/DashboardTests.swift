@@ -1,0 +1,471 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Synchronization
+import Testing
+
+@testable import GatehouseServer
+
+/// The dashboard's access file: an operator, a read-only viewer, and people an authenticating proxy names.
+enum DashboardAccess {
+    static let ops = "dashboard-ops-token"
+    static let reader = "dashboard-reader-token"
+
+    static let file = """
+        tokens:
+          - name: ops
+            sha256: \(AccessPolicy.hash(of: ops))
+            namespaces: ["*"]
+            actions: [read, open, close, rollback, freeze]
+          - name: reader
+            sha256: \(AccessPolicy.hash(of: reader))
+            namespaces: [test]
+            actions: [read]
+        proxy:
+          users:
+            - name: carol@example.com
+              namespaces: [test]
+              actions: [read]
+          groups:
+            - name: release-managers
+              namespaces: [test]
+              actions: [read, open, close, rollback]
+        """
+}
+
+/// A browser without JavaScript: keeps the cookies it is given and sends forms with the CSRF
+/// token of the last page it saw, as the dashboard's forms do.
+final class Visitor: Sendable {
+    let client: Client
+    private let state = Mutex<(cookies: [String: String], page: String)>(([:], ""))
+
+    init(_ client: Client) { self.client = client }
+
+    /// The last page's CSRF token.
+    var csrf: String {
+        let page = state.withLock { $0.page }
+        guard let range = page.range(of: #"name="csrf" value=""#) else { return "" }
+        return String(page[range.upperBound...].prefix { $0 != "\"" })
+    }
+
+    var cookies: [String: String] { state.withLock { $0.cookies } }
+
+    func get(_ path: String, headers: HTTPFields = [:]) async throws -> Client.Reply {
+        try await send(.get, path, headers: headers)
+    }
+
+    /// Posts a form; its CSRF token is the last page's unless `csrf` says otherwise.
+    func submit(_ path: String, _ fields: [(String, String)], csrf: String? = nil, headers: HTTPFields = [:])
+        async throws -> Client.Reply
+    {
+        let all = fields + [("csrf", csrf ?? self.csrf)]
+        let body = all.map { "\($0.0)=\(Self.formEscape($0.1))" }.joined(separator: "&")
+        var headers = headers
+        headers[.contentType] = "application/x-www-form-urlencoded"
+        return try await send(.post, path, body: body, headers: headers)
+    }
+
+    private func send(_ method: HTTPRequest.Method, _ path: String, body: String? = nil, headers: HTTPFields)
+        async throws -> Client.Reply
+    {
+        var headers = headers
+        let cookies = self.cookies
+        if !cookies.isEmpty { headers[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") }
+        let reply = try await client.send(method, path, body: body, headers: headers)
+        state.withLock { state in
+            for line in reply.headers[values: .setCookie] {
+                let pair = line.split(separator: ";")[0].split(separator: "=", maxSplits: 1).map(String.init)
+                if line.contains("Max-Age=0") || pair.count < 2 || pair[1].isEmpty {
+                    state.cookies[pair[0]] = nil
+                } else {
+                    state.cookies[pair[0]] = pair[1]
+                }
+            }
+            if reply.text.contains(#"name="csrf""#) { state.page = reply.text }
+        }
+        return reply
+    }
+
+    static func formEscape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+    }
+
+    /// Signs in with `token` from the sign-in page.
+    func signIn(_ token: String) async throws -> Client.Reply {
+        _ = try await get("/sign-in")
+        return try await submit("/sign-in", [("token", token), ("next", "/")])
+    }
+}
+
+extension Client.Reply {
+    var location: String? { headers[.location] }
+}
+
+@Suite("Dashboard", .timeLimit(.minutes(3)))
+struct DashboardTests {
+    private func dashboardServer(_ adjust: @escaping (inout ServerArguments) -> Void = { _ in }) throws -> TestServer {
+        try serverWithAccess(file: DashboardAccess.file, adjust)
+    }
+
+    @Test("Without an access file the dashboard is open, says so, and every page carries its protections")
+    func openDashboard() async throws {
+        try await TestServer().run { client in
+            let visitor = Visitor(client)
+            let page = try await visitor.get("/")
+            #expect(page.status == .ok)
+            #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(page.text.contains("No access control is configured"))
+            let cookie = try #require(page.headers[values: .setCookie].first { $0.hasPrefix("gatehouse_session=") })
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"))
+            let policy = try #require(page.headers[HTTPField.Name("Content-Security-Policy")!])
+            #expect(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"))
+            #expect(page.headers[.cacheControl] == "no-store")
+            // Its assets come from the binary, not from elsewhere.
+            #expect(!page.text.contains("http://") && !page.text.contains("https://"))
+            #expect(try await visitor.get("/assets/dashboard.css").status == .ok)
+            #expect(try await visitor.get("/assets/dashboard.js").text.contains("data-live"))
+            #expect(try await visitor.get("/assets/nothing.js").status == .notFound)
+            for path in ["/freezes", "/audit", "/freezes?all=true", "/audit?actor=flagger&action=refused"] {
+                #expect(try await visitor.get(path).status == .ok, "\(path)")
+            }
+        }
+    }
+
+    @Test("Behind TLS (X-Forwarded-Proto: https) the session cookie is Secure")
+    func secureCookie() async throws {
+        try await TestServer().run { client in
+            let page = try await client.send(.get, "/", headers: [HTTPField.Name("X-Forwarded-Proto")!: "https"])
+            let cookie = try #require(page.headers[values: .setCookie].first { $0.hasPrefix("gatehouse_session=") })
+            #expect(cookie.contains("Secure"))
+        }
+    }
+
+    @Test("With an access file, pages ask to sign in; a token signs in and out")
+    func signInAndOut() async throws {
+        try await dashboardServer().run { client in
+            let visitor = Visitor(client)
+            let first = try await visitor.get("/canaries/test/podinfo")
+            #expect(first.status == .seeOther)
+            #expect(first.location == "/sign-in?next=%2Fcanaries%2Ftest%2Fpodinfo")
+            let form = try await visitor.get("/sign-in")
+            #expect(form.status == .ok && form.text.contains(#"type="password""#))
+            #expect(!form.text.contains("No access control"))
+            // A sign-in form without the page's CSRF token is refused.
+            let forged = try await visitor.submit("/sign-in", [("token", DashboardAccess.ops)], csrf: "")
+            #expect(forged.status == .forbidden)
+            let wrong = try await visitor.submit("/sign-in", [("token", "not-a-token")])
+            #expect(wrong.status == .unauthorized && wrong.text.contains("not in the access file"))
+            let before = visitor.cookies["gatehouse_session"]
+            let signedIn = try await visitor.submit("/sign-in", [("token", DashboardAccess.ops), ("next", "/audit")])
+            #expect(signedIn.status == .seeOther && signedIn.location == "/audit")
+            #expect(visitor.cookies["gatehouse_session"] != before, "a new session at sign-in")
+            let overview = try await visitor.get("/")
+            #expect(overview.status == .ok && overview.text.contains("signed in with the access token ops"))
+            let signedOut = try await visitor.submit("/sign-out", [])
+            #expect(signedOut.status == .seeOther && signedOut.location == "/sign-in")
+            #expect(try await visitor.get("/").status == .seeOther)
+            // The signed-out session is over even for someone who kept its cookie.
+            let replay = Visitor(client)
+            _ = try await replay.get("/sign-in")
+            _ = try await replay.submit("/sign-in", [("token", DashboardAccess.ops)])
+            let kept = try #require(replay.cookies["gatehouse_session"])
+            #expect(try await replay.get("/").status == .ok)
+            #expect(try await replay.submit("/sign-out", []).status == .seeOther)
+            let reused = try await client.send(.get, "/", headers: [.cookie: "gatehouse_session=\(kept)"])
+            #expect(reused.status == .seeOther)
+            // Sign-in never sends the viewer to another site.
+            _ = try await visitor.get("/sign-in")
+            let away = try await visitor.submit(
+                "/sign-in", [("token", DashboardAccess.ops), ("next", "//evil.example")])
+            #expect(away.location == "/")
+        }
+    }
+
+    @Test("An operator approves the promotion from the canary page and Flagger's next check passes")
+    func approveFromThePage() async throws {
+        try await dashboardServer().run { client in
+            #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .forbidden)
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            let overview = try await visitor.get("/")
+            #expect(overview.text.contains("Waiting") && overview.text.contains("promotion gate: gate closed"))
+            let page = try await visitor.get("/canaries/test/podinfo")
+            #expect(page.status == .ok && page.text.contains("Approvals given here are for rollout rev-1 only."))
+            let done = try await visitor.submit(
+                "/canaries/test/podinfo/open",
+                [("gate", "promotion"), ("scope", "rollout"), ("checksum", "rev-1"), ("reason", "looks good")])
+            #expect(done.status == .seeOther && done.location == "/canaries/test/podinfo")
+            let after = try await visitor.get("/canaries/test/podinfo")
+            #expect(after.text.contains("Done: promotion gate open"))
+            #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .ok)
+            // The audit trail names the person, as for the API.
+            let events = try await client.send(
+                .get, "/v1/events?actor=ops&action=opened", headers: [.authorization: "Bearer \(DashboardAccess.ops)"])
+            #expect(events.text.contains("looks good"))
+            // The notice is shown once.
+            #expect(!(try await visitor.get("/canaries/test/podinfo")).text.contains("Done: promotion gate open"))
+        }
+    }
+
+    @Test("Approving traffic steps, the rest of the rollout, closing, and bad form values")
+    func trafficAndClose() async throws {
+        try await dashboardServer().run { client in
+            #expect(try await client.hook("confirm-traffic-increase", checksum: "rev-1").status == .forbidden)
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            _ = try await visitor.get("/canaries/test/podinfo")
+            let path = "/canaries/test/podinfo/open"
+            let bad = try await visitor.submit(path, [("gate", "traffic"), ("scope", "steps"), ("steps", "0")])
+            #expect(bad.status == .badRequest && bad.text.contains("steps must be a whole number"))
+            let steps = try await visitor.submit(path, [("gate", "traffic"), ("scope", "steps"), ("steps", "2")])
+            #expect(steps.status == .seeOther)
+            #expect(try await visitor.get("/canaries/test/podinfo").text.contains("approved the next 2 traffic checks"))
+            let rest = try await visitor.submit(path, [("gate", "traffic"), ("scope", "rest"), ("checksum", "rev-1")])
+            #expect(rest.status == .seeOther)
+            for _ in 0..<3 {
+                #expect(try await client.hook("confirm-traffic-increase", checksum: "rev-1").status == .ok)
+            }
+            let close = try await visitor.submit(
+                "/canaries/test/podinfo/close", [("gate", "traffic"), ("reason", "metrics look odd")])
+            #expect(close.status == .seeOther)
+            #expect(try await client.hook("confirm-traffic-increase", checksum: "rev-1").status == .forbidden)
+            let unknownGate = try await visitor.submit(path, [("gate", "sideways")])
+            #expect(unknownGate.status == .badRequest)
+        }
+    }
+
+    @Test("A rollback asks for confirmation, says what Flagger will do, and Flagger's rollback check passes")
+    func rollback() async throws {
+        try await dashboardServer().run { client in
+            #expect(try await client.hook("confirm-traffic-increase", checksum: "rev-1").status == .forbidden)
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            let confirm = try await visitor.get("/canaries/test/podinfo/rollback")
+            #expect(confirm.status == .ok)
+            #expect(confirm.text.contains("routes all traffic back to the primary"))
+            #expect(try await client.hook("rollback", checksum: "rev-1").status == .forbidden)
+            let noReason = try await visitor.submit("/canaries/test/podinfo/rollback", [("checksum", "rev-1")])
+            #expect(noReason.status == .badRequest)
+            let done = try await visitor.submit(
+                "/canaries/test/podinfo/rollback", [("checksum", "rev-1"), ("reason", "errors up")])
+            #expect(done.status == .seeOther)
+            #expect(try await client.hook("rollback", checksum: "rev-1").status == .ok)
+            // A rollback of a rollout that is no longer in progress is refused, not left for the next one.
+            _ = try await visitor.get("/canaries/test/podinfo")
+            let stale = try await visitor.submit(
+                "/canaries/test/podinfo/rollback", [("checksum", "rev-0"), ("reason", "old page")])
+            #expect(stale.status == .conflict)
+        }
+    }
+
+    @Test("A read-only viewer sees no forms, and a forged form is refused and changes nothing")
+    func readOnly() async throws {
+        try await dashboardServer().run { client in
+            _ = try await client.hook("confirm-promotion", checksum: "rev-1")
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.reader)
+            let page = try await visitor.get("/canaries/test/podinfo")
+            #expect(page.status == .ok)
+            #expect(!page.text.contains("<form method=\"post\" action=\"/canaries"))
+            #expect(page.text.contains("may see this canary but not act on it"))
+            let forged = try await visitor.submit(
+                "/canaries/test/podinfo/open", [("gate", "promotion"), ("scope", "rollout")])
+            #expect(forged.status == .forbidden && forged.text.contains("reader may not open"))
+            #expect(try await visitor.get("/freezes").text.contains("Set a freeze") == false)
+            let freeze = try await visitor.submit("/freezes", [("reason", "no")])
+            #expect(freeze.status == .forbidden)
+            #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .forbidden)
+            // Other namespaces are not shown to them at all.
+            _ = try await client.hook("confirm-promotion", checksum: "rev-1", name: "other")
+            #expect(try await visitor.get("/canaries/payments/api").status == .forbidden)
+        }
+    }
+
+    @Test("Forms without the page's CSRF token, or from another site, are refused and change nothing")
+    func csrf() async throws {
+        try await dashboardServer().run { client in
+            _ = try await client.hook("confirm-promotion", checksum: "rev-1")
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            _ = try await visitor.get("/canaries/test/podinfo")
+            let fields = [("gate", "promotion"), ("scope", "rollout")]
+            let missing = try await visitor.submit("/canaries/test/podinfo/open", fields, csrf: "")
+            #expect(missing.status == .forbidden && missing.text.contains("CSRF token"))
+            let wrong = try await visitor.submit("/canaries/test/podinfo/open", fields, csrf: "forged")
+            #expect(wrong.status == .forbidden)
+            let elsewhere = try await visitor.submit(
+                "/canaries/test/podinfo/open", fields, headers: [.origin: "https://evil.example"])
+            #expect(elsewhere.status == .forbidden && elsewhere.text.contains("another site"))
+            #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .forbidden)
+            // Someone else's page's token does not work with this session either.
+            let other = Visitor(client)
+            _ = try await other.get("/sign-in")
+            let borrowed = try await visitor.submit("/canaries/test/podinfo/open", fields, csrf: other.csrf)
+            #expect(borrowed.status == .forbidden)
+        }
+    }
+
+    @Test("Behind a trusted proxy its user header names the viewer, with the grants of their groups")
+    func trustedProxy() async throws {
+        try await dashboardServer { $0.trustedProxies = ["127.0.0.1", "::1"] }.run { client in
+            _ = try await client.hook("confirm-promotion", checksum: "rev-1")
+            let carol: HTTPFields = [HTTPField.Name("X-Forwarded-User")!: "carol@example.com"]
+            let visitor = Visitor(client)
+            let page = try await visitor.get("/canaries/test/podinfo", headers: carol)
+            #expect(page.status == .ok && page.text.contains("carol@example.com"))
+            #expect(!page.text.contains("action=\"/canaries/test/podinfo/open"))
+            var manager = carol
+            manager[HTTPField.Name("X-Forwarded-Groups")!] = "staff, release-managers"
+            let managed = try await visitor.get("/canaries/test/podinfo", headers: manager)
+            #expect(managed.text.contains("action=\"/canaries/test/podinfo/open"))
+            let done = try await visitor.submit(
+                "/canaries/test/podinfo/open", [("gate", "promotion"), ("scope", "rollout"), ("reason", "ok")],
+                headers: manager)
+            #expect(done.status == .seeOther)
+            #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .ok)
+            let events = try await client.send(
+                .get, "/v1/events?action=opened", headers: [.authorization: "Bearer \(DashboardAccess.ops)"])
+            #expect(events.text.contains("carol@example.com"))
+        }
+    }
+
+    @Test("A user header from an address that is not a trusted proxy is ignored")
+    func untrustedProxy() async throws {
+        try await dashboardServer { $0.trustedProxies = ["10.0.0.0/8"] }.run { client in
+            let reply = try await client.send(
+                .get, "/", headers: [HTTPField.Name("X-Forwarded-User")!: "carol@example.com"])
+            #expect(reply.status == .seeOther && reply.location?.hasPrefix("/sign-in") == true)
+        }
+    }
+
+    @Test("Flagger's messages and people's reasons are shown as text, never as markup")
+    func escaping() async throws {
+        try await TestServer().run { client in
+            let attack = #"<script>alert("x")</script><img src=x onerror=alert(1)>"#
+            let payload = try JSONSerialization.data(withJSONObject: [
+                "name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "rev-1",
+                "metadata": ["eventMessage": attack, "eventType": "Warning", "timestamp": "1700000000000"],
+            ])
+            let event = try await client.post("/v1/flagger/events", String(decoding: payload, as: UTF8.self))
+            #expect(event.status == .accepted, "\(event.text)")
+            let visitor = Visitor(client)
+            _ = try await visitor.get("/canaries/test/podinfo")
+            _ = try await visitor.submit(
+                "/canaries/test/podinfo/open", [("gate", "promotion"), ("scope", "rollout"), ("reason", attack)])
+            for path in ["/", "/canaries/test/podinfo", "/audit"] {
+                let page = try await visitor.get(path)
+                #expect(!page.text.contains("<script>alert"), "\(path)")
+                #expect(!page.text.contains("<img src=x"), "\(path)")
+            }
+            #expect(try await visitor.get("/canaries/test/podinfo").text.contains("&lt;script&gt;alert"))
+        }
+    }
+
+    @Test("Freezes are set and lifted from the freezes page, and hold Flagger meanwhile")
+    func freezes() async throws {
+        try await dashboardServer().run { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            #expect(try await visitor.get("/freezes").text.contains("Nothing is frozen."))
+            let badDuration = try await visitor.submit("/freezes", [("reason", "x"), ("for", "soon")])
+            #expect(badDuration.status == .badRequest)
+            let set = try await visitor.submit(
+                "/freezes", [("namespace", "test"), ("reason", "release train"), ("for", "2h")])
+            #expect(set.status == .seeOther && set.location == "/freezes")
+            let page = try await visitor.get("/freezes")
+            #expect(page.text.contains("Done: test is frozen.") || page.text.contains("is frozen"))
+            #expect(page.text.contains("release train"))
+            let freezeID = try #require(
+                page.text.range(of: #"data-freeze=""#).map { page.text[$0.upperBound...].prefix { $0 != "\"" } })
+            _ = try await client.post("/v1/canaries/test/podinfo/gates/promotion/open")
+            #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .forbidden)
+            let lift = try await visitor.submit("/freezes/\(freezeID)/lift", [])
+            #expect(lift.status == .seeOther)
+            #expect(try await visitor.get("/freezes").text.contains("Nothing is frozen."))
+            #expect(try await visitor.submit("/freezes/999/lift", []).status == .notFound)
+        }
+    }
+
+    @Test("The overview filters by namespace and state, and answers its live part alone")
+    func overviewFiltersAndLive() async throws {
+        try await TestServer().run { client in
+            _ = try await client.hook("confirm-promotion", checksum: "rev-1")
+            _ = try await client.post(
+                "/v1/flagger/confirm-rollout",
+                #"{"name": "api", "namespace": "payments", "phase": "Succeeded", "checksum": "p-1"}"#)
+            let visitor = Visitor(client)
+            let all = try await visitor.get("/")
+            #expect(all.text.contains("test/podinfo") && all.text.contains("payments/api"))
+            let test = try await visitor.get("/?namespace=test")
+            #expect(test.text.contains("test/podinfo") && !test.text.contains("payments/api"))
+            let idle = try await visitor.get("/?state=idle")
+            #expect(!idle.text.contains("test/podinfo"))
+            #expect(try await visitor.get("/?state=sleeping").status == .badRequest)
+            let live = try await visitor.get("/", headers: [HTTPField.Name("X-Gatehouse-Live")!: "1"])
+            #expect(live.status == .ok && live.text.contains("test/podinfo") && !live.text.contains("<html"))
+            #expect(try await visitor.get("/canaries/test/nothing").status == .notFound)
+            #expect(try await visitor.get("/canaries/test/podinfo?cluster=Bad_Name").status == .badRequest)
+            #expect(try await visitor.get("/audit?action=sideways").status == .badRequest)
+            #expect(try await visitor.get("/audit?since=yesterday").status == .badRequest)
+        }
+    }
+
+    @Test("The audit page searches by canary, actor, action and time")
+    func auditSearch() async throws {
+        try await TestServer().run { client in
+            _ = try await client.hook("confirm-promotion", checksum: "rev-1")
+            _ = try await client.send(
+                .post, "/v1/canaries/test/podinfo/gates/promotion/open", body: #"{"reason": "by alice"}"#,
+                headers: [HTTPField.Name("X-Gatehouse-Actor")!: "alice"])
+            let visitor = Visitor(client)
+            let byAlice = try await visitor.get("/audit?actor=alice")
+            #expect(byAlice.text.contains("by alice") && !byAlice.text.contains("refused the promotion gate"))
+            let refused = try await visitor.get("/audit?action=refused&canary=test/podinfo")
+            #expect(refused.text.contains("refused") && !refused.text.contains("by alice"))
+            let future = try await visitor.get("/audit?since=2999-01-01T00:00:00Z")
+            #expect(future.text.contains("No entries match."))
+            let api = try await client.get("/v1/events?actor=alice&until=2999-01-01T00:00:00Z")
+            #expect(api.status == .ok && api.text.contains("by alice") && !api.text.contains("flagger"))
+        }
+    }
+
+    @Test("--dashboard false serves no dashboard")
+    func turnedOff() async throws {
+        try await TestServer { $0.dashboard = false }.run { client throws in
+            #expect(try await client.get("/").status == .notFound)
+            #expect(try await client.get("/assets/dashboard.css").status == .notFound)
+        }
+    }
+
+    @Test(
+        "A session ends at its time, holds only with this service's key, and ends when its token leaves the access file"
+    )
+    func sessionLifetime() async throws {
+        let sessions = DashboardSessions(secret: "shared secret", lifetime: 60)
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let session = sessions.start(at: now)
+        let cookie = sessions.cookie(for: session, secure: false, at: now).value
+        #expect(sessions.session(from: cookie, at: now.addingTimeInterval(59)) == session)
+        #expect(sessions.session(from: cookie, at: now.addingTimeInterval(61)) == nil)
+        #expect(DashboardSessions(secret: "shared secret", lifetime: 60).session(from: cookie, at: now) == session)
+        #expect(DashboardSessions(secret: "another", lifetime: 60).session(from: cookie, at: now) == nil)
+        #expect(sessions.session(from: cookie.replacingOccurrences(of: ".", with: "x."), at: now) == nil)
+
+        let server = try dashboardServer()
+        try await server.run { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            #expect(try await visitor.get("/").status == .ok)
+            let withoutOps = DashboardAccess.file.replacingOccurrences(
+                of: AccessPolicy.hash(of: DashboardAccess.ops), with: AccessPolicy.hash(of: "a new ops token"))
+            try withoutOps.write(toFile: try #require(server.arguments.accessFile), atomically: true, encoding: .utf8)
+            // The access file is re-read within a few seconds; the session ends with it.
+            var status = HTTPResponse.Status.ok
+            for _ in 0..<300 where status == .ok {
+                try await Task.sleep(for: .milliseconds(100))
+                status = try await visitor.get("/").status
+            }
+            #expect(status == .seeOther)
+        }
+    }
+}
