@@ -44,7 +44,9 @@ VALUE_SETS = {
             "slackSigningSecret": "slack-secret",
             "namespaceRegexp": "^(test|prod)$",
             "linkSecret": "link-secret",
+            "sessionSecret": "session-secret",
         },
+        "dashboard": {"enabled": False, "trustedProxies": ["10.0.0.0/8", "192.168.1.7"]},
         "notifications": {"file": "cluster: prod\ntargets:\n  - kind: webhook\n    url: https://example.com/hook\n"},
     },
     "existing-secret": {"security": {"existingSecret": "gatehouse-credentials"}},
@@ -213,6 +215,7 @@ def assert_manifests(name, values, documents, rendered):
             ("GATEHOUSE_FLAGGER_TOKEN_FILE", "flagger-token"),
             ("GATEHOUSE_SLACK_SIGNING_SECRET_FILE", "slack-signing-secret"),
             ("GATEHOUSE_LINK_SECRET_FILE", "link-secret"),
+            ("GATEHOUSE_SESSION_SECRET_FILE", "session-secret"),
         ]:
             path = env[variable]["value"]
             check(path == os.path.join(mounts.get("secrets", "?"), key), f"{name}: {variable} is the Secret's {key}")
@@ -222,12 +225,17 @@ def assert_manifests(name, values, documents, rendered):
             check(yaml.safe_load(data["access.yaml"])["tokens"][0]["name"] == "ci", f"{name}: the Secret holds the access file")
             check(data["flagger-token"] == "s3cret" and data["slack-signing-secret"] == "slack-secret", f"{name}: the Secret's keys")
             check(data["link-secret"] == "link-secret", f"{name}: the link secret")
+            check(data["session-secret"] == "session-secret", f"{name}: the dashboard's session secret")
             check(yaml.safe_load(data["notifications.yaml"])["cluster"] == "prod", f"{name}: the notifications file")
             check(env["GATEHOUSE_NOTIFICATIONS_FILE"]["value"] == os.path.join(mounts["secrets"], "notifications.yaml"),
                   f"{name}: the notifications file is read from the Secret")
         check(config.get("GATEHOUSE_NAMESPACE_REGEXP") == security.get("namespaceRegexp"), f"{name}: the namespace regexp")
     else:
         check(not secrets and "GATEHOUSE_ACCESS_FILE" not in env and "secrets" not in mounts, f"{name}: no Secret by default")
+    dashboard = merged.get("dashboard", {})
+    check(config.get("GATEHOUSE_DASHBOARD") == str(dashboard.get("enabled", True)).lower(), f"{name}: the dashboard switch")
+    check(config.get("GATEHOUSE_TRUSTED_PROXIES") == (",".join(dashboard["trustedProxies"]) if dashboard.get("trustedProxies") else None),
+          f"{name}: the dashboard's trusted proxies")
 
     notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
     port = merged.get("service", {}).get("port", 80)

@@ -124,7 +124,10 @@ struct DashboardController {
         let view = CanaryView(canary, freezes: try await store.freezes(at: now), at: now)
         let events = try await store.events(of: id, limit: 200)
         let model = CanaryModel(canary, view: view, events: events, now: now)
-        if request.headers[Self.liveHeader] != nil { return try pages.render("canary-live", ["canary": model]) }
+        if request.headers[Self.liveHeader] != nil {
+            let part = request.uri.queryParameters["part"] == "timeline" ? "canary-timeline" : "canary-status"
+            return try pages.render(part, ["canary": model])
+        }
         let actions = CanaryActions(canary, view: view, caller: caller, at: now)
         let page = CanaryPage(
             page: PageFrame(title: id.description, context: context, section: "Canaries", notice: notice(request)),

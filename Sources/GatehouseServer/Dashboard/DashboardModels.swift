@@ -42,8 +42,9 @@ struct CanaryModel {
     var base: String
     /// `?cluster=…` when the canary's cluster is named.
     var query: String
-    /// The page's own address, which live updates fetch.
-    var here: String
+    /// The addresses live updates fetch: the canary's state and gates, and its timeline.
+    var liveStatus: String
+    var liveTimeline: String
     var phase: String
     var state: String
     var rollout: String
@@ -60,7 +61,8 @@ struct CanaryModel {
         cluster = id.cluster
         base = Self.path(of: id)
         query = id.cluster.isEmpty ? "" : "?cluster=" + Self.escape(id.cluster)
-        here = base + query
+        liveStatus = base + (query.isEmpty ? "?" : query + "&") + "part=status"
+        liveTimeline = base + (query.isEmpty ? "?" : query + "&") + "part=timeline"
         phase = ""
         state = ""
         rollout = ""
