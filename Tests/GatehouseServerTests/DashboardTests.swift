@@ -429,6 +429,54 @@ struct DashboardTests {
         }
     }
 
+    @Test(
+        "Each page's answer to someone not signed in, to a reader of test, and to an operator",
+        arguments: [
+            ("/", HTTPResponse.Status.ok, HTTPResponse.Status.ok),
+            ("/canaries/test/podinfo", .ok, .ok),
+            ("/canaries/payments/api", .forbidden, .ok),
+            ("/canaries/test/podinfo/rollback", .forbidden, .ok),
+            ("/freezes", .ok, .ok),
+            ("/audit", .ok, .ok),
+            ("/audit?namespace=payments", .forbidden, .ok),
+            ("/audit?canary=test/podinfo", .ok, .ok),
+        ])
+    func pageAuthorization(path: String, reader: HTTPResponse.Status, operator: HTTPResponse.Status) async throws {
+        try await dashboardServer().run { client in
+            _ = try await client.hook("confirm-traffic-increase", checksum: "rev-1")
+            _ = try await client.post(
+                "/v1/flagger/confirm-traffic-increase",
+                #"{"name": "api", "namespace": "payments", "phase": "Progressing", "checksum": "p-1"}"#)
+            let anonymous = try await Visitor(client).get(path)
+            #expect(anonymous.status == .seeOther && anonymous.location?.hasPrefix("/sign-in?next=") == true)
+            let readerVisit = Visitor(client)
+            _ = try await readerVisit.signIn(DashboardAccess.reader)
+            #expect(try await readerVisit.get(path).status == reader)
+            let opsVisit = Visitor(client)
+            _ = try await opsVisit.signIn(DashboardAccess.ops)
+            #expect(try await opsVisit.get(path).status == `operator`)
+            // Every form needs a signed-in viewer first.
+            let stranger = Visitor(client)
+            _ = try await stranger.get("/sign-in")
+            let post = try await stranger.submit("/canaries/test/podinfo/close", [("gate", "traffic")])
+            #expect(post.status == .seeOther && post.location?.hasPrefix("/sign-in") == true)
+        }
+    }
+
+    @Test("A freeze can end at a time, and a time in the past is refused")
+    func freezeUntil() async throws {
+        try await TestServer().run { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.get("/freezes")
+            let past = try await visitor.submit("/freezes", [("reason", "x"), ("until", "2001-01-01T00:00:00Z")])
+            #expect(past.status == .badRequest && past.text.contains("in the past"))
+            _ = try await visitor.get("/freezes")
+            let set = try await visitor.submit("/freezes", [("reason", "holidays"), ("until", "2999-01-01T00:00:00Z")])
+            #expect(set.status == .seeOther)
+            #expect(try await visitor.get("/freezes").text.contains("ends at 2999-01-01T00:00:00Z"))
+        }
+    }
+
     @Test("--dashboard false serves no dashboard")
     func turnedOff() async throws {
         try await TestServer { $0.dashboard = false }.run { client throws in

@@ -325,7 +325,8 @@ struct DashboardController {
         let now = Date()
         let freeze = try await operations.freeze(
             area, reason: try Reason.validate(form.reason, required: true) ?? "",
-            endsAt: try Expiry.date(ttl: value(form.for), expiresAt: nil, now: now, ttlField: "for"),
+            endsAt: try Expiry.date(
+                ttl: value(form.for), expiresAt: value(form.until), now: now, ttlField: "for", timeField: "until"),
             by: .init(actor: actor), at: now)
         return done("Done: \(freeze.area) is frozen.", returnTo: "/freezes")
     }
@@ -445,4 +446,5 @@ struct DashboardForm: Decodable {
     var namespace: String?
     var cluster: String?
     var `for`: String?
+    var until: String?
 }
