@@ -147,10 +147,10 @@ struct RolloutHistory {
     /// the rollout of the entry after it.
     static func grouping(_ events: [AuditEntry], current: String?) -> [RolloutHistory] {
         var groups: [RolloutHistory] = []
-        var checksum: String?? = .none
+        var checksum: String?
         for event in events {
-            if groups.isEmpty || (event.checksum != nil && event.checksum != checksum ?? nil) {
-                checksum = .some(event.checksum)
+            if groups.isEmpty || (event.checksum != nil && event.checksum != checksum) {
+                checksum = event.checksum
                 let title: String
                 switch event.checksum {
                 case nil: title = "Without a rollout"

@@ -103,8 +103,6 @@ struct DashboardVisit: Sendable {
     var method: SignInMethod
     /// Whether the page came over TLS (a proxy's `X-Forwarded-Proto: https`): cookies are then Secure.
     var isSecure: Bool
-    /// Whether the session is new, so its cookie must be set.
-    var isNewSession: Bool
 }
 
 /// Knows the dashboard's viewer: a trusted proxy's user header, else the session's token, else
@@ -135,7 +133,7 @@ struct DashboardSignIn: RouterMiddleware {
         context.caller = caller
         let visit = DashboardVisit(
             session: session, csrfToken: sessions.csrfToken(for: session), method: method,
-            isSecure: Self.isSecure(request), isNewSession: existing == nil)
+            isSecure: Self.isSecure(request))
         context.visit = visit
         var response: Response
         do {
@@ -143,7 +141,11 @@ struct DashboardSignIn: RouterMiddleware {
         } catch {
             response = try pages.failure(error, request: request, context: context)
         }
-        if visit.isNewSession && context.visit?.session == visit.session {
+        // A new visitor's session, unless the page started another (sign-in, sign-out).
+        let setsSession = response.headers[values: .setCookie].contains {
+            $0.hasPrefix(DashboardSessions.cookieName + "=")
+        }
+        if existing == nil && !setsSession {
             response.setCookie(sessions.cookie(for: session, secure: visit.isSecure, at: now))
         }
         Self.secure(&response.headers)
