@@ -53,12 +53,31 @@ public enum DurationText {
 /// RFC 3339 timestamps as the API reads and writes them.
 public enum Timestamp {
     /// Parses an RFC 3339 time, with or without fractional seconds, or explains what is wrong.
-    public static func date(from text: String, field: String) throws(InvalidInput) -> Date {
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle()) { return date }
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) {
-            return date
+    public static func date(from given: String, field: String) throws(InvalidInput) -> Date {
+        // RFC 3339's T and Z may be written in lower case.
+        let text = given.uppercased()
+        let refusal = InvalidInput(
+            "\(field) '\(given.prefix(40))' is not an RFC 3339 time such as 2026-11-21T18:00:00Z")
+        let shape = /[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})/
+        guard text.wholeMatch(of: shape) != nil else { throw refusal }
+        if let date = parse(text) { return date }
+        // Foundation reads offsets up to ±18:00; RFC 3339 allows up to ±23:59 (the shape is checked
+        // above): read the time as UTC and apply the offset.
+        let offset = text.suffix(6)
+        if let sign = offset.first, sign == "+" || sign == "-", let hours = Int(offset.dropFirst().prefix(2)),
+            let minutes = Int(offset.suffix(2)),
+            (0..<24).contains(hours), (0..<60).contains(minutes),
+            let local = parse(String(text.dropLast(6)) + "Z")
+        {
+            let seconds = TimeInterval(hours * 3600 + minutes * 60)
+            return local.addingTimeInterval(sign == "+" ? -seconds : seconds)
         }
-        throw InvalidInput("\(field) '\(text.prefix(40))' is not an RFC 3339 time such as 2026-11-21T18:00:00Z")
+        throw refusal
+    }
+
+    private static func parse(_ text: String) -> Date? {
+        (try? Date(text, strategy: Date.ISO8601FormatStyle()))
+            ?? (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
     }
 
     /// Formats a time as RFC 3339 in UTC.

@@ -64,5 +64,12 @@ struct DurationTextTests {
         let offset = try Timestamp.date(from: "2026-11-21T20:00:00.500+02:00", field: "expiresAt")
         #expect(abs(offset.timeIntervalSince(date) - 0.5) < 0.001)
         #expect(throws: InvalidInput.self) { try Timestamp.date(from: "tomorrow", field: "expiresAt") }
+        // RFC 3339 allows offsets up to ±23:59 and a lower-case t and z.
+        #expect(try Timestamp.date(from: "2026-11-22T16:22:00+22:22", field: "since") == date)
+        #expect(try Timestamp.date(from: "2026-11-21T00:00:00-18:00", field: "since") == date)
+        #expect(try Timestamp.date(from: "2026-11-21t18:00:00z", field: "since") == date)
+        for wrong in ["2026-11-21T18:00:00+24:00", "2026-11-21T18:00:00+1-:00", "2026-11-21T18:00:00+-1:00"] {
+            #expect(throws: InvalidInput.self, "\(wrong)") { try Timestamp.date(from: wrong, field: "since") }
+        }
     }
 }

@@ -218,13 +218,15 @@ enum ClusterParameter {
 }
 
 extension AuditFilter {
-    /// The `actor`, `action`, `since` and `until` query parameters of a search of the audit
-    /// trail; an empty one means no filter.
+    /// The `actor`, `action`, `since` and `until` query parameters of a search of the audit trail.
     init(_ request: Request) throws {
         let query = request.uri.queryParameters
-        func value(_ name: String) -> String? {
-            query[Substring(name)].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
-        }
+        try self.init { query[Substring($0)].map(String.init) }
+    }
+
+    /// The filter that `parameter` gives each query parameter's value (nil: absent).
+    init(parameter value: (String) -> String?) throws {
+        if value("actor")?.isEmpty == true { throw GatehouseError.badRequest("actor must not be empty") }
         self.init(actor: value("actor"))
         if let text = value("action") {
             guard let action = AuditAction(rawValue: text) else {

@@ -181,7 +181,8 @@ struct DashboardController {
         func text(_ name: String) -> String {
             query[Substring(name)].map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
         }
-        let filter = try AuditFilter(request)
+        // A search form sends every field; an empty one is no filter.
+        let filter = try AuditFilter { text($0).isEmpty ? nil : text($0) }
         let page = try PageQuery(request)
         var canary: CanaryID?
         if !text("canary").isEmpty {
