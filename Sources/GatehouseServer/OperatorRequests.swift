@@ -37,6 +37,8 @@ struct OpenGateBody: Decodable {
 
     private enum CodingKeys: String, CodingKey { case reason, ttl, expiresAt, steps, sticky, force }
 
+    /// How many traffic checks one approval may cover.
+    static let steps = 1...10_000
     static let stepsRule = "steps must be a whole number from 1 to 10000, or \"rest\" for the rest of this rollout"
 
     /// The validated request for `gate`; `force` only means something for a rollback.
@@ -44,7 +46,7 @@ struct OpenGateBody: Decodable {
         if (steps != nil || restOfRollout) && gate != .traffic {
             throw InvalidInput("steps applies only to the traffic gate")
         }
-        if let steps, !(1...10_000).contains(steps) {
+        if let steps, !Self.steps.contains(steps) {
             throw InvalidInput(Self.stepsRule)
         }
         if restOfRollout && sticky == true {
@@ -102,6 +104,11 @@ struct FreezeBody: Decodable {
 
     /// What the freeze covers: absent or `*` is every cluster, or every namespace.
     func area() throws(InvalidInput) -> Area {
+        try Self.area(cluster: cluster, namespace: namespace)
+    }
+
+    /// What a freeze of `cluster` and `namespace` covers: absent or `*` is every one.
+    static func area(cluster: String?, namespace: String?) throws(InvalidInput) -> Area {
         try Area(
             validatingCluster: cluster.flatMap { $0 == "*" ? nil : $0 },
             namespace: namespace.flatMap { $0 == "*" ? nil : $0 })

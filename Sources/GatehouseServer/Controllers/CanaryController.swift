@@ -56,7 +56,7 @@ struct CanaryController {
     }
 
     @Sendable func show(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         _ = try access.authorize(.read, in: id.area, context: context)
 
         guard let canary = try await store.canary(id) else {
@@ -67,7 +67,7 @@ struct CanaryController {
     }
 
     @Sendable func open(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
         let actor = try access.authorize(gate == .rollback ? .rollback : .open, in: id.area, context: context)
         let body =
@@ -76,7 +76,7 @@ struct CanaryController {
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
         let actor = try access.authorize(.close, in: id.area, context: context)
         let body =
@@ -88,7 +88,7 @@ struct CanaryController {
     }
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         let actor = try access.authorize(.rollback, in: id.area, context: context)
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
@@ -96,7 +96,7 @@ struct CanaryController {
     }
 
     @Sendable func events(_ request: Request, context: GatehouseRequestContext) async throws -> AuditPage {
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         _ = try access.authorize(.read, in: id.area, context: context)
         let page = try PageQuery(request)
         let events = try await store.events(
@@ -121,9 +121,13 @@ struct CanaryController {
         CanaryView(canary, freezes: try await store.freezes(at: now), at: now, outcome: outcome)
     }
 
-    /// The canary a path names, in the cluster its `cluster` parameter names (none: the unnamed one).
-    private func canaryID(_ request: Request, _ context: GatehouseRequestContext) throws -> CanaryID {
-        try CanaryID(
+}
+
+extension CanaryID {
+    /// The canary a path names (`:namespace/:name`), in the cluster its `cluster` parameter names
+    /// (none: the unnamed one); for the API and the dashboard alike.
+    init(of request: Request, _ context: GatehouseRequestContext) throws {
+        try self.init(
             cluster: try ClusterParameter.of(request) ?? "", namespace: try context.parameters.require("namespace"),
             name: try context.parameters.require("name"))
     }

@@ -114,7 +114,7 @@ struct DashboardController {
 
     @Sendable func canary(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         let caller = try viewer(request, context)
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         _ = try access.authorize(.read, in: id.area, context: context)
         let now = Date()
         guard let canary = try await store.canary(id) else {
@@ -140,7 +140,7 @@ struct DashboardController {
 
     @Sendable func confirmRollback(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         try viewer(request, context)
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         _ = try access.authorize(.rollback, in: id.area, context: context)
         guard let canary = try await store.canary(id) else {
             throw GatehouseError.notFound("canary \(id) is not known")
@@ -268,7 +268,7 @@ struct DashboardController {
 
     @Sendable func open(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         let form = try await checkedForm(request, context)
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         let gate = try GateKind(userInput: form.gate ?? "")
         guard gate != .rollback else {
             throw GatehouseError.badRequest(
@@ -282,8 +282,8 @@ struct DashboardController {
             openRequest.cover(.rest)
         case (.traffic, "steps"):
             guard let steps = form.steps.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }),
-                (1...10_000).contains(steps)
-            else { throw GatehouseError.badRequest("steps must be a whole number from 1 to 10000") }
+                OpenGateBody.steps.contains(steps)
+            else { throw GatehouseError.badRequest(OpenGateBody.stepsRule) }
             openRequest.cover(.count(steps))
         case (_, "rollout"):
             break
@@ -297,7 +297,7 @@ struct DashboardController {
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         let form = try await checkedForm(request, context)
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         let gate = try GateKind(userInput: form.gate ?? "")
         let actor = try access.authorize(.close, in: id.area, context: context)
         _ = try await operations.close(gate, of: id, reason: try Reason.validate(form.reason), by: .init(actor: actor))
@@ -306,7 +306,7 @@ struct DashboardController {
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         let form = try await checkedForm(request, context)
-        let id = try canaryID(request, context)
+        let id = try CanaryID(of: request, context)
         let actor = try access.authorize(.rollback, in: id.area, context: context)
         let openRequest = OpenRequest(reason: try Reason.validate(form.reason, required: true))
         _ = try await operations.open(
@@ -318,10 +318,11 @@ struct DashboardController {
 
     @Sendable func freeze(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         let form = try await checkedForm(request, context)
+        // A field left empty is every one.
         func value(_ text: String?) -> String? {
-            text.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty || $0 == "*" ? nil : $0 }
+            text.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         }
-        let area = try Area(validatingCluster: value(form.cluster), namespace: value(form.namespace))
+        let area = try FreezeBody.area(cluster: value(form.cluster), namespace: value(form.namespace))
         let actor = try access.authorize(.freeze, in: area, context: context)
         let now = Date()
         let freeze = try await operations.freeze(
@@ -424,14 +425,6 @@ struct DashboardController {
         return next
     }
 
-    /// The canary a page's path names, in the cluster its `cluster` parameter names.
-    private func canaryID(_ request: Request, _ context: GatehouseRequestContext) throws -> CanaryID {
-        let cluster = request.uri.queryParameters["cluster"].map(String.init)
-        return try CanaryID(
-            cluster: try Area(validatingCluster: cluster.flatMap { $0.isEmpty ? nil : $0 }, namespace: nil).cluster
-                ?? "",
-            namespace: try context.parameters.require("namespace"), name: try context.parameters.require("name"))
-    }
 }
 
 /// Every field a dashboard form sends; each form uses some.

@@ -19,15 +19,13 @@ struct Moment {
 struct WaitingModel {
     var label: String
     var cause: String
-    var sinceISO: String
-    var forHowLong: String
+    var since: Moment
     var message: String
 
     init(_ waiting: Waiting, now: Date) {
         label = "\(waiting.gate.rawValue) gate: \(waiting.cause.summary)"
         cause = waiting.cause.rawValue
-        sinceISO = Timestamp.string(from: waiting.since)
-        forHowLong = DurationText.format(max(now.timeIntervalSince(waiting.since), 1))
+        since = Moment(waiting.since, now: now)
         message = waiting.message
     }
 }
@@ -37,7 +35,6 @@ struct CanaryModel {
     var id: String
     var namespace: String
     var name: String
-    var cluster: String
     /// `/canaries/NAMESPACE/NAME`: the page, and the prefix of its actions.
     var base: String
     /// `?cluster=…` when the canary's cluster is named.
@@ -58,7 +55,6 @@ struct CanaryModel {
         self.id = id.description
         namespace = id.namespace
         name = id.name
-        cluster = id.cluster
         base = Self.path(of: id)
         query = id.cluster.isEmpty ? "" : "?cluster=" + Self.escape(id.cluster)
         liveStatus = base + (query.isEmpty ? "?" : query + "&") + "part=status"
