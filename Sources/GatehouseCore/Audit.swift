@@ -30,6 +30,10 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
     case freezeLifted = "freeze-lifted"
     /// A notification could not be delivered before its deadline.
     case notificationFailed = "notification-failed"
+    /// Someone asked for a release to be approved (and so may not approve it).
+    case requested
+    /// Someone lifted a policy rule for one canary's rollout.
+    case overridden
 }
 
 /// One entry of the audit trail.

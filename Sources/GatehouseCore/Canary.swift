@@ -20,6 +20,17 @@ public struct Canary: Sendable, Equatable {
     public var gates: [GateKind: Gate]
     /// Where the canary is in its rollout.
     public var rollout: Rollout
+    /// What its webhooks' metadata says of it for the policy (group, team, dependencies).
+    public var labels = CanaryLabels()
+    /// Who asked for this release to be approved (a CI job announcing it, or people), who may
+    /// then not approve it where a rule counts approvals.
+    public var requestedBy: [String] = []
+    /// When the first of them asked.
+    public var requestedAt: Date?
+    /// Since when the canary waits at confirm-rollout for a rollout slot, and for nothing else.
+    public var queuedAt: Date?
+    /// Rules lifted for this rollout.
+    public var overrides: [Override] = []
 
     /// A canary nobody has reported on yet.
     public init(id: CanaryID) {
@@ -62,6 +73,11 @@ public struct Canary: Sendable, Equatable {
     public func differsDurably(from other: Canary) -> Bool {
         // Gates never touched are closed: an entry equal to a closed gate is no change.
         if gates != other.gates, Set(gates.keys).union(other.gates.keys).contains(where: { gate($0) != other.gate($0) })
+        {
+            return true
+        }
+        if labels != other.labels || requestedBy != other.requestedBy || requestedAt != other.requestedAt
+            || queuedAt != other.queuedAt || overrides != other.overrides
         {
             return true
         }
@@ -108,13 +124,14 @@ public struct Canary: Sendable, Equatable {
     }
 
     /// What the canary waits on, and what Flagger's next check of that gate would be told now:
-    /// the same decision a check makes, with the freezes in force.
-    public func waiting(among freezes: some Sequence<Freeze>, at now: Date) -> Waiting? {
+    /// the same decision a check makes, with the freezes, the policy and the other canaries given.
+    public func waiting(in surroundings: Surroundings, at now: Date) -> Waiting? {
         guard let (kind, since) = waitingOn else { return nil }
         let check = Check(
             canary: id, gate: kind, checksum: gate(kind).lastVerdictChecksum ?? lastChecksum ?? "", phase: lastPhase)
-        let decision = deciding(check, freeze: Freeze.applying(to: id, among: freezes, at: now), at: now).decision
-        return Waiting(gate: kind, since: since, cause: decision.cause, message: decision.message)
+        let decision = deciding(check, in: surroundings, at: now).decision
+        return Waiting(
+            gate: kind, since: since, cause: decision.cause, message: decision.message, hold: decision.hold)
     }
 }
 
@@ -129,9 +146,12 @@ public struct Waiting: Sendable, Equatable, Codable {
     public var cause: Decision.Cause
     /// What Flagger's next check would be told, in one sentence.
     public var message: String
+    /// The policy rule holding it, if one does: which, since when, what would unblock it.
+    public var hold: Hold?
 
     /// Creates one.
-    public init(gate: GateKind, since: Date, cause: Decision.Cause, message: String) {
+    public init(gate: GateKind, since: Date, cause: Decision.Cause, message: String, hold: Hold? = nil) {
+        self.hold = hold
         self.gate = gate
         self.since = since
         self.cause = cause

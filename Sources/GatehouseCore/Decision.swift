@@ -10,9 +10,15 @@ public struct Check: Sendable {
     public var checksum: String
     /// The canary's phase as Flagger sent it.
     public var phase: CanaryPhase?
+    /// The webhook's metadata, which may name the canary's group, team and dependencies.
+    public var metadata: [String: String]?
 
     /// Creates a check.
-    public init(canary: CanaryID, gate: GateKind, checksum: String, phase: CanaryPhase? = nil) {
+    public init(
+        canary: CanaryID, gate: GateKind, checksum: String, phase: CanaryPhase? = nil,
+        metadata: [String: String]? = nil
+    ) {
+        self.metadata = metadata
         self.canary = canary
         self.gate = gate
         self.checksum = checksum
@@ -32,6 +38,8 @@ public struct Decision: Sendable, Equatable {
     public var facts: [GateFact]
     /// What the verdict rests on.
     public var cause: Cause
+    /// The policy rule that holds the gate, when one does.
+    public var hold: Hold?
 
     /// What a verdict rests on: what stops the check, or that the gate is open.
     public enum Cause: String, Sendable, Codable, CaseIterable {
@@ -45,6 +53,14 @@ public struct Decision: Sendable, Equatable {
         case expired
         /// The gate is open: the check passes.
         case open
+        /// Fewer distinct approvals than a rule asks.
+        case approvals
+        /// Every rollout slot is taken: queued.
+        case queued
+        /// A dependency has not succeeded yet.
+        case dependency
+        /// Outside a deploy window.
+        case window
 
         /// In a few words, as status lists show it.
         public var summary: String {
@@ -54,6 +70,20 @@ public struct Decision: Sendable, Equatable {
             case .closed: "gate closed"
             case .expired: "gate expired"
             case .open: "gate open: passes at Flagger's next check"
+            case .approvals: "waiting for approvals"
+            case .queued: "queued for a rollout slot"
+            case .dependency: "waiting for a dependency"
+            case .window: "outside its deploy window"
+            }
+        }
+
+        /// The cause a policy hold gives.
+        init(_ kind: Hold.Kind) {
+            switch kind {
+            case .approvals: self = .approvals
+            case .queued: self = .queued
+            case .dependency: self = .dependency
+            case .window: self = .window
             }
         }
     }
@@ -61,11 +91,18 @@ public struct Decision: Sendable, Equatable {
     /// Whether the check passes.
     public var isApproved: Bool { verdict == .approved }
 
-    /// Decides a check against the gate's state and the freeze in force, if any; pure, so the store
-    /// can run it first on its in-memory copy and again inside the write transaction.
-    /// `holding`, when given, refuses an otherwise open gate with that sentence (a revision that
-    /// skipped the rollout gate).
-    public init(for check: Check, gate current: Gate, freeze: Freeze?, holding: String? = nil, at now: Date) {
+    /// Decides a check against the gate's state, the freeze in force, if any, and what the policy's
+    /// rules say (`guards`); pure, so the store can run it first on its in-memory copy and again
+    /// inside the write transaction. `holding`, when given, refuses an otherwise open gate with that
+    /// sentence (a revision that skipped the rollout gate).
+    ///
+    /// In order: a freeze, then a rule holding the gate whatever its state (a window, a dependency),
+    /// a held revision, a closed gate (unless a rule opens it automatically), too few approvals, and
+    /// last the rollout slots, which only a check that would otherwise pass waits for.
+    public init(
+        for check: Check, gate current: Gate, freeze: Freeze?, holding: String? = nil, guards: Guards = Guards(),
+        at now: Date
+    ) {
         var gate = current
         var facts = gate.expireIfDue(at: now)
         if gate.isOpen, gate.mode == .once, let bound = gate.boundChecksum, bound != check.checksum {
@@ -74,21 +111,46 @@ public struct Decision: Sendable, Equatable {
                 reason: "approved for rollout \(bound.isEmpty ? "(no checksum)" : bound), not this one",
                 action: .reset, checksum: check.checksum, at: now)
         }
+        let policyApplies = check.gate.isPolicyGate
+        let opensAutomatically =
+            policyApplies && !gate.isOpen && guards.automatic != nil
+            && [nil, Gate.systemActor, Gate.flaggerActor].contains(gate.actor)
 
-        let message: String
+        var message: String
+        hold = nil
         if let freeze, check.gate.isBlockedByFreeze {
             verdict = .refused
             cause = .freeze
             message = freeze.refusal
+        } else if policyApplies, let first = guards.holds.first {
+            verdict = .refused
+            cause = Cause(first.kind)
+            hold = first
+            message = first.message
         } else if let holding {
             verdict = .refused
             cause = .held
             message = holding
-        } else if !gate.isOpen {
+        } else if !gate.isOpen && !opensAutomatically {
             verdict = .refused
             let expired = facts.contains { $0.action == .expired }
             cause = expired ? .expired : .closed
             message = Decision.closedMessage(for: check, expired: expired)
+        } else if policyApplies, gate.isOpen, let short = guards.approvalsHold(on: gate, of: check) {
+            verdict = .refused
+            cause = .approvals
+            hold = short
+            message = short.message
+        } else if policyApplies, let queued = guards.queue {
+            verdict = .refused
+            cause = .queued
+            hold = queued
+            message = queued.message
+        } else if opensAutomatically {
+            verdict = .approved
+            cause = .open
+            message =
+                "\(check.gate.rawValue) gate of \(check.canary) opens automatically (rule \(guards.automatic ?? ""))"
         } else {
             verdict = .approved
             cause = .open

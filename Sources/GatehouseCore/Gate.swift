@@ -28,6 +28,9 @@ public struct Gate: Sendable, Equatable, Codable {
     public var lastVerdictChecksum: String?
     /// When that check was made: for a refusal, since when the canary has been waiting.
     public var lastVerdictAt: Date?
+    /// Who has opened the gate since it was last closed, each once, in order: the approvals a rule
+    /// that asks for several counts.
+    public var approvals: [String] = []
 
     /// A gate nobody has opened yet.
     public static func closed(_ kind: GateKind) -> Gate {
@@ -191,6 +194,9 @@ extension Gate {
 
     /// Opens the gate on the terms asked, replacing whatever terms it had.
     public mutating func open(_ request: OpenRequest, actor: String, at now: Date) -> [GateFact] {
+        // A person opening an open gate adds their approval; one opening a closed gate is the first.
+        approvals = isEffectivelyOpen(at: now) ? approvals : []
+        if !approvals.contains(actor) { approvals.append(actor) }
         isOpen = true
         mode = request.isSticky ? .sticky : .once
         boundChecksum = request.isSticky ? nil : request.boundChecksum
@@ -211,6 +217,7 @@ extension Gate {
     {
         guard isOpen else { return [] }
         isOpen = false
+        approvals = []
         boundChecksum = nil
         expiresAt = nil
         remainingSteps = nil

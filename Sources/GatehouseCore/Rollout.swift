@@ -38,12 +38,19 @@ public struct Rollout: Sendable, Equatable {
     public var usesRolloutGate: Bool
     /// When the stage last changed.
     public var since: Date?
+    /// When the rollout was admitted (or its first progress check came, without a rollout gate).
+    public var startedAt: Date?
+    /// How the last rollout ended, when an end signal said so.
+    public var outcome: CanaryPhase?
 
     /// Nothing known yet.
     public init(
         stage: Stage = .idle, revision: String? = nil, unapprovedRevision: String? = nil,
-        lastProgressCheckAt: Date? = nil, usesRolloutGate: Bool = false, since: Date? = nil
+        lastProgressCheckAt: Date? = nil, usesRolloutGate: Bool = false, since: Date? = nil, startedAt: Date? = nil,
+        outcome: CanaryPhase? = nil
     ) {
+        self.startedAt = startedAt
+        self.outcome = outcome
         self.stage = stage
         self.revision = revision
         self.unapprovedRevision = unapprovedRevision
@@ -126,9 +133,11 @@ public struct CheckOutcome: Sendable {
 extension Canary {
     /// Decides a check and applies what it tells of the rollout; pure, so the store can run it on its
     /// in-memory copy and again inside the write transaction.
-    public func deciding(_ check: Check, freeze: Freeze?, at now: Date) -> CheckOutcome {
+    public func deciding(_ check: Check, in surroundings: Surroundings, at now: Date) -> CheckOutcome {
         var canary = self
         var change = CanaryChange()
+        canary.labels = labels.updated(from: check.metadata)
+        let freeze = Freeze.applying(to: id, among: surroundings.freezes, at: now)
         if check.gate == .rollout {
             canary.rollout.usesRolloutGate = true
             if canary.rollout.stage == .progressing || canary.rollout.stage == .promoting {
@@ -143,22 +152,24 @@ extension Canary {
             change.facts += canary.followProgressCheck(check, at: now).facts
         }
 
+        let guards = canary.guards(check.gate, in: surroundings, at: now)
         let decision: Decision
         if check.gate.isHeldForApprovedRevision, let unapproved = canary.rollout.unapprovedRevision,
             unapproved == check.checksum
         {
             if canary.approvesRevision(unapproved, at: now) {
                 change.facts += canary.adoptRevision(unapproved, at: now).facts
-                decision = Decision(for: check, gate: canary.gate(check.gate), freeze: freeze, at: now)
+                decision = Decision(
+                    for: check, gate: canary.gate(check.gate), freeze: freeze, guards: guards, at: now)
             } else {
                 decision = Decision(
                     for: check, gate: canary.gate(check.gate), freeze: freeze,
                     holding:
                         "revision \(unapproved) of \(check.canary) reached \(check.gate.rawValue) checks without passing the rollout gate (it changed during analysis); approve it with: gatehouse open rollout \(check.canary.commandLine)",
-                    at: now)
+                    guards: guards, at: now)
             }
         } else {
-            decision = Decision(for: check, gate: canary.gate(check.gate), freeze: freeze, at: now)
+            decision = Decision(for: check, gate: canary.gate(check.gate), freeze: freeze, guards: guards, at: now)
         }
         // Most checks change nothing: leave the gates (and their storage) untouched then.
         if decision.gate != canary.gate(check.gate) { canary.gates[check.gate] = decision.gate }
@@ -168,7 +179,8 @@ extension Canary {
             switch check.gate {
             case .rollout where canary.rollout.stage != .admitted:
                 canary.rollout = Rollout(
-                    stage: .admitted, usesRolloutGate: true, since: now)
+                    stage: .admitted, usesRolloutGate: true, since: now, startedAt: now)
+                canary.queuedAt = nil
             case .promotion where canary.rollout.stage == .progressing || canary.rollout.stage == .admitted:
                 canary.rollout.stage = .promoting
                 canary.rollout.since = now
@@ -177,6 +189,10 @@ extension Canary {
         } else if check.gate == .rollout && canary.rollout.stage != .waiting && canary.rollout.stage != .admitted {
             canary.rollout.stage = .waiting
             canary.rollout.since = now
+        }
+        if check.gate == .rollout && canary.rollout.stage == .waiting {
+            // In the queue while a rollout slot is all it waits for; the place is kept by when it first asked.
+            canary.queuedAt = decision.cause == .queued ? (canary.queuedAt ?? now) : nil
         }
         return CheckOutcome(decision: decision, canary: canary, change: change)
     }
@@ -191,6 +207,7 @@ extension Canary {
             rollout.stage = .progressing
             rollout.revision = checksum
             rollout.since = now
+            rollout.startedAt = rollout.startedAt ?? now
         case .progressing, .promoting:
             guard checksum != rollout.revision, checksum != rollout.unapprovedRevision, !checksum.isEmpty else { break }
             if rollout.usesRolloutGate {
@@ -201,10 +218,10 @@ extension Canary {
         case .idle, .waiting, .ended:
             if rollout.stage == .ended, checksum == rollout.revision { break }  // a late call of the ended rollout
             if rollout.usesRolloutGate {
-                rollout = Rollout(stage: .progressing, usesRolloutGate: true, since: now)
+                rollout = Rollout(stage: .progressing, usesRolloutGate: true, since: now, startedAt: now)
                 change.append(holdRevision(checksum, at: now), gate: nil)
             } else {
-                rollout = Rollout(stage: .progressing, revision: checksum, since: now)
+                rollout = Rollout(stage: .progressing, revision: checksum, since: now, startedAt: now)
             }
         }
         rollout.lastProgressCheckAt = now
@@ -284,6 +301,14 @@ extension Canary {
         rollout.stage = .ended
         rollout.unapprovedRevision = nil
         rollout.since = now
+        rollout.outcome = outcome
+        // What belonged to the rollout ends with it: its request for approval, its overrides, a queue place.
+        if let asked = requestedAt, asked <= cutoff {
+            requestedBy = []
+            requestedAt = nil
+        }
+        overrides.removeAll { $0.at <= cutoff || $0.expiresAt <= now }
+        queuedAt = nil
         return change
     }
 

@@ -23,6 +23,10 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             "linkBaseURL is set but no link secret: messages carry no approval links; set GATEHOUSE_LINK_SECRET")
     }
     let renderer = notifications.map { NotificationRenderer(settings: $0, signer: signer) }
+    let policyFile = try arguments.policyFile.map { path throws(InvalidInput) in
+        try PolicyControl(path: path, logger: logger)
+    }
+    let policy: @Sendable () -> Policy = { policyFile?.content ?? .none }
     let store: GateStore
     let location: String
     if PostgresLocation.isPostgres(arguments.databasePath) {
@@ -32,7 +36,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         location = postgres.description
         store = try await GateStore.postgres(
             postgres, storageTimeout: arguments.storageTimeout, maximumCanaries: arguments.maximumCanaries,
-            logger: logger, notifications: renderer)
+            logger: logger, notifications: renderer, policy: policy)
     } else {
         location = arguments.databasePath
         let database = try GateStore.openDatabase(
@@ -40,7 +44,12 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             synchronousFull: arguments.synchronousFull)
         store = try GateStore(
             writer: database, storageTimeout: arguments.storageTimeout, maximumCanaries: arguments.maximumCanaries,
-            logger: logger, notifications: renderer)
+            logger: logger, notifications: renderer, policy: policy)
+    }
+    if let policyFile {
+        logger.info(
+            "policy file read",
+            metadata: ["path": "\(policyFile.path)", "rules": .stringConvertible(policy().rules.count)])
     }
     let known = try await store.canaries(sorted: false).count
     logger.info("database ready", metadata: ["database": "\(location)", "canaries": .stringConvertible(known)])
@@ -83,8 +92,9 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         MaintenanceService(
             store: store, interval: arguments.maintenanceInterval, auditRetention: arguments.auditRetention,
             forgetCanariesAfter: arguments.forgetCanariesAfter, logger: logger))
-    if let access = security.access {
-        app.addServices(AccessFileWatcher(access: access, interval: .seconds(2)))
+    let watched: [any Reloadable] = (security.access.map { [$0] } ?? []) + (policyFile.map { [$0] } ?? [])
+    if !watched.isEmpty {
+        app.addServices(FileWatcher(files: watched, interval: .seconds(2)))
     }
     if let notifications {
         app.addServices(

@@ -56,6 +56,21 @@ struct GateOperations: Sendable {
         return try await store.close(gate, of: id, reason: reason, actor: asker.actor)
     }
 
+    /// Asks for a canary's release to be approved.
+    func requestApproval(of id: CanaryID, reason: String?, by asker: Asker) async throws -> Canary {
+        try accessGuard.requireNamespace(id.namespace)
+        return try await store.requestApproval(of: id, reason: reason, actor: asker.actor)
+    }
+
+    /// Lifts a policy rule for one canary's rollout.
+    func override(
+        rule: String, of id: CanaryID, reason: String, expiresAt: Date, by asker: Asker, at now: Date = Date()
+    ) async throws -> Canary {
+        try accessGuard.requireNamespace(id.namespace)
+        return try await store.override(
+            rule: rule, of: id, reason: reason, expiresAt: expiresAt, actor: asker.actor, at: now)
+    }
+
     /// Freezes an area: one namespace, or every one, of one cluster or of all.
     func freeze(_ area: Area, reason: String, endsAt: Date?, by asker: Asker, at now: Date = Date())
         async throws -> Freeze

@@ -75,6 +75,7 @@ public struct GatehouseError: Error, Sendable, Equatable {
                 return GatehouseError(status: .gone, code: "gone", message: message)
             case .rejected(let message):
                 return GatehouseError(status: .internalServerError, code: "internal", message: message)
+            case .forbidden(let message): return .forbidden(message)
             }
         case is HTTPParserError:
             return .badRequest("the request could not be read: it is not well-formed HTTP or it ended early")

@@ -115,6 +115,42 @@ struct FreezeBody: Decodable {
     }
 }
 
+/// The body of `POST …/request`: asking for a release to be approved.
+struct RequestBody: Decodable {
+    var reason: String?
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(allowed: ["reason"])
+        reason = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .reason)
+    }
+
+    private enum CodingKeys: String, CodingKey { case reason }
+}
+
+/// The body of `POST …/overrides`: lifting one policy rule for this rollout.
+struct OverrideBody: Decodable {
+    var rule: String
+    var reason: String
+    var ttl: String?
+    var expiresAt: String?
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(allowed: ["rule", "reason", "ttl", "expiresAt"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        rule = try container.decode(String.self, forKey: .rule)
+        reason = try container.decode(String.self, forKey: .reason)
+        ttl = try container.decodeIfPresent(String.self, forKey: .ttl)
+        expiresAt = try container.decodeIfPresent(String.self, forKey: .expiresAt)
+    }
+
+    private enum CodingKeys: String, CodingKey { case rule, reason, ttl, expiresAt }
+
+    /// How long an override lasts unless told: it ends with the rollout in any case.
+    static let defaultLifetime: TimeInterval = 24 * 60 * 60
+}
+
 /// Rules for the free-text reasons people give.
 enum Reason {
     static let maximumLength = 1024

@@ -42,6 +42,8 @@ public struct ServerArguments: Sendable, Equatable {
     public var databasePassword: String?
     /// The access file (scoped tokens, Slack users and channels); none means no access control.
     public var accessFile: String?
+    /// The guardrails policy file (re-read on change or SIGHUP); no rules without one.
+    public var policyFile: String?
     /// Only canaries in namespaces this expression matches are served (flagger-loadtester's flag).
     public var namespaceRegexp: String?
     /// A secret Flagger must send in the webhook's `metadata.token`.
@@ -286,6 +288,10 @@ public struct ServeOption: Sendable {
             text(
                 "access-file", "path",
                 "Access file: scoped tokens, Slack users and channels (re-read on change or SIGHUP).", \.accessFile),
+            text(
+                "policy-file", "path",
+                "Guardrails policy file: approval rules, automatic gates, rollout slots, dependencies, deploy windows (re-read on change or SIGHUP).",
+                \.policyFile),
             text(
                 "namespace-regexp", "regexp",
                 "Serve only canaries in namespaces this regular expression matches (as flagger-loadtester).",

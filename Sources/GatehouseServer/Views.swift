@@ -28,11 +28,13 @@ struct CanaryView: ResponseEncodable {
     var rollout: RolloutView
     var waitingOn: Waiting?
     var gates: [String: GateView]
+    /// What the guardrails policy says of the canary; absent when no rule selects it and nothing was asked.
+    var policy: PolicyStateView?
     /// What an operator change just did, in one sentence (only in the answer to that change).
     var outcome: String?
 
-    /// The view of `canary` at `now`; `freezes` are those in force, which a wait may be on.
-    init(_ canary: Canary, freezes: [Freeze], at now: Date, outcome: String? = nil) {
+    /// The view of `canary` at `now`; a wait may be on a freeze or a policy rule of `surroundings`.
+    init(_ canary: Canary, surroundings: Surroundings, at now: Date, outcome: String? = nil) {
         cluster = canary.id.cluster.isEmpty ? nil : canary.id.cluster
         namespace = canary.id.namespace
         name = canary.id.name
@@ -45,9 +47,45 @@ struct CanaryView: ResponseEncodable {
         state = canary.waitingOn != nil ? .waiting : canary.isRollingOut ? .rolling : .idle
         rollout = RolloutView(canary.rollout)
         self.outcome = outcome
-        waitingOn = canary.waiting(among: freezes, at: now)
+        waitingOn = canary.waiting(in: surroundings, at: now)
         gates = Dictionary(
-            uniqueKeysWithValues: GateKind.allCases.map { ($0.rawValue, GateView(canary.gate($0), at: now)) })
+            uniqueKeysWithValues: GateKind.allCases.map { kind in
+                let guards = canary.guards(kind, in: surroundings, at: now)
+                let gate = canary.gate(kind)
+                let approvals = guards.approvals.map { rule in
+                    gate.isEffectivelyOpen(at: now)
+                        ? guards.approvalsHold(on: gate, of: Check(canary: canary.id, gate: kind, checksum: ""))?.needed
+                            ?? "\(rule.count) of \(rule.count) approvals: \(guards.countedApprovals(of: gate).joined(separator: ", "))"
+                        : "0 of \(rule.count) approvals (rule \(rule.rule))"
+                }
+                return (kind.rawValue, GateView(gate, at: now, approvals: approvals))
+            })
+        let state = PolicyStateView(canary, policy: surroundings.policy, at: now)
+        policy = state.isEmpty ? nil : state
+    }
+}
+
+/// What the guardrails policy says of one canary: which rules select it, what its webhooks told of it,
+/// who asked for its release to be approved, which rules are lifted, since when it is queued.
+struct PolicyStateView: Codable {
+    var rules: [String]?
+    var labels: CanaryLabels?
+    var requestedBy: [String]?
+    var overrides: [Override]?
+    var queuedSince: Date?
+
+    init(_ canary: Canary, policy: Policy, at now: Date) {
+        let names = policy.rules(for: canary).map(\.name)
+        rules = names.isEmpty ? nil : names
+        labels = canary.labels.isEmpty ? nil : canary.labels
+        requestedBy = canary.requestedBy.isEmpty ? nil : canary.requestedBy
+        let active = canary.overrides.filter { $0.expiresAt > now }
+        overrides = active.isEmpty ? nil : active
+        queuedSince = canary.queuedAt
+    }
+
+    var isEmpty: Bool {
+        rules == nil && labels == nil && requestedBy == nil && overrides == nil && queuedSince == nil
     }
 }
 
@@ -83,8 +121,13 @@ struct GateView: Codable {
     var changedAt: Date?
     var lastVerdict: Verdict?
     var lastVerdictAt: Date?
+    /// Who approved the open gate, each once, in order.
+    var approvals: [String]?
+    /// Where a rule counts approvals: "1 of 2 approvals: alice; waiting for one of: bob, carol".
+    var approvalStatus: String?
 
-    init(_ gate: Gate, at now: Date) {
+    init(_ gate: Gate, at now: Date, approvals status: String? = nil) {
+        approvalStatus = status
         let isOpen = gate.isEffectivelyOpen(at: now)
         state = isOpen ? .open : .closed
         mode = gate.mode
@@ -96,6 +139,7 @@ struct GateView: Codable {
         changedAt = gate.expiresAt.flatMap { gate.isExpired(at: now) ? $0 : nil } ?? gate.changedAt
         lastVerdict = gate.lastVerdict
         lastVerdictAt = gate.lastVerdictAt
+        approvals = isOpen && !gate.approvals.isEmpty ? gate.approvals : nil
     }
 }
 

@@ -13,13 +13,93 @@ extension GateStore {
         _ kind: GateKind, of id: CanaryID, _ request: OpenRequest, actor: String, token: SingleUse? = nil,
         at now: Date = Date()
     ) async throws -> Canary {
-        try await change(kind, of: id, at: now, token: token) { gate, canary in
+        let policy = policy()
+        return try await change(kind, of: id, at: now, token: token) { gate, canary in
+            try Self.requireApprover(actor, of: kind, canary, under: policy, at: now)
             var request = request
             // "The rest of this rollout": bound to the revision in progress, so it cannot outlive it.
             if request.coversRestOfRollout, request.boundChecksum == nil, canary.rollout.isInProgress {
                 request.boundChecksum = canary.rollout.currentChecksum
             }
             return gate.open(request, actor: actor, at: now)
+        }
+    }
+
+    /// Refuses an approval a rule would not count: from someone outside its approvers, or from
+    /// whoever requested the release.
+    static func requireApprover(
+        _ actor: String, of gate: GateKind, _ canary: Canary, under policy: Policy, at now: Date
+    )
+        throws
+    {
+        let guards = canary.guards(gate, in: Surroundings(policy: policy), at: now)
+        guard let rule = guards.approvals else { return }
+        if let from = rule.from, !from.contains(actor) {
+            throw StoreError.forbidden(
+                "\(actor) is not one of the approvers of the \(gate.rawValue) gate of \(canary.id) (rule \(rule.rule): \(from.joined(separator: ", ")))"
+            )
+        }
+        if guards.requesters.contains(actor) {
+            throw StoreError.forbidden(
+                "\(actor) requested this release of \(canary.id), so cannot approve it (rule \(rule.rule) counts approvals from others)"
+            )
+        }
+    }
+
+    /// Records who asks for the release in progress (or the next) to be approved: they may then not
+    /// approve it themselves where a rule counts approvals. Belongs to the rollout, like a once-gate.
+    public func requestApproval(of id: CanaryID, reason: String?, actor: String, at now: Date = Date())
+        async throws -> Canary
+    {
+        try await changing(id, at: now) { stored, _ in
+            var canary = stored
+            guard !canary.requestedBy.contains(actor) else { return CanaryUpdate(value: canary) }
+            canary.requestedBy.append(actor)
+            canary.requestedAt = canary.requestedAt ?? now
+            var change = CanaryChange()
+            change.append(
+                [GateFact(action: .requested, actor: actor, reason: reason ?? "asked for this release to be approved")],
+                gate: nil)
+            return CanaryUpdate(value: canary, saved: canary, change: change)
+        }
+    }
+
+    /// Lifts one policy rule for a canary's rollout, until `expiresAt` or the rollout's end; only
+    /// someone the rule names as an overrider may, with a reason. Audited.
+    public func override(
+        rule name: String, of id: CanaryID, reason: String, expiresAt: Date, actor: String, at now: Date = Date()
+    ) async throws -> Canary {
+        let policy = policy()
+        guard let rule = policy.rule(named: name) else {
+            let known = policy.rules.map(\.name)
+            throw StoreError.notFound(
+                "there is no rule \(name) in the policy\(known.isEmpty ? " (no policy file is in force)" : "; its rules are \(known.joined(separator: ", "))")"
+            )
+        }
+        guard rule.overriders.contains(actor) else {
+            throw StoreError.forbidden(
+                rule.overriders.isEmpty
+                    ? "rule \(name) names nobody who may override it (overrideBy)"
+                    : "\(actor) may not override rule \(name); \(rule.overriders.joined(separator: ", ")) may")
+        }
+        return try await changing(id, at: now) { stored, _ in
+            guard rule.selector.selects(id, labels: stored.labels) else {
+                throw StoreError.conflict("rule \(name) does not apply to \(id), so there is nothing to override")
+            }
+            var canary = stored
+            canary.overrides.removeAll { $0.rule == name || $0.expiresAt <= now }
+            canary.overrides.append(
+                Override(rule: name, actor: actor, reason: reason, at: now, expiresAt: expiresAt))
+            var change = CanaryChange()
+            change.append(
+                [
+                    GateFact(
+                        action: .overridden, actor: actor,
+                        reason:
+                            "rule \(name) lifted until \(Timestamp.string(from: expiresAt)) or the rollout's end: \(reason)"
+                    )
+                ], gate: nil)
+            return CanaryUpdate(value: canary, saved: canary, change: change)
         }
     }
 

@@ -10,15 +10,26 @@ extension GateStore {
     /// Decides one check; writes only when the decision changes the canary's gates or rollout (or,
     /// on a store that keeps no copy in memory, when the check tells something new of the canary).
     public func check(_ check: Check, at now: Date = Date()) async throws -> Decision {
+        let known: Canary?
         if memory != nil {
-            if let decision = try checkInMemory(check, at: now) { return decision }
+            switch try checkInMemory(check, at: now) {
+            case .decided(let decision): return decision
+            case .needsWrite(let canary): known = canary
+            }
         } else {
             try requireHealthy()
-            if let decision = try await checkReading(check, at: now) { return decision }
+            switch try await checkReading(check, at: now) {
+            case .decided(let decision): return decision
+            case .needsWrite(let canary): known = canary
+            }
         }
-        return try await changing(check.canary, at: now) { canary, freezes in
-            let freeze = Freeze.applying(to: check.canary, among: freezes, at: now)
-            var outcome = canary.deciding(check, freeze: freeze, at: now)
+        let policy = policy()
+        var labelled = known ?? Canary(id: check.canary)
+        labelled.labels = labelled.labels.updated(from: check.metadata)
+        return try await changing(
+            check.canary, at: now, peers: policy.needsPeers(labelled, gate: check.gate, at: now)
+        ) { canary, surroundings in
+            var outcome = canary.deciding(check, in: surroundings, at: now)
             guard self.needsWrite(outcome, for: check, from: canary, at: now) else {
                 return CanaryUpdate(value: outcome.decision)
             }
@@ -27,6 +38,13 @@ extension GateStore {
             return CanaryUpdate(
                 value: outcome.decision, saved: outcome.canary, change: outcome.change, phase: check.phase)
         }
+    }
+
+    /// What deciding a check without writing found: the answer, or that it must be decided again
+    /// in a write transaction (with the canary as it was known, when it was).
+    enum Reading: Sendable {
+        case decided(Decision)
+        case needsWrite(Canary?)
     }
 
     /// Whether a check's outcome must be written: it changes the canary's gates or rollout, or,
@@ -39,27 +57,48 @@ extension GateStore {
     }
 
     /// Decides one check from what the database holds, without a lock: the decision when nothing
-    /// needs writing (the common case), nil when it must be decided again and written.
-    func checkReading(_ check: Check, at now: Date) async throws -> Decision? {
-        try await transaction(reads: Records.loading(check.canary, at: now)) { rows in
-            let loaded = try Records.loaded(rows)
-            guard let canary = loaded.canary else { return Plan(value: nil) }
-            let freeze = Freeze.applying(to: check.canary, among: loaded.freezes, at: now)
-            let outcome = canary.deciding(check, freeze: freeze, at: now)
-            return Plan(value: self.needsWrite(outcome, for: check, from: canary, at: now) ? nil : outcome.decision)
+    /// needs writing (the common case). The other canaries the policy looks at are read with it; when
+    /// the canary turns out to need others than guessed from the check alone, they are read again.
+    func checkReading(_ check: Check, at now: Date) async throws -> Reading {
+        let policy = policy()
+        var guessed = Canary(id: check.canary)
+        guessed.labels = guessed.labels.updated(from: check.metadata)
+        var needs = policy.needsPeers(guessed, gate: check.gate, at: now)
+        for attempt in 0..<2 {
+            let asked = needs
+            let read = try await transaction(reads: Records.loading(check.canary, at: now) + Records.peerReads(asked)) {
+                rows -> Plan<(Reading, PeerNeeds?)> in
+                let loaded = try Records.loaded(rows)
+                guard let canary = loaded.canary else { return Plan(value: (.needsWrite(nil), nil)) }
+                var labelled = canary
+                labelled.labels = canary.labels.updated(from: check.metadata)
+                let needed = policy.needsPeers(labelled, gate: check.gate, at: now)
+                if needed != asked { return Plan(value: (.needsWrite(canary), needed)) }
+                let surroundings = Surroundings(
+                    freezes: loaded.freezes, policy: policy, peers: try Records.peers(asked, in: rows))
+                let outcome = canary.deciding(check, in: surroundings, at: now)
+                let reading: Reading =
+                    self.needsWrite(outcome, for: check, from: canary, at: now)
+                    ? .needsWrite(canary) : .decided(outcome.decision)
+                return Plan(value: (reading, nil))
+            }
+            guard attempt == 0, let needed = read.1 else { return read.0 }
+            needs = needed
         }
+        return .needsWrite(nil)
     }
 
     /// Decides one check from memory alone, without waiting: the decision when it changes nothing
-    /// durable (the common case: Flagger asking again), nil when it must be decided again and
+    /// durable (the common case: Flagger asking again), `needsWrite` when it must be decided again and
     /// written by `check`. Throws `unavailable` while storage cannot answer, as `check` does.
-    func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Decision? {
-        guard let memory else { return nil }
+    func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Reading {
+        guard let memory else { return .needsWrite(nil) }
         try requireHealthy()
         let isProgressCheck = check.gate.isProgressCheck
-        // The lock is held only to read the canary and the freeze (and, a few times a minute, to note
-        // what the check tells of the canary): every event loop takes it for every check.
-        let known = memory.withLock { memory -> (Canary, Freeze?)? in
+        // The lock is held only to read the canary, the freezes and the other canaries (a dictionary
+        // copied on write: taking it costs nothing), and, a few times a minute, to note what the
+        // check tells of the canary: every event loop takes it for every check.
+        let known = memory.withLock { memory -> (Canary, [Freeze], [CanaryID: Canary])? in
             guard memory.canaries[check.canary] != nil || memory.canaries.count < maximumCanaries else { return nil }
             var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
             if canary.wouldObserve(
@@ -69,11 +108,12 @@ extension GateStore {
                 memory.canaries[check.canary] = canary
                 memory.unsaved.insert(check.canary)
             }
-            return (canary, Freeze.applying(to: check.canary, among: memory.freezes.values, at: now))
+            return (canary, Array(memory.freezes.values), memory.canaries)
         }
-        guard let (canary, freeze) = known else { throw fullError(check.canary) }
-        let outcome = canary.deciding(check, freeze: freeze, at: now)
-        return outcome.canary.differsDurably(from: canary) ? nil : outcome.decision
+        guard let (canary, freezes, peers) = known else { throw fullError(check.canary) }
+        let outcome = canary.deciding(
+            check, in: Surroundings(freezes: freezes, policy: policy(), peers: peers), at: now)
+        return outcome.canary.differsDurably(from: canary) ? .needsWrite(canary) : .decided(outcome.decision)
     }
 
     /// Records a Flagger `event` or `post-rollout` report. Only `post-rollout` and the "Promotion

@@ -55,3 +55,22 @@ extension GateStore {
         return try await rows(Records.freezesInForce(at: now), Tables.freeze.read)
     }
 }
+
+extension GateStore {
+    /// What a canary's wait is decided against now, for showing it: the freezes in force, the policy,
+    /// and the other canaries (from memory, or every canary row from the database).
+    public func surroundings(at now: Date = Date()) async throws -> Surroundings {
+        let freezes = try await freezes(at: now)
+        let peers: [CanaryID: Canary]
+        if let memory {
+            peers = memory.withLock { $0.canaries }
+        } else {
+            let rows = try await rows(SQL("SELECT * FROM canary"), Tables.canary.read)
+            peers = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+        return Surroundings(freezes: freezes, policy: policy(), peers: peers)
+    }
+
+    /// The guardrails policy in force.
+    public var policyInForce: Policy { policy() }
+}

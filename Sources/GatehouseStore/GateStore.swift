@@ -23,6 +23,8 @@ public final class GateStore: Sendable {
     let logger: Logger
     /// Which messages facts produce; nil sends none.
     let notifications: (any NotificationPolicy)?
+    /// The guardrails policy in force (re-read by the caller when its file changes).
+    let policy: @Sendable () -> Policy
 
     /// Migrates the SQLite database and loads its state into memory.
     ///
@@ -30,8 +32,10 @@ public final class GateStore: Sendable {
     /// abandoned (see `GroupCommit`).
     public init(
         writer: any DatabaseWriter, storageTimeout: TimeInterval = 5, maximumCanaries: Int = 50_000,
-        logger: Logger = Logger(label: "gatehouse.store"), notifications: (any NotificationPolicy)? = nil
+        logger: Logger = Logger(label: "gatehouse.store"), notifications: (any NotificationPolicy)? = nil,
+        policy: @escaping @Sendable () -> Policy = { .none }
     ) throws {
+        self.policy = policy
         self.maximumCanaries = maximumCanaries
         try Schema.migrator.migrate(writer)
         self.logger = logger
@@ -56,8 +60,9 @@ public final class GateStore: Sendable {
     /// A store on an engine that keeps no copy in memory (PostgreSQL).
     init(
         engine: any StoreEngine, health: StorageHealth, maximumCanaries: Int, logger: Logger,
-        notifications: (any NotificationPolicy)?
+        notifications: (any NotificationPolicy)?, policy: @escaping @Sendable () -> Policy
     ) {
+        self.policy = policy
         self.engine = engine
         self.memory = nil
         self.health = health
@@ -97,10 +102,10 @@ public final class GateStore: Sendable {
     /// Runs one transaction (see `StoreEngine.transaction`); once it commits, each audit entry it
     /// appended is logged at info, so that every change of state is in the log once.
     func transaction<Value: Sendable>(
-        lock: CanaryID? = nil, reads: [SQL] = [],
+        locks: [String] = [], reads: [SQL] = [],
         _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
     ) async throws -> Value {
-        let (value, entries) = try await engine.transaction(lock: lock, reads: reads) { rows in
+        let (value, entries) = try await engine.transaction(locks: locks, reads: reads) { rows in
             let plan = try decide(rows)
             return Plan(
                 value: (plan.value, plan.writes.compactMap(\.auditEntry)), writes: plan.writes, remember: plan.remember)
@@ -122,25 +127,31 @@ public final class GateStore: Sendable {
     }
 
     /// Changes one canary in one transaction. `decide` sees the canary as stored (with what memory
-    /// observed since laid over it) and the freezes in force, and says what to answer and what, if
-    /// anything, to save. `token`, when given, is used in the same transaction: the change fails
-    /// (`gone`) if it was used already. A new canary beyond `maximumCanaries` is refused.
+    /// observed since laid over it), the freezes in force, the policy and the other canaries `peers`
+    /// names, and says what to answer and what, if anything, to save. `token`, when given, is used in
+    /// the same transaction: the change fails (`gone`) if it was used already. A new canary beyond
+    /// `maximumCanaries` is refused. Changes that may take a rollout slot wait for each other.
     func changing<Value: Sendable>(
-        _ id: CanaryID, at now: Date, token: SingleUse? = nil,
-        _ decide: @escaping @Sendable (_ stored: Canary, _ freezes: [Freeze]) throws -> CanaryUpdate<Value>
+        _ id: CanaryID, at now: Date, token: SingleUse? = nil, peers: PeerNeeds = PeerNeeds(),
+        _ decide: @escaping @Sendable (_ stored: Canary, _ surroundings: Surroundings) throws -> CanaryUpdate<Value>
     ) async throws -> Value {
-        let reads = Records.loading(id, at: now) + (token.map { Records.use($0, at: now) } ?? [])
-        return try await transaction(lock: id, reads: reads) { rows in
+        let reads =
+            Records.loading(id, at: now) + Records.peerReads(peers) + (token.map { Records.use($0, at: now) } ?? [])
+        let locks = [id.description] + (peers.rollouts ? [Records.rolloutSlotsLock] : [])
+        let policy = self.policy()
+        return try await transaction(locks: locks, reads: reads) { rows in
             if token != nil, rows.last?.isEmpty != false {
                 throw StoreError.gone("this link was already used; nothing was done")
             }
             let loaded = try Records.loaded(rows)
+            let surroundings = Surroundings(
+                freezes: loaded.freezes, policy: policy, peers: try Records.peers(peers, in: rows))
             let inMemory = self.memory?.withLock { $0.canaries[id] }
             if loaded.canary == nil, inMemory == nil, loaded.count >= Int64(self.maximumCanaries) {
                 throw self.fullError(id)
             }
             let canary = self.overlaid(loaded.canary, inMemory: inMemory) ?? Canary(id: id)
-            let update = try decide(canary, loaded.freezes)
+            let update = try decide(canary, surroundings)
             guard let saved = update.saved else { return Plan(value: update.value) }
             let writes =
                 try self.writes(saving: saved, change: update.change, stored: canary, phase: update.phase, at: now)
@@ -201,7 +212,8 @@ extension GateStore {
     /// replica at a time) and fails, within 30 seconds, when the database cannot be reached.
     public static func postgres(
         _ location: PostgresLocation, storageTimeout: TimeInterval = 5, maximumCanaries: Int = 50_000,
-        logger: Logger = Logger(label: "gatehouse.store"), notifications: (any NotificationPolicy)? = nil
+        logger: Logger = Logger(label: "gatehouse.store"), notifications: (any NotificationPolicy)? = nil,
+        policy: @escaping @Sendable () -> Policy = { .none }
     ) async throws -> GateStore {
         let health = StorageHealth(logger: logger)
         let engine = PostgresEngine(
@@ -224,7 +236,7 @@ extension GateStore {
         }
         return GateStore(
             engine: engine, health: health, maximumCanaries: maximumCanaries, logger: logger,
-            notifications: notifications)
+            notifications: notifications, policy: policy)
     }
 
     /// Closes the store's connections (PostgreSQL); a SQLite store closes with its last reference.

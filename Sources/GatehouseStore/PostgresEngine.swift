@@ -55,11 +55,11 @@ final class PostgresEngine: StoreEngine {
     func rows<Value: Sendable>(_ sql: SQL, _ read: @escaping @Sendable (any StoredRow) throws -> Value)
         async throws -> [Value]
     {
-        try await transaction(lock: nil, reads: [sql]) { rows in Plan(value: try rows[0].map(read)) }
+        try await transaction(locks: [], reads: [sql]) { rows in Plan(value: try rows[0].map(read)) }
     }
 
     func transaction<Value: Sendable>(
-        lock: CanaryID?, reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
+        locks: [String], reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
     ) async throws -> Value {
         let id = inFlight.withLock { state -> Int in
             defer { state.next += 1 }
@@ -70,7 +70,7 @@ final class PostgresEngine: StoreEngine {
         return try await WriteTicket.answer(within: timeout, health: health) { ticket, answer in
             Task {
                 do {
-                    answer.succeed(try await self.run(lock: lock, reads: reads, decide, ticket: ticket))
+                    answer.succeed(try await self.run(locks: locks, reads: reads, decide, ticket: ticket))
                 } catch {
                     guard ticket.take() else { return }  // the deadline answered
                     answer.fail(self.storeError(error))
@@ -81,7 +81,7 @@ final class PostgresEngine: StoreEngine {
 
     /// One transaction on one connection; rolled back, not committed, when its caller gave up.
     private func run<Value: Sendable>(
-        lock: CanaryID?, reads: [SQL], _ decide: @Sendable ([[any StoredRow]]) throws -> Plan<Value>,
+        locks: [String], reads: [SQL], _ decide: @Sendable ([[any StoredRow]]) throws -> Plan<Value>,
         ticket: WriteTicket
     ) async throws -> Value {
         let logger = self.logger
@@ -94,9 +94,10 @@ final class PostgresEngine: StoreEngine {
                 // The server gives up on a statement (a lock wait, a stalled disk) when the caller does.
                 try await connection.query(
                     PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = \(milliseconds)"), logger: logger)
-                if let lock {
+                // Always in the same order, so that two transactions never wait for each other's second lock.
+                for lock in locks.sorted() {
                     _ = try await connection.query(
-                        "SELECT pg_advisory_xact_lock(hashtextextended(\(lock.description), 0))", logger: logger
+                        "SELECT pg_advisory_xact_lock(hashtextextended(\(lock), 0))", logger: logger
                     ).collect()
                 }
                 var rows: [[any StoredRow]] = []

@@ -83,6 +83,10 @@ enum PostgresSchema {
             "v3: the checksum of Flagger's last event",
             ["ALTER TABLE canary ADD COLUMN lastMessageChecksum text"]
         ),
+        (
+            "v4: guardrails: labels, approvals, requests, queue places, overrides",
+            Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.postgres)" }
+        ),
     ]
 
     /// An arbitrary constant naming the lock replicas take to migrate one at a time.

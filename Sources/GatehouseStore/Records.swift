@@ -39,6 +39,43 @@ enum Records {
         )
     }
 
+    /// The advisory lock changes that may take a rollout slot hold (PostgreSQL; SQLite has one writer).
+    static let rolloutSlotsLock = "gatehouse: rollout slots"
+
+    /// The other canaries a decision looks at (their rows, without gates), read after `loading`'s.
+    static func peerReads(_ needs: PeerNeeds) -> [SQL] {
+        var reads: [SQL] = []
+        if needs.rollouts {
+            reads.append(
+                SQL(
+                    "SELECT * FROM canary WHERE rolloutStage IN ('waiting', 'admitted', 'progressing', 'promoting')"))
+        }
+        if !needs.canaries.isEmpty {
+            let condition = Array(repeating: "(\(key(needs.canaries[0]).condition))", count: needs.canaries.count)
+            reads.append(
+                SQL(
+                    "SELECT * FROM canary WHERE " + condition.joined(separator: " OR "),
+                    needs.canaries.flatMap { key($0).arguments }))
+        }
+        return reads
+    }
+
+    /// The canaries `peerReads` read, by identity.
+    static func peers(_ needs: PeerNeeds, in rows: [[any StoredRow]]) throws -> [CanaryID: Canary] {
+        let count = (needs.rollouts ? 1 : 0) + (needs.canaries.isEmpty ? 0 : 1)
+        var peers: [CanaryID: Canary] = [:]
+        for read in rows.dropFirst(loadingReads).prefix(count) {
+            for row in read {
+                let canary = try Tables.canary.read(row)
+                peers[canary.id] = canary
+            }
+        }
+        return peers
+    }
+
+    /// How many statements `loading` runs.
+    static let loadingReads = 4
+
     /// Every canary and every gate, for `canaries(from:gates:)`.
     static let everyCanary = [SQL("SELECT * FROM canary"), SQL("SELECT * FROM gate")]
 

@@ -152,6 +152,23 @@ enum Schema {
         migrator.registerMigration("v5: the checksum of Flagger's last event") { db in
             try db.execute(sql: "ALTER TABLE canary ADD COLUMN lastMessageChecksum TEXT")
         }
+        migrator.registerMigration("v6: guardrails: labels, approvals, requests, queue places, overrides") { db in
+            try db.execute(
+                sql: Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)" }
+                    .joined(separator: ";\n"))
+        }
         return migrator
     }
+
+    /// The columns v6 adds, with their SQLite and PostgreSQL types.
+    static let guardrailColumns: [(table: String, column: String, sqlite: String, postgres: String)] = [
+        ("canary", "rolloutStartedAt", "DATETIME", "timestamptz"),
+        ("canary", "rolloutOutcome", "TEXT", "text"),
+        ("canary", "labels", "TEXT", "text"),
+        ("canary", "requestedBy", "TEXT", "text"),
+        ("canary", "requestedAt", "DATETIME", "timestamptz"),
+        ("canary", "queuedAt", "DATETIME", "timestamptz"),
+        ("canary", "overrides", "TEXT", "text"),
+        ("gate", "approvals", "TEXT", "text"),
+    ]
 }

@@ -16,9 +16,10 @@ struct Plan<Value: Sendable>: Sendable {
 protocol StoreEngine: Sendable {
     /// Runs `reads` in order, hands their rows to `decide`, runs the writes it returns, and commits;
     /// throws `unavailable` when storage does not commit within the storage timeout (and then
-    /// nothing of it is kept). `lock` names the canary whose writers must wait for each other.
+    /// nothing of it is kept). `locks` name what writers must wait for each other over (a canary; the
+    /// rollout slots).
     func transaction<Value: Sendable>(
-        lock: CanaryID?, reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
+        locks: [String], reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
     ) async throws -> Value
 
     /// The rows of a query, each read by `read`.
@@ -49,7 +50,7 @@ struct SQLiteEngine: StoreEngine {
     func continuingIDs(of tables: [String]) -> [SQL] { [] }
 
     func transaction<Value: Sendable>(
-        lock: CanaryID?, reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
+        locks: [String], reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
     ) async throws -> Value {
         try await writes.write { db in
             let rows = try reads.map { try db.rows($0) as [any StoredRow] }

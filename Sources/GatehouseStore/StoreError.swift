@@ -12,12 +12,14 @@ public enum StoreError: Error, Equatable, Sendable {
     case gone(String)
     /// Storage refused this one change (a schema constraint); nothing of it was kept.
     case rejected(String)
+    /// A policy rule does not let this person do this (approve their own release, override a rule).
+    case forbidden(String)
 
     /// The sentence the error carries.
     public var message: String {
         switch self {
         case .unavailable(let text), .conflict(let text), .notFound(let text), .full(let text), .gone(let text),
-            .rejected(let text):
+            .rejected(let text), .forbidden(let text):
             text
         }
     }

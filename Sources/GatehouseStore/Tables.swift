@@ -139,6 +139,41 @@ extension Optional: Storable where Wrapped: Storable {
     }
 }
 
+/// Values stored as JSON text (NULL when empty): a canary's labels and overrides, a gate's approvals.
+protocol StorableJSON: Storable, Codable {
+    var isEmpty: Bool { get }
+    static var empty: Self { get }
+}
+
+extension StorableJSON {
+    static var storedType: StoredType { .text }
+    var stored: StoredValue {
+        guard !isEmpty, let data = try? JSONEncoder().encode(self) else { return .null }
+        return .text(String(decoding: data, as: UTF8.self))
+    }
+    init(stored: StoredValue) throws {
+        if stored == .null {
+            self = .empty
+            return
+        }
+        self = try JSONDecoder().decode(Self.self, from: Data(try String(stored: stored).utf8))
+    }
+}
+
+/// What a list stored as JSON may hold.
+protocol StorableElement: Codable, Sendable {}
+
+extension String: StorableElement {}
+extension Override: StorableElement {}
+
+extension Array: Storable, StorableJSON where Element: StorableElement {
+    static var empty: Self { [] }
+}
+
+extension CanaryLabels: StorableJSON {
+    static var empty: Self { CanaryLabels() }
+}
+
 /// Enumerations are stored by their raw text (which the schema's CHECK constraints list).
 protocol StorableText: Storable, RawRepresentable where RawValue == String {}
 
@@ -258,6 +293,13 @@ enum Tables {
             .column("lastProgressCheckAt", \.rollout.lastProgressCheckAt),
             .column("usesRolloutGate", \.rollout.usesRolloutGate),
             .column("rolloutSince", \.rollout.since),
+            .column("rolloutStartedAt", \.rollout.startedAt),
+            .column("rolloutOutcome", \.rollout.outcome),
+            .column("labels", \.labels),
+            .column("requestedBy", \.requestedBy),
+            .column("requestedAt", \.requestedAt),
+            .column("queuedAt", \.queuedAt),
+            .column("overrides", \.overrides),
         ],
         make: { row in Canary(id: try Tables.canaryID(row)) })
 
@@ -283,6 +325,7 @@ enum Tables {
             .column("lastVerdict", \.gate.lastVerdict),
             .column("lastVerdictChecksum", \.gate.lastVerdictChecksum),
             .column("lastVerdictAt", \.gate.lastVerdictAt),
+            .column("approvals", \.gate.approvals),
         ],
         make: { row in
             StoredGate(

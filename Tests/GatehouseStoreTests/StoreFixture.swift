@@ -28,19 +28,20 @@ final class StoreFixture: Sendable {
     let podinfo = try! CanaryID(namespace: "test", name: "podinfo")
     private let opened = Mutex<[GateStore]>([])
 
-    init(_ backend: Backend, storageTimeout: TimeInterval = 5) async throws {
+    init(_ backend: Backend, storageTimeout: TimeInterval = 5, policy: Policy = .none) async throws {
         self.backend = backend
         switch backend {
         case .sqlite:
             let database = try TemporaryDatabase()
             sqlite = database
             postgres = nil
-            store = try database.openStore(storageTimeout: storageTimeout)
+            store = try database.openStore(storageTimeout: storageTimeout, policy: policy)
         case .postgres:
             sqlite = nil
             let location = try await Self.freshPostgresDatabase()
             postgres = location
-            store = try await GateStore.postgres(location, storageTimeout: storageTimeout, logger: Self.quiet)
+            store = try await GateStore.postgres(
+                location, storageTimeout: storageTimeout, logger: Self.quiet, policy: { policy })
         }
         opened.withLock { $0.append(store) }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GatehouseCore
 import GatehouseStore
 
 /// A SQLite file in its own temporary directory, removed when the test ends.
@@ -15,12 +16,15 @@ final class TemporaryDatabase: Sendable {
     }
 
     /// Opens a store on the file, as `gatehouse serve` does.
-    func openStore(busyTimeout: TimeInterval = 0.2, storageTimeout: TimeInterval = 5, maximumCanaries: Int = 50_000)
+    func openStore(
+        busyTimeout: TimeInterval = 0.2, storageTimeout: TimeInterval = 5, maximumCanaries: Int = 50_000,
+        policy: Policy = .none
+    )
         throws -> GateStore
     {
         try GateStore(
             writer: GateStore.openDatabase(atPath: path, busyTimeout: busyTimeout), storageTimeout: storageTimeout,
-            maximumCanaries: maximumCanaries)
+            maximumCanaries: maximumCanaries, policy: { policy })
     }
 
     /// A second, independent connection to the same file, as another process would have.

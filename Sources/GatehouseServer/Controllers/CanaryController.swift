@@ -23,6 +23,10 @@ struct CanaryController {
         routes.rejectOtherMethods(than: [.post], at: ":namespace/:name/gates/:gate/close")
         routes.post(":namespace/:name/rollback", use: rollback)
         routes.rejectOtherMethods(than: [.post], at: ":namespace/:name/rollback")
+        routes.post(":namespace/:name/request", use: requestApproval)
+        routes.rejectOtherMethods(than: [.post], at: ":namespace/:name/request")
+        routes.post(":namespace/:name/overrides", use: override)
+        routes.rejectOtherMethods(than: [.post], at: ":namespace/:name/overrides")
         routes.get(":namespace/:name/events", use: events)
         routes.rejectOtherMethods(than: [.get], at: ":namespace/:name/events")
         return routes
@@ -36,7 +40,7 @@ struct CanaryController {
             try access.requireCaller(context)
         }
         let now = Date()
-        let freezes = try await store.freezes(at: now)
+        let surroundings = try await store.surroundings(at: now)
         // Sorted by cluster, namespace and name, so that `after` pages through them in a stable order.
         var page: [(CanaryID, CanaryView)] = []
         var next: String?
@@ -44,7 +48,7 @@ struct CanaryController {
         where query.area.contains(canary.id) && (query.after.map { canary.id > $0 } ?? true)
             && access.canRead(canary.id.area, context: context)
         {
-            let view = CanaryView(canary, freezes: freezes, at: now)
+            let view = CanaryView(canary, surroundings: surroundings, at: now)
             guard query.state.map({ $0 == view.state }) ?? true else { continue }
             guard page.count < query.limit else {
                 next = page.last?.0.description
@@ -95,6 +99,38 @@ struct CanaryController {
         return try await open(.rollback, of: id, body, actor: actor, context: context)
     }
 
+    /// Asks for the release to be approved: the asker's own approval then does not count.
+    @Sendable func requestApproval(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
+        let id = try CanaryID(of: request, context)
+        let actor = try access.authorize(.open, in: id.area, context: context)
+        let body =
+            try await JSONBody.decodeIfPresent(RequestBody.self, from: request, context: context) ?? RequestBody()
+        let canary = try await operations.requestApproval(
+            of: id, reason: try Reason.validate(body.reason), by: .init(actor: actor))
+        return try await view(
+            of: canary,
+            outcome: "approval requested by \(actor): where a rule counts approvals, \(actor)'s own does not count")
+    }
+
+    /// Lifts one policy rule for this rollout (someone the rule names may), with a reason.
+    @Sendable func override(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
+        let id = try CanaryID(of: request, context)
+        let actor = try access.authorize(.open, in: id.area, context: context)
+        let body = try await JSONBody.decode(OverrideBody.self, from: request, context: context)
+        let now = Date()
+        let reason = try Reason.validate(body.reason, required: true) ?? ""
+        let expiresAt =
+            try Expiry.date(ttl: body.ttl, expiresAt: body.expiresAt, now: now)
+            ?? now.addingTimeInterval(OverrideBody.defaultLifetime)
+        let canary = try await operations.override(
+            rule: body.rule, of: id, reason: reason, expiresAt: expiresAt, by: .init(actor: actor), at: now)
+        return try await view(
+            of: canary, at: now,
+            outcome:
+                "rule \(body.rule) lifted for \(id) until \(Timestamp.string(from: expiresAt)) or the end of its rollout"
+        )
+    }
+
     @Sendable func events(_ request: Request, context: GatehouseRequestContext) async throws -> AuditPage {
         let id = try CanaryID(of: request, context)
         _ = try access.authorize(.read, in: id.area, context: context)
@@ -116,9 +152,9 @@ struct CanaryController {
         return try await view(of: canary, at: now, outcome: request.coverage(of: gate))
     }
 
-    /// The view of one canary, with the freezes in force now.
+    /// The view of one canary, with what holds it now (freezes, the policy, the other canaries).
     private func view(of canary: Canary, at now: Date = Date(), outcome: String? = nil) async throws -> CanaryView {
-        CanaryView(canary, freezes: try await store.freezes(at: now), at: now, outcome: outcome)
+        CanaryView(canary, surroundings: try await store.surroundings(at: now), at: now, outcome: outcome)
     }
 
 }

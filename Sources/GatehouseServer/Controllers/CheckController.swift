@@ -67,7 +67,7 @@ struct CheckController {
                 let payload = context.call.payload
                 let check = Check(
                     canary: context.call.canary, gate: route.gate, checksum: payload.checksum ?? "",
-                    phase: payload.phase)
+                    phase: payload.phase, metadata: payload.metadata)
                 return GateAnswer(decision: try await checker.check(check, context: context), style: route.style)
             }
             routes.rejectOtherMethods(than: [.post], at: RouterPath(route.path))

@@ -111,12 +111,13 @@ struct SlackController {
                     guard let state = try await store.canary(canary) else {
                         return .ephemeral("\(canary) is not known to Gatehouse.")
                     }
-                    return .ephemeral(Self.describe(state, freezes: try await store.freezes()))
+                    return .ephemeral(Self.describe(state, surroundings: try await store.surroundings()))
                 }
                 let visible = try await store.canaries().filter { allows(command, .read, $0.id.area) }
                 guard !visible.isEmpty else { return .ephemeral("No canaries you may see.") }
-                let freezes = try await store.freezes()
-                return .ephemeral(visible.map { Self.describe($0, freezes: freezes) }.joined(separator: "\n"))
+                let surroundings = try await store.surroundings()
+                return .ephemeral(
+                    visible.map { Self.describe($0, surroundings: surroundings) }.joined(separator: "\n"))
             case "freeze":
                 guard command.arguments.count >= 2 else {
                     return .usage("`freeze [CLUSTER/]NAMESPACE|[CLUSTER/]all reason…`")
@@ -195,10 +196,12 @@ struct SlackController {
     }
 
     /// One line of `status`: the phase, what the canary waits on and why, and its open gates.
-    static func describe(_ canary: Canary, freezes: [Freeze], at now: Date = Date()) -> String {
+    static func describe(_ canary: Canary, surroundings: Surroundings, at now: Date = Date()) -> String {
         let open = GateKind.allCases.filter { canary.gate($0).isEffectivelyOpen(at: now) }.map(\.rawValue)
         let waiting =
-            canary.waiting(among: freezes, at: now).map { ", waiting on the \($0.gate.rawValue) gate (\($0.message))" }
+            canary.waiting(in: surroundings, at: now).map {
+                ", waiting on the \($0.gate.rawValue) gate (\($0.message))"
+            }
             ?? ""
         return
             "*\(canary.id)*: \(canary.lastPhase?.rawValue ?? "no phase yet")\(waiting); open: \(open.isEmpty ? "none" : open.joined(separator: ", "))"

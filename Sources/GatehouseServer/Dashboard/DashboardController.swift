@@ -71,13 +71,13 @@ struct DashboardController {
                 "state must be one of: \(CanaryView.State.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let now = Date()
-        let freezes = try await store.freezes(at: now)
+        let surroundings = try await store.surroundings(at: now)
         var namespaces = Set<String>()
         var groups: [CanaryView.State: [OverviewRow]] = [:]
         for canary in try await store.canaries() where access.canRead(canary.id.area, context: context) {
             namespaces.insert(canary.id.namespace)
             guard namespace.isEmpty || NameScope([namespace]).contains(canary.id.namespace) else { continue }
-            let view = CanaryView(canary, freezes: freezes, at: now)
+            let view = CanaryView(canary, surroundings: surroundings, at: now)
             guard state.map({ $0 == view.state }) ?? true else { continue }
             groups[view.state, default: []].append(OverviewRow(canary, view: view, now: now))
         }
@@ -121,7 +121,7 @@ struct DashboardController {
             throw GatehouseError.notFound(
                 "canary \(id) is not known: Flagger has not called about it and no gate of it was opened")
         }
-        let view = CanaryView(canary, freezes: try await store.freezes(at: now), at: now)
+        let view = CanaryView(canary, surroundings: try await store.surroundings(at: now), at: now)
         let events = try await store.events(of: id, limit: 200)
         let model = CanaryModel(canary, view: view, events: events, now: now)
         if request.headers[Self.liveHeader] != nil {

@@ -1,0 +1,353 @@
+import Foundation
+
+/// The guardrails in force: rules, each selecting canaries and holding some of their gates until
+/// what it requires is met (approvals, a free rollout slot, a dependency's success, a deploy window),
+/// or opening them by itself. One mechanism: every rule answers a check with a `Hold` or nothing.
+public struct Policy: Sendable, Equatable {
+    /// The rules, in the file's order.
+    public var rules: [PolicyRule]
+
+    /// Creates a policy.
+    public init(rules: [PolicyRule]) { self.rules = rules }
+
+    /// No rules: every gate is a switch a person flips.
+    public static let none = Policy(rules: [])
+
+    /// The rules that select a canary.
+    public func rules(for canary: Canary) -> [PolicyRule] {
+        rules.filter { $0.selector.selects(canary.id, labels: canary.labels) }
+    }
+
+    /// The rule with this name, if any.
+    public func rule(named name: String) -> PolicyRule? { rules.first { $0.name == name } }
+
+    /// What the canary's rules need to decide a check of `gate`: whether other canaries are looked at
+    /// (a rollout slot's holders and queue, dependencies), so that a store reads them only then.
+    public func needsPeers(_ canary: Canary, gate: GateKind, at now: Date) -> PeerNeeds {
+        var needs = PeerNeeds()
+        for rule in rules(for: canary) where rule.gates.contains(gate) && !canary.isOverridden(rule.name, at: now) {
+            switch rule.requirement {
+            case .concurrency: needs.rollouts = true
+            case .dependencies(let named): needs.canaries += canary.dependencies(named: named)
+            case .approvals, .automatic, .window: break
+            }
+        }
+        return needs
+    }
+}
+
+/// Which other canaries a decision looks at.
+public struct PeerNeeds: Sendable, Equatable {
+    /// Every canary waiting at or in a rollout (for rollout slots).
+    public var rollouts = false
+    /// These canaries (dependencies).
+    public var canaries: [CanaryID] = []
+
+    /// Nothing.
+    public init() {}
+
+    /// Whether no other canary is needed.
+    public var isEmpty: Bool { !rollouts && canaries.isEmpty }
+}
+
+/// One rule of the policy file.
+public struct PolicyRule: Sendable, Equatable {
+    /// The rule's name, unique in the file; refusals and overrides name it.
+    public var name: String
+    /// The line of the file where the rule starts.
+    public var line: Int
+    /// The canaries it applies to.
+    public var selector: CanarySelector
+    /// The gates it holds or opens (never `rollback`: a rollback is never blocked).
+    public var gates: Set<GateKind>
+    /// What it requires.
+    public var requirement: Requirement
+    /// Who may override it for one canary's rollout, with a reason (audited); nobody when empty.
+    public var overriders: [String]
+
+    /// What a rule requires before a gate passes.
+    public enum Requirement: Sendable, Equatable {
+        /// This many approvals from distinct people among `from` (anyone who may open the gate when
+        /// nil); the person who requested the release does not count.
+        case approvals(count: Int, from: [String]?)
+        /// The gate opens by itself when every other rule allows.
+        case automatic
+        /// At most `limit` canaries of one scope in a rollout at once; a canary not heard from for
+        /// `silentAfter` frees its slot.
+        case concurrency(limit: Int, per: ConcurrencyScope, silentAfter: TimeInterval)
+        /// These canaries must have succeeded with a rollout that started no earlier than this
+        /// one's; those the canary's webhook metadata names (`dependsOn`) are added.
+        case dependencies([CanaryRef])
+        /// A weekly deploy window in a time zone.
+        case window(DeployWindow)
+
+        /// The word the policy file uses for it.
+        public var keyword: String {
+            switch self {
+            case .approvals: "approvals"
+            case .automatic: "automatic"
+            case .concurrency: "concurrency"
+            case .dependencies: "dependsOn"
+            case .window: "window"
+            }
+        }
+    }
+
+    /// Creates a rule.
+    public init(
+        name: String, line: Int = 0, selector: CanarySelector = CanarySelector(), gates: Set<GateKind>,
+        requirement: Requirement, overriders: [String] = []
+    ) {
+        self.name = name
+        self.line = line
+        self.selector = selector
+        self.gates = gates
+        self.requirement = requirement
+        self.overriders = overriders
+    }
+
+    /// What the rule does, in one sentence (for `gatehouse policy check`).
+    public var summary: String {
+        let held = GateKind.policyGates.filter { gates.contains($0) }.map(\.rawValue).joined(separator: ", ")
+        switch requirement {
+        case .approvals(let count, let from):
+            let people = from.map { "one of " + $0.joined(separator: ", ") } ?? "anyone who may open it"
+            return
+                "\(held): \(count) approval\(count == 1 ? "" : "s") from distinct people (\(people)), not by whoever requested the release"
+        case .automatic:
+            return "\(held): opens by itself when every other rule allows"
+        case .concurrency(let limit, let per, let silence):
+            return
+                "rollout: at most \(limit) in a rollout at once \(per.phrase), in the order they asked; a canary silent for \(DurationText.format(silence)) frees its slot"
+        case .dependencies(let named):
+            let listed = named.map(\.description).joined(separator: ", ")
+            return
+                "\(held): waits until \(listed.isEmpty ? "the canaries its metadata names (dependsOn)" : listed) succeeded with a rollout that started no earlier"
+        case .window(let window):
+            return "\(held): \(window.description)"
+        }
+    }
+}
+
+/// How a concurrency rule groups canaries.
+public enum ConcurrencyScope: String, Sendable, Equatable, CaseIterable {
+    /// Each namespace (of each cluster) has its own slots.
+    case namespace
+    /// Each group (the webhook metadata's `group`) has its own slots; canaries without one are not limited.
+    case group
+    /// Every canary the rule selects shares the slots.
+    case all
+
+    var phrase: String {
+        switch self {
+        case .namespace: "per namespace"
+        case .group: "per group"
+        case .all: "among every canary it selects"
+        }
+    }
+
+    /// The key canaries sharing slots have in common; nil when the canary is in no such scope.
+    func key(of canary: Canary) -> String? {
+        switch self {
+        case .namespace: "namespace \(canary.id.cluster.isEmpty ? "" : canary.id.cluster + "/")\(canary.id.namespace)"
+        case .group: canary.labels.group.map { "group \($0)" }
+        case .all: "all"
+        }
+    }
+}
+
+/// Which canaries a rule applies to: every listed criterion must match (globs with `*`).
+public struct CanarySelector: Sendable, Equatable {
+    /// Cluster names; every cluster when nil.
+    public var clusters: [String]?
+    /// Namespace globs; every namespace when nil.
+    public var namespaces: [String]?
+    /// Canary name globs; every name when nil.
+    public var names: [String]?
+    /// Groups, as the webhook metadata's `group` names them; when given, a canary must name one.
+    public var groups: [String]?
+    /// Teams, as the webhook metadata's `team` names them; when given, a canary must name one.
+    public var teams: [String]?
+
+    /// Creates a selector.
+    public init(
+        clusters: [String]? = nil, namespaces: [String]? = nil, names: [String]? = nil, groups: [String]? = nil,
+        teams: [String]? = nil
+    ) {
+        self.clusters = clusters
+        self.namespaces = namespaces
+        self.names = names
+        self.groups = groups
+        self.teams = teams
+    }
+
+    /// Whether a canary with these labels is selected.
+    public func selects(_ id: CanaryID, labels: CanaryLabels) -> Bool {
+        func matches(_ patterns: [String]?, _ value: String?) -> Bool {
+            guard let patterns else { return true }
+            guard let value else { return false }
+            return patterns.contains { Glob.matches($0, value) }
+        }
+        return matches(clusters, id.cluster) && matches(namespaces, id.namespace) && matches(names, id.name)
+            && matches(groups, labels.group) && matches(teams, labels.team)
+    }
+}
+
+/// Glob matching of names: `*` matches any run of characters, everything else itself.
+public enum Glob {
+    /// Whether `pattern` matches all of `text`.
+    public static func matches(_ pattern: String, _ text: String) -> Bool {
+        matches(Substring(pattern), Substring(text))
+    }
+
+    private static func matches(_ pattern: Substring, _ text: Substring) -> Bool {
+        guard let first = pattern.first else { return text.isEmpty }
+        if first == "*" {
+            let rest = pattern.dropFirst()
+            return text.indices.contains { matches(rest, text[$0...]) } || matches(rest, text[text.endIndex...])
+        }
+        guard let head = text.first, head == first else { return false }
+        return matches(pattern.dropFirst(), text.dropFirst())
+    }
+}
+
+/// A canary named in a policy: `namespace/name`, or `name` in the namespace of the canary that names it.
+public struct CanaryRef: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
+    /// The namespace, or nil for "the same one".
+    public var namespace: String?
+    /// The canary's name.
+    public var name: String
+
+    /// Reads `namespace/name` or `name`, or explains what is wrong.
+    public init(_ text: String) throws(InvalidInput) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count <= 2 else { throw InvalidInput("'\(text)' is not a canary: write namespace/name or name") }
+        do {
+            if parts.count == 2 {
+                try KubernetesName.validateLabel(parts[0], field: "namespace")
+                namespace = parts[0]
+            }
+            try KubernetesName.validateSubdomain(parts[parts.count - 1], field: "name")
+        } catch {
+            throw InvalidInput("'\(text)' is not a canary: \(error.message)")
+        }
+        name = parts[parts.count - 1]
+    }
+
+    /// The canary this names, seen from `canary` (same cluster; same namespace unless named).
+    public func resolved(from canary: CanaryID) -> CanaryID? {
+        try? CanaryID(cluster: canary.cluster, namespace: namespace ?? canary.namespace, name: name)
+    }
+
+    public var description: String { namespace.map { "\($0)/\(name)" } ?? name }
+}
+
+/// What a canary's webhook metadata says of it for the policy: its group, its team, and the canaries
+/// it depends on. Only these keys are kept (an event's metadata carries much else).
+public struct CanaryLabels: Sendable, Equatable, Codable {
+    /// `metadata.group`.
+    public var group: String?
+    /// `metadata.team`.
+    public var team: String?
+    /// `metadata.dependsOn`: canaries, comma-separated, as `namespace/name` or `name`.
+    public var dependsOn: [CanaryRef]
+
+    /// No labels.
+    public init(group: String? = nil, team: String? = nil, dependsOn: [CanaryRef] = []) {
+        self.group = group
+        self.team = team
+        self.dependsOn = dependsOn
+    }
+
+    /// The metadata keys read.
+    public static let keys = ["group", "team", "dependsOn"]
+
+    /// These labels with what a webhook's metadata says laid over them: a key present replaces the
+    /// label (an empty value clears it); a key absent leaves it. A `dependsOn` that names no valid
+    /// canary is ignored whole.
+    public func updated(from metadata: [String: String]?) -> CanaryLabels {
+        guard let metadata else { return self }
+        var labels = self
+        if let group = metadata["group"] { labels.group = Self.bounded(group) }
+        if let team = metadata["team"] { labels.team = Self.bounded(team) }
+        if let listed = metadata["dependsOn"] {
+            let refs = listed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.prefix(20)
+            if let parsed = try? refs.map({ (ref: String) throws(InvalidInput) in try CanaryRef(ref) }) {
+                labels.dependsOn = parsed
+            }
+        }
+        return labels
+    }
+
+    private static func bounded(_ value: String) -> String? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        return trimmed.isEmpty ? nil : String(trimmed.prefix(63))
+    }
+
+    /// Whether there are none.
+    public var isEmpty: Bool { self == CanaryLabels() }
+}
+
+/// Someone lifting one rule for one canary's rollout, with a reason.
+public struct Override: Sendable, Equatable, Codable {
+    /// The rule lifted.
+    public var rule: String
+    /// Who lifted it.
+    public var actor: String
+    /// Why.
+    public var reason: String
+    /// When.
+    public var at: Date
+    /// When it ends by itself (it also ends with the rollout).
+    public var expiresAt: Date
+
+    /// Creates one.
+    public init(rule: String, actor: String, reason: String, at: Date, expiresAt: Date) {
+        self.rule = rule
+        self.actor = actor
+        self.reason = reason
+        self.at = at
+        self.expiresAt = expiresAt
+    }
+}
+
+/// A rule holding a gate: which rule, since when, and what would let the gate pass.
+public struct Hold: Sendable, Equatable, Codable {
+    /// The kinds of hold, one per kind of rule that holds.
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        /// Fewer distinct approvals than the rule asks.
+        case approvals
+        /// Every rollout slot of the scope is taken: queued.
+        case queued
+        /// A dependency has not succeeded yet.
+        case dependency
+        /// Outside the deploy window.
+        case window
+    }
+
+    /// The rule's name.
+    public var rule: String
+    /// What holds.
+    public var kind: Kind
+    /// Since when it holds, when known.
+    public var since: Date?
+    /// The whole refusal, in one sentence: the rule and what would unblock it.
+    public var message: String
+    /// What would unblock it, in a few words.
+    public var needed: String
+
+    /// Creates a hold.
+    public init(rule: String, kind: Kind, since: Date?, message: String, needed: String) {
+        self.rule = rule
+        self.kind = kind
+        self.since = since
+        self.message = message
+        self.needed = needed
+    }
+}
+
+extension GateKind {
+    /// The gates a rule may hold or open (a rollback is never blocked; the shared gate is the loadtester's).
+    public static let policyGates: [GateKind] = [.rollout, .traffic, .promotion]
+}
