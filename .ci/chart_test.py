@@ -48,6 +48,7 @@ VALUE_SETS = {
         },
         "dashboard": {"enabled": False, "trustedProxies": ["10.0.0.0/8", "192.168.1.7"]},
         "notifications": {"file": "cluster: prod\ntargets:\n  - kind: webhook\n    url: https://example.com/hook\n"},
+        "policy": {"rules": yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "..", "examples", "policy.yaml")))["rules"]},
     },
     "existing-secret": {"security": {"existingSecret": "gatehouse-credentials"}},
     "postgres-replicas": {
@@ -66,6 +67,7 @@ VALUE_SETS = {
 }
 
 BAD_VALUES = {
+    "a policy rule without a name": {"policy": {"rules": [{"gates": ["traffic"], "automatic": True}]}},
     "a port that is a string": {"service": {"port": "80"}},
     "a size that is not a quantity": {"persistence": {"size": "lots"}},
     "more than one replica on SQLite": {"replicaCount": 2},
@@ -236,6 +238,16 @@ def assert_manifests(name, values, documents, rendered):
     check(config.get("GATEHOUSE_DASHBOARD") == str(dashboard.get("enabled", True)).lower(), f"{name}: the dashboard switch")
     check(config.get("GATEHOUSE_TRUSTED_PROXIES") == (",".join(dashboard["trustedProxies"]) if dashboard.get("trustedProxies") else None),
           f"{name}: the dashboard's trusted proxies")
+
+    rules = merged.get("policy", {}).get("rules")
+    policies = [d for d in by_kind(documents, "ConfigMap") if d["metadata"]["name"].endswith("-policy")]
+    if rules:
+        check(len(policies) == 1 and yaml.safe_load(policies[0]["data"]["policy.yaml"]) == {"rules": rules},
+              f"{name}: the policy rules are rendered into their own ConfigMap, as written")
+        check(env.get("GATEHOUSE_POLICY_FILE", {}).get("value") == os.path.join(mounts.get("policy", "?"), "policy.yaml"),
+              f"{name}: the policy file is read from its mounted ConfigMap")
+    else:
+        check(not policies and "GATEHOUSE_POLICY_FILE" not in env and "policy" not in mounts, f"{name}: no policy by default")
 
     notes = next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
     port = merged.get("service", {}).get("port", 80)

@@ -346,6 +346,35 @@ def check_multi_cluster(binary, directory):
         server.wait(timeout=10)
 
 
+def check_policy_example(binary, directory):
+    """examples/policy.yaml is the README's, is valid, and the README's Guardrails curl lines answer as they say."""
+    path = os.path.join(ROOT, "examples/policy.yaml")
+    with open(path) as handle:
+        policy = handle.read()
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        section = handle.read().split("## Guardrails", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    check(blocks and blocks[0] == policy, "the README's Guardrails section shows examples/policy.yaml as it is")
+    result = subprocess.run([binary, "policy", "check", path], capture_output=True, text=True)
+    check(result.returncode == 0 and "valid, 6 rules" in result.stdout, f"gatehouse policy check: {result.stdout}{result.stderr}")
+    command = next((line for line in section.splitlines() if line.startswith("gatehouse policy check")), "")
+    result = subprocess.run([binary, *shlex.split(command)[1:]], capture_output=True, text=True, cwd=ROOT)
+    check(result.returncode == 0 and "payments-two-approvers" in result.stdout and "Not applying: checkout-after-cart" in result.stdout,
+          f"the README's {command}: {result.stdout}{result.stderr}")
+    broken = os.path.join(directory, "broken-policy.yaml")
+    with open(broken, "w") as handle:
+        handle.write(policy.replace("limit: 2", "limit: none"))
+    result = subprocess.run([binary, "policy", "check", broken], capture_output=True, text=True)
+    check(result.returncode == 1 and "line 18: limit is a whole number" in result.stderr,
+          f"a broken policy file is refused with its line: {result.returncode} {result.stderr}")
+    server, base = serve(binary, os.path.join(directory, "policy.sqlite"), "--policy-file", path)
+    try:
+        run_readme(base, heading="## Guardrails", minimum=12)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def run_quick_start(base):
     """The three curl lines a new user tries right after `swift run gatehouse serve`."""
     run_readme(base, heading="## The two commands", minimum=3)
@@ -365,6 +394,7 @@ def main():
                 server.wait(timeout=10)
         check_access_example(binary, directory)
         check_multi_cluster(binary, directory)
+        check_policy_example(binary, directory)
     return finish("examples")
 
 

@@ -61,6 +61,27 @@ public struct GatehouseAPI: Sendable {
         try await send("POST", canaryPath(canary) + ["rollback"], query: cluster(of: canary), body: options.body)
     }
 
+    /// Asks for the canary's release to be approved (the asker's own approval then does not count).
+    public func requestApproval(of canary: CanaryID, reason: String?) async throws(ClientError) -> Reply<CanaryStatus> {
+        try await send(
+            "POST", canaryPath(canary) + ["request"], query: cluster(of: canary),
+            body: reason.map { ["reason": .string($0)] } ?? [:])
+    }
+
+    /// Lifts one policy rule for the canary's rollout.
+    public func override(rule: String, of canary: CanaryID, reason: String, ttl: String?) async throws(ClientError)
+        -> Reply<CanaryStatus>
+    {
+        var body: [String: JSONValue] = ["rule": .string(rule), "reason": .string(reason)]
+        if let ttl { body["ttl"] = .string(ttl) }
+        return try await send("POST", canaryPath(canary) + ["overrides"], query: cluster(of: canary), body: body)
+    }
+
+    /// The guardrails policy in force.
+    public func policy() async throws(ClientError) -> Reply<PolicyStatus> {
+        try await send("GET", ["v1", "policy"])
+    }
+
     /// Every canary, or those of one namespace or cluster, page after page.
     public func canaries(namespace: String? = nil, cluster: String? = nil) async throws(ClientError)
         -> Reply<[CanaryStatus]>

@@ -14,6 +14,8 @@ public struct CanaryStatus: Codable, Sendable, Equatable {
         public var cause: Decision.Cause?
         /// What Flagger's next check of the gate would be told.
         public var message: String?
+        /// The policy rule holding it, if one does.
+        public var hold: Hold?
     }
 
     /// The canary's cluster; nil when no cluster is named.
@@ -103,9 +105,30 @@ public struct GateStatus: Codable, Sendable, Equatable {
     public var reason: String?
     /// When.
     public var changedAt: Date?
+    /// Where a rule counts approvals: "1 of 2 approvals: alice; waiting for one of: bob, carol".
+    public var approvalStatus: String?
 
     /// Whether the gate is open.
     public var isOpen: Bool { state == "open" }
+}
+
+/// The guardrails policy in force, as `GET /v1/policy` returns it.
+public struct PolicyStatus: Codable, Sendable, Equatable {
+    /// One rule.
+    public struct Rule: Codable, Sendable, Equatable {
+        public var name: String
+        public var line: Int
+        public var requirement: String
+        public var gates: [GateKind]
+        public var summary: String
+        public var overrideBy: [String]?
+        /// For a window: whether gates may pass now, and when that changes.
+        public var passesNow: Bool?
+        public var changesAt: Date?
+    }
+
+    /// The rules, in the file's order.
+    public var rules: [Rule]
 }
 
 /// The list of canaries.

@@ -28,6 +28,12 @@ public enum TextRender {
             "Waiting on: \(waiting(canary, now: now))",
         ]
         if let why = canary.waitingOn?.message { lines.append("            \(why)") }
+        if let hold = canary.waitingOn?.hold { lines.append("Rule:       \(hold.rule): \(hold.needed)") }
+        for kind in GateKind.allCases {
+            if let status = canary.gate(kind)?.approvalStatus {
+                lines.append("Approvals:  \(kind.rawValue): \(status)")
+            }
+        }
         if let rollout = canary.rollout {
             lines.append("Rollout:    \(rollout.stage.rawValue)\(rollout.revision.map { " (revision \($0))" } ?? "")")
             if let held = rollout.held { lines.append("Held:       \(held)") }
@@ -103,11 +109,26 @@ public enum TextRender {
     static func waiting(_ canary: CanaryStatus, now: Date) -> String {
         guard let waiting = canary.waitingOn else { return "-" }
         let why: String
-        switch waiting.cause {
-        case .held?, nil: why = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
-        case let cause?: why = " (\(cause.summary))"
+        switch (waiting.cause, waiting.hold) {
+        case (.held?, _), (nil, _):
+            why = canary.rollout?.unapprovedRevision.map { " (revision \($0) not approved)" } ?? ""
+        case (_, let hold?):
+            let place = hold.position.map { ": \(Canary.ordinal($0))" } ?? ""
+            why = " (\(waiting.cause?.summary ?? hold.kind.rawValue)\(place); rule \(hold.rule))"
+        case (let cause?, nil): why = " (\(cause.summary))"
         }
         return "\(waiting.gate.rawValue) for \(age(waiting.since, now: now))\(why)"
+    }
+
+    /// The deploy windows of a policy, one line each: whether gates pass now and until when.
+    public static func windows(_ policy: PolicyStatus) -> String? {
+        let lines = policy.rules.compactMap { rule -> String? in
+            guard let passes = rule.passesNow else { return nil }
+            let gates = rule.gates.map(\.rawValue).joined(separator: ", ")
+            let until = rule.changesAt.map { " until \(Timestamp.string(from: $0))" } ?? ""
+            return "Window \(rule.name) (\(gates)): \(passes ? "passes" : "holds")\(until)"
+        }
+        return lines.isEmpty ? nil : lines.joined(separator: "\n")
     }
 
     static func age(_ date: Date, now: Date) -> String {

@@ -226,10 +226,11 @@ extension Canary {
             rule: rule.name, kind: .queued, since: queuedAt ?? now,
             message:
                 "queued: \(Self.ordinal(position)), behind \(shown) (limit \(limit) in \(scope); rule \(rule.name)); admitted when a slot frees: a rollout ends, or a canary is silent for \(DurationText.format(silence))",
-            needed: needed)
+            needed: needed, position: position)
     }
 
-    static func ordinal(_ number: Int) -> String {
+    /// 1st, 2nd, 3rd, 4th, 11th, 21st.
+    public static func ordinal(_ number: Int) -> String {
         let suffix: String
         switch (number % 10, number % 100) {
         case (1, let tens) where tens != 11: suffix = "st"

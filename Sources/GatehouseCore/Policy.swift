@@ -122,7 +122,7 @@ public struct PolicyRule: Sendable, Equatable {
         case .dependencies(let named):
             let listed = named.map(\.description).joined(separator: ", ")
             return
-                "\(held): waits until \(listed.isEmpty ? "the canaries its metadata names (dependsOn)" : listed) succeeded with a rollout that started no earlier"
+                "\(held): waits until \(listed.isEmpty ? "the canaries its metadata names (dependsOn)" : listed + " (and those its metadata names)") succeeded in a rollout that was under way or started after this release began"
         case .window(let window):
             return "\(held): \(window.description)"
         }
@@ -336,9 +336,12 @@ public struct Hold: Sendable, Equatable, Codable {
     public var message: String
     /// What would unblock it, in a few words.
     public var needed: String
+    /// For a queued canary: its place, counting the canaries in a rollout ahead of it.
+    public var position: Int?
 
     /// Creates a hold.
-    public init(rule: String, kind: Kind, since: Date?, message: String, needed: String) {
+    public init(rule: String, kind: Kind, since: Date?, message: String, needed: String, position: Int? = nil) {
+        self.position = position
         self.rule = rule
         self.kind = kind
         self.since = since

@@ -157,6 +157,7 @@ public func buildRouter(
     operators.group("v1/canaries").addRoutes(
         CanaryController(store: store, operations: operations, access: accessGuard).endpoints)
     operators.group("v1/events").addRoutes(AuditController(store: store, access: accessGuard).endpoints)
+    operators.group("v1/policy").addRoutes(PolicyController(store: store, access: accessGuard).endpoints)
     operators.group("v1/freezes").addRoutes(
         FreezeController(store: store, operations: operations, access: accessGuard).endpoints)
     router.group()

@@ -140,8 +140,10 @@ struct Status: AsyncParsableCommand {
                     return
                 }
             }
+            let windows =
+                client.output == .text ? (try? await client.api().policy().value).flatMap(TextRender.windows) : nil
             client.show(reply) {
-                TextRender.table($0)
+                TextRender.table($0) + (windows.map { "\n\n" + $0 } ?? "")
             }
         }
     }

@@ -29,7 +29,8 @@ struct Gatehouse: AsyncParsableCommand {
         version: gatehouseVersion,
         subcommands: [
             Serve.self, Open.self, Close.self, Rollback.self, Status.self, Events.self, FreezeCommand.self,
-            Unfreeze.self, Freezes.self, Wait.self, TokenCommand.self, Migrate.self, VersionCommand.self,
+            Unfreeze.self, Freezes.self, Wait.self, RequestApproval.self, OverrideRule.self, PolicyCommand.self,
+            TokenCommand.self, Migrate.self, VersionCommand.self,
         ]
     )
 

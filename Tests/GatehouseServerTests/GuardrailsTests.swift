@@ -179,6 +179,12 @@ struct GuardrailsTests {
                 gates["promotion"]?["approvalStatus"] as? String
                     == "1 of 2 approvals: alice; waiting for one of: bob, carol")
 
+            let page = try await client.get("/canaries/test/podinfo")
+            #expect(
+                page.text.contains("1 of 2 approvals: alice; waiting for one of: bob, carol"),
+                "the dashboard shows the tally")
+            #expect(page.text.contains("waiting for approvals"))
+
             // bob asked for approval too: his own does not count.
             #expect(try await client.post("/v1/canaries/test/podinfo/request", as: "bob").status == .ok)
             #expect(try await client.post(open, as: "bob").status == .forbidden)

@@ -108,6 +108,8 @@ struct GateRow {
     var steps: String
     var changed: Change?
     var verdict: String
+    /// Where a rule counts approvals: "1 of 2 approvals: alice; waiting for one of: bob, carol".
+    var approvals: String?
 
     struct Change {
         var actor: String
@@ -117,6 +119,7 @@ struct GateRow {
 
     init(_ kind: GateKind, _ gate: GateView?) {
         name = kind.rawValue
+        approvals = gate?.approvalStatus
         state = gate?.state.rawValue ?? "closed"
         mode = gate?.mode.rawValue ?? ""
         bound = gate?.boundChecksum ?? "—"

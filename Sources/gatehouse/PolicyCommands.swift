@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import GatehouseClient
+import GatehouseCore
+import GatehouseServer
+
+struct RequestApproval: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "request",
+        abstract: "Ask for a canary's release to be approved (your own approval then does not count).",
+        discussion: """
+            A CI job that announces a release calls this; where a policy rule counts approvals, the
+            one who asked cannot approve.
+
+            Example:
+              gatehouse request podinfo -n test --reason "release 1.4.0, pipeline 812"
+            """)
+
+    @Argument(help: "The canary: NAME (with -n), NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME.") var name: String
+    @OptionGroup var namespace: NamespaceOption
+    @Option(help: "What is released, for the audit trail.") var reason: String?
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let canary = try namespace.canary(name)
+        let reply = try await client.call { api throws(ClientError) in
+            try await api.requestApproval(of: canary, reason: reason)
+        }
+        client.show(reply) { $0.outcome ?? "approval requested for \($0.displayName)" }
+    }
+}
+
+struct OverrideRule: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "override",
+        abstract: "Lift one policy rule for a canary's rollout (if the rule lets you), with a reason.",
+        discussion: """
+            The override is audited, and ends with the rollout or after --ttl (default 24h).
+
+            Example:
+              gatehouse override podinfo -n test no-friday-promotions --reason "fix for INC-2231"
+            """)
+
+    @Argument(help: "The canary: NAME (with -n), NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME.") var name: String
+    @Argument(help: "The rule's name, as the refusal names it.") var rule: String
+    @OptionGroup var namespace: NamespaceOption
+    @Option(help: "Why (required).") var reason: String
+    @Option(help: "How long it lasts at most, such as 2h (default 24h; it also ends with the rollout).") var ttl:
+        String?
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let canary = try namespace.canary(name)
+        let reply = try await client.call { api throws(ClientError) in
+            try await api.override(rule: rule, of: canary, reason: reason, ttl: ttl)
+        }
+        client.show(reply) { $0.outcome ?? "rule \(rule) lifted for \($0.displayName)" }
+    }
+}
+
+struct PolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "Work with guardrails policy files.", subcommands: [PolicyCheck.self])
+}
+
+struct PolicyCheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate a policy file, and explain which rules apply to a canary.",
+        discussion: """
+            Exits 0 when the file is valid, 1 (with the line and what is wrong) when it is not. Needs no
+            running service.
+
+            Examples:
+              gatehouse policy check policy.yaml
+              gatehouse policy check policy.yaml --canary payments/checkout --group payments
+            """)
+
+    @Argument(help: "The policy file.") var file: String
+    @Option(help: "A canary: NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME; shows the rules that apply to it.")
+    var canary: String?
+    @Option(help: "The group its webhooks' metadata names.") var group: String?
+    @Option(help: "The team its webhooks' metadata names.") var team: String?
+    @Option(help: "The canaries its webhooks' metadata names in dependsOn (comma-separated).") var dependsOn: String?
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ValidationError("cannot read \(file)")
+        }
+        let policy: Policy
+        do {
+            policy = try PolicyFile.parse(String(decoding: data, as: UTF8.self))
+        } catch {
+            FileHandle.standardError.write(Data("\(file): \(error.message)\n".utf8))
+            throw ExitCode(1)
+        }
+        print("\(file): valid, \(policy.rules.count) rule\(policy.rules.count == 1 ? "" : "s")")
+        guard let canary else {
+            for rule in policy.rules { print("  \(rule.name) (line \(rule.line)): \(rule.summary)") }
+            return
+        }
+        let id: CanaryID
+        do {
+            id = try CanaryID(parsing: canary)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        var subject = Canary(id: id)
+        var metadata: [String: String] = [:]
+        metadata["group"] = group
+        metadata["team"] = team
+        metadata["dependsOn"] = dependsOn
+        subject.labels = subject.labels.updated(from: metadata)
+        let applying = policy.rules(for: subject)
+        guard !applying.isEmpty else {
+            print("No rule applies to \(id): its gates are switches people flip.")
+            return
+        }
+        print("Rules that apply to \(id):")
+        for rule in applying {
+            print("  \(rule.name) (line \(rule.line)): \(rule.summary)")
+            if case .dependencies(let named) = rule.requirement {
+                let all = subject.dependencies(named: named).map(\.description)
+                if !all.isEmpty { print("    waits for: \(all.joined(separator: ", "))") }
+            }
+            if case .window(let window) = rule.requirement {
+                let now = Date()
+                let state = window.allows(at: now) ? "passes now" : "holds now"
+                let change = window.nextChange(after: now).map { ", until \(window.localTime($0))" } ?? ""
+                print("    \(state)\(change)")
+            }
+            if !rule.overriders.isEmpty {
+                print("    may be overridden by: \(rule.overriders.joined(separator: ", "))")
+            }
+        }
+        let skipped = policy.rules.filter { rule in !applying.contains { $0.name == rule.name } }.map(\.name)
+        if !skipped.isEmpty { print("Not applying: \(skipped.joined(separator: ", "))") }
+    }
+}
