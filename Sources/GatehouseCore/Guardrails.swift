@@ -220,8 +220,13 @@ extension Canary {
             behind.count > 10
             ? behind.prefix(10).joined(separator: ", ") + " and \(behind.count - 10) more"
             : behind.joined(separator: ", ")
+        let silent = "is silent for \(DurationText.format(silence))"
         let needed =
-            "one of \(holders.count == 1 ? "it" : "them") ends its rollout or is silent for \(DurationText.format(silence))"
+            holders.count == 1
+            ? "\(holders[0].id) ends its rollout or \(silent)"
+            : holders.isEmpty
+                ? "the canaries ahead are admitted, then one of their rollouts ends or \(silent)"
+                : "one of \(holders.map(\.id.description).prefix(10).joined(separator: ", ")) ends its rollout or \(silent)"
         return Hold(
             rule: rule.name, kind: .queued, since: queuedAt ?? now,
             message:

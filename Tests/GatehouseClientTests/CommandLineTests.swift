@@ -278,6 +278,71 @@ struct CommandLineTests {
         #expect(freeze.status == 64 && freeze.errors.contains("--for"))
     }
 
+    @Test("guardrails: status shows queue places and windows; request, override and policy check")
+    func guardrails() async throws {
+        let policy = """
+            rules:
+              - name: hands-off
+                gates: [rollout, traffic, promotion]
+                automatic: true
+              - name: one-at-a-time
+                concurrency: {limit: 1}
+              - name: never-on-thursdays
+                gates: [promotion]
+                window: {closed: "Thu 00:00-24:00", timeZone: Europe/Berlin}
+                overrideBy: [carol]
+            """
+        try await withLiveServer(policyFile: policy) { server in
+            let global = ["--server", server.absoluteString]
+            func gatehouse(_ arguments: String...) async throws -> Gatehouse.Result {
+                try await Gatehouse.run(arguments + global, environment: ["USER": "carol"])
+            }
+            #expect(
+                try await flagger(server, "confirm-rollout", name: "first", phase: "Succeeded", checksum: "a") == 200)
+            #expect(
+                try await flagger(server, "confirm-rollout", name: "second", phase: "Succeeded", checksum: "b") == 403)
+            let table = try await gatehouse("status", "-n", "test")
+            #expect(table.status == 0)
+            #expect(
+                table.output.contains("rollout for")
+                    && table.output.contains("(queued for a rollout slot: 2nd; rule one-at-a-time)"),
+                "table: \(table.output)")
+            #expect(table.output.contains("Window never-on-thursdays (promotion): "), "windows: \(table.output)")
+            let detail = try await gatehouse("status", "test/second").output
+            #expect(
+                detail.contains("Rule:       one-at-a-time: test/first ends its rollout or is silent for 30m"),
+                "detail: \(detail)")
+
+            let requested = try await gatehouse("request", "test/first", "--reason", "release 7")
+            #expect(
+                requested.status == 0 && requested.output.contains("approval requested by carol"), "\(requested.errors)"
+            )
+            let lifted = try await gatehouse("override", "test/first", "never-on-thursdays", "--reason", "INC-9")
+            #expect(lifted.status == 0 && lifted.output.contains("rule never-on-thursdays lifted for test/first"))
+            let unknown = try await gatehouse("override", "test/first", "no-such-rule", "--reason", "x")
+            #expect(
+                unknown.status != 0 && unknown.errors.contains("there is no rule no-such-rule"), "\(unknown.errors)")
+
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let good = directory.appendingPathComponent("good.yaml").path
+            try policy.write(toFile: good, atomically: true, encoding: .utf8)
+            let checked = try await Gatehouse.run(["policy", "check", good, "--canary", "test/podinfo"])
+            #expect(checked.status == 0)
+            #expect(
+                checked.output.contains("valid, 3 rules")
+                    && checked.output.contains("Rules that apply to test/podinfo:"))
+            #expect(checked.output.contains("may be overridden by: carol"))
+            let bad = directory.appendingPathComponent("bad.yaml").path
+            try policy.replacingOccurrences(of: "limit: 1", with: "limit: -1").write(
+                toFile: bad, atomically: true, encoding: .utf8)
+            let refused = try await Gatehouse.run(["policy", "check", bad])
+            #expect(
+                refused.status == 1 && refused.errors.contains("line 6: limit is a whole number"), "\(refused.errors)")
+        }
+    }
+
     @Test("status says what stops a canary now: a freeze, not the gate it asked")
     func waitingOnAFreeze() async throws {
         try await withLiveServer { server in

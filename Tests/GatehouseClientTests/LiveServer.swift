@@ -12,7 +12,7 @@ import Testing
 
 /// Runs the real service on 127.0.0.1 (port 0) over a temporary SQLite file and hands the test its URL.
 func withLiveServer<Value: Sendable>(
-    accessFile: String? = nil, _ test: @Sendable (URL) async throws -> Value
+    accessFile: String? = nil, policyFile: String? = nil, _ test: @Sendable (URL) async throws -> Value
 ) async throws -> Value {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
         "gatehouse-client-\(UUID().uuidString)")
@@ -26,6 +26,11 @@ func withLiveServer<Value: Sendable>(
         let path = directory.appendingPathComponent("access.yaml").path
         try accessFile.write(toFile: path, atomically: true, encoding: .utf8)
         arguments.accessFile = path
+    }
+    if let policyFile {
+        let path = directory.appendingPathComponent("policy.yaml").path
+        try policyFile.write(toFile: path, atomically: true, encoding: .utf8)
+        arguments.policyFile = path
     }
     var logger = Logger(label: "gatehouse-client-test")
     logger.logLevel = .warning

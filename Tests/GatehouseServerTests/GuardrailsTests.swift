@@ -114,7 +114,8 @@ struct GuardrailsTests {
             #expect(hold["rule"] as? String == "two-at-a-time")
             #expect(hold["kind"] as? String == "queued")
             #expect(hold["since"] != nil)
-            #expect((hold["needed"] as? String)?.contains("ends its rollout") == true)
+            #expect(
+                hold["needed"] as? String == "one of test/cart, test/checkout ends its rollout or is silent for 10m")
 
             // Flagger asks again each interval: still queued, nothing more recorded.
             #expect(try await third.confirmRollout().status == .forbidden)

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import GatehouseCore
 import Testing
 
@@ -46,6 +47,19 @@ struct RolloutSlotTests {
         #expect(admitted.isApproved, "\(admitted.message)")
         // A fourth waits behind b and c, which are both heard from.
         #expect(try await Self.confirmRollout(fixture.store, "d", at: silent).cause == .queued)
+    }
+
+    @Test("a queued canary asking again is answered from memory: nothing is written")
+    func queuedChecksAreReadOnly() async throws {
+        let fixture = try await StoreFixture(.sqlite, policy: Self.policy(limit: 1))
+        let now = Date()
+        #expect(try await Self.confirmRollout(fixture.store, "a", at: now).isApproved)
+        #expect(try await Self.confirmRollout(fixture.store, "b", at: now).cause == .queued)
+        let observer = try #require(fixture.sqlite).otherConnection()
+        let before = try await observer.read { try Int.fetchOne($0, sql: "PRAGMA data_version") }
+        for _ in 0..<100 { #expect(try await Self.confirmRollout(fixture.store, "b", at: now).cause == .queued) }
+        let after = try await observer.read { try Int.fetchOne($0, sql: "PRAGMA data_version") }
+        #expect(after == before)
     }
 
     @Test(
