@@ -185,7 +185,7 @@ public struct Decision: Sendable, Equatable {
             facts.append(
                 GateFact(
                     action: verdict == .approved ? .approved : .refused, actor: Gate.flaggerActor,
-                    reason: message, checksum: check.checksum))
+                    reason: message, checksum: check.checksum, cause: cause))
         }
         self.message = message
         self.gate = gate

@@ -176,9 +176,15 @@ public struct GateFact: Sendable, Equatable {
     public var reason: String?
     /// The rollout checksum concerned.
     public var checksum: String?
+    /// For a check's verdict: what it rested on (not stored; notifications say why a canary waits).
+    public var cause: Decision.Cause?
 
     /// Creates a fact.
-    public init(action: AuditAction, actor: String, reason: String? = nil, checksum: String? = nil) {
+    public init(
+        action: AuditAction, actor: String, reason: String? = nil, checksum: String? = nil,
+        cause: Decision.Cause? = nil
+    ) {
+        self.cause = cause
         self.action = action
         self.actor = actor
         self.reason = reason

@@ -99,8 +99,15 @@ final class Receiver: Sendable {
 }
 
 /// A Gatehouse server that notifies a receiver.
-func notifyingServer(receiver: URL, extra: String = "", giveUpAfter: String = "1h") throws -> TestServer {
+func notifyingServer(receiver: URL, extra: String = "", giveUpAfter: String = "1h", policy: String? = nil) throws
+    -> TestServer
+{
     try TestServer { arguments in
+        if let policy {
+            let path = arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "policy.yaml")
+            try? policy.write(toFile: path, atomically: true, encoding: .utf8)
+            arguments.policyFile = path
+        }
         let file = arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "notifications.yaml")
         arguments.notificationsFile = file
         arguments.linkSecret = "link-secret-for-tests"
@@ -127,6 +134,31 @@ func notifyingServer(receiver: URL, extra: String = "", giveUpAfter: String = "1
 
 @Suite("Notifications and approval links", .serialized, .timeLimit(.minutes(3)))
 struct NotificationTests {
+    @Test("a canary held by a policy rule is announced with the rule and what would unblock it")
+    func heldByRule() async throws {
+        let receiver = Receiver()
+        let policy = """
+            rules:
+              - name: two-approvers
+                gates: [promotion]
+                approvals: {count: 2, from: [alice, bob]}
+            """
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url, policy: policy).run(.live) { client in
+                _ = try await client.send(
+                    .post, "/v1/canaries/test/podinfo/gates/promotion/open", headers: [ActorHeader.header: "alice"])
+                _ = try await client.hook("confirm-promotion", checksum: "c1")
+                let deliveries = try await receiver.settled(client)
+                let waiting = try deliveries.filter { $0.path == "/hook" }.map { try $0.json() }
+                let hook = try #require(waiting.first { $0["kind"] as? String == "waiting" })
+                let text = try #require(hook["text"] as? String)
+                #expect(text.hasPrefix("test/podinfo is waiting for the promotion gate (rollout c1): "), "\(text)")
+                #expect(
+                    text.contains("(rule two-approvers): 1 of 2 approvals: alice; waiting for one of: bob"), "\(text)")
+            }
+        }
+    }
+
     @Test("a waiting canary sends one message per rollout, with its facts, commands and links")
     func waiting() async throws {
         let receiver = Receiver()

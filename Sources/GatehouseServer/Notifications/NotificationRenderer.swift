@@ -130,7 +130,10 @@ struct Payload: Encodable {
         let rollout = checksum.map { " (rollout \($0))" } ?? ""
         let because = notable.fact.reason.map { ": \($0)" } ?? ""
         switch notable.kind {
-        case .waiting: return "\(canary) is waiting for the \(gate) gate\(rollout)"
+        case .waiting:
+            // A closed gate needs no explaining; a freeze, a held revision or a policy rule does.
+            let held = [.closed, .expired, nil].contains(notable.fact.cause) ? "" : because
+            return "\(canary) is waiting for the \(gate) gate\(rollout)\(held)"
         case .reminder:
             let waited =
                 notable.canary?.waitingOn.map { DurationText.format(notable.at.timeIntervalSince($0.since)) } ?? ""
