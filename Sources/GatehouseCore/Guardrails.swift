@@ -19,7 +19,7 @@ public struct Surroundings: Sendable {
 }
 
 /// What the policy says of one check, before the gate's own state is weighed.
-public struct Guards: Sendable, Equatable {
+public struct Guards: Sendable {
     /// Rules holding the gate whatever its state (windows, dependencies).
     public var holds: [Hold] = []
     /// The automatic rule that opens the gate when nothing else holds it, if any.
@@ -33,12 +33,6 @@ public struct Guards: Sendable, Equatable {
 
     /// No rule applies.
     public init() {}
-
-    public static func == (lhs: Guards, rhs: Guards) -> Bool {
-        lhs.holds == rhs.holds && lhs.automatic == rhs.automatic && lhs.approvals?.rule == rhs.approvals?.rule
-            && lhs.approvals?.count == rhs.approvals?.count && lhs.approvals?.from == rhs.approvals?.from
-            && lhs.requesters == rhs.requesters && lhs.queue == rhs.queue
-    }
 
     /// The approvals that count on `gate`: distinct, among those the rule allows, not a requester's.
     public func countedApprovals(of gate: Gate) -> [String] {

@@ -65,8 +65,8 @@ struct OpenGateBody: Decodable {
     }
 }
 
-/// The body of `POST …/gates/{gate}/close`.
-struct CloseGateBody: Decodable {
+/// A body that gives only a reason: `POST …/gates/{gate}/close`, `POST …/request`.
+struct ReasonBody: Decodable {
     var reason: String?
 
     init() {}
@@ -113,20 +113,6 @@ struct FreezeBody: Decodable {
             validatingCluster: cluster.flatMap { $0 == "*" ? nil : $0 },
             namespace: namespace.flatMap { $0 == "*" ? nil : $0 })
     }
-}
-
-/// The body of `POST …/request`: asking for a release to be approved.
-struct RequestBody: Decodable {
-    var reason: String?
-
-    init() {}
-
-    init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(allowed: ["reason"])
-        reason = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .reason)
-    }
-
-    private enum CodingKeys: String, CodingKey { case reason }
 }
 
 /// The body of `POST …/overrides`: lifting one policy rule for this rollout.

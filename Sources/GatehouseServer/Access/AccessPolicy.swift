@@ -30,7 +30,7 @@ public struct NameScope: Sendable, Equatable {
 
     /// Whether the scope includes `name`.
     public func contains(_ name: String) -> Bool {
-        patterns.contains { Self.matches(pattern: Substring($0), Substring(name)) }
+        patterns.contains { Glob.matches($0, name) }
     }
 
     /// Whether the scope includes a name, or every name when it is nil (needed to act on all at once).
@@ -42,16 +42,6 @@ public struct NameScope: Sendable, Equatable {
     /// Whether the scope includes every name.
     public var isEverything: Bool { patterns.contains("*") }
 
-    private static func matches(pattern: Substring, _ text: Substring) -> Bool {
-        guard let first = pattern.first else { return text.isEmpty }
-        if first == "*" {
-            let rest = pattern.dropFirst()
-            return text.indices.contains { matches(pattern: rest, text[$0...]) }
-                || matches(pattern: rest, text[text.endIndex...])
-        }
-        guard let head = text.first, head == first else { return false }
-        return matches(pattern: pattern.dropFirst(), text.dropFirst())
-    }
 }
 
 /// Namespaces in clusters, as an access grant or a notification target lists them.

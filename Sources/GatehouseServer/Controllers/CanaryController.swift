@@ -84,7 +84,7 @@ struct CanaryController {
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
         let actor = try access.authorize(.close, in: id.area, context: context)
         let body =
-            try await JSONBody.decodeIfPresent(CloseGateBody.self, from: request, context: context) ?? CloseGateBody()
+            try await JSONBody.decodeIfPresent(ReasonBody.self, from: request, context: context) ?? ReasonBody()
         let canary = try await operations.close(
             gate, of: id, reason: try Reason.validate(body.reason),
             by: .init(actor: actor))
@@ -104,7 +104,7 @@ struct CanaryController {
         let id = try CanaryID(of: request, context)
         let actor = try access.authorize(.open, in: id.area, context: context)
         let body =
-            try await JSONBody.decodeIfPresent(RequestBody.self, from: request, context: context) ?? RequestBody()
+            try await JSONBody.decodeIfPresent(ReasonBody.self, from: request, context: context) ?? ReasonBody()
         let canary = try await operations.requestApproval(
             of: id, reason: try Reason.validate(body.reason), by: .init(actor: actor))
         return try await view(
