@@ -5,6 +5,8 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
 /// Builds the whole service from its arguments: opens the database, wires the router, adds upkeep.
 public func buildApplication(_ arguments: ServerArguments, logger: Logger) async throws -> some ApplicationProtocol {
@@ -103,6 +105,21 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
                 retryBase: arguments.notificationRetryBase, reminderAfter: notifications.reminderAfter, logger: logger))
     }
     return app
+}
+
+/// Runs the service until SIGTERM or SIGINT. A graceful stop finishes the requests in flight and
+/// saves the last observations; one that has not finished within `gracefulStop` (a request still
+/// waiting on storage that stopped answering) is cut short by cancelling what is left, so the
+/// process always ends within Kubernetes' default grace period of 30 seconds. What was not
+/// acknowledged does not take effect later (see `WriteTicket`).
+public func runUntilStopped(
+    _ app: some ApplicationProtocol, logger: Logger, gracefulStop: Duration = .seconds(20)
+) async throws {
+    var configuration = ServiceGroupConfiguration(
+        services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = gracefulStop
+    configuration.maximumCancellationDuration = .seconds(5)
+    try await ServiceGroup(configuration: configuration).run()
 }
 
 /// How many connections are served at once: as asked, or as many as the descriptor limit (raised

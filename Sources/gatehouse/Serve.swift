@@ -52,7 +52,7 @@ struct Serve: AsyncParsableCommand {
         } catch let error as GatehouseCore.InvalidInput {
             throw ArgumentParser.ValidationError(error.message)
         }
-        try await app.runService()
+        try await runUntilStopped(app, logger: logger)
         logger.info("stopped", metadata: ["version": "\(gatehouseVersion)"])
     }
 }
