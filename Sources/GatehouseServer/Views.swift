@@ -48,9 +48,12 @@ struct CanaryView: ResponseEncodable {
         rollout = RolloutView(canary.rollout)
         self.outcome = outcome
         waitingOn = canary.waiting(in: surroundings, at: now)
+        // A gate's approval tally depends on the policy alone: the other canaries are not looked at
+        // (a list would otherwise scan every canary for each one's rollout slot).
+        let policyOnly = Surroundings(policy: surroundings.policy)
         gates = Dictionary(
             uniqueKeysWithValues: GateKind.allCases.map { kind in
-                let guards = canary.guards(kind, in: surroundings, at: now)
+                let guards = canary.guards(kind, in: policyOnly, at: now)
                 let gate = canary.gate(kind)
                 let approvals = guards.approvals.map { rule in
                     gate.isEffectivelyOpen(at: now)
