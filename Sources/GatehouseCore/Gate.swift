@@ -120,12 +120,15 @@ public struct OpenRequest: Sendable, Equatable {
         }
     }
 
-    /// What an approval of `gate` on these terms lets through, in one sentence for the person who gave it.
-    public func coverage(of gate: GateKind) -> String {
+    /// What an approval of `gate` on these terms lets through, in one sentence for the person who
+    /// gave it; `canary`, the canary as the approval left it, says which rollout it belongs to.
+    public func coverage(of gate: GateKind, in canary: Canary? = nil) -> String {
         let until = expiresAt.map { " until \(Timestamp.string(from: $0))" } ?? ""
         if isSticky {
             return "\(gate.rawValue) gate open for every check of every rollout\(until), until closed"
         }
+        let rollout =
+            canary.map { $0.rollout.canStillAsk(gate) ? "the rollout under way" : "the next rollout" } ?? "one rollout"
         switch gate {
         case .traffic:
             if let steps {
@@ -134,15 +137,20 @@ public struct OpenRequest: Sendable, Equatable {
                     ? "one weight increase, or the final check at maximum weight"
                     : "\(steps) weight increases, or \(steps - 1) and the final check at maximum weight"
                 return
-                    "approved the next \(steps) traffic check\(steps == 1 ? "" : "s")\(until): Flagger asks once per weight increase and once more at maximum weight before promotion, so that is \(meaning)"
+                    "approved the next \(steps) traffic check\(steps == 1 ? "" : "s") of \(rollout)\(until): Flagger asks once per weight increase and once more at maximum weight before promotion, so that is \(meaning)"
             }
             return
-                "approved the rest of this rollout's traffic checks\(until): every weight increase and the final check at maximum weight"
+                "approved the rest of the traffic checks of \(rollout)\(until): every weight increase and the final check at maximum weight"
         case .rollback:
-            return "rollback requested\(until): Flagger rolls back at its next rollback check of this rollout"
+            guard let canary else {
+                return "rollback requested\(until): Flagger rolls back at its next rollback check of this rollout"
+            }
+            let revision = canary.gate(.rollback).boundChecksum.map { " of revision \($0)" } ?? ""
+            return
+                "rollback requested\(until): Flagger rolls back at its next rollback check\(revision); the request ends with the rollout and is never used by a later one"
         case .rollout, .promotion, .shared:
             return
-                "\(gate.rawValue) gate open for one rollout\(until): the first check it passes binds it to that rollout"
+                "\(gate.rawValue) gate open for \(rollout)\(until): the first check it passes binds it to that rollout"
         }
     }
 }
@@ -240,13 +248,14 @@ extension Gate {
         return close(actor: Gate.systemActor, reason: "expired", action: .expired, at: now)
     }
 
-    /// Applies the end of a rollout: a once-gate opened before `cutoff` (the rollout's last call)
-    /// belonged to it and closes; one opened later is an approval for the next rollout. Waiting stops.
+    /// Applies the end of a rollout: a once-gate a check used (bound) or opened before `cutoff`
+    /// (when the rollout stopped being able to ask it) belonged to it and closes; one opened later is
+    /// an approval for the next rollout. Waiting stops.
     public mutating func endRollout(reason: String, openedBefore cutoff: Date, checksum: String?, at now: Date)
         -> [GateFact]
     {
         var facts = expireIfDue(at: now)
-        if isOpen && mode == .once && (openedAt ?? .distantPast) <= cutoff {
+        if isOpen && mode == .once && (boundChecksum != nil || (openedAt ?? .distantPast) <= cutoff) {
             facts += close(actor: Gate.systemActor, reason: reason, action: .reset, checksum: checksum, at: now)
         }
         lastVerdict = nil

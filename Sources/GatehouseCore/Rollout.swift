@@ -42,6 +42,23 @@ public struct Rollout: Sendable, Equatable {
     public var startedAt: Date?
     /// How the last rollout ended, when an end signal said so.
     public var outcome: CanaryPhase?
+    /// When `confirm-promotion` first passed in this rollout. In Blue/Green Flagger asks it twice
+    /// (the first pass only routes traffic to the canary, and a rollback check follows), so a pass
+    /// ends the rollout's traffic and promotion checks but not, unless `shiftsTraffic`, its rollback checks.
+    public var promotionPassedAt: Date?
+    /// Whether a `confirm-traffic-increase` check came in this rollout: Flagger's progressive canary
+    /// strategy, which promotes at the first passing promotion check (A/B and Blue/Green never ask it).
+    public var shiftsTraffic: Bool = false
+    /// The phase of the `confirm-rollout` call that admitted the rollout: a retry of that call
+    /// repeats it, while the first call of a new rollout carries `Initialized`, `Succeeded` or `Failed`.
+    public var admittedPhase: CanaryPhase?
+    /// The checksum of that call.
+    public var admittedChecksum: String?
+    /// When a call of this rollout last came after an approval was opened (or, before any did, when
+    /// it was admitted): an approval opened before then was given while the rollout was still
+    /// asking, and belongs to it. Exact, unlike `lastProgressCheckAt`, so that the order of an
+    /// approval and a check never depends on a clock's resolution.
+    public var approvalsSeenAt: Date?
 
     /// Nothing known yet.
     public init(
@@ -63,16 +80,42 @@ public struct Rollout: Sendable, Equatable {
     public var isInProgress: Bool { [.admitted, .progressing, .promoting].contains(stage) }
 
     /// Whether a rollback check can still come in this rollout: Flagger asks `rollback` only while
-    /// `Progressing` or `WaitingPromotion`, never while held at `confirm-rollout` or once promoting.
+    /// `Progressing` or `WaitingPromotion`, never while held at `confirm-rollout` or once promoting
+    /// (scheduler.go:378-387). After a promotion pass that may be Blue/Green's first, one still can.
     public var canRollBack: Bool { stage == .admitted || stage == .progressing }
 
     /// Whether the rollout has gone past `gate`, so that an earlier refusal of it no longer holds
-    /// the canary: the rollout gate once a rollout is under way, traffic and promotion once promoting.
+    /// the canary: the rollout gate once a rollout is under way, traffic and promotion once
+    /// promotion passed.
     public func hasPassed(_ gate: GateKind) -> Bool {
         switch gate {
         case .rollout: isInProgress
-        case .traffic, .promotion: stage == .promoting
+        case .traffic, .promotion: stage == .promoting || (isInProgress && promotionPassedAt != nil)
         case .rollback, .shared: false
+        }
+    }
+
+    /// Whether Flagger can still ask `gate` in the rollout under way, as far as its calls tell: an
+    /// approval of a gate the rollout can still ask belongs to it and ends with it; any other
+    /// approval is for the next rollout. `confirm-rollout` is never asked again once a rollout is
+    /// admitted; traffic and promotion not after promotion passed; rollback until the rollout ends.
+    public func canStillAsk(_ gate: GateKind) -> Bool {
+        switch gate {
+        case .rollout, .shared: false
+        case .traffic, .promotion: isInProgress && !hasPassed(gate)
+        case .rollback: canRollBack
+        }
+    }
+
+    /// When the rollout last asked `gate`, for a rollout whose last call was at `lastCall`: a
+    /// once-approval of `gate` opened before then belonged to it; one opened later is for the next
+    /// rollout. `confirm-rollout` is asked last at admission, traffic and promotion until promotion
+    /// passed, rollback until the end.
+    func lastChance(for gate: GateKind, lastCall: Date) -> Date {
+        switch gate {
+        case .rollout, .shared: min(startedAt ?? lastCall, lastCall)
+        case .traffic, .promotion: min(promotionPassedAt ?? lastCall, lastCall)
+        case .rollback: lastCall
         }
     }
 
@@ -140,14 +183,19 @@ extension Canary {
         let freeze = Freeze.applying(to: id, among: surroundings.freezes, at: now)
         if check.gate == .rollout {
             canary.rollout.usesRolloutGate = true
-            if canary.rollout.stage == .progressing || canary.rollout.stage == .promoting {
+            if canary.rollout.isEndedBy(check) {
                 // No end was reported, but a new rollout asks: the previous one is over.
+                // What came after its last call is for the next rollout (the first call of which this is).
+                let lastCall = canary.rollout.approvalsSeenAt ?? canary.rollout.startedAt ?? now
                 change.facts +=
-                    canary.endRollout(
-                        outcome: nil, checksum: canary.rollout.revision,
-                        cutoff: canary.rollout.lastProgressCheckAt ?? now, at: now
-                    ).facts
+                    canary.endRollout(outcome: nil, checksum: canary.rollout.revision, lastCall: lastCall, at: now).facts
             }
+            // Flagger makes no rollback check before a rollout starts: a request still open is for one that ended.
+            change.append(
+                canary.closeRollbackRequest(
+                    reason: "no rollback check comes before a rollout starts (Flagger asked confirm-rollout)",
+                    checksum: check.checksum, at: now),
+                gate: .rollback)
         } else if check.gate.isProgressCheck {
             change.facts += canary.followProgressCheck(check, at: now).facts
         }
@@ -180,10 +228,17 @@ extension Canary {
             case .rollout where canary.rollout.stage != .admitted:
                 canary.rollout = Rollout(
                     stage: .admitted, usesRolloutGate: true, since: now, startedAt: now)
+                canary.rollout.admittedPhase = check.phase
+                canary.rollout.admittedChecksum = check.checksum
+                canary.rollout.approvalsSeenAt = now
                 canary.queuedAt = nil
             case .promotion where canary.rollout.stage == .progressing || canary.rollout.stage == .admitted:
-                canary.rollout.stage = .promoting
-                canary.rollout.since = now
+                canary.rollout.promotionPassedAt = canary.rollout.promotionPassedAt ?? now
+                if canary.rollout.shiftsTraffic {
+                    // The progressive strategy promotes at once: no rollback check comes any more.
+                    canary.rollout.stage = .promoting
+                    canary.rollout.since = now
+                }
             default: break
             }
         } else if check.gate == .rollout && canary.rollout.stage != .waiting && canary.rollout.stage != .admitted {
@@ -202,6 +257,14 @@ extension Canary {
     private mutating func followProgressCheck(_ check: Check, at now: Date) -> CanaryChange {
         var change = CanaryChange()
         let checksum = check.checksum
+        defer {
+            if check.gate == .traffic && rollout.isInProgress { rollout.shiftsTraffic = true }
+            // This call comes after any approval opened since the last one noted: those belong to this rollout.
+            let seen = rollout.approvalsSeenAt ?? .distantPast
+            if gates.values.contains(where: { $0.isOpen && $0.mode == .once && ($0.openedAt ?? .distantPast) > seen }) {
+                rollout.approvalsSeenAt = now
+            }
+        }
         switch rollout.stage {
         case .admitted:
             rollout.stage = .progressing
@@ -210,6 +273,9 @@ extension Canary {
             rollout.startedAt = rollout.startedAt ?? now
         case .progressing, .promoting:
             guard checksum != rollout.revision, checksum != rollout.unapprovedRevision, !checksum.isEmpty else { break }
+            // A new revision restarts the analysis (scheduler.go:335-357): promotion is asked anew.
+            rollout.promotionPassedAt = nil
+            if rollout.stage == .promoting { rollout.stage = .progressing }
             if rollout.usesRolloutGate {
                 change.append(holdRevision(checksum, at: now), gate: nil)
             } else {
@@ -281,9 +347,10 @@ extension Canary {
         return change
     }
 
-    /// Ends the rollout in progress: once-gates opened before `cutoff` (the rollout's last call)
-    /// close, every gate stops waiting. A gate opened after the cutoff is for the next rollout.
-    public mutating func endRollout(outcome: CanaryPhase?, checksum: String?, cutoff: Date, at now: Date)
+    /// Ends the rollout in progress, whose last call was at `lastCall`: what belonged to it closes —
+    /// a once-gate it used, or one opened before it last asked that gate (`Rollout.lastChance`) — and
+    /// every gate stops waiting. An approval opened after that is for the next rollout.
+    public mutating func endRollout(outcome: CanaryPhase?, checksum: String?, lastCall: Date, at now: Date)
         -> CanaryChange
     {
         var change = CanaryChange()
@@ -293,15 +360,21 @@ extension Canary {
         for kind in GateKind.allCases {
             var gate = gate(kind)
             let before = gate
-            let facts = gate.endRollout(reason: reason, openedBefore: cutoff, checksum: checksum, at: now)
+            let facts = gate.endRollout(
+                reason: reason, openedBefore: rollout.lastChance(for: kind, lastCall: lastCall), checksum: checksum,
+                at: now)
             if gate != before { gates[kind] = gate }
             change.append(facts, gate: kind)
         }
+        let cutoff = rollout.lastChance(for: .promotion, lastCall: lastCall)
         rollout.revision = (rollout.isInProgress ? rollout.currentChecksum : nil) ?? checksum
         rollout.stage = .ended
         rollout.unapprovedRevision = nil
         rollout.since = now
         rollout.outcome = outcome
+        rollout.promotionPassedAt = nil
+        rollout.shiftsTraffic = false
+        rollout.approvalsSeenAt = nil
         // What belonged to the rollout ends with it: its request for approval, its overrides, a queue place.
         if let asked = requestedAt, asked <= cutoff {
             requestedBy = []
@@ -355,7 +428,7 @@ extension Canary {
             if rollout.stage == .ended, payload.checksum == nil || payload.checksum == rollout.revision {
                 return CanaryChange()
             }
-            return endRollout(outcome: outcome, checksum: payload.checksum, cutoff: now, at: now)
+            return endRollout(outcome: outcome, checksum: payload.checksum, lastCall: now, at: now)
         }
         if action == .event, let phase = payload.phase, phase == .promoting || phase == .finalising,
             rollout.stage == .admitted || rollout.stage == .progressing
@@ -374,7 +447,9 @@ extension Canary {
     /// fires on the next rollback check).
     public func rollbackBinding(force: Bool) -> Result<String?, RollbackRefusal> {
         if rollout.canRollBack { return .success(rollout.currentChecksum) }
-        if force { return .success(nil) }
+        // Forced, it still belongs to the last rollout known (a check of another revision, or the next
+        // confirm-rollout, closes it), so it can never fire on a later release.
+        if force { return .success(rollout.stage == .waiting ? nil : rollout.revision) }
         let situation: String
         switch rollout.stage {
         case .promoting:
@@ -393,6 +468,34 @@ extension Canary {
                 message:
                     "\(situation); a rollback request now could fire on a later release, so use --force (\"force\": true) to request it anyway"
             ))
+    }
+}
+
+extension Rollout {
+    /// Whether `check`, a `confirm-rollout` call, shows that the rollout tracked has ended: Flagger
+    /// asks it only before a rollout starts (scheduler.go:888-932), so it ends one that progressed;
+    /// one only admitted ends when the call is a new rollout's first (`Initialized`, `Succeeded` or
+    /// `Failed`, scheduler_hooks.go:47) and not a retry of the call that admitted it (a rollout whose
+    /// analysis was skipped makes no other call).
+    func isEndedBy(_ check: Check) -> Bool {
+        switch stage {
+        case .progressing, .promoting: return true
+        case .admitted:
+            guard let phase = check.phase, [.initialized, .succeeded, .failed].contains(phase) else { return false }
+            return phase != admittedPhase || check.checksum != admittedChecksum
+        case .idle, .waiting, .ended: return false
+        }
+    }
+}
+
+extension Canary {
+    /// Closes an open rollback request (not a sticky rollback gate, the loadtester's), recorded as a reset.
+    mutating func closeRollbackRequest(reason: String, checksum: String?, at now: Date) -> [GateFact] {
+        var gate = gate(.rollback)
+        guard gate.isOpen, gate.mode == .once else { return [] }
+        let facts = gate.close(actor: Gate.systemActor, reason: reason, action: .reset, checksum: checksum, at: now)
+        gates[.rollback] = gate
+        return facts
     }
 }
 

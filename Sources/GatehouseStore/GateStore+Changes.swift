@@ -16,11 +16,8 @@ extension GateStore {
         let policy = policy()
         return try await change(kind, of: id, at: now, token: token) { gate, canary in
             try Self.requireApprover(actor, of: kind, canary, under: policy, at: now)
-            var request = request
-            // "The rest of this rollout": bound to the revision in progress, so it cannot outlive it.
-            if request.coversRestOfRollout, request.boundChecksum == nil, canary.rollout.isInProgress {
-                request.boundChecksum = canary.rollout.currentChecksum
-            }
+            // Like every once-approval, "the rest of the rollout" belongs to the rollout that can still
+            // ask the gate and ends with it (Canary.endRollout): it is never bound ahead of a check.
             return gate.open(request, actor: actor, at: now)
         }
     }

@@ -87,6 +87,10 @@ enum PostgresSchema {
             "v4: guardrails: labels, approvals, requests, queue places, overrides",
             Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.postgres)" }
         ),
+        (
+            "v5: rollout boundaries: promotion passed, traffic shifted, the admitting call, approvals seen",
+            Schema.rolloutBoundaryColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.postgres)" }
+        ),
     ]
 
     /// An arbitrary constant naming the lock replicas take to migrate one at a time.

@@ -157,8 +157,24 @@ enum Schema {
                 sql: Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)" }
                     .joined(separator: ";\n"))
         }
+        migrator.registerMigration("v7: rollout boundaries: promotion passed, traffic shifted, the admitting call, approvals seen") { db in
+            try db.execute(
+                sql: Schema.rolloutBoundaryColumns.map {
+                    "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)"
+                }
+                .joined(separator: ";\n"))
+        }
         return migrator
     }
+
+    /// The columns v7 adds, with their SQLite and PostgreSQL types.
+    static let rolloutBoundaryColumns: [(table: String, column: String, sqlite: String, postgres: String)] = [
+        ("canary", "promotionPassedAt", "DATETIME", "timestamptz"),
+        ("canary", "shiftsTraffic", "BOOLEAN NOT NULL DEFAULT 0", "boolean NOT NULL DEFAULT false"),
+        ("canary", "admittedPhase", "TEXT", "text"),
+        ("canary", "admittedChecksum", "TEXT", "text"),
+        ("canary", "approvalsSeenAt", "DATETIME", "timestamptz"),
+    ]
 
     /// The columns v6 adds, with their SQLite and PostgreSQL types.
     static let guardrailColumns: [(table: String, column: String, sqlite: String, postgres: String)] = [

@@ -352,7 +352,7 @@ struct FlaggerSequenceTests {
             let rest = try await client.post("/v1/canaries/test/podinfo/gates/traffic/open", #"{"steps": "rest"}"#)
             #expect(rest.status == .ok)
             let restOutcome = try #require(try rest.json()["outcome"] as? String)
-            #expect(restOutcome.contains("rest of this rollout"))
+            #expect(restOutcome.contains("rest of the traffic checks of the next rollout"))
             for _ in 0..<5 { #expect(try await client.hook("confirm-traffic-increase", checksum: "r1").status == .ok) }
 
             let wrong = try await client.post("/v1/canaries/test/podinfo/gates/traffic/open", #"{"steps": "all"}"#)

@@ -105,7 +105,7 @@ struct SlackTests {
                     && open.text.contains("<@UALICE> opened the promotion gate of test/podinfo: metrics look fine"))
             let rest = try await client.slack("open traffic test/podinfo steps=rest load test passed")
             #expect(rest.type == "in_channel" && rest.text.contains("load test passed"), "\(rest.text)")
-            #expect(rest.text.contains("rest of this rollout's traffic checks"), "\(rest.text)")
+            #expect(rest.text.contains("rest of the traffic checks of the next rollout"), "\(rest.text)")
             let two = try await client.slack("open traffic test/podinfo steps=2")
             #expect(two.text.contains("the next 2 traffic checks"), "\(two.text)")
             let wrongSteps = try await client.slack("open traffic test/podinfo steps=lots")

@@ -149,7 +149,7 @@ struct CanaryController {
         let canary = try await operations.open(
             gate, of: id, request, rollback: .request(force: body.force ?? false, revision: nil),
             by: .init(actor: actor), at: now)
-        return try await view(of: canary, at: now, outcome: request.coverage(of: gate))
+        return try await view(of: canary, at: now, outcome: request.coverage(of: gate, in: canary))
     }
 
     /// The view of one canary, with what holds it now (freezes, the policy, the other canaries).

@@ -89,9 +89,9 @@ struct SlackController {
                     }
                     var request = OpenRequest(reason: reason)
                     if let steps { request.cover(steps) }
-                    _ = try await operations.open(gate, of: canary, request, by: asker)
+                    let opened = try await operations.open(gate, of: canary, request, by: asker)
                     return .inChannel(
-                        "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason)): \(request.coverage(of: gate))"
+                        "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason)): \(request.coverage(of: gate, in: opened))"
                     )
                 }
                 try authorize(command, .close, canary.area)

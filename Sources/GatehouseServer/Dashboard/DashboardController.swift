@@ -290,9 +290,9 @@ struct DashboardController {
         case (_, let scope):
             throw GatehouseError.badRequest("scope \(scope.prefix(20)) is not one this form offers")
         }
-        _ = try await operations.open(
+        let opened = try await operations.open(
             gate, of: id, openRequest, rollback: .request(force: false, revision: nil), by: .init(actor: actor))
-        return done("Done: \(openRequest.coverage(of: gate)).", returnTo: CanaryModel.href(of: id))
+        return done("Done: \(openRequest.coverage(of: gate, in: opened)).", returnTo: CanaryModel.href(of: id))
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
@@ -309,11 +309,11 @@ struct DashboardController {
         let id = try CanaryID(of: request, context)
         let actor = try access.authorize(.rollback, in: id.area, context: context)
         let openRequest = OpenRequest(reason: try Reason.validate(form.reason, required: true))
-        _ = try await operations.open(
+        let opened = try await operations.open(
             .rollback, of: id, openRequest,
             rollback: .request(force: false, revision: form.checksum.flatMap { $0.isEmpty ? nil : $0 }),
             by: .init(actor: actor))
-        return done("Done: \(openRequest.coverage(of: .rollback)).", returnTo: CanaryModel.href(of: id))
+        return done("Done: \(openRequest.coverage(of: .rollback, in: opened)).", returnTo: CanaryModel.href(of: id))
     }
 
     @Sendable func freeze(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
