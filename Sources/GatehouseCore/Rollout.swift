@@ -46,9 +46,9 @@ public struct Rollout: Sendable, Equatable {
     /// (the first pass only routes traffic to the canary, and a rollback check follows), so a pass
     /// ends the rollout's traffic and promotion checks but not, unless `shiftsTraffic`, its rollback checks.
     public var promotionPassedAt: Date?
-    /// Whether a `confirm-traffic-increase` check came in this rollout: Flagger's progressive canary
-    /// strategy, which promotes at the first passing promotion check (A/B and Blue/Green never ask it).
-    public var shiftsTraffic: Bool = false
+    /// The progress checks (traffic, promotion, rollback) that came in this rollout, each once, in
+    /// the order they first came: they tell the strategy and which hooks the Canary configures.
+    public var asked: [GateKind] = []
     /// The phase of the `confirm-rollout` call that admitted the rollout: a retry of that call
     /// repeats it, while the first call of a new rollout carries `Initialized`, `Succeeded` or `Failed`.
     public var admittedPhase: CanaryPhase?
@@ -78,6 +78,16 @@ public struct Rollout: Sendable, Equatable {
 
     /// Whether a rollout is under way (admitted and not yet ended).
     public var isInProgress: Bool { [.admitted, .progressing, .promoting].contains(stage) }
+
+    /// Whether a `confirm-traffic-increase` check came in this rollout: Flagger's progressive canary
+    /// strategy, which promotes at the first passing promotion check (A/B and Blue/Green never ask it).
+    public var shiftsTraffic: Bool { asked.contains(.traffic) }
+
+    /// Whether the rollout's every analysis tick makes a call Gatehouse sees: a rollback check comes
+    /// first in each tick while `Progressing` or `WaitingPromotion` (scheduler.go:378-387), also in the
+    /// tick that fails it. Without one, a rollout can end with no call (failing metrics stop a tick
+    /// before its traffic and promotion checks, scheduler.go:436-466), so its end is known only later.
+    public var isSeenEveryTick: Bool { asked.contains(.rollback) }
 
     /// Whether a rollback check can still come in this rollout: Flagger asks `rollback` only while
     /// `Progressing` or `WaitingPromotion`, never while held at `confirm-rollout` or once promoting
@@ -185,8 +195,10 @@ extension Canary {
             canary.rollout.usesRolloutGate = true
             if canary.rollout.isEndedBy(check) {
                 // No end was reported, but a new rollout asks: the previous one is over.
-                // What came after its last call is for the next rollout (the first call of which this is).
-                let lastCall = canary.rollout.approvalsSeenAt ?? canary.rollout.startedAt ?? now
+                // What came after its last call is for the next rollout (the first call of which this is);
+                // when the rollout could have ended without a call, nothing after it is known to be.
+                let lastCall =
+                    canary.rollout.isSeenEveryTick ? canary.rollout.approvalsSeenAt ?? canary.rollout.startedAt ?? now : now
                 change.facts +=
                     canary.endRollout(outcome: nil, checksum: canary.rollout.revision, lastCall: lastCall, at: now).facts
             }
@@ -258,7 +270,7 @@ extension Canary {
         var change = CanaryChange()
         let checksum = check.checksum
         defer {
-            if check.gate == .traffic && rollout.isInProgress { rollout.shiftsTraffic = true }
+            if rollout.isInProgress && !rollout.asked.contains(check.gate) { rollout.asked.append(check.gate) }
             // This call comes after any approval opened since the last one noted: those belong to this rollout.
             let seen = rollout.approvalsSeenAt ?? .distantPast
             if gates.values.contains(where: { $0.isOpen && $0.mode == .once && ($0.openedAt ?? .distantPast) > seen }) {
@@ -373,7 +385,7 @@ extension Canary {
         rollout.since = now
         rollout.outcome = outcome
         rollout.promotionPassedAt = nil
-        rollout.shiftsTraffic = false
+        rollout.asked = []
         rollout.approvalsSeenAt = nil
         // What belonged to the rollout ends with it: its request for approval, its overrides, a queue place.
         if let asked = requestedAt, asked <= cutoff {

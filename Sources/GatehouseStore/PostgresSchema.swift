@@ -88,7 +88,7 @@ enum PostgresSchema {
             Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.postgres)" }
         ),
         (
-            "v5: rollout boundaries: promotion passed, traffic shifted, the admitting call, approvals seen",
+            "v5: rollout boundaries: promotion passed, gates asked, the admitting call, approvals seen",
             Schema.rolloutBoundaryColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.postgres)" }
         ),
     ]

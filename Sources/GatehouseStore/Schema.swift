@@ -157,7 +157,7 @@ enum Schema {
                 sql: Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)" }
                     .joined(separator: ";\n"))
         }
-        migrator.registerMigration("v7: rollout boundaries: promotion passed, traffic shifted, the admitting call, approvals seen") { db in
+        migrator.registerMigration("v7: rollout boundaries: promotion passed, gates asked, the admitting call, approvals seen") { db in
             try db.execute(
                 sql: Schema.rolloutBoundaryColumns.map {
                     "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)"
@@ -170,7 +170,7 @@ enum Schema {
     /// The columns v7 adds, with their SQLite and PostgreSQL types.
     static let rolloutBoundaryColumns: [(table: String, column: String, sqlite: String, postgres: String)] = [
         ("canary", "promotionPassedAt", "DATETIME", "timestamptz"),
-        ("canary", "shiftsTraffic", "BOOLEAN NOT NULL DEFAULT 0", "boolean NOT NULL DEFAULT false"),
+        ("canary", "rolloutAsked", "TEXT", "text"),
         ("canary", "admittedPhase", "TEXT", "text"),
         ("canary", "admittedChecksum", "TEXT", "text"),
         ("canary", "approvalsSeenAt", "DATETIME", "timestamptz"),

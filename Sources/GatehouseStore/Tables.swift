@@ -165,6 +165,7 @@ protocol StorableElement: Codable, Sendable {}
 
 extension String: StorableElement {}
 extension Override: StorableElement {}
+extension GateKind: StorableElement {}
 
 extension Array: Storable, StorableJSON where Element: StorableElement {
     static var empty: Self { [] }
@@ -296,7 +297,7 @@ enum Tables {
             .column("rolloutStartedAt", \.rollout.startedAt),
             .column("rolloutOutcome", \.rollout.outcome),
             .column("promotionPassedAt", \.rollout.promotionPassedAt),
-            .column("shiftsTraffic", \.rollout.shiftsTraffic),
+            .column("rolloutAsked", \.rollout.asked),
             .column("admittedPhase", \.rollout.admittedPhase),
             .column("admittedChecksum", \.rollout.admittedChecksum),
             .column("approvalsSeenAt", \.rollout.approvalsSeenAt),
