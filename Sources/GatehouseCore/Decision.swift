@@ -105,7 +105,8 @@ public struct Decision: Sendable, Equatable {
     ) {
         var gate = current
         var facts = gate.expireIfDue(at: now)
-        if gate.isOpen, gate.mode == .once, let bound = gate.boundChecksum, bound != check.checksum {
+        // A held revision may yet be approved and carry the rollout's approvals over: they stay as they are.
+        if holding == nil, gate.isOpen, gate.mode == .once, let bound = gate.boundChecksum, bound != check.checksum {
             facts += gate.close(
                 actor: Gate.systemActor,
                 reason: "approved for rollout \(bound.isEmpty ? "(no checksum)" : bound), not this one",

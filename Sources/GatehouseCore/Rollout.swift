@@ -141,8 +141,20 @@ public struct Rollout: Sendable, Equatable {
     }
 }
 
-/// The messages of Flagger's events that reliably end a rollout (pkg/controller/scheduler.go).
-public enum RolloutEnd {
+/// The messages of Flagger's events that reliably start or end a rollout (pkg/controller/scheduler.go).
+public enum RolloutSignal {
+    /// "New revision detected! Scaling up podinfo.test": a rollout starts (scheduler.go:908), after
+    /// confirm-rollout passed. A revision changed during analysis says "Restarting analysis" instead.
+    public static let startedPrefix = "New revision detected! Scaling up"
+    /// "New revision detected! Restarting analysis for podinfo.test": the revision changed during
+    /// analysis (scheduler.go:329); the event carries the replaced revision's checksum.
+    public static let restartedPrefix = "New revision detected! Restarting analysis"
+
+    /// Whether an event says Flagger promotes: "Copying podinfo.test template spec to
+    /// podinfo-primary.test" (scheduler.go:623, 666, 735 and, skipping the analysis, 790).
+    public static func isPromotion(_ message: String) -> Bool {
+        message.hasPrefix("Copying ") && message.contains(" template spec to ")
+    }
     /// "Promotion completed! Scaling down podinfo.test": the rollout succeeded.
     public static let promotedPrefix = "Promotion completed!"
     /// "Canary failed! Scaling down podinfo.test": the rollout failed or was rolled back.
@@ -195,12 +207,7 @@ extension Canary {
             canary.rollout.usesRolloutGate = true
             if canary.rollout.isEndedBy(check) {
                 // No end was reported, but a new rollout asks: the previous one is over.
-                // What came after its last call is for the next rollout (the first call of which this is);
-                // when the rollout could have ended without a call, nothing after it is known to be.
-                let lastCall =
-                    canary.rollout.isSeenEveryTick ? canary.rollout.approvalsSeenAt ?? canary.rollout.startedAt ?? now : now
-                change.facts +=
-                    canary.endRollout(outcome: nil, checksum: canary.rollout.revision, lastCall: lastCall, at: now).facts
+                change.facts += canary.inferEndOfRollout(at: now, lastCallIsKnown: canary.rollout.isSeenEveryTick).facts
             }
             // Flagger makes no rollback check before a rollout starts: a request still open is for one that ended.
             change.append(
@@ -285,13 +292,19 @@ extension Canary {
             rollout.startedAt = rollout.startedAt ?? now
         case .progressing, .promoting:
             guard checksum != rollout.revision, checksum != rollout.unapprovedRevision, !checksum.isEmpty else { break }
-            // A new revision restarts the analysis (scheduler.go:335-357): promotion is asked anew.
-            rollout.promotionPassedAt = nil
-            if rollout.stage == .promoting { rollout.stage = .progressing }
             if rollout.usesRolloutGate {
+                // A new revision restarts the analysis (scheduler.go:328-357): promotion is asked anew,
+                // and the revision is held until someone approves it through the rollout gate.
+                rollout.promotionPassedAt = nil
+                if rollout.stage == .promoting { rollout.stage = .progressing }
                 change.append(holdRevision(checksum, at: now), gate: nil)
             } else {
-                rollout.revision = checksum
+                // Without a rollout gate nothing tells a new rollout from a revision changed during
+                // analysis: either way what was approved for the last revision ends with it. The tick
+                // that restarts an analysis makes no call (scheduler.go:328-357), so even a rollback
+                // check every tick does not date the last revision's end.
+                change.facts += inferEndOfRollout(at: now, lastCallIsKnown: false).facts
+                rollout = Rollout(stage: .progressing, revision: checksum, since: now, startedAt: now)
             }
         case .idle, .waiting, .ended:
             if rollout.stage == .ended, checksum == rollout.revision { break }  // a late call of the ended rollout
@@ -336,6 +349,24 @@ extension Canary {
     /// Makes an approved revision the rollout's own, binding a once rollout gate to it.
     private mutating func adoptRevision(_ checksum: String, at now: Date) -> CanaryChange {
         var change = CanaryChange()
+        // The rollout goes on with the approved revision: what people approved of its traffic and
+        // promotion, used on the replaced revision, is theirs to use (a rollback request is not).
+        if let replaced = rollout.revision {
+            for kind in [GateKind.traffic, .promotion] {
+                var gate = gate(kind)
+                guard gate.isOpen, gate.mode == .once, gate.boundChecksum == replaced else { continue }
+                gate.boundChecksum = checksum
+                gate.changedAt = now
+                gates[kind] = gate
+                change.append(
+                    [
+                        GateFact(
+                            action: .bound, actor: Gate.systemActor,
+                            reason: "carried over from revision \(replaced) to \(checksum), approved through the rollout gate",
+                            checksum: checksum)
+                    ], gate: kind)
+            }
+        }
         rollout.revision = checksum
         rollout.unapprovedRevision = nil
         var gate = gate(.rollout)
@@ -357,6 +388,15 @@ extension Canary {
                     reason: "revision \(checksum) approved through the rollout gate", checksum: checksum)
             ], gate: .rollout)
         return change
+    }
+
+    /// Ends the rollout in progress when the first call of another shows it is over. With
+    /// `lastCallIsKnown` (it made a call in every tick, up to its end) what came after its last call
+    /// is for the next rollout; otherwise it could have ended later without a call, and what came
+    /// since its last call ends with it.
+    mutating func inferEndOfRollout(at now: Date, lastCallIsKnown: Bool) -> CanaryChange {
+        let lastCall = lastCallIsKnown ? rollout.approvalsSeenAt ?? rollout.startedAt ?? now : now
+        return endRollout(outcome: nil, checksum: rollout.revision, lastCall: lastCall, at: now)
     }
 
     /// Ends the rollout in progress, whose last call was at `lastCall`: what belonged to it closes —
@@ -403,7 +443,7 @@ extension Canary {
         if action == .postRollout {
             return payload.phase.flatMap { $0 == .succeeded || $0 == .failed ? $0 : nil }
         }
-        return action == .event ? payload.eventMessage.flatMap(RolloutEnd.outcome(ofEvent:)) : nil
+        return action == .event ? payload.eventMessage.flatMap(RolloutSignal.outcome(ofEvent:)) : nil
     }
 
     /// The phase a report tells, for `lastPhase`: nil for an event that comes after its rollout
@@ -432,15 +472,39 @@ extension Canary {
         }
     }
 
-    /// Applies a Flagger report: an end signal ends the rollout (once), any other event changes
-    /// nothing but a rollout seen promoting. Returns what changed.
+    /// Applies a Flagger report: an end signal ends the rollout (once), a rollout's start closes a
+    /// rollback request made before it, and any other event changes nothing but a rollout seen
+    /// promoting. Returns what changed.
     public mutating func applyReport(_ payload: FlaggerPayload, as action: AuditAction, at now: Date) -> CanaryChange {
         if let outcome = Canary.endOutcome(of: payload, as: action) {
             // post-rollout and the end event both come at the end of one rollout: the second changes nothing.
             if rollout.stage == .ended, payload.checksum == nil || payload.checksum == rollout.revision {
                 return CanaryChange()
             }
-            return endRollout(outcome: outcome, checksum: payload.checksum, lastCall: now, at: now)
+            // The report is the rollout's last call; what came since its last check was for it only if
+            // a tick could have passed unseen meanwhile (Promoting and Finalising make no checks).
+            let lastCall = rollout.isSeenEveryTick ? rollout.approvalsSeenAt ?? now : now
+            return endRollout(outcome: outcome, checksum: payload.checksum, lastCall: lastCall, at: now)
+        }
+        var change = CanaryChange()
+        if action == .event, payload.eventMessage?.hasPrefix(RolloutSignal.restartedPrefix) == true,
+            !rollout.usesRolloutGate, rollout.isInProgress
+        {
+            // Without a rollout gate a revision changed during analysis is a new rollout: the last one ends here.
+            return endRollout(outcome: nil, checksum: payload.checksum, lastCall: now, at: now)
+        }
+        if action == .event, payload.eventMessage?.hasPrefix(RolloutSignal.startedPrefix) == true {
+            // A rollout starts: no rollback request made before it is for it.
+            change.append(
+                closeRollbackRequest(
+                    reason: "a new rollout started (\(RolloutSignal.startedPrefix))", checksum: payload.checksum, at: now),
+                gate: .rollback)
+        }
+        if action == .event, payload.eventMessage.map(RolloutSignal.isPromotion) == true, rollout.isInProgress {
+            // Flagger copied the canary's spec to the primary: promotion passed, whatever hooks ask it.
+            rollout.promotionPassedAt = rollout.promotionPassedAt ?? now
+            rollout.stage = .promoting
+            rollout.since = now
         }
         if action == .event, let phase = payload.phase, phase == .promoting || phase == .finalising,
             rollout.stage == .admitted || rollout.stage == .progressing
@@ -449,7 +513,7 @@ extension Canary {
             rollout.stage = .promoting
             rollout.since = now
         }
-        return CanaryChange()
+        return change
     }
 
     /// The checksum a rollback request made now belongs to, or why none should be made.

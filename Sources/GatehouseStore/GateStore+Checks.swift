@@ -98,22 +98,34 @@ extension GateStore {
         // The lock is held only to read the canary, the freezes and the other canaries (a dictionary
         // copied on write: taking it costs nothing), and, a few times a minute, to note what the
         // check tells of the canary: every event loop takes it for every check.
+        let policy = policy()
         let known = memory.withLock { memory -> (Canary, [Freeze], [CanaryID: Canary])? in
             guard memory.canaries[check.canary] != nil || memory.canaries.count < maximumCanaries else { return nil }
             var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
-            if canary.wouldObserve(
-                phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now)
-            {
-                canary.observe(phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now)
-                memory.canaries[check.canary] = canary
-                memory.unsaved.insert(check.canary)
-            }
-            return (canary, Array(memory.freezes.values), memory.canaries)
+            canary.labels = canary.labels.updated(from: check.metadata)
+            // The other canaries only when a rule looks at them: a copy of the dictionary held while
+            // another check writes to it would make that write copy every canary.
+            let needs = policy.needsPeers(canary, gate: check.gate, at: now)
+            let peers =
+                needs.rollouts
+                ? memory.canaries
+                : Dictionary(uniqueKeysWithValues: needs.canaries.compactMap { id in memory.canaries[id].map { (id, $0) } })
+            return (memory.canaries[check.canary] ?? Canary(id: check.canary), Array(memory.freezes.values), peers)
         }
         guard let (canary, freezes, peers) = known else { throw fullError(check.canary) }
-        let outcome = canary.deciding(
-            check, in: Surroundings(freezes: freezes, policy: policy(), peers: peers), at: now)
-        return outcome.canary.differsDurably(from: canary) ? .needsWrite(canary) : .decided(outcome.decision)
+        let outcome = canary.deciding(check, in: Surroundings(freezes: freezes, policy: policy, peers: peers), at: now)
+        if outcome.canary.differsDurably(from: canary) { return .needsWrite(canary) }
+        // What the check tells of the canary is noted only once it is answered from memory: a check that
+        // must write (and may fail with 503) leaves nothing behind but what its write commits.
+        if canary.wouldObserve(phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now) {
+            memory.withLock { memory in
+                guard var noted = memory.canaries[check.canary] else { return }
+                noted.observe(phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now)
+                memory.canaries[check.canary] = noted
+                memory.unsaved.insert(check.canary)
+            }
+        }
+        return .decided(outcome.decision)
     }
 
     /// Records a Flagger `event` or `post-rollout` report. Only `post-rollout` and the "Promotion
