@@ -119,6 +119,7 @@ let package = Package(
                 "GatehouseServer",
                 "GatehouseStore",
                 "GatehouseCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -77,9 +77,10 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
     var security = try SecuritySettings(arguments, logger: logger)
     security.links = signer
     security.cluster = notifications?.cluster ?? "kubernetes"
-    let router = buildRouter(
-        store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: metrics, security: security)
     let connections = ConnectionLimit(served: try connectionCap(arguments), metrics: metrics)
+    let router = buildRouter(
+        store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: metrics, security: security,
+        connections: connections)
     var app = Application(
         router: router,
         server: gatehouseHTTPServer(
@@ -138,7 +139,8 @@ private func connectionCap(_ arguments: ServerArguments) throws(InvalidInput) ->
 
 /// The router of every endpoint, given every dependency.
 public func buildRouter(
-    store: GateStore, settings: GateSettings, metrics: GatehouseMetrics, security: SecuritySettings = SecuritySettings()
+    store: GateStore, settings: GateSettings, metrics: GatehouseMetrics, security: SecuritySettings = SecuritySettings(),
+    connections: ConnectionLimit? = nil
 ) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)
     let checker = GateChecker(store: store, metrics: metrics)
@@ -148,6 +150,7 @@ public func buildRouter(
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: TransferCodingMiddleware())
+    if let connections { router.add(middleware: ClientPresenceMiddleware(connections: connections)) }
     router.addRoutes(HealthController(store: store, metrics: metrics).endpoints)
     router.addRoutes(loadtester.fixedEndpoints)
     router.group("v1/links").addRoutes(

@@ -5,6 +5,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
+import GatehouseStore
 import Synchronization
 
 #if canImport(Glibc)
@@ -60,6 +61,8 @@ public final class ConnectionLimit: Sendable {
     /// Connections accepted at once, refused ones included.
     let accepted: Int
     private let open = Atomic<Int>(0)
+    /// Whether each open connection's client still sends (has not closed its side), by channel.
+    private let clients = Mutex<[ObjectIdentifier: ClientPresence]>([:])
     private let openGauge: CoreMetrics.Gauge
     private let refused: CoreMetrics.Counter
     /// Requests whose connection was closed for not completing in time.
@@ -84,6 +87,13 @@ public final class ConnectionLimit: Sendable {
         return [counted, RequestDeadline(timeout: requestTimeout, timedOut: timedOut)]
     }
 
+    /// The presence of the client of `channel`, for a request it sent: it leaves when the client closes
+    /// its side of the connection (Flagger does when its webhook times out) or the connection closes.
+    func presence(of channel: ObjectIdentifier) -> Presence {
+        let client = clients.withLock { $0[channel] }
+        return Presence { client?.isWaiting ?? true }
+    }
+
     /// Hummingbird's hook on the listening socket: it counts connections as they are accepted
     /// (before their setup, which `handlers` counts) and stops accepting while `accepted` are open.
     var acceptance: Acceptance { Acceptance(limit: self) }
@@ -102,7 +112,8 @@ public final class ConnectionLimit: Sendable {
         }
     }
 
-    /// Counts one connection from its setup until its pipeline is torn down (when it closes).
+    /// Counts one connection from its setup until its pipeline is torn down (when it closes), and
+    /// tells its requests' writes whether the client is still there.
     final class OpenConnection: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = HTTPRequestPart
 
@@ -110,6 +121,7 @@ public final class ConnectionLimit: Sendable {
         /// How many were open with this one.
         let count: Int
         private var isCounted = true
+        private let client = ClientPresence()
 
         init(limit: ConnectionLimit) {
             self.limit = limit
@@ -117,11 +129,38 @@ public final class ConnectionLimit: Sendable {
             limit.openGauge.record(count)
         }
 
+        func handlerAdded(context: ChannelHandlerContext) {
+            let client = client
+            limit.clients.withLock { $0[ObjectIdentifier(context.channel)] = client }
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // Half-closure is allowed (Hummingbird's setting): a client that closed its side is gone.
+            if let event = event as? ChannelEvent, event == .inputClosed { client.leave() }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            client.leave()
+            context.fireChannelInactive()
+        }
+
         func handlerRemoved(context: ChannelHandlerContext) {
+            client.leave()
+            _ = limit.clients.withLock { $0.removeValue(forKey: ObjectIdentifier(context.channel)) }
             guard isCounted else { return }
             isCounted = false
             limit.openGauge.record(limit.open.subtract(1, ordering: .relaxed).newValue)
         }
+    }
+
+    /// Whether a connection's client is still there to read an answer.
+    final class ClientPresence: Sendable {
+        private let left = Atomic<Bool>(false)
+
+        var isWaiting: Bool { !left.load(ordering: .acquiring) }
+
+        func leave() { left.store(true, ordering: .releasing) }
     }
 }
 

@@ -19,11 +19,14 @@ public struct GatehouseRequestContext: RequestContext, CallerContext, MutableCal
     var visit: DashboardVisit?
     /// The peer's address, which decides whether a proxy's user header is trusted.
     public let remoteAddress: SocketAddress?
+    /// The connection the request came on, whose client a write waits for (`ClientPresenceMiddleware`).
+    let connection: ObjectIdentifier
 
     /// Creates the context for one request.
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        connection = ObjectIdentifier(source.channel)
     }
 
     /// Bodies over this size are refused with 413.

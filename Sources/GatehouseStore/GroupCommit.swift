@@ -84,19 +84,23 @@ final class GroupCommit: Sendable {
                 return queue.pending
             }
             if batch.isEmpty { return }
-            commit(batch.filter { !$0.ticket.isAbandoned }, in: db)
+            var remaining = batch.filter { !$0.ticket.isAbandoned }
+            while !remaining.isEmpty { remaining = commit(remaining, in: db) }
         }
     }
 
-    private func commit(_ batch: [PendingWrite], in db: Database) {
-        guard !batch.isEmpty else { return }
+    /// Commits one batch; returns the writes to commit again in a new transaction, when some of
+    /// this one's callers left before it committed (their writes are dropped, the others kept).
+    private func commit(_ batch: [PendingWrite], in db: Database) -> [PendingWrite] {
+        guard !batch.isEmpty else { return [] }
         var committed: [(apply: @Sendable (inout Memory) -> Void, succeed: @Sendable () -> Void)] = []
         var refused: [(PendingWrite, any Error)] = []
         var accepted: [PendingWrite] = []
         var abandoned = false
+        var left: [PendingWrite] = []
         do {
             try db.inTransaction(.immediate) {
-                for pending in batch where !pending.ticket.isAbandoned {
+                for pending in batch where !pending.ticket.isAbandoned && !pending.ticket.leaveIfCallerLeft() {
                     do {
                         try db.inSavepoint {
                             committed.append(try pending.perform(db))
@@ -113,6 +117,10 @@ final class GroupCommit: Sendable {
                 if let problem = file?.problem { throw FileProblem(message: problem) }
                 // Blocks while the volume is stalled, before anything is committed.
                 try probe?.touch()
+                // A caller who left meanwhile (Flagger's webhook timeout can be shorter than ours) takes
+                // its write with it: this transaction is rolled back and the others commit in the next.
+                left = (accepted + refused.map(\.0)).filter { $0.ticket.leaveIfCallerLeft() }
+                if !left.isEmpty { return .rollback }
                 let claims = accepted.map { $0.ticket.claim() } + refused.map { $0.0.ticket.claim() }
                 abandoned = claims.contains(false)
                 return abandoned ? .rollback : .commit
@@ -122,24 +130,28 @@ final class GroupCommit: Sendable {
             for pending in batch where pending.ticket.take() {
                 pending.fail(StoreError.unavailable(problem.message))
             }
-            return
+            return []
         } catch {
             health.markUnavailable(error)
             for pending in batch where pending.ticket.take() {
                 pending.fail(StoreError.unavailable("storage cannot answer right now"))
             }
-            return
+            return []
+        }
+        if !left.isEmpty {
+            return batch.filter { !$0.ticket.isAbandoned }
         }
         if abandoned {
             // Some callers gave up while storage stalled: nothing of this batch is kept.
             for pending in accepted + refused.map(\.0) where pending.ticket.isClaimed {
                 pending.fail(StoreError.unavailable("storage did not answer in time"))
             }
-            return
+            return []
         }
         applyCommitted(committed.map(\.apply))
         for change in committed { change.succeed() }
         for (pending, error) in refused { pending.fail(error) }
+        return []
     }
 
     private struct Queue: Sendable {
@@ -162,16 +174,50 @@ struct PendingWrite: Sendable {
     let fail: @Sendable (any Error) -> Void
 }
 
-/// One write's answer, given exactly once: by its commit (after the batch claims it) or by its deadline.
+/// Whether the caller of the work a task does still waits for its answer: the server binds it to
+/// each request's connection, so that a write whose caller left before it committed (Flagger's
+/// webhook timed out, a person pressed Ctrl-C) is dropped rather than applied unseen.
+public struct Presence: Sendable {
+    /// Whether the caller still waits.
+    public let isWaiting: @Sendable () -> Bool
+
+    /// A presence that asks `isWaiting`.
+    public init(isWaiting: @escaping @Sendable () -> Bool) {
+        self.isWaiting = isWaiting
+    }
+
+    /// The presence of the current task's caller; nil (always waiting) outside a request.
+    @TaskLocal public static var current: Presence?
+}
+
+/// One write's answer, given exactly once: by its commit (after the batch claims it), by its
+/// deadline, or at once when its caller left.
 final class WriteTicket: Sendable {
     private static let waiting: UInt8 = 0
     private static let claimed: UInt8 = 1
     private static let abandoned: UInt8 = 2
     private let state = Atomic<UInt8>(WriteTicket.waiting)
+    /// The caller's presence, taken from the task that made the write.
+    private let presence = Presence.current
+    /// Answers the caller when it left, set once the answer is awaited.
+    private let answerLeaving = Mutex<(@Sendable () -> Void)?>(nil)
 
-    /// The batch takes the write just before COMMIT; false if its caller already gave up.
+    /// The batch takes the write just before COMMIT; false if its caller already gave up or left.
     func claim() -> Bool {
-        state.compareExchange(expected: Self.waiting, desired: Self.claimed, ordering: .acquiringAndReleasing).exchanged
+        if leaveIfCallerLeft() { return false }
+        return state.compareExchange(
+            expected: Self.waiting, desired: Self.claimed, ordering: .acquiringAndReleasing
+        ).exchanged
+    }
+
+    /// Abandons the write, answering its caller, if the caller left while it waited; returns whether it did.
+    func leaveIfCallerLeft() -> Bool {
+        guard let presence, state.load(ordering: .acquiring) == Self.waiting, !presence.isWaiting() else {
+            return false
+        }
+        guard abandon() else { return false }
+        answerLeaving.withLock { $0 }?()
+        return true
     }
 
     /// The deadline gives up on the write; false if a batch already claimed it.
@@ -204,6 +250,13 @@ final class WriteTicket: Sendable {
                 guard ticket.abandon() else { return }
                 health.markStalled(after: timeout)
                 continuation.resume(throwing: StoreError.unavailable("storage did not answer within \(timeout)"))
+            }
+            ticket.answerLeaving.withLock {
+                $0 = {
+                    deadline.cancel()
+                    continuation.resume(
+                        throwing: StoreError.unavailable("the caller left before the change was committed; nothing changed"))
+                }
             }
             start(ticket, Answer(continuation: continuation, deadline: deadline))
         }

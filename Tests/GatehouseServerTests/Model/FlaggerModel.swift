@@ -145,6 +145,8 @@ final class FlaggerModel {
     private(set) var failedChecks = 0
     /// Whether the metrics analysis passes this tick.
     var healthy = true
+    /// The Canary's `skipAnalysis`, which its owner may change between releases.
+    var skipAnalysis: Bool
     /// Gate answers to lose on the way back, one each: the next gate calls see a connection error.
     var answersToLose = 0
     /// Sends one call; returns Gatehouse's status code.
@@ -157,6 +159,7 @@ final class FlaggerModel {
         self.spec = spec
         self.send = send
         phase = spec.startsSucceeded ? .succeeded : .initialized
+        skipAnalysis = spec.skipAnalysis
         applied = 0
         lastApplied = 0
     }
@@ -205,7 +208,7 @@ final class FlaggerModel {
             return
         }
         // shouldSkipAnalysis (364, 767-850): promote at once, no gate but the rollout's.
-        if spec.skipAnalysis {
+        if skipAnalysis {
             try await event("Copying podinfo.test template spec to podinfo-primary.test", phase: started)
             phase = .succeeded
             observer?.promoted()

@@ -145,16 +145,17 @@ struct FlaggerModelTests {
             Scenario(
                 spec: CanarySpec(
                     strategy: .blueGreen(iterations: 1, mirror: false), hooks: [.confirmPromotion, .rollback]),
-                steps: [.apply, .open(.promotion, .once), .tick, .tick, .tick, .tick, .rollback(force: false), .tick])
+                steps: [.apply, .open(.promotion, .once), .tick, .tick, .tick, .rollback(force: false), .tick])
         ),
         (
-            "skipAnalysis: a CI promotion approval ends with the skipped rollout (gate hooks only)",
+            "skipAnalysis: a CI promotion approval ends with the skipped rollout, not promoting the next analysed one (gate hooks only)",
             Scenario(
                 spec: CanarySpec(
                     strategy: .canary(stepWeight: 50, stepWeights: [], maxWeight: 50), skipAnalysis: true,
                     hooks: [.confirmRollout, .confirmPromotion]),
                 steps: [
-                    .preapprove, .tick, .tick, .apply, .tick, .open(.rollout, .once), .tick, .tick, .tick, .tick,
+                    .preapprove, .tick, .tick, .skipAnalysis(false), .apply, .tick, .open(.rollout, .once), .tick,
+                    .tick, .tick,
                 ])
         ),
         (

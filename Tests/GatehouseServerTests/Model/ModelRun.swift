@@ -13,6 +13,8 @@ enum Step: Sendable, Equatable, CustomStringConvertible {
     case apply
     /// The metrics analysis passes (true) or fails (false) from now on.
     case metrics(healthy: Bool)
+    /// The Canary's owner sets `skipAnalysis`.
+    case skipAnalysis(Bool)
     /// The next gate answer is lost on the way back: Flagger sees a connection error.
     case loseNextAnswer
     /// Someone opens a gate on these terms.
@@ -66,6 +68,7 @@ enum Step: Sendable, Equatable, CustomStringConvertible {
         case .restart: ".restart"
         case .apply: ".apply"
         case .metrics(let healthy): ".metrics(healthy: \(healthy))"
+        case .skipAnalysis(let skip): ".skipAnalysis(\(skip))"
         case .loseNextAnswer: ".loseNextAnswer"
         case .open(let gate, let terms): ".open(.\(gate.rawValue), \(terms))"
         case .close(let gate): ".close(.\(gate.rawValue))"
@@ -221,6 +224,7 @@ final class ModelRun: FlaggerObserver {
         case .tick, .restart: try await flagger.tick()
         case .apply: flagger.applied += 1
         case .metrics(let healthy): flagger.healthy = healthy
+        case .skipAnalysis(let skip): flagger.skipAnalysis = skip
         case .loseNextAnswer: flagger.answersToLose += 1
         case .open(let gate, let terms): try await open(gate, terms)
         case .close(let gate):
@@ -554,7 +558,8 @@ struct ScenarioGenerator {
             case 77..<84: steps.append(.apply)
             case 84..<88: steps.append(.metrics(healthy: chance(50)))
             case 88..<91: steps.append(.loseNextAnswer)
-            case 91..<93: steps.append(.restart)
+            case 91..<92: steps.append(.restart)
+            case 92..<93: steps.append(.skipAnalysis(chance(30)))
             case 93..<95: steps.append(chance(50) ? .freeze : .unfreeze)
             default: steps.append(.preapprove)
             }
