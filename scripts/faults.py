@@ -273,12 +273,15 @@ def attack_deleted(binary):
             time.sleep(0.2)
         write = service.request("POST", "/v1/canaries/test/podinfo/gates/rollout/open",
                                 json.dumps({"reason": "after"}))[0]
+        # Only a restart mends it: liveness fails, so the orchestrator restarts the service.
+        liveness = service.request("GET", "/healthz", timeout=5)[0]
         with open(service.log) as log:
             said = [json.loads(line)["message"] for line in log if line.startswith("{")
                     and json.loads(line).get("level") in ("error", "critical")]
-        ok = readiness == 503 and write == 503 and bool(said)
+        ok = readiness == 503 and write == 503 and liveness == 503 and bool(said)
         print(f"| deleted | the database file removed under the running service | /readyz {readiness} "
-              f"(answered in {answered_in * 1000:.0f} ms); a write {write}; log: {said[:1]} | {verdict(ok)} |")
+              f"(answered in {answered_in * 1000:.0f} ms); /healthz {liveness}; a write {write}; log: {said[:1]} "
+              f"| {verdict(ok)} |")
         return ok
     finally:
         service.remove()

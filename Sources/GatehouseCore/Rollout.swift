@@ -362,7 +362,8 @@ extension Canary {
                     [
                         GateFact(
                             action: .bound, actor: Gate.systemActor,
-                            reason: "carried over from revision \(replaced) to \(checksum), approved through the rollout gate",
+                            reason:
+                                "carried over from revision \(replaced) to \(checksum), approved through the rollout gate",
                             checksum: checksum)
                     ], gate: kind)
             }
@@ -497,7 +498,8 @@ extension Canary {
             // A rollout starts: no rollback request made before it is for it.
             change.append(
                 closeRollbackRequest(
-                    reason: "a new rollout started (\(RolloutSignal.startedPrefix))", checksum: payload.checksum, at: now),
+                    reason: "a new rollout started (\(RolloutSignal.startedPrefix))", checksum: payload.checksum,
+                    at: now),
                 gate: .rollback)
         }
         if action == .event, payload.eventMessage.map(RolloutSignal.isPromotion) == true, rollout.isInProgress {

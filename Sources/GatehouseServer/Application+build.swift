@@ -139,7 +139,8 @@ private func connectionCap(_ arguments: ServerArguments) throws(InvalidInput) ->
 
 /// The router of every endpoint, given every dependency.
 public func buildRouter(
-    store: GateStore, settings: GateSettings, metrics: GatehouseMetrics, security: SecuritySettings = SecuritySettings(),
+    store: GateStore, settings: GateSettings, metrics: GatehouseMetrics,
+    security: SecuritySettings = SecuritySettings(),
     connections: ConnectionLimit? = nil
 ) -> Router<GatehouseRequestContext> {
     let router = Router(context: GatehouseRequestContext.self)

@@ -1,11 +1,11 @@
 import CoreMetrics
+import GatehouseStore
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
-import GatehouseStore
 import Synchronization
 
 #if canImport(Glibc)

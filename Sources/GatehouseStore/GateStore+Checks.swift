@@ -109,7 +109,8 @@ extension GateStore {
             let peers =
                 needs.rollouts
                 ? memory.canaries
-                : Dictionary(uniqueKeysWithValues: needs.canaries.compactMap { id in memory.canaries[id].map { (id, $0) } })
+                : Dictionary(
+                    uniqueKeysWithValues: needs.canaries.compactMap { id in memory.canaries[id].map { (id, $0) } })
             return (memory.canaries[check.canary] ?? Canary(id: check.canary), Array(memory.freezes.values), peers)
         }
         guard let (canary, freezes, peers) = known else { throw fullError(check.canary) }

@@ -11,6 +11,11 @@ extension GateStore {
     /// stall threshold; checks fail closed while storage is marked unavailable.
     public var isHealthy: Bool { health.currentProblem == nil && !isStalled }
 
+    /// What is wrong with storage that only a restart mends, if anything: the database file was
+    /// deleted, replaced or made unusable under the running process (SQLite keeps writing to the file
+    /// it opened, so nothing is committed until the service opens the file anew).
+    public var problemNeedingRestart: String? { engine.knownProblem }
+
     /// Whether a write has waited longer than a second (or the storage timeout, if shorter).
     var isStalled: Bool { (engine.oldestWait ?? .zero) > stallThreshold }
 

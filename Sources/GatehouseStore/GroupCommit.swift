@@ -255,7 +255,8 @@ final class WriteTicket: Sendable {
                 $0 = {
                     deadline.cancel()
                     continuation.resume(
-                        throwing: StoreError.unavailable("the caller left before the change was committed; nothing changed"))
+                        throwing: StoreError.unavailable(
+                            "the caller left before the change was committed; nothing changed"))
                 }
             }
             start(ticket, Answer(continuation: continuation, deadline: deadline))

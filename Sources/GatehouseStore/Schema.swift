@@ -157,7 +157,9 @@ enum Schema {
                 sql: Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)" }
                     .joined(separator: ";\n"))
         }
-        migrator.registerMigration("v7: rollout boundaries: promotion passed, gates asked, the admitting call, approvals seen") { db in
+        migrator.registerMigration(
+            "v7: rollout boundaries: promotion passed, gates asked, the admitting call, approvals seen"
+        ) { db in
             try db.execute(
                 sql: Schema.rolloutBoundaryColumns.map {
                     "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)"

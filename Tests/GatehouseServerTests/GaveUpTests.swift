@@ -65,7 +65,8 @@ struct GaveUpTests {
             try await Self.waitUntil(client, "gatehouse_storage_up", is: 1)
 
             // The step Flagger never saw is still there for its next check, and only one.
-            let gates = try #require(try await client.get("/v1/canaries/test/podinfo").json()["gates"] as? [String: Any])
+            let gates = try #require(
+                try await client.get("/v1/canaries/test/podinfo").json()["gates"] as? [String: Any])
             let traffic = try #require(gates["traffic"] as? [String: Any])
             #expect(traffic["state"] as? String == "open")
             #expect(traffic["remainingSteps"] as? Int == 1)

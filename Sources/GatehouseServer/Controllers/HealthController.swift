@@ -13,7 +13,14 @@ struct HealthController {
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
-        routes.get("healthz") { _, _ in Response.text("ok") }
+        routes.get("healthz") { _, _ -> Response in
+            // Alive unless storage is broken in a way only a restart mends (its file deleted or
+            // replaced): failing liveness then has the orchestrator restart the process.
+            if let problem = store.problemNeedingRestart {
+                throw GatehouseError.unavailable("storage needs a restart: \(problem)")
+            }
+            return Response.text("ok")
+        }
         routes.rejectOtherMethods(than: [.get], at: "healthz")
         routes.get("readyz") { _, _ -> Response in
             // Answered within a second whatever storage does: a stalled volume must not hang the probe.

@@ -57,7 +57,8 @@ struct CanarySpec: Sendable, Equatable, CustomStringConvertible {
         case .canary(let step, let steps, let max):
             strategyText = ".canary(stepWeight: \(step), stepWeights: \(steps), maxWeight: \(max))"
         case .abTesting(let iterations): strategyText = ".abTesting(iterations: \(iterations))"
-        case .blueGreen(let iterations, let mirror): strategyText = ".blueGreen(iterations: \(iterations), mirror: \(mirror))"
+        case .blueGreen(let iterations, let mirror):
+            strategyText = ".blueGreen(iterations: \(iterations), mirror: \(mirror))"
         }
         return
             "CanarySpec(strategy: \(strategyText), skipAnalysis: \(skipAnalysis), threshold: \(threshold), hooks: [\(hookList)], globalEventWebhook: \(globalEventWebhook), retries: \(retries), startsSucceeded: \(startsSucceeded))"
@@ -77,9 +78,14 @@ struct CanarySpec: Sendable, Equatable, CustomStringConvertible {
 
 /// Flagger's canary phases (pkg/apis/flagger/v1beta1/status.go).
 enum FlaggerPhase: String, Sendable {
-    case initialized = "Initialized", waiting = "Waiting", progressing = "Progressing"
-    case waitingPromotion = "WaitingPromotion", promoting = "Promoting", finalising = "Finalising"
-    case succeeded = "Succeeded", failed = "Failed"
+    case initialized = "Initialized"
+    case waiting = "Waiting"
+    case progressing = "Progressing"
+    case waitingPromotion = "WaitingPromotion"
+    case promoting = "Promoting"
+    case finalising = "Finalising"
+    case succeeded = "Succeeded"
+    case failed = "Failed"
 }
 
 /// One POST Flagger makes to Gatehouse.
@@ -381,7 +387,10 @@ final class FlaggerModel {
         return (200...202).contains(status)
     }
 
-    private enum EventType: String { case normal = "Normal", warning = "Warning" }
+    private enum EventType: String {
+        case normal = "Normal"
+        case warning = "Warning"
+    }
 
     /// sendEventToWebhook (events.go:44-66): the Canary's event hook, or else the global one. Returns
     /// whether Gatehouse was told.

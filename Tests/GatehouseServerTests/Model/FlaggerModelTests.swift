@@ -81,7 +81,8 @@ final class ModelPlayer: Sendable {
     }
 }
 
-@Suite("A model of Flagger's scheduler, with people acting at random points, keeps every promise", .timeLimit(.minutes(5)))
+@Suite(
+    "A model of Flagger's scheduler, with people acting at random points, keeps every promise", .timeLimit(.minutes(5)))
 struct FlaggerModelTests {
     /// How many runs, and from which seed: `GATEHOUSE_MODEL_RUNS` and `GATEHOUSE_MODEL_SEED` run more or others.
     static let runs = ProcessInfo.processInfo.environment["GATEHOUSE_MODEL_RUNS"].flatMap(Int.init) ?? 2000

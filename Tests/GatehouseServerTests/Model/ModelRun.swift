@@ -35,7 +35,12 @@ enum Step: Sendable, Equatable, CustomStringConvertible {
 
     /// The terms of an opening.
     enum Terms: Sendable, Equatable, CustomStringConvertible {
-        case once, sticky, ttl, expiresAt, steps(Int), rest
+        case once
+        case sticky
+        case ttl
+        case expiresAt
+        case steps(Int)
+        case rest
 
         /// The body of the open request.
         func body(reason: String) -> String {
@@ -436,7 +441,8 @@ final class ModelRun: FlaggerObserver {
         // A revision changed during analysis is approved through the rollout gate (DESIGN: "An unapproved revision").
         var held = false
         if gate != .rollout, let since = current?.heldSince {
-            if let opened = approvals[.rollout], opened.sticky || (opened.at > (current?.startedAt ?? 0) && !opened.spent),
+            if let opened = approvals[.rollout],
+                opened.sticky || (opened.at > (current?.startedAt ?? 0) && !opened.spent),
                 opened.at < time
             {
                 if !opened.sticky { approvals[.rollout]?.spent = true }
