@@ -115,7 +115,7 @@ public struct Decision: Sendable, Equatable {
         let policyApplies = check.gate.isPolicyGate
         let opensAutomatically =
             policyApplies && !gate.isOpen && guards.automatic != nil
-            && [nil, Gate.systemActor, Gate.flaggerActor].contains(gate.actor)
+            && Gate.isLeftToRules(by: gate.actor)
 
         var message: String
         hold = nil

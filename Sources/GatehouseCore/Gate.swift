@@ -223,13 +223,20 @@ extension Gate {
         return [GateFact(action: .opened, actor: actor, reason: request.reason)]
     }
 
-    /// Closes the gate; closing a closed gate changes nothing and records nothing.
+    /// Whether the last change of the gate was Gatehouse's or Flagger's own, not a person's: an
+    /// automatic rule opens such a gate, and a person's close holds it.
+    public static func isLeftToRules(by actor: String?) -> Bool {
+        actor == nil || actor == systemActor || actor == flaggerActor
+    }
+
+    /// Closes the gate. Closing a closed gate changes nothing and records nothing, unless a person
+    /// closes a gate no person closed: that holds it against a rule that would open it by itself.
     public mutating func close(
         actor: String, reason: String?, action: AuditAction = .closed, checksum: String? = nil, at now: Date
     )
         -> [GateFact]
     {
-        guard isOpen else { return [] }
+        guard isOpen || (Gate.isLeftToRules(by: self.actor) && !Gate.isLeftToRules(by: actor)) else { return [] }
         isOpen = false
         approvals = []
         boundChecksum = nil

@@ -501,6 +501,15 @@ extension Canary {
                     reason: "a new rollout started (\(RolloutSignal.startedPrefix))", checksum: payload.checksum,
                     at: now),
                 gate: .rollback)
+            if rollout.stage != .admitted {
+                // Admitted without a rollout gate (or its pass was missed): the one before, if any, is over.
+                if rollout.stage == .progressing || rollout.stage == .promoting {
+                    change.facts += inferEndOfRollout(at: now, lastCallIsKnown: rollout.isSeenEveryTick).facts
+                }
+                rollout = Rollout(
+                    stage: .admitted, usesRolloutGate: rollout.usesRolloutGate, since: now, startedAt: now)
+                rollout.approvalsSeenAt = now
+            }
         }
         if action == .event, payload.eventMessage.map(RolloutSignal.isPromotion) == true, rollout.isInProgress {
             // Flagger copied the canary's spec to the primary: promotion passed, whatever hooks ask it.

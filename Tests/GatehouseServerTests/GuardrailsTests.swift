@@ -81,6 +81,22 @@ struct GuardrailsTests {
 
         """
 
+    @Test("closing an automatic gate by hand holds it, even one nobody had opened, until someone opens it")
+    func closingAnAutomaticGateHoldsIt() async throws {
+        try await serverWithPolicy(Self.automatic).run { client in
+            #expect(try await client.hook("confirm-traffic-increase", checksum: "r1").status == .ok)
+            // The gate was never opened by anyone: the rule opened it for each check.
+            let closed = try await client.post(
+                "/v1/canaries/test/podinfo/gates/traffic/close", #"{"reason": "error budget burnt"}"#)
+            #expect(closed.status == .ok)
+            let held = try await client.hook("confirm-traffic-increase", checksum: "r1")
+            #expect(held.status == .forbidden, "\(held.text)")
+            #expect(held.text.contains("traffic gate of test/podinfo is closed"))
+            #expect(try await client.post("/v1/canaries/test/podinfo/gates/traffic/open").status == .ok)
+            #expect(try await client.hook("confirm-traffic-increase", checksum: "r1").status == .ok)
+        }
+    }
+
     @Test(
         "three canaries released together with a limit of 2: the third is queued, and admitted when the first's Promotion completed! arrives"
     )

@@ -46,6 +46,8 @@ struct CanarySpec: Sendable, Equatable, CustomStringConvertible {
     var retries = 0
     /// Whether the canary starts `Succeeded` (a canary that has been promoted before) or `Initialized`.
     var startsSucceeded = true
+    /// The policy rule the canary's namespace falls under (`ModelPolicy.file`).
+    var policy: ModelPolicy = .none
 
     /// Whether Flagger's events reach Gatehouse.
     var sendsEvents: Bool { hooks.contains(.event) || globalEventWebhook }
@@ -61,7 +63,7 @@ struct CanarySpec: Sendable, Equatable, CustomStringConvertible {
             strategyText = ".blueGreen(iterations: \(iterations), mirror: \(mirror))"
         }
         return
-            "CanarySpec(strategy: \(strategyText), skipAnalysis: \(skipAnalysis), threshold: \(threshold), hooks: [\(hookList)], globalEventWebhook: \(globalEventWebhook), retries: \(retries), startsSucceeded: \(startsSucceeded))"
+            "CanarySpec(strategy: \(strategyText), skipAnalysis: \(skipAnalysis), threshold: \(threshold), hooks: [\(hookList)], globalEventWebhook: \(globalEventWebhook), retries: \(retries), startsSucceeded: \(startsSucceeded), policy: .\(policy))"
     }
 
     private static func caseName(_ hook: Hook) -> String {
@@ -74,6 +76,38 @@ struct CanarySpec: Sendable, Equatable, CustomStringConvertible {
         case .event: "event"
         }
     }
+}
+
+/// The guardrails a model run's canary is under, chosen by its namespace's prefix.
+enum ModelPolicy: String, Sendable, CaseIterable {
+    /// No rule.
+    case none
+    /// Traffic steps go on by themselves (`automatic: true`) until a person closes the gate.
+    case automaticTraffic
+    /// Promotion needs two of alice, bob and carol (`approvals: {count: 2, from: …}`).
+    case twoApprovers
+
+    /// The prefix of the namespaces the rule selects.
+    var prefix: String {
+        switch self {
+        case .none: "m"
+        case .automaticTraffic: "pa"
+        case .twoApprovers: "pt"
+        }
+    }
+
+    /// The policy file the model's service runs with.
+    static let file = """
+        rules:
+          - name: model-automatic-traffic
+            canaries: {namespaces: ["pa-*"]}
+            gates: [traffic]
+            automatic: true
+          - name: model-two-approvers
+            canaries: {namespaces: ["pt-*"]}
+            gates: [promotion]
+            approvals: {count: 2, from: [alice, bob, carol]}
+        """
 }
 
 /// Flagger's canary phases (pkg/apis/flagger/v1beta1/status.go).

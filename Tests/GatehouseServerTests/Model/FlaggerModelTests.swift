@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseServer
 import HummingbirdTesting
 import Synchronization
 import Testing
@@ -14,18 +15,19 @@ final class ModelPlayer: Sendable {
         self.label = label
     }
 
-    /// A fresh namespace for each play, so that replays while shrinking start from nothing.
-    private func namespace() -> String {
-        "\(label)-\(counter.add(1, ordering: .relaxed).newValue)"
+    /// A fresh namespace for each play, so that replays while shrinking start from nothing; its
+    /// prefix selects the scenario's policy rule.
+    private func namespace(_ scenario: Scenario) -> String {
+        "\(scenario.spec.policy.prefix)-\(label)\(counter.add(1, ordering: .relaxed).newValue)"
     }
 
     func play(_ scenario: Scenario, on connection: ModelConnection) async throws -> [String] {
-        try await ModelRun(scenario, namespace: namespace(), connection: connection).play()
+        try await ModelRun(scenario, namespace: namespace(scenario), connection: connection).play()
     }
 
     /// Plays a scenario and returns every call and answer, for the report of a broken promise.
     func trace(_ scenario: Scenario, on connection: ModelConnection) async throws -> String {
-        let run = ModelRun(scenario, namespace: namespace(), connection: connection)
+        let run = ModelRun(scenario, namespace: namespace(scenario), connection: connection)
         _ = try await run.play()
         return run.trace.joined(separator: "\n")
     }
@@ -88,14 +90,25 @@ struct FlaggerModelTests {
     static let runs = ProcessInfo.processInfo.environment["GATEHOUSE_MODEL_RUNS"].flatMap(Int.init) ?? 2000
     static let seed = ProcessInfo.processInfo.environment["GATEHOUSE_MODEL_SEED"].flatMap(UInt64.init) ?? 20_261_206
 
-    @Test("random Flagger runs in every mode and hook set, with approvals, rollbacks and freezes at random points")
+    /// A service with the model's policy file.
+    static func server() throws -> TestServer {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-model-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let policy = directory.appendingPathComponent("policy.yaml")
+        try ModelPolicy.file.write(to: policy, atomically: true, encoding: .utf8)
+        return try TestServer { $0.policyFile = policy.path }
+    }
+
+    @Test(
+        "random Flagger runs in every mode, hook set and policy, with approvals, rollbacks and freezes at random points"
+    )
     func randomRuns() async throws {
         let runs = Self.runs
         let seed = Self.seed
         let failures = Mutex<[String]>([])
         let next = Atomic<Int>(0)
-        try await TestServer().run(.live) { client in
-            let player = ModelPlayer(port: try #require(client.client.port), label: "m")
+        try await Self.server().run(.live) { client in
+            let player = ModelPlayer(port: try #require(client.client.port), label: "")
             try await player.withConnections(4) { _, connection in
                 while true {
                     let index = next.add(1, ordering: .relaxed).oldValue
@@ -186,7 +199,7 @@ struct FlaggerModelTests {
     @Test("regression scenarios found by the model keep every promise", arguments: regressions.indices)
     func regression(index: Int) async throws {
         let (name, scenario) = Self.regressions[index]
-        try await TestServer().run(.live) { client in
+        try await Self.server().run(.live) { client in
             let player = ModelPlayer(port: try #require(client.client.port), label: "r")
             try await player.withConnections(1) { _, connection in
                 let violations = try await player.play(scenario, on: connection)

@@ -25,6 +25,8 @@ enum Step: Sendable, Equatable, CustomStringConvertible {
     case rollback(force: Bool)
     /// Someone opens the gate Flagger was last refused at, for one rollout.
     case approveWaiting
+    /// One of the people a two-approver rule names opens the promotion gate.
+    case approvePromotion(by: Approver)
     /// Someone freezes the canary's namespace, or lifts that freeze.
     case freeze, unfreeze
     /// CI approves the rollout, the rest of its traffic checks and its promotion, then applies a revision.
@@ -32,6 +34,9 @@ enum Step: Sendable, Equatable, CustomStringConvertible {
 
     /// The gates people open.
     enum Gate: String, Sendable, CaseIterable { case rollout, traffic, promotion }
+
+    /// The people a two-approver rule counts.
+    enum Approver: String, Sendable, CaseIterable { case alice, bob, carol }
 
     /// The terms of an opening.
     enum Terms: Sendable, Equatable, CustomStringConvertible {
@@ -79,6 +84,7 @@ enum Step: Sendable, Equatable, CustomStringConvertible {
         case .close(let gate): ".close(.\(gate.rawValue))"
         case .rollback(let force): ".rollback(force: \(force))"
         case .approveWaiting: ".approveWaiting"
+        case .approvePromotion(let person): ".approvePromotion(by: .\(person.rawValue))"
         case .freeze: ".freeze"
         case .unfreeze: ".unfreeze"
         case .preapprove: ".preapprove"
@@ -100,10 +106,14 @@ struct Scenario: Sendable, CustomStringConvertible {
 struct ModelConnection: Sendable {
     let client: TestClient
 
-    func send(_ method: HTTPRequest.Method, _ path: String, _ body: String? = nil) async throws -> (Int, String) {
+    func send(_ method: HTTPRequest.Method, _ path: String, _ body: String? = nil, actor: String? = nil)
+        async throws -> (Int, String)
+    {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let actor { headers[HTTPField.Name("X-Gatehouse-Actor")!] = actor }
         let response = try await client.execute(
             TestClient.Request(
-                path, method: method, authority: "localhost", headers: [.contentType: "application/json"],
+                path, method: method, authority: "localhost", headers: headers,
                 body: body.map { ByteBuffer(string: $0) }))
         return (response.status.code, response.body.map { String(buffer: $0) } ?? "")
     }
@@ -132,6 +142,9 @@ final class ModelRun: FlaggerObserver {
     private var rollbackChecks: [(at: Int, rollout: Int)] = []
     private var freezeID: Int?
     private var admissionCallAt: Int?
+    /// A person closed the traffic gate last (an automatic rule then holds it until someone opens it).
+    private var trafficHeldByPerson = false
+    private var approverTurn = 0
     private var gatehouseSawACall = false
     /// The revision the first rollback check of the rollout in progress carried.
     private var firstRevisionChecked: Int?
@@ -167,6 +180,8 @@ final class ModelRun: FlaggerObserver {
         var passes = 0
         /// A changed revision was approved with it (rollout gate), so it is spent.
         var spent = false
+        /// The distinct people among a rule's approvers who have opened it since it was last closed.
+        var approvers: Set<String> = []
     }
 
     struct RollbackRequest {
@@ -236,14 +251,21 @@ final class ModelRun: FlaggerObserver {
             let (status, text) = try await request(.post, gatePath(gate.rawValue, "close"), #"{}"#)
             expect(status == 200, "closing \(gate): \(status) \(text)")
             approvals[gate] = nil
+            if gate == .traffic { trafficHeldByPerson = true }
         case .rollback(let force): try await requestRollback(force: force)
         case .approveWaiting:
             switch flagger.lastRefused {
             case .confirmRollout: try await open(.rollout, .once)
             case .confirmTrafficIncrease: try await open(.traffic, .once)
-            case .confirmPromotion: try await open(.promotion, .once)
+            case .confirmPromotion:
+                if scenario.spec.policy == .twoApprovers {
+                    try await open(.promotion, .once, by: nextApprover())
+                } else {
+                    try await open(.promotion, .once)
+                }
             default: break
             }
+        case .approvePromotion(let person): try await open(.promotion, .once, by: person)
         case .freeze:
             guard freezeID == nil else { return }
             let (status, text) = try await request(
@@ -263,11 +285,11 @@ final class ModelRun: FlaggerObserver {
         }
     }
 
-    /// Sends a person's request, and traces it.
-    private func request(_ method: HTTPRequest.Method, _ path: String, _ body: String? = nil) async throws -> (
-        Int, String
-    ) {
-        let (status, text) = try await connection.send(method, path, body)
+    /// Sends a person's request (as `actor`, when named), and traces it.
+    private func request(_ method: HTTPRequest.Method, _ path: String, _ body: String? = nil, actor: String? = nil)
+        async throws -> (Int, String)
+    {
+        let (status, text) = try await connection.send(method, path, body, actor: actor)
         trace.append("  \(method) \(path) \(body ?? "") → \(status) \(text.prefix(200))")
         return (status, text)
     }
@@ -282,17 +304,35 @@ final class ModelRun: FlaggerObserver {
 
     // MARK: People
 
-    private func open(_ gate: Step.Gate, _ terms: Step.Terms) async throws {
-        if gate != .traffic, case .steps = terms { return try await open(gate, .once) }
-        if gate != .traffic, terms == .rest { return try await open(gate, .once) }
+    private func nextApprover() -> Step.Approver {
+        defer { approverTurn += 1 }
+        return Step.Approver.allCases[approverTurn % Step.Approver.allCases.count]
+    }
+
+    private func open(_ gate: Step.Gate, _ terms: Step.Terms, by person: Step.Approver? = nil) async throws {
+        if gate != .traffic, case .steps = terms { return try await open(gate, .once, by: person) }
+        if gate != .traffic, terms == .rest { return try await open(gate, .once, by: person) }
         let (status, text) = try await request(
-            .post, gatePath(gate.rawValue, "open"), terms.body(reason: "step \(step)"))
+            .post, gatePath(gate.rawValue, "open"), terms.body(reason: "step \(step)"), actor: person?.rawValue)
+        let ruled = gate == .promotion && scenario.spec.policy == .twoApprovers
+        if ruled && person == nil {
+            // Someone the rule does not name: refused with a sentence, nothing changes.
+            expect(status == 403, "an approval from outside the rule's approvers answered \(status) \(text)")
+            return
+        }
         expect(status == 200, "opening \(gate): \(status) \(text)")
         let steps: Int? = if case .steps(let count) = terms { count } else { nil }
         let belongs = belongsTo(gate)
+        var approvers: Set<String> = person.map { [$0.rawValue] } ?? []
+        if ruled, let earlier = approvals[gate], !earlier.spent, earlier.rollout == belongs,
+            earlier.steps.map({ earlier.passes < $0 }) ?? true
+        {
+            approvers.formUnion(earlier.approvers)  // the gate was open: this approval adds to it
+        }
         approvals[gate] = Approval(
             at: time, step: step, sticky: terms == .sticky, steps: steps, rollout: belongs,
-            knowable: isKnowable(gate, belongingTo: belongs))
+            knowable: isKnowable(gate, belongingTo: belongs), approvers: approvers)
+        if gate == .traffic { trafficHeldByPerson = false }
     }
 
     /// The rollout an approval of `gate` given now is for: the one in progress while it can still
@@ -383,7 +423,8 @@ final class ModelRun: FlaggerObserver {
         rolloutNumber += 1
         // The admission is a call of the rollout, but its checksum is the last revision's (or, after
         // Failed, one applied during the hold may go out under it): no call has named the revision yet.
-        let admitted = restarted ? nil : admissionCallAt
+        // "New revision detected! Scaling up" tells Gatehouse a rollout starts, when events reach it.
+        let admitted = restarted ? nil : admissionCallAt ?? (scenario.spec.sendsEvents ? time : nil)
         rollouts[rolloutNumber] = RolloutTruth(startedAt: time, seenAt: admitted)
         firstRevisionChecked = nil
         admissionCallAt = nil
@@ -452,8 +493,12 @@ final class ModelRun: FlaggerObserver {
                 held = true
             }
         }
+        let automatic = gate == .traffic && scenario.spec.policy == .automaticTraffic && !trafficHeldByPerson
+        let enough =
+            gate != .promotion || scenario.spec.policy != .twoApprovers || (approval?.approvers.count ?? 0) >= 2
         let inForce: Bool = {
-            guard let approval else { return false }
+            if automatic { return true }
+            guard let approval, enough else { return false }
             if approval.sticky { return true }
             guard approval.rollout == rollout || isInvisible(approval.rollout, before: rollout), !approval.spent else {
                 return false
@@ -463,7 +508,9 @@ final class ModelRun: FlaggerObserver {
         if approved {
             expect(!frozen, "\(call.hook.rawValue) of \(call.checksum) passed during a freeze")
             expect(!held, "\(call.hook.rawValue) of \(call.checksum) passed for a revision nobody approved")
-            if let given = approval {
+            if automatic {
+                if let given = approval, !given.sticky { approval?.passes += 1 }
+            } else if let given = approval {
                 expect(
                     inForce,
                     given.rollout != rollout
@@ -475,6 +522,8 @@ final class ModelRun: FlaggerObserver {
                 violation("\(call.hook.rawValue) of \(call.checksum) passed with no approval in force")
             }
             approvals[gate] = approval
+        } else if automatic, !frozen, !held {
+            violation("\(call.hook.rawValue) of \(call.checksum) was refused although a rule opens it by itself")
         } else if let given = approval, inForce, !frozen, !held, given.sticky || given.knowable {
             violation(
                 "\(call.hook.rawValue) of \(call.checksum) (rollout \(rollout)) was refused although approved at step \(given.step) for it"
@@ -538,10 +587,16 @@ struct ScenarioGenerator {
         case 2: hooks.insert(.postRollout)
         default: break
         }
+        let policy: ModelPolicy =
+            switch random.next(upTo: 10) {
+            case 0: .automaticTraffic
+            case 1: .twoApprovers
+            default: .none
+            }
         return CanarySpec(
             strategy: strategy, skipAnalysis: chance(8), threshold: 1 + random.next(upTo: 3), hooks: hooks,
             globalEventWebhook: !hooks.contains(.event) && chance(25), retries: chance(25) ? 2 : 0,
-            startsSucceeded: chance(80))
+            startsSucceeded: chance(80), policy: policy)
     }
 
     private mutating func steps() -> [Step] {
@@ -552,13 +607,14 @@ struct ScenarioGenerator {
             switch roll {
             case 0..<44: steps.append(.tick)
             case 44..<58: steps.append(.approveWaiting)
-            case 58..<68:
+            case 58..<66:
                 let gate = pick(Step.Gate.allCases)
                 let terms: Step.Terms =
                     gate == .traffic
                     ? pick([.once, .sticky, .ttl, .steps(1), .steps(2), .steps(3), .rest])
                     : pick([.once, .once, .sticky, .ttl, .expiresAt])
                 steps.append(.open(gate, terms))
+            case 66..<68: steps.append(.approvePromotion(by: pick(Step.Approver.allCases)))
             case 68..<72: steps.append(.close(pick(Step.Gate.allCases)))
             case 72..<77: steps.append(.rollback(force: chance(30)))
             case 77..<84: steps.append(.apply)
