@@ -251,6 +251,10 @@ def script(name, *arguments, base):
 
 
 def run_scripts(base):
+    # shop/cart is a progressive canary: Flagger asks traffic before promotion (the strategy in which
+    # a passing promotion check promotes at once; Blue/Green would check rollback once more).
+    code, out = script("flagger-check.sh", "confirm-traffic-increase", "shop", "cart", "Progressing", "c7", base=base)
+    check(code == 0 and out.strip().endswith("403"), f"flagger-check.sh traffic: {out}")
     code, out = script("flagger-check.sh", "confirm-promotion", "shop", "cart", "Progressing", "c7", base=base)
     check(code == 0 and out.strip().endswith("403") and "promotion gate of shop/cart is closed" in out, f"flagger-check.sh: {out}")
     code, out = script("open-gate.sh", "promotion", "shop", "cart", '{"reason": "looks good", "ttl": "1h"}', base=base)

@@ -530,8 +530,8 @@ extension Canary {
     /// The checksum a rollback request made now belongs to, or why none should be made.
     ///
     /// A request binds to the revision in progress so that it can never fire on another; one made
-    /// when no rollback check can come any more is refused unless forced (a forced one is unbound and
-    /// fires on the next rollback check).
+    /// when no rollback check can come any more is refused unless forced (a forced one binds to the
+    /// last revision known, or to none when none is, and closes at the next rollout's start).
     public func rollbackBinding(force: Bool) -> Result<String?, RollbackRefusal> {
         if rollout.canRollBack { return .success(rollout.currentChecksum) }
         // Forced, it still belongs to the last rollout known (a check of another revision, or the next
