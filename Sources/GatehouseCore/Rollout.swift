@@ -108,23 +108,27 @@ public struct Rollout: Sendable, Equatable {
     /// Whether Flagger can still ask `gate` in the rollout under way, as far as its calls tell: an
     /// approval of a gate the rollout can still ask belongs to it and ends with it; any other
     /// approval is for the next rollout. `confirm-rollout` is never asked again once a rollout is
-    /// admitted; traffic and promotion not after promotion passed; rollback until the rollout ends.
+    /// admitted; traffic not after promotion passed; promotion not once Flagger promotes (Blue/Green
+    /// asks it a second time after its first pass); rollback until the rollout ends.
     public func canStillAsk(_ gate: GateKind) -> Bool {
         switch gate {
         case .rollout, .shared: false
-        case .traffic, .promotion: isInProgress && !hasPassed(gate)
+        case .traffic: isInProgress && !hasPassed(gate)
+        case .promotion: isInProgress && stage != .promoting
         case .rollback: canRollBack
         }
     }
 
     /// When the rollout last asked `gate`, for a rollout whose last call was at `lastCall`: a
     /// once-approval of `gate` opened before then belonged to it; one opened later is for the next
-    /// rollout. `confirm-rollout` is asked last at admission, traffic and promotion until promotion
-    /// passed, rollback until the end.
+    /// rollout. `confirm-rollout` is asked last at admission, traffic until promotion passed,
+    /// promotion until Flagger promotes (known from traffic checks or its events), rollback until
+    /// the end.
     func lastChance(for gate: GateKind, lastCall: Date) -> Date {
         switch gate {
         case .rollout, .shared: min(startedAt ?? lastCall, lastCall)
-        case .traffic, .promotion: min(promotionPassedAt ?? lastCall, lastCall)
+        case .traffic: min(promotionPassedAt ?? lastCall, lastCall)
+        case .promotion: stage == .promoting ? min(promotionPassedAt ?? lastCall, lastCall) : lastCall
         case .rollback: lastCall
         }
     }

@@ -184,6 +184,14 @@ struct FlaggerModelTests {
                 ])
         ),
         (
+            "Blue/Green: a promotion approval given between its two promotion checks ends with its rollout when a new revision replaces it",
+            Scenario(
+                spec: CanarySpec(
+                    strategy: .blueGreen(iterations: 1, mirror: false),
+                    hooks: [.confirmPromotion, .confirmTrafficIncrease], globalEventWebhook: true, retries: 2),
+                steps: [.apply, .tick, .tick, .open(.promotion, .once), .tick, .preapprove, .tick, .tick, .tick])
+        ),
+        (
             "without a rollout hook, a new revision is a new rollout: the last one's promotion approval does not pass it",
             Scenario(
                 spec: CanarySpec(

@@ -159,6 +159,9 @@ final class ModelRun: FlaggerObserver {
         /// The revision changed during analysis and nobody has approved it yet (with a rollout hook).
         var heldSince: Int?
         var sawRollbackCheck = false
+        var sawTrafficCheck = false
+        /// When Gatehouse could tell Flagger promoted: a promotion pass after traffic checks (the
+        /// progressive strategy promotes at its first pass), or the "Copying …" event.
         var promotionPassSeenAt: Int?
         var promotedAt: Int?
         var endedAt: Int?
@@ -463,9 +466,12 @@ final class ModelRun: FlaggerObserver {
                 rollbackChecks.append((time, rolloutNumber))
                 rollbackAnswered(approved: approved, call: call)
             case .confirmTrafficIncrease:
+                current?.sawTrafficCheck = true
                 gateAnswered(.traffic, in: rolloutNumber, approved: approved, call: call)
             default:
-                if approved, current?.promotionPassSeenAt == nil { current?.promotionPassSeenAt = time }
+                if approved, current?.sawTrafficCheck == true, current?.promotionPassSeenAt == nil {
+                    current?.promotionPassSeenAt = time
+                }
                 gateAnswered(.promotion, in: rolloutNumber, approved: approved, call: call)
             }
         case .postRollout, .event: break
