@@ -90,8 +90,9 @@ public final class ConnectionLimit: Sendable {
     /// The presence of the client of `channel`, for a request it sent: it leaves when the client closes
     /// its side of the connection (Flagger does when its webhook times out) or the connection closes.
     func presence(of channel: ObjectIdentifier) -> Presence {
-        let client = clients.withLock { $0[channel] }
-        return Presence { client?.isWaiting ?? true }
+        // Looked up only when a write asks, not for every request; a connection no longer listed
+        // has closed (it is listed from its setup, before its first request).
+        Presence { [self] in clients.withLock { $0[channel] }?.isWaiting ?? false }
     }
 
     /// Hummingbird's hook on the listening socket: it counts connections as they are accepted

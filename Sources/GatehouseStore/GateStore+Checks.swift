@@ -95,25 +95,28 @@ extension GateStore {
         guard let memory else { return .needsWrite(nil) }
         try requireHealthy()
         let isProgressCheck = check.gate.isProgressCheck
-        // The lock is held only to read the canary, the freezes and the other canaries (a dictionary
-        // copied on write: taking it costs nothing), and, a few times a minute, to note what the
-        // check tells of the canary: every event loop takes it for every check.
         let policy = policy()
-        let known = memory.withLock { memory -> (Canary, [Freeze], [CanaryID: Canary])? in
+        // The lock is held only to read (every check on every event loop takes it) and, a few times a
+        // minute, to note what a check tells of the canary: the canary and the freezes, then the other
+        // canaries only when a rule looks at them — a copy of the whole dictionary held while another
+        // check writes to it would make that write copy every canary.
+        let known = memory.withLock { memory -> (Canary, [Freeze])? in
             guard memory.canaries[check.canary] != nil || memory.canaries.count < maximumCanaries else { return nil }
-            var canary = memory.canaries[check.canary] ?? Canary(id: check.canary)
-            canary.labels = canary.labels.updated(from: check.metadata)
-            // The other canaries only when a rule looks at them: a copy of the dictionary held while
-            // another check writes to it would make that write copy every canary.
-            let needs = policy.needsPeers(canary, gate: check.gate, at: now)
-            let peers =
-                needs.rollouts
-                ? memory.canaries
-                : Dictionary(
-                    uniqueKeysWithValues: needs.canaries.compactMap { id in memory.canaries[id].map { (id, $0) } })
-            return (memory.canaries[check.canary] ?? Canary(id: check.canary), Array(memory.freezes.values), peers)
+            return (memory.canaries[check.canary] ?? Canary(id: check.canary), Array(memory.freezes.values))
         }
-        guard let (canary, freezes, peers) = known else { throw fullError(check.canary) }
+        guard let (canary, freezes) = known else { throw fullError(check.canary) }
+        var labelled = canary
+        labelled.labels = canary.labels.updated(from: check.metadata)
+        let needs = policy.needsPeers(labelled, gate: check.gate, at: now)
+        let peers =
+            needs.isEmpty
+            ? [:]
+            : memory.withLock { memory in
+                needs.rollouts
+                    ? memory.canaries
+                    : Dictionary(
+                        uniqueKeysWithValues: needs.canaries.compactMap { id in memory.canaries[id].map { (id, $0) } })
+            }
         let outcome = canary.deciding(check, in: Surroundings(freezes: freezes, policy: policy, peers: peers), at: now)
         if outcome.canary.differsDurably(from: canary) { return .needsWrite(canary) }
         // What the check tells of the canary is noted only once it is answered from memory: a check that
