@@ -85,11 +85,11 @@ enum PostgresSchema {
         ),
         (
             "v4: guardrails: labels, approvals, requests, queue places, overrides",
-            Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.postgres)" }
+            Schema.guardrailColumns.postgres
         ),
         (
             "v5: rollout boundaries: promotion passed, gates asked, the admitting call, approvals seen",
-            Schema.rolloutBoundaryColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.postgres)" }
+            Schema.rolloutBoundaryColumns.postgres
         ),
     ]
 

@@ -153,40 +153,59 @@ enum Schema {
             try db.execute(sql: "ALTER TABLE canary ADD COLUMN lastMessageChecksum TEXT")
         }
         migrator.registerMigration("v6: guardrails: labels, approvals, requests, queue places, overrides") { db in
-            try db.execute(
-                sql: Schema.guardrailColumns.map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)" }
-                    .joined(separator: ";\n"))
+            try db.execute(sql: Schema.guardrailColumns.sqlite)
         }
         migrator.registerMigration(
             "v7: rollout boundaries: promotion passed, gates asked, the admitting call, approvals seen"
         ) { db in
-            try db.execute(
-                sql: Schema.rolloutBoundaryColumns.map {
-                    "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)"
-                }
-                .joined(separator: ";\n"))
+            try db.execute(sql: Schema.rolloutBoundaryColumns.sqlite)
         }
         return migrator
     }
 
     /// The columns v7 adds, with their SQLite and PostgreSQL types.
-    static let rolloutBoundaryColumns: [(table: String, column: String, sqlite: String, postgres: String)] = [
-        ("canary", "promotionPassedAt", "DATETIME", "timestamptz"),
-        ("canary", "rolloutAsked", "TEXT", "text"),
-        ("canary", "admittedPhase", "TEXT", "text"),
-        ("canary", "admittedChecksum", "TEXT", "text"),
-        ("canary", "approvalsSeenAt", "DATETIME", "timestamptz"),
+    static let rolloutBoundaryColumns: [AddedColumn] = [
+        AddedColumn("canary", "promotionPassedAt", sqlite: "DATETIME", postgres: "timestamptz"),
+        AddedColumn("canary", "rolloutAsked", sqlite: "TEXT", postgres: "text"),
+        AddedColumn("canary", "admittedPhase", sqlite: "TEXT", postgres: "text"),
+        AddedColumn("canary", "admittedChecksum", sqlite: "TEXT", postgres: "text"),
+        AddedColumn("canary", "approvalsSeenAt", sqlite: "DATETIME", postgres: "timestamptz"),
     ]
 
     /// The columns v6 adds, with their SQLite and PostgreSQL types.
-    static let guardrailColumns: [(table: String, column: String, sqlite: String, postgres: String)] = [
-        ("canary", "rolloutStartedAt", "DATETIME", "timestamptz"),
-        ("canary", "rolloutOutcome", "TEXT", "text"),
-        ("canary", "labels", "TEXT", "text"),
-        ("canary", "requestedBy", "TEXT", "text"),
-        ("canary", "requestedAt", "DATETIME", "timestamptz"),
-        ("canary", "queuedAt", "DATETIME", "timestamptz"),
-        ("canary", "overrides", "TEXT", "text"),
-        ("gate", "approvals", "TEXT", "text"),
+    static let guardrailColumns: [AddedColumn] = [
+        AddedColumn("canary", "rolloutStartedAt", sqlite: "DATETIME", postgres: "timestamptz"),
+        AddedColumn("canary", "rolloutOutcome", sqlite: "TEXT", postgres: "text"),
+        AddedColumn("canary", "labels", sqlite: "TEXT", postgres: "text"),
+        AddedColumn("canary", "requestedBy", sqlite: "TEXT", postgres: "text"),
+        AddedColumn("canary", "requestedAt", sqlite: "DATETIME", postgres: "timestamptz"),
+        AddedColumn("canary", "queuedAt", sqlite: "DATETIME", postgres: "timestamptz"),
+        AddedColumn("canary", "overrides", sqlite: "TEXT", postgres: "text"),
+        AddedColumn("gate", "approvals", sqlite: "TEXT", postgres: "text"),
     ]
+}
+
+/// A column a migration adds, with its type in each database.
+struct AddedColumn {
+    let table: String
+    let column: String
+    let sqlite: String
+    let postgres: String
+
+    init(_ table: String, _ column: String, sqlite: String, postgres: String) {
+        self.table = table
+        self.column = column
+        self.sqlite = sqlite
+        self.postgres = postgres
+    }
+}
+
+extension [AddedColumn] {
+    /// SQLite's statements adding these columns, as one script.
+    var sqlite: String {
+        map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.sqlite)" }.joined(separator: ";\n")
+    }
+
+    /// PostgreSQL's statements adding these columns.
+    var postgres: [String] { map { "ALTER TABLE \($0.table) ADD COLUMN \($0.column) \($0.postgres)" } }
 }

@@ -487,14 +487,13 @@ final class ModelRun: FlaggerObserver {
         var approval = approvals[gate]
         // A revision changed during analysis is approved through the rollout gate (DESIGN: "An unapproved revision").
         var held = false
-        if gate != .rollout, let since = current?.heldSince {
+        if gate != .rollout, current?.heldSince != nil {
             if let opened = approvals[.rollout],
                 opened.sticky || (opened.at > (current?.startedAt ?? 0) && !opened.spent),
                 opened.at < time
             {
                 if !opened.sticky { approvals[.rollout]?.spent = true }
                 current?.heldSince = nil
-                _ = since
             } else {
                 held = true
             }
