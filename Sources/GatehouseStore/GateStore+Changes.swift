@@ -166,7 +166,7 @@ extension GateStore {
                 value: freeze,
                 writes: [Records.audit(at: now, in: area, fact: fact)]
                     + self.enqueueing(notable),
-                remember: { $0.freezes[set.id] = set })
+                remember: { $0.put(set, version: $1) })
         }
     }
 
@@ -183,13 +183,14 @@ extension GateStore {
             freeze.liftedBy = actor
             let fact = GateFact(action: .freezeLifted, actor: actor, reason: "lifted freeze \(id): \(freeze.reason)")
             let notable = Notable(kind: .freezeLifted, canary: nil, gate: nil, fact: fact, freeze: freeze, at: now)
+            let lifted = freeze
             return Plan(
                 value: freeze,
                 writes: [
                     Tables.freeze.update(freeze),
                     Records.audit(at: now, in: freeze.area, fact: fact),
                 ] + self.enqueueing(notable),
-                remember: { $0.freezes[id] = nil })
+                remember: { $0.put(lifted, version: $1) })
         }
     }
 }

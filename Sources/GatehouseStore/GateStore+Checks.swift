@@ -7,21 +7,14 @@ import Synchronization
 // Checks and Flagger's reports: deciding from memory first, writing only what changes.
 extension GateStore {
 
-    /// Decides one check; writes only when the decision changes the canary's gates or rollout (or,
-    /// on a store that keeps no copy in memory, when the check tells something new of the canary).
+    /// Decides one check; writes only when the decision changes the canary's gates or rollout.
     public func check(_ check: Check, at now: Date = Date()) async throws -> Decision {
+        try requireHealthy()
+        try await engine.catchUp()
         let known: Canary?
-        if memory != nil {
-            switch try checkInMemory(check, at: now) {
-            case .decided(let decision): return decision
-            case .needsWrite(let canary): known = canary
-            }
-        } else {
-            try requireHealthy()
-            switch try await checkReading(check, at: now) {
-            case .decided(let decision): return decision
-            case .needsWrite(let canary): known = canary
-            }
+        switch try checkInMemory(check, at: now) {
+        case .decided(let decision): return decision
+        case .needsWrite(let canary): known = canary
         }
         let policy = policy()
         var labelled = known ?? Canary(id: check.canary)
@@ -30,9 +23,7 @@ extension GateStore {
             check.canary, at: now, peers: policy.needsPeers(labelled, gate: check.gate, at: now)
         ) { canary, surroundings in
             var outcome = canary.deciding(check, in: surroundings, at: now)
-            guard self.needsWrite(outcome, for: check, from: canary, at: now) else {
-                return CanaryUpdate(value: outcome.decision)
-            }
+            guard outcome.canary.differsDurably(from: canary) else { return CanaryUpdate(value: outcome.decision) }
             outcome.canary.observe(
                 phase: check.phase, checksum: check.checksum, progressCheck: check.gate.isProgressCheck, at: now)
             return CanaryUpdate(
@@ -40,59 +31,17 @@ extension GateStore {
         }
     }
 
-    /// What deciding a check without writing found: the answer, or that it must be decided again
-    /// in a write transaction (with the canary as it was known, when it was).
+    /// What deciding a check from memory found: the answer, or that it must be decided again in a
+    /// write transaction (with the canary as memory knew it, when it did).
     enum Reading: Sendable {
         case decided(Decision)
         case needsWrite(Canary?)
-    }
-
-    /// Whether a check's outcome must be written: it changes the canary's gates or rollout, or,
-    /// without a copy in memory to hold them until `saveObservations`, what the check observed.
-    func needsWrite(_ outcome: CheckOutcome, for check: Check, from canary: Canary, at now: Date) -> Bool {
-        outcome.canary.differsDurably(from: canary)
-            || (memory == nil
-                && canary.wouldObserve(
-                    phase: check.phase, checksum: check.checksum, progressCheck: check.gate.isProgressCheck, at: now))
-    }
-
-    /// Decides one check from what the database holds, without a lock: the decision when nothing
-    /// needs writing (the common case). The other canaries the policy looks at are read with it; when
-    /// the canary turns out to need others than guessed from the check alone, they are read again.
-    func checkReading(_ check: Check, at now: Date) async throws -> Reading {
-        let policy = policy()
-        var guessed = Canary(id: check.canary)
-        guessed.labels = guessed.labels.updated(from: check.metadata)
-        var needs = policy.needsPeers(guessed, gate: check.gate, at: now)
-        for attempt in 0..<2 {
-            let asked = needs
-            let read = try await transaction(reads: Records.loading(check.canary, at: now) + Records.peerReads(asked)) {
-                rows -> Plan<(Reading, PeerNeeds?)> in
-                let loaded = try Records.loaded(rows)
-                guard let canary = loaded.canary else { return Plan(value: (.needsWrite(nil), nil)) }
-                var labelled = canary
-                labelled.labels = canary.labels.updated(from: check.metadata)
-                let needed = policy.needsPeers(labelled, gate: check.gate, at: now)
-                if needed != asked { return Plan(value: (.needsWrite(canary), needed)) }
-                let surroundings = Surroundings(
-                    freezes: loaded.freezes, policy: policy, peers: try Records.peers(asked, in: rows))
-                let outcome = canary.deciding(check, in: surroundings, at: now)
-                let reading: Reading =
-                    self.needsWrite(outcome, for: check, from: canary, at: now)
-                    ? .needsWrite(canary) : .decided(outcome.decision)
-                return Plan(value: (reading, nil))
-            }
-            guard attempt == 0, let needed = read.1 else { return read.0 }
-            needs = needed
-        }
-        return .needsWrite(nil)
     }
 
     /// Decides one check from memory alone, without waiting: the decision when it changes nothing
     /// durable (the common case: Flagger asking again), `needsWrite` when it must be decided again and
     /// written by `check`. Throws `unavailable` while storage cannot answer, as `check` does.
     func checkInMemory(_ check: Check, at now: Date = Date()) throws -> Reading {
-        guard let memory else { return .needsWrite(nil) }
         try requireHealthy()
         let isProgressCheck = check.gate.isProgressCheck
         let policy = policy()
@@ -139,7 +88,9 @@ extension GateStore {
     {
         let message =
             action == .event ? payload.eventMessage : "post-rollout: \(payload.phase?.rawValue ?? "unknown phase")"
-        let isRepeat = memory?.withLock { memory -> Bool in
+        try requireHealthy()
+        try await engine.catchUp()
+        let isRepeat = memory.withLock { memory -> Bool in
             guard var canary = memory.canaries[id], Self.repeats(payload, message, as: action, of: canary, at: now)
             else { return false }
             canary.observe(phase: canary.reportedPhase(payload, as: action), checksum: payload.checksum, at: now)
@@ -147,14 +98,11 @@ extension GateStore {
             memory.unsaved.insert(id)
             return true
         }
-        if isRepeat == true { return }
+        if isRepeat { return }
 
         try await changing(id, at: now) { stored, _ in
             if Self.repeats(payload, message, as: action, of: stored, at: now) {
-                // Nothing to record; what it observes is written here only without a copy in memory.
-                var canary = stored
-                canary.observe(phase: canary.reportedPhase(payload, as: action), checksum: payload.checksum, at: now)
-                return CanaryUpdate(value: (), saved: self.memory == nil && canary != stored ? canary : nil)
+                return CanaryUpdate(value: ())  // nothing to record
             }
             var canary = stored
             let wasEnded = canary.rollout.stage == .ended

@@ -4,32 +4,28 @@ import GatehouseCore
 import Logging
 import Synchronization
 
-// Reads: canaries from memory, freezes and the audit trail from the database.
+// Reads: canaries and freezes in force from memory, the audit trail and freeze history from the database.
 extension GateStore {
 
     /// Every canary Gatehouse knows, by namespace and name.
     public func canaries(sorted: Bool = true) async throws -> [Canary] {
-        let canaries: [Canary]
-        if let memory {
-            // The dictionary is copied on write: taking it under the lock costs nothing, and the list
-            // is made outside it, so checks are not held up while many canaries are listed.
-            canaries = Array(memory.withLock { $0.canaries }.values)
-        } else {
-            try requireHealthy()
-            canaries = try await transaction(reads: Records.everyCanary) { rows in
-                Plan(value: try Records.canaries(rows[0], gates: rows[1]))
-            }
-        }
+        try await current()
+        // The dictionary is copied on write: taking it under the lock costs nothing, and the list is
+        // made outside it, so checks are not held up while many canaries are listed.
+        let canaries = Array(memory.withLock { $0.canaries }.values)
         return sorted ? canaries.sorted { $0.id < $1.id } : canaries
     }
 
     /// One canary, if Gatehouse knows it.
     public func canary(_ id: CanaryID) async throws -> Canary? {
-        if let memory { return memory.withLock { $0.canaries[id] } }
+        try await current()
+        return memory.withLock { $0.canaries[id] }
+    }
+
+    /// Makes memory hold every change committed before the call, failing closed as checks do.
+    func current() async throws {
         try requireHealthy()
-        return try await transaction(reads: [Records.canary(id), Records.gates(of: id)]) { rows in
-            Plan(value: try Records.canaries(rows[0], gates: rows[1]).first)
-        }
+        try await engine.catchUp()
     }
 
     /// Audit entries, newest first: of one canary, of an area, or of everything; `before` pages back by id.
@@ -49,25 +45,17 @@ extension GateStore {
     /// The freezes in force, or every freeze ever set when `includingEnded` is true, newest first.
     public func freezes(includingEnded: Bool = false, at now: Date = Date()) async throws -> [Freeze] {
         if includingEnded { return try await rows(Records.allFreezes, Tables.freeze.read) }
-        if let memory {
-            return memory.withLock { $0.freezes.values.filter { $0.isActive(at: now) } }.sorted { $0.id > $1.id }
-        }
-        return try await rows(Records.freezesInForce(at: now), Tables.freeze.read)
+        try await current()
+        return memory.withLock { $0.freezes.values.filter { $0.isActive(at: now) } }.sorted { $0.id > $1.id }
     }
 }
 
 extension GateStore {
     /// What a canary's wait is decided against now, for showing it: the freezes in force, the policy,
-    /// and the other canaries (from memory, or every canary row from the database).
+    /// and the other canaries.
     public func surroundings(at now: Date = Date()) async throws -> Surroundings {
         let freezes = try await freezes(at: now)
-        let peers: [CanaryID: Canary]
-        if let memory {
-            peers = memory.withLock { $0.canaries }
-        } else {
-            let rows = try await rows(SQL("SELECT * FROM canary"), Tables.canary.read)
-            peers = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        }
+        let peers = memory.withLock { $0.canaries }
         return Surroundings(freezes: freezes, policy: policy(), peers: peers)
     }
 

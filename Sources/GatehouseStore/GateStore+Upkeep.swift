@@ -58,17 +58,10 @@ extension GateStore {
     /// Closes every open gate whose expiry has passed, recording each in the audit trail.
     @discardableResult
     public func expireDueGates(at now: Date = Date()) async throws -> Int {
-        let due: [(CanaryID, GateKind)]
-        if let memory {
-            due = memory.withLock { memory in
-                memory.canaries.values.flatMap { canary in
-                    canary.gates.values.filter { $0.isExpired(at: now) }.map { (canary.id, $0.kind) }
-                }
-            }
-        } else {
-            due = try await rows(Records.expiredGates(at: now)) { row in
-                let stored = try Tables.gate.read(row)
-                return (stored.canary, stored.gate.kind)
+        try await current()
+        let due = memory.withLock { memory in
+            memory.canaries.values.flatMap { canary in
+                canary.gates.values.filter { $0.isExpired(at: now) }.map { (canary.id, $0.kind) }
             }
         }
         for (id, kind) in due {
@@ -78,9 +71,9 @@ extension GateStore {
     }
 
     /// Writes what checks observed (last seen, phase, checksum, last progress check) that only
-    /// memory holds so far (a store without a copy in memory writes it with the check).
+    /// memory holds so far. Where replicas share the database, a row holding a later observation
+    /// (another replica's) keeps it.
     public func saveObservations() async throws {
-        guard let memory else { return }
         let now = Date()
         let unsaved = memory.withLock { memory in
             memory.freezes = memory.freezes.filter { $0.value.isActive(at: now) }
@@ -88,7 +81,7 @@ extension GateStore {
         }
         guard unsaved else { return }
         try await transaction { _ in
-            let canaries = memory.withLock { memory in
+            let canaries = self.memory.withLock { memory in
                 defer { memory.unsaved.removeAll() }
                 return memory.unsaved.compactMap { memory.canaries[$0] }
             }
@@ -107,7 +100,10 @@ extension GateStore {
     /// every analysis interval and stays. Returns how many were forgotten.
     @discardableResult
     public func forgetUntouchedCanaries(notSeenSince cutoff: Date) async throws -> Int {
+        let now = Date()
         let idle = try await canaries(sorted: false).filter { $0.isForgettable(notSeenSince: cutoff) }.map(\.id)
+        // Replicas learn of forgotten canaries from a list kept a day; one further behind loads anew.
+        try await run(Records.pruneForgotten(olderThan: now.addingTimeInterval(-86_400)))
         var forgotten = 0
         for start in stride(from: 0, to: idle.count, by: 1000) {
             let chunk = Array(idle[start..<min(start + 1000, idle.count)])
@@ -116,7 +112,7 @@ extension GateStore {
                 var gone: [CanaryID] = []
                 for (index, id) in chunk.enumerated() {
                     // Decided again from what is stored: it may have been acted on meanwhile.
-                    let inMemory = self.memory?.withLock { $0.canaries[id] }
+                    let inMemory = self.memory.withLock { $0.canaries[id] }
                     let stored = try Records.canaries(rows[2 * index], gates: rows[2 * index + 1]).first
                     guard let canary = self.overlaid(stored, inMemory: inMemory) ?? inMemory,
                         canary.isForgettable(notSeenSince: cutoff)
@@ -125,13 +121,9 @@ extension GateStore {
                 }
                 let forgotten = gone
                 return Plan(
-                    value: forgotten.count, writes: forgotten.flatMap(Records.forget),
-                    remember: { memory in
-                        for id in forgotten {
-                            guard memory.canaries[id]?.isForgettable(notSeenSince: cutoff) == true else { continue }
-                            memory.canaries[id] = nil
-                            memory.unsaved.remove(id)
-                        }
+                    value: forgotten.count, writes: forgotten.flatMap { Records.forget($0, at: now) },
+                    remember: { memory, version in
+                        for id in forgotten { memory.forget(id, version: version) }
                     })
             }
         }

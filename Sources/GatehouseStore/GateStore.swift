@@ -6,15 +6,15 @@ import Synchronization
 
 /// The durable home of every canary's gates, freezes and audit trail.
 ///
-/// On SQLite, checks are answered from an in-memory copy kept in step by write-through: a check
-/// that changes nothing is answered without touching the disk; one that changes something (binding,
-/// a used step, an expiry, the first verdict of a rollout) decides again inside one write
-/// transaction and updates the copy when that transaction commits. On PostgreSQL, shared by several
-/// replicas, the database answers every check and no replica keeps a copy (see `PostgresEngine`).
+/// Checks are answered from a copy in memory, on every engine: a check that changes nothing is
+/// answered without a write (on PostgreSQL, after the one round trip that makes the copy current;
+/// see `StoreEngine.catchUp`); one that changes something (binding, a used step, an expiry, the first
+/// verdict of a rollout) decides again inside one write transaction, from the rows as stored, and
+/// the copy takes the change when that transaction commits.
 public final class GateStore: Sendable {
     let engine: any StoreEngine
-    /// The in-memory copy (SQLite only).
-    let memory: SharedMemory?
+    /// The copy in memory.
+    let memory: SharedMemory
     let health: StorageHealth
     /// How many canaries may be remembered; a new one beyond that is refused.
     let maximumCanaries: Int
@@ -30,20 +30,14 @@ public final class GateStore: Sendable {
     ///
     /// A write that has not committed within `storageTimeout` fails with `unavailable` and is
     /// abandoned (see `GroupCommit`).
-    public init(
+    public convenience init(
         writer: any DatabaseWriter, storageTimeout: TimeInterval = 5, maximumCanaries: Int = 50_000,
         logger: Logger = Logger(label: "gatehouse.store"), notifications: (any NotificationPolicy)? = nil,
         policy: @escaping @Sendable () -> Policy = { .none }
     ) throws {
-        self.policy = policy
-        self.maximumCanaries = maximumCanaries
         try Schema.migrator.migrate(writer)
-        self.logger = logger
-        self.notifications = notifications
-        let memory = SharedMemory(try writer.read(Memory.load))
+        let memory = SharedMemory()
         let health = StorageHealth(logger: logger)
-        self.memory = memory
-        self.health = health
         let path = writer.path
         let file = DatabaseFile(path: path)
         let writes = GroupCommit(
@@ -54,17 +48,23 @@ public final class GateStore: Sendable {
                     for apply in changes { apply(&memory) }
                 }
             })
-        engine = SQLiteEngine(writer: writer, writes: writes, file: file, health: health)
+        let loaded = try writer.read { db in
+            try Records.changed(try Records.everything(at: Date()).map { try db.rows($0) }, whole: true)
+        }
+        memory.withLock { $0.apply(loaded) }
+        self.init(
+            engine: SQLiteEngine(writer: writer, writes: writes, file: file, health: health), memory: memory,
+            health: health, maximumCanaries: maximumCanaries, logger: logger, notifications: notifications,
+            policy: policy)
     }
 
-    /// A store on an engine that keeps no copy in memory (PostgreSQL).
     init(
-        engine: any StoreEngine, health: StorageHealth, maximumCanaries: Int, logger: Logger,
+        engine: any StoreEngine, memory: SharedMemory, health: StorageHealth, maximumCanaries: Int, logger: Logger,
         notifications: (any NotificationPolicy)?, policy: @escaping @Sendable () -> Policy
     ) {
         self.policy = policy
         self.engine = engine
-        self.memory = nil
+        self.memory = memory
         self.health = health
         self.maximumCanaries = maximumCanaries
         self.logger = logger
@@ -82,7 +82,7 @@ public final class GateStore: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.journalMode = .wal
-        // Readers serve only audit pages and freeze history; checks are answered from memory.
+        // Readers serve only audit pages, freeze history and loading; checks are answered from memory.
         configuration.maximumReaderCount = 2
         let synchronous = synchronousFull ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in
@@ -146,7 +146,7 @@ public final class GateStore: Sendable {
             let loaded = try Records.loaded(rows)
             let surroundings = Surroundings(
                 freezes: loaded.freezes, policy: policy, peers: try Records.peers(peers, in: rows))
-            let inMemory = self.memory?.withLock { $0.canaries[id] }
+            let inMemory = self.memory.withLock { $0.canaries[id] }
             if loaded.canary == nil, inMemory == nil, loaded.count >= Int64(self.maximumCanaries) {
                 throw self.fullError(id)
             }
@@ -156,7 +156,7 @@ public final class GateStore: Sendable {
             let writes =
                 try self.writes(saving: saved, change: update.change, stored: canary, phase: update.phase, at: now)
                 + update.notables.flatMap { self.enqueueing($0) }
-            return Plan(value: update.value, writes: writes, remember: { $0.replace(saved) })
+            return Plan(value: update.value, writes: writes, remember: { $0.replace(saved, version: $1) })
         }
     }
 
@@ -216,15 +216,20 @@ extension GateStore {
         policy: @escaping @Sendable () -> Policy = { .none }
     ) async throws -> GateStore {
         let health = StorageHealth(logger: logger)
+        let memory = SharedMemory()
         let engine = PostgresEngine(
             configuration: try location.configuration, timeout: .milliseconds(Int64(storageTimeout * 1000)),
-            health: health, logger: logger)
-        let migration = Task { () -> Result<[String], any Error> in
-            do { return .success(try await PostgresSchema.migrate(engine.client, logger: logger)) } catch {
+            health: health, logger: logger, memory: memory)
+        let setUp = Task { () -> Result<[String], any Error> in
+            do {
+                let applied = try await PostgresSchema.migrate(engine.client, logger: logger)
+                try await engine.load(memory)
+                return .success(applied)
+            } catch {
                 return .failure(error)
             }
         }
-        switch await Bounded.value(of: migration, within: .seconds(30)) {
+        switch await Bounded.value(of: setUp, within: .seconds(30)) {
         case .success(let applied):
             for name in applied { logger.notice("migrated the PostgreSQL schema", metadata: ["migration": "\(name)"]) }
         case .failure(let error):
@@ -234,8 +239,9 @@ extension GateStore {
             engine.shutDown()
             throw DatabaseSetupError("the database at \(location) did not answer within 30 seconds")
         }
+        engine.follow()
         return GateStore(
-            engine: engine, health: health, maximumCanaries: maximumCanaries, logger: logger,
+            engine: engine, memory: memory, health: health, maximumCanaries: maximumCanaries, logger: logger,
             notifications: notifications, policy: policy)
     }
 

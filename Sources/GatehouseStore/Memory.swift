@@ -1,39 +1,87 @@
 import Foundation
-import GRDB
 import GatehouseCore
 import Synchronization
 
-/// The in-memory copy of the database that checks are answered from.
+/// The copy in memory that checks are answered from, on every engine.
+///
+/// Each canary and freeze is kept with the version of the change that last wrote its row
+/// (`storeVersion` counts changes, one number for the whole store): a row is taken into memory only
+/// if it is newer than the one held, so this store's own commits and what it catches up with from
+/// others (`Changes`) can arrive in any order and memory still only moves forward.
 struct Memory: Sendable {
     var canaries: [CanaryID: Canary] = [:]
     var freezes: [Int64: Freeze] = [:]
     /// Canaries whose observed fields (last seen, phase, checksum) memory holds but the database not yet.
     var unsaved: Set<CanaryID> = []
+    /// The version of the change that last wrote each canary's row, as memory holds it (a forgotten
+    /// canary keeps the version that forgot it).
+    var versions: [CanaryID: Int64] = [:]
+    /// The version of the change that last wrote each freeze's row, as memory holds it.
+    var freezeVersions: [Int64: Int64] = [:]
+    /// Every change up to this version is in memory (this store's own may reach further).
+    var caughtUp: Int64 = 0
 
-    /// Puts a canary as a commit left it, keeping what checks observed meanwhile.
-    mutating func replace(_ canary: Canary) {
+    /// Puts a canary as the change `version` left it, keeping what checks observed meanwhile;
+    /// ignored when memory holds a newer one.
+    mutating func replace(_ canary: Canary, version: Int64) {
+        guard version >= versions[canary.id] ?? 0 else { return }
         var canary = canary
         if let current = canaries[canary.id] { canary.adoptObservations(from: current) }
         canaries[canary.id] = canary
+        versions[canary.id] = version
     }
 
-    static func load(_ db: Database) throws -> Memory {
-        var memory = Memory()
-        let rows = try Records.everyCanary.map(db.rows)
-        for canary in try Records.canaries(rows[0], gates: rows[1]) { memory.canaries[canary.id] = canary }
-        let now = Date()
-        for freeze in try db.rows(Records.freezesInForce(at: now)).map(Tables.freeze.read) {
-            memory.freezes[freeze.id] = freeze
+    /// Drops a canary the change `version` forgot, unless memory holds a newer one.
+    mutating func forget(_ id: CanaryID, version: Int64) {
+        guard version >= versions[id] ?? 0 else { return }
+        canaries[id] = nil
+        unsaved.remove(id)
+        versions[id] = version
+    }
+
+    /// Puts a freeze as the change `version` left it (kept only while it may be in force).
+    mutating func put(_ freeze: Freeze, version: Int64) {
+        guard version >= freezeVersions[freeze.id] ?? 0 else { return }
+        freezes[freeze.id] = freeze.liftedAt == nil ? freeze : nil
+        freezeVersions[freeze.id] = version
+    }
+
+    /// Takes in what changed since `caughtUp` (or everything, when `changes.isWhole`).
+    mutating func apply(_ changes: Changes) {
+        if changes.isWhole {
+            // What memory holds from before the snapshot and the snapshot lacks was forgotten or lifted.
+            let held = Set(changes.canaries.map(\.canary.id))
+            for id in canaries.keys where !held.contains(id) && versions[id] ?? 0 <= changes.version {
+                forget(id, version: changes.version)
+            }
+            let inForce = Set(changes.freezes.map(\.freeze.id))
+            for id in freezes.keys where !inForce.contains(id) && freezeVersions[id] ?? 0 <= changes.version {
+                freezes[id] = nil
+            }
         }
-        return memory
+        for (canary, version) in changes.canaries { replace(canary, version: version) }
+        for (id, version) in changes.forgotten { forget(id, version: version) }
+        for (freeze, version) in changes.freezes { put(freeze, version: version) }
+        caughtUp = max(caughtUp, changes.version)
     }
 }
 
-/// The in-memory copy, shared by the store and its write queue (which applies commits to it).
+/// What changed in the store after a version, read in one snapshot: the rows written since (each
+/// with its version) and the canaries forgotten since; or, when `isWhole`, everything in force.
+struct Changes: Sendable {
+    /// The store's version when the snapshot was read: every change up to it is in these rows.
+    var version: Int64
+    var canaries: [(canary: Canary, version: Int64)] = []
+    var freezes: [(freeze: Freeze, version: Int64)] = []
+    var forgotten: [(id: CanaryID, version: Int64)] = []
+    var isWhole = false
+}
+
+/// The copy in memory, shared by the store and its engine (which applies commits to it).
 final class SharedMemory: Sendable {
     private let mutex: Mutex<Memory>
 
-    init(_ memory: Memory) {
+    init(_ memory: Memory = Memory()) {
         mutex = Mutex(memory)
     }
 

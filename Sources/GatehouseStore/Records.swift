@@ -99,9 +99,12 @@ enum Records {
     }
 
     /// Writes only what checks observe over a stored row, whose gates and rollout may be newer than
-    /// this copy; inserts a missing row whole.
+    /// this copy, unless the row holds a later observation (another replica's); inserts a
+    /// missing row whole.
     static func saveObservations(_ canary: Canary) -> SQL {
-        Tables.canary.upsert(canary, updating: Tables.observedCanaryColumns)
+        Tables.canary.upsert(
+            canary, updating: Tables.observedCanaryColumns,
+            where: "canary.lastSeen IS NULL OR canary.lastSeen < excluded.lastSeen")
     }
 
     /// Inserts or replaces one gate's row.
@@ -140,10 +143,72 @@ enum Records {
             : key(id)
     }
 
-    /// Forgets a canary: its audit entries, gates and row.
-    static func forget(_ id: CanaryID) -> [SQL] {
+    /// Forgets a canary: its audit entries, gates and row; other replicas' copies learn of it from `forgotten`.
+    static func forget(_ id: CanaryID, at now: Date) -> [SQL] {
         [SQL("DELETE FROM audit WHERE \(auditKey(id).condition)", auditKey(id).arguments)]
             + ["gate", "canary"].map { SQL("DELETE FROM \($0) WHERE \(key(id).condition)", key(id).arguments) }
+            + [
+                SQL(
+                    "INSERT INTO forgotten (version, at, cluster, namespace, name) VALUES (?, ?, ?, ?, ?)",
+                    [.changeVersion, .date(now)] + key(id).arguments)
+            ]
+    }
+
+    // MARK: Change versions
+
+    /// Takes the next change version (the row stays locked until the transaction ends, so versions
+    /// are taken in the order their changes commit).
+    static let nextVersion = SQL("UPDATE storeVersion SET version = version + 1 WHERE id = 1 RETURNING version")
+
+    /// The latest change version, and up to which version forgotten canaries are no longer listed.
+    static let latestVersion = SQL("SELECT version, forgottenThrough FROM storeVersion WHERE id = 1")
+
+    /// What memory is loaded from, in one snapshot: the latest version, every canary and gate, the
+    /// freezes in force.
+    static func everything(at now: Date) -> [SQL] {
+        [latestVersion] + everyCanary + [freezesInForce(at: now)]
+    }
+
+    /// What changed after `version`, in one snapshot: the latest version, the canaries written since
+    /// and their gates, the freezes written since, the canaries forgotten since.
+    static func changes(since version: Int64) -> [SQL] {
+        [
+            latestVersion,
+            SQL("SELECT * FROM canary WHERE version > ?", [.integer(version)]),
+            SQL(
+                """
+                SELECT gate.* FROM gate JOIN canary ON gate.cluster = canary.cluster
+                AND gate.namespace = canary.namespace AND gate.name = canary.name WHERE canary.version > ?
+                """, [.integer(version)]),
+            SQL(#"SELECT * FROM "freeze" WHERE version > ?"#, [.integer(version)]),
+            SQL("SELECT * FROM forgotten WHERE version > ?", [.integer(version)]),
+        ]
+    }
+
+    /// The rows of `everything` (`whole`) or `changes`.
+    static func changed(_ rows: [[any StoredRow]], whole: Bool) throws -> Changes {
+        var changes = Changes(version: try rows[0].first?.integer("version") ?? 0, isWhole: whole)
+        let canaries = try Records.canaries(rows[1], gates: rows[2])
+        changes.canaries = try zip(canaries, rows[1]).map { ($0, try $1.integer("version")) }
+        changes.freezes = try rows[3].map { (try Tables.freeze.read($0), try $0.integer("version")) }
+        if !whole {
+            changes.forgotten = try rows[4].map { (try Tables.canaryID($0), try $0.integer("version")) }
+        }
+        return changes
+    }
+
+    /// Drops the list of canaries forgotten before `cutoff`; a copy behind the versions dropped then
+    /// loads everything anew (`forgottenThrough`).
+    static func pruneForgotten(olderThan cutoff: Date) -> [SQL] {
+        let dropped = "(SELECT COALESCE(MAX(version), 0) FROM forgotten WHERE at < ?)"
+        return [
+            SQL(
+                """
+                UPDATE storeVersion SET forgottenThrough = CASE WHEN \(dropped) > forgottenThrough
+                THEN \(dropped) ELSE forgottenThrough END WHERE id = 1
+                """, [.date(cutoff), .date(cutoff)]),
+            SQL("DELETE FROM forgotten WHERE at < ?", [.date(cutoff)]),
+        ]
     }
 
     /// Records a single-use token's use (after dropping the expired ones): the last statement
@@ -158,11 +223,6 @@ enum Records {
                 """,
                 [.text(token.nonce), .date(now), .date(token.expiresAt)]),
         ]
-    }
-
-    /// The open gates whose expiry has passed.
-    static func expiredGates(at now: Date) -> SQL {
-        SQL("SELECT * FROM gate WHERE isOpen AND expiresAt IS NOT NULL AND expiresAt <= ?", [.date(now)])
     }
 
     static func heartbeat(at now: Date) -> SQL {

@@ -1,23 +1,26 @@
 import Foundation
-import GRDB
 import GatehouseCore
 
 /// What a transaction writes and answers, decided from the rows it read.
 struct Plan<Value: Sendable>: Sendable {
     var value: Value
     var writes: [SQL] = []
-    /// Applied to the in-memory copy once the transaction commits (SQLite keeps one; PostgreSQL none).
-    var remember: @Sendable (inout Memory) -> Void = { _ in }
+    /// Applied to the copy in memory once the transaction commits, with the transaction's change
+    /// version (0 when it wrote nothing versioned).
+    var remember: @Sendable (inout Memory, _ version: Int64) -> Void = { _, _ in }
 }
 
 /// How the store reaches its database. Every change is one transaction of the same shape: statements
 /// whose rows it decides from, then the statements the decision writes; both databases run the same
-/// SQL (`Records`, `Tables`, `Outbox`).
+/// SQL (`Records`, `Tables`, `Outbox`). Every engine keeps the store's copy in memory (`SharedMemory`)
+/// in step with what it commits, and brings it up to date with what others commit (`catchUp`).
 protocol StoreEngine: Sendable {
     /// Runs `reads` in order, hands their rows to `decide`, runs the writes it returns, and commits;
     /// throws `unavailable` when storage does not commit within the storage timeout (and then
     /// nothing of it is kept). `locks` name what writers must wait for each other over (a canary; the
-    /// rollout slots).
+    /// rollout slots). A transaction whose statements hold `.changeVersion` takes the next change
+    /// version (`Records.nextVersion`) for them; the plan's `remember` is applied to memory after
+    /// the commit and before the caller is answered.
     func transaction<Value: Sendable>(
         locks: [String], reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
     ) async throws -> Value
@@ -25,6 +28,14 @@ protocol StoreEngine: Sendable {
     /// The rows of a query, each read by `read`.
     func rows<Value: Sendable>(_ sql: SQL, _ read: @escaping @Sendable (any StoredRow) throws -> Value)
         async throws -> [Value]
+
+    /// The rows of `reads`, all read in one snapshot of the database.
+    func snapshot<Value: Sendable>(_ reads: [SQL], _ read: @escaping @Sendable ([[any StoredRow]]) throws -> Value)
+        async throws -> Value
+
+    /// Returns once memory holds every change committed before the call (by this store or any other
+    /// sharing the database); throws `unavailable` when storage cannot say within the storage timeout.
+    func catchUp() async throws
 
     /// How long the oldest unanswered transaction has waited, if any is waiting.
     var oldestWait: Duration? { get }
@@ -39,39 +50,29 @@ protocol StoreEngine: Sendable {
     func continuingIDs(of tables: [String]) -> [SQL]
 }
 
-/// SQLite through GRDB: one writer, whose changes are committed in groups (`GroupCommit`).
-struct SQLiteEngine: StoreEngine {
-    let writer: any DatabaseWriter
-    let writes: GroupCommit
-    let file: DatabaseFile?
-    let health: StorageHealth
-
-    /// Nothing: SQLite's AUTOINCREMENT continues after the largest id written.
-    func continuingIDs(of tables: [String]) -> [SQL] { [] }
-
-    func transaction<Value: Sendable>(
-        locks: [String], reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
-    ) async throws -> Value {
-        try await writes.write { db in
-            let rows = try reads.map { try db.rows($0) as [any StoredRow] }
-            let plan = try decide(rows)
-            for statement in plan.writes { try db.run(statement) }
-            return (plan.value, plan.remember)
+extension StoreEngine {
+    /// Brings `memory` up to the store's latest change version: nothing when it is there already,
+    /// otherwise the changes since (or everything, when the list of forgotten canaries it would need
+    /// was pruned), read in one snapshot.
+    func catchUpOnce(_ memory: SharedMemory) async throws {
+        let latest = try await rows(Records.latestVersion) { row in
+            (version: try row.integer("version"), forgottenThrough: try row.integer("forgottenThrough"))
         }
+        guard let latest = latest.first else { return }
+        let caughtUp = memory.withLock { $0.caughtUp }
+        guard latest.version > caughtUp else { return }
+        let whole = caughtUp < latest.forgottenThrough
+        let changes = try await snapshot(whole ? Records.everything(at: Date()) : Records.changes(since: caughtUp)) {
+            rows in try Records.changed(rows, whole: whole)
+        }
+        memory.withLock { $0.apply(changes) }
     }
 
-    func rows<Value: Sendable>(_ sql: SQL, _ read: @escaping @Sendable (any StoredRow) throws -> Value)
-        async throws -> [Value]
-    {
-        do {
-            return try await writer.read { db in try db.rows(sql).map(read) }
-        } catch {
-            health.markUnavailable(error)
-            throw StoreError.unavailable("storage cannot answer right now")
+    /// Loads everything into `memory`.
+    func load(_ memory: SharedMemory) async throws {
+        let changes = try await snapshot(Records.everything(at: Date())) { rows in
+            try Records.changed(rows, whole: true)
         }
+        memory.withLock { $0.apply(changes) }
     }
-
-    var oldestWait: Duration? { writes.oldestWait }
-    var timeout: Duration { writes.timeout }
-    var knownProblem: String? { file?.problem }
 }

@@ -13,6 +13,9 @@ enum StoredValue: Sendable, Equatable {
     case boolean(Bool)
     case date(Date)
     case blob(Data)
+    /// The version of the change the statement is part of: the engine puts the transaction's
+    /// version here (see `ChangeVersion`) before the statement runs.
+    case changeVersion
 }
 
 /// The type of a column, which tells a database's row how to read it.
@@ -61,6 +64,17 @@ struct SQL: Sendable {
         self.text = text
         self.arguments = arguments
         self.locksRows = locksRows
+    }
+
+    /// Whether the statement records a change that replicas' copies must catch up with.
+    var isVersioned: Bool { arguments.contains(.changeVersion) }
+
+    /// The statement with the transaction's change version in place of `.changeVersion`.
+    func stamped(_ version: Int64) -> SQL {
+        guard isVersioned else { return self }
+        var stamped = self
+        stamped.arguments = arguments.map { $0 == .changeVersion ? .integer(version) : $0 }
+        return stamped
     }
 }
 
@@ -225,6 +239,14 @@ struct Table<Record>: Sendable {
     let columns: [Field<Record>]
     /// Makes a record from the key columns of a row; the other columns are then set on it.
     let make: @Sendable (any StoredRow) throws -> Record
+    /// Whether each row holds the version of the change that last wrote it (`version`): the rows
+    /// memory keeps a copy of, so that a replica's copy can catch up with other replicas' changes.
+    var versioned = false
+
+    /// The columns a write sets beyond the record's: its change version, when the table keeps one.
+    private var stamp: (names: [String], values: [StoredValue]) {
+        versioned ? (["version"], [.changeVersion]) : ([], [])
+    }
 
     /// The record a row holds.
     func read(_ row: any StoredRow) throws -> Record {
@@ -235,34 +257,37 @@ struct Table<Record>: Sendable {
         return record
     }
 
-    /// Inserts `record`, or, when its key is taken, sets the columns named in `updating` (all when nil).
-    func upsert(_ record: Record, updating: [String]? = nil) -> SQL {
+    /// Inserts `record`, or, when its key is taken, sets the columns named in `updating` (all when
+    /// nil), only where the stored row meets `condition` (over `\(name)` and `excluded`), if given.
+    func upsert(_ record: Record, updating: [String]? = nil, where condition: String? = nil) -> SQL {
         let all = key + columns
-        let names = all.map(\.name).joined(separator: ", ")
-        let placeholders = Array(repeating: "?", count: all.count).joined(separator: ", ")
-        let updated = (updating ?? columns.map(\.name)).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        let names = (all.map(\.name) + stamp.names).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: all.count + stamp.names.count).joined(separator: ", ")
+        let updated = ((updating ?? columns.map(\.name)) + stamp.names).map { "\($0) = excluded.\($0)" }
+            .joined(separator: ", ")
         return SQL(
             """
             INSERT INTO \(name) (\(names)) VALUES (\(placeholders))
-            ON CONFLICT (\(key.map(\.name).joined(separator: ", "))) DO UPDATE SET \(updated)
+            ON CONFLICT (\(key.map(\.name).joined(separator: ", "))) DO UPDATE SET \(updated)\(condition.map { " WHERE \($0)" } ?? "")
             """,
-            all.map { $0.get(record) })
+            all.map { $0.get(record) } + stamp.values)
     }
 
     /// Inserts `record` under a key the database picks (an auto-incremented `id`), returning it.
     func insertReturningID(_ record: Record) -> SQL {
-        let names = columns.map(\.name).joined(separator: ", ")
-        let placeholders = Array(repeating: "?", count: columns.count).joined(separator: ", ")
+        let names = (columns.map(\.name) + stamp.names).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: columns.count + stamp.names.count).joined(separator: ", ")
         return SQL(
-            "INSERT INTO \(name) (\(names)) VALUES (\(placeholders)) RETURNING id", columns.map { $0.get(record) })
+            "INSERT INTO \(name) (\(names)) VALUES (\(placeholders)) RETURNING id",
+            columns.map { $0.get(record) } + stamp.values)
     }
 
     /// Sets every column of the row whose key `record` has.
     func update(_ record: Record) -> SQL {
         SQL(
-            "UPDATE \(name) SET \(columns.map { "\($0.name) = ?" }.joined(separator: ", ")) WHERE "
+            "UPDATE \(name) SET \((columns.map(\.name) + stamp.names).map { "\($0) = ?" }.joined(separator: ", ")) WHERE "
                 + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
-            (columns + key).map { $0.get(record) })
+            (columns.map { $0.get(record) } + stamp.values) + key.map { $0.get(record) })
     }
 }
 
@@ -307,7 +332,7 @@ enum Tables {
             .column("queuedAt", \.queuedAt),
             .column("overrides", \.overrides),
         ],
-        make: { row in Canary(id: try Tables.canaryID(row)) })
+        make: { row in Canary(id: try Tables.canaryID(row)) }, versioned: true)
 
     /// What checks observe of a canary, saved over a stored row without touching its gates or rollout.
     static let observedCanaryColumns = ["lastPhase", "lastChecksum", "lastSeen", "lastProgressCheckAt"]
@@ -354,7 +379,7 @@ enum Tables {
         ],
         make: { row in
             Freeze(id: try row.integer("id"), namespace: nil, reason: "", actor: "", createdAt: .distantPast)
-        })
+        }, versioned: true)
 
     static let audit = Table<AuditEntry>(
         name: "audit",

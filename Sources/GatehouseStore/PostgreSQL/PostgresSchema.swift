@@ -91,6 +91,7 @@ enum PostgresSchema {
             "v5: rollout boundaries: promotion passed, gates asked, the admitting call, approvals seen",
             Schema.rolloutBoundaryColumns.postgres
         ),
+        ("v6: change versions, for replicas' copies in memory to catch up with", Schema.changeVersions.map(\.postgres)),
     ]
 
     /// An arbitrary constant naming the lock replicas take to migrate one at a time.

@@ -160,8 +160,41 @@ enum Schema {
         ) { db in
             try db.execute(sql: Schema.rolloutBoundaryColumns.sqlite)
         }
+        migrator.registerMigration("v8: change versions, for copies in memory to catch up with") { db in
+            try db.execute(sql: Schema.changeVersions.map(\.sqlite).joined(separator: ";\n"))
+        }
         return migrator
     }
+
+    /// What v8 adds, the same in both databases: the version of the latest change (one row), the
+    /// version that last wrote each canary and freeze row, and the canaries forgotten, by version.
+    static let changeVersions: [(sqlite: String, postgres: String)] = [
+        (
+            "CREATE TABLE storeVersion (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, forgottenThrough INTEGER NOT NULL)",
+            "CREATE TABLE storeVersion (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL, forgottenThrough bigint NOT NULL)"
+        ),
+        (
+            "INSERT INTO storeVersion (id, version, forgottenThrough) VALUES (1, 0, 0)",
+            "INSERT INTO storeVersion (id, version, forgottenThrough) VALUES (1, 0, 0)"
+        ),
+        (
+            "ALTER TABLE canary ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE canary ADD COLUMN version bigint NOT NULL DEFAULT 0"
+        ),
+        ("CREATE INDEX canary_by_version ON canary (version)", "CREATE INDEX canary_by_version ON canary (version)"),
+        (
+            #"ALTER TABLE "freeze" ADD COLUMN version INTEGER NOT NULL DEFAULT 0"#,
+            #"ALTER TABLE "freeze" ADD COLUMN version bigint NOT NULL DEFAULT 0"#
+        ),
+        (
+            "CREATE TABLE forgotten (version INTEGER NOT NULL, at DATETIME NOT NULL, cluster TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL)",
+            "CREATE TABLE forgotten (version bigint NOT NULL, at timestamptz NOT NULL, cluster text NOT NULL, namespace text NOT NULL, name text NOT NULL)"
+        ),
+        (
+            "CREATE INDEX forgotten_by_version ON forgotten (version)",
+            "CREATE INDEX forgotten_by_version ON forgotten (version)"
+        ),
+    ]
 
     /// The columns v7 adds, with their SQLite and PostgreSQL types.
     static let rolloutBoundaryColumns: [AddedColumn] = [

@@ -14,6 +14,7 @@ extension StoredValue {
         case .boolean(let value): value.databaseValue
         case .date(let date): date.storedText.databaseValue
         case .blob(let data): data.databaseValue
+        case .changeVersion: .null  // never run unstamped (`SQL.stamped`); NULL breaks NOT NULL if it were
         }
     }
 }

@@ -1,0 +1,58 @@
+import Foundation
+import GRDB
+import GatehouseCore
+
+/// SQLite through GRDB: one writer, whose changes are committed in groups (`GroupCommit`) and
+/// applied to memory in commit order before their callers are answered. The file is this process's
+/// alone, so memory never has anything to catch up with.
+struct SQLiteEngine: StoreEngine {
+    let writer: any DatabaseWriter
+    let writes: GroupCommit
+    let file: DatabaseFile?
+    let health: StorageHealth
+
+    /// Nothing: SQLite's AUTOINCREMENT continues after the largest id written.
+    func continuingIDs(of tables: [String]) -> [SQL] { [] }
+
+    func transaction<Value: Sendable>(
+        locks: [String], reads: [SQL], _ decide: @escaping @Sendable ([[any StoredRow]]) throws -> Plan<Value>
+    ) async throws -> Value {
+        try await writes.write { db in
+            var version: Int64 = 0
+            func stamped(_ statement: SQL) throws -> SQL {
+                guard statement.isVersioned else { return statement }
+                if version == 0 { version = try db.rows(Records.nextVersion).first?.integer("version") ?? 0 }
+                return statement.stamped(version)
+            }
+            let rows = try reads.map { try db.rows(try stamped($0)) as [any StoredRow] }
+            let plan = try decide(rows)
+            for statement in plan.writes { try db.run(try stamped(statement)) }
+            let committed = version
+            return (plan.value, { memory in plan.remember(&memory, committed) })
+        }
+    }
+
+    func rows<Value: Sendable>(_ sql: SQL, _ read: @escaping @Sendable (any StoredRow) throws -> Value)
+        async throws -> [Value]
+    {
+        try await snapshot([sql]) { rows in try rows[0].map(read) }
+    }
+
+    func snapshot<Value: Sendable>(_ reads: [SQL], _ read: @escaping @Sendable ([[any StoredRow]]) throws -> Value)
+        async throws -> Value
+    {
+        do {
+            return try await writer.read { db in try read(try reads.map { try db.rows($0) }) }
+        } catch {
+            health.markUnavailable(error)
+            throw StoreError.unavailable("storage cannot answer right now")
+        }
+    }
+
+    /// Nothing to do: every change is this process's, in memory once committed.
+    func catchUp() async throws {}
+
+    var oldestWait: Duration? { writes.oldestWait }
+    var timeout: Duration { writes.timeout }
+    var knownProblem: String? { file?.problem }
+}
