@@ -9,6 +9,12 @@
 - restart: PostgreSQL itself restarted while Flagger's checks of a closed gate hammer both
   replicas. No check is approved (each is refused or 503), and both replicas answer normally
   again by themselves once the database is back, without being restarted.
+- linearizable: eight callers, each owning a canary, open or close its promotion gate through a
+  replica chosen at random and, once that is acknowledged, send Flagger's check to the other:
+  thousands of times, while PostgreSQL is paused (SIGSTOP) for three seconds and later restarted.
+  No check answers from before an acknowledged change (200 for a closed gate, 403 for an open
+  one); while the database cannot answer, checks fail closed (503); a change that was not
+  acknowledged is not counted on (it may or may not have committed) until the next one is.
 
 Prints one Markdown table row per fault; exit status 1 if any did not hold. Every wait is bounded.
 """
@@ -151,6 +157,94 @@ def fault_restart(binary, directory):
         b.stop()
 
 
+def postgres_processes():
+    """The server's process ids: the postmaster (from its pid file) and its children."""
+    data = os.environ["GATEHOUSE_TEST_POSTGRES_DATA"]
+    with open(os.path.join(data, "postmaster.pid")) as handle:
+        postmaster = handle.readline().strip()
+    children = subprocess.run(["pgrep", "-P", postmaster], capture_output=True, text=True).stdout.split()
+    return [int(postmaster)] + [int(child) for child in children]
+
+
+def fault_linearizable(binary, directory):
+    control = shlex.split(os.environ["GATEHOUSE_TEST_POSTGRES_CTL"])
+    data = os.environ["GATEHOUSE_TEST_POSTGRES_DATA"]
+    a, b = Replica(binary, directory), Replica(binary, directory)
+    a.start()
+    b.start()
+    replicas = [a, b]
+    lock, stop = threading.Lock(), threading.Event()
+    tally = {"changes": 0, "unacknowledged": 0, "checks": 0, "stale": 0, "closed": 0, "examples": []}
+
+    def worker(number):
+        random = __import__("random").Random(number)
+        connections = [http.client.HTTPConnection("127.0.0.1", r.port, timeout=15) for r in replicas]
+        known = None  # whether the gate is open, as last acknowledged; None while a change is in doubt
+        path = f"/v1/canaries/linear/app-{number}/gates/promotion/"
+        check = json.dumps({"name": f"app-{number}", "namespace": "linear", "phase": "Progressing",
+                            "checksum": "c1"})
+        while not stop.is_set():
+            through = random.randrange(2)
+            opening = random.random() < 0.5
+            body = json.dumps({"sticky": True}) if opening else "{}"
+            try:
+                status = replicas[through].request("POST", path + ("open" if opening else "close"), body,
+                                                   connection=connections[through])[0]
+            except (OSError, http.client.HTTPException):
+                connections[through].close()
+                status = None
+            known = opening if status == 200 else None
+            try:
+                answer = replicas[1 - through].request("POST", "/v1/flagger/confirm-promotion", check,
+                                                       connection=connections[1 - through])[0]
+            except (OSError, http.client.HTTPException):
+                connections[1 - through].close()
+                answer = None
+            with lock:
+                tally["changes"] += 1
+                tally["unacknowledged"] += status != 200
+                if known is None:
+                    continue
+                tally["checks"] += 1
+                tally["closed"] += answer == 503
+                if answer not in (503, 200 if known else 403):
+                    tally["stale"] += 1
+                    if len(tally["examples"]) < 5:
+                        tally["examples"].append(f"app-{number}: {'opened' if known else 'closed'} through "
+                                                 f"{'AB'[through]}, then {answer} from {'AB'[1 - through]}")
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(3)
+        paused = postgres_processes()
+        for pid in paused:
+            os.kill(pid, 19)  # SIGSTOP
+        time.sleep(3)
+        for pid in paused:
+            os.kill(pid, 18)  # SIGCONT
+        time.sleep(3)
+        subprocess.run([*control, "-D", data, "-m", "fast", "-w", "-t", "60",
+                        "-l", os.path.join(os.path.dirname(data), "server.log"), "restart"],
+                       check=True, capture_output=True, timeout=90)
+        time.sleep(4)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        a.stop()
+        b.stop()
+    ok = tally["stale"] == 0 and tally["checks"] >= 1000 and not any(thread.is_alive() for thread in threads)
+    print(f"| linearizable | 8 callers: a change through one replica, then Flagger's check on the other; "
+          f"PostgreSQL paused 3 s, then restarted | {tally['checks']:,} checks after an acknowledged change: "
+          f"{tally['stale']} stale, {tally['closed']:,} failed closed (503); {tally['unacknowledged']:,} of "
+          f"{tally['changes']:,} changes not acknowledged | {verdict(ok)} |")
+    for example in tally["examples"]:
+        print(f"  stale: {example}")
+    return ok
+
+
 def main():
     if len(sys.argv) != 2 or not URL:
         raise SystemExit(__doc__)
@@ -158,7 +252,7 @@ def main():
     directory = subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip()
     print("| fault | what | measured | held |")
     print("|---|---|---|---|")
-    results = [fault(binary, directory) for fault in (fault_kill9, fault_restart)]
+    results = [fault(binary, directory) for fault in (fault_kill9, fault_restart, fault_linearizable)]
     if not all(results):
         for name in sorted(os.listdir(directory)):
             print(f"--- {name}")

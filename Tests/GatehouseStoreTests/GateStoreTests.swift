@@ -598,6 +598,64 @@ struct ReplicaTests {
         #expect(try await fixture.count("SELECT COUNT(*) AS count FROM outbox WHERE deliveredAt IS NOT NULL") == 10)
     }
 
+    @Test(
+        "every change acknowledged through one replica is seen by the next check on the other: thousands, at random, from many callers at once"
+    )
+    func acknowledgedChangesAreSeenEverywhere() async throws {
+        let fixture = try await StoreFixture(.postgres)
+        let replicas = [fixture.store, try await fixture.reopen()]
+        // Each caller owns a canary and, 150 times, opens or closes its promotion gate through one
+        // replica (chosen at random) and, once that is acknowledged, checks through the other. Eight
+        // callers at once keep each replica catching up while others' changes land.
+        let stale = try await withThrowingTaskGroup(of: [String].self) { group in
+            for caller in 0..<8 {
+                group.addTask {
+                    var random = UInt64(caller) + 1  // a linear congruential sequence: the same run every time
+                    let id = try CanaryID(namespace: "linear", name: "app-\(caller)")
+                    var stale: [String] = []
+                    for step in 0..<150 {
+                        random = random &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                        let through = Int(random >> 63)
+                        let open = (random >> 62) & 1 == 0
+                        if open {
+                            _ = try await replicas[through].open(
+                                .promotion, of: id, OpenRequest(isSticky: true), actor: "alice")
+                        } else {
+                            _ = try await replicas[through].close(.promotion, of: id, reason: nil, actor: "alice")
+                        }
+                        let check = Check(canary: id, gate: .promotion, checksum: "c1")
+                        if try await replicas[1 - through].check(check).isApproved != open {
+                            stale.append("\(id) step \(step): \(open ? "opened" : "closed") through \(through)")
+                        }
+                    }
+                    return stale
+                }
+            }
+            return try await group.reduce([], +)
+        }
+        #expect(stale.count == 0, "checks that missed an acknowledged change, the first: \(stale.prefix(5))")
+    }
+
+    @Test("a canary forgotten through one replica is forgotten by the other; a replica far behind loads anew")
+    func forgettingAcrossReplicas() async throws {
+        let fixture = try await StoreFixture(.postgres)
+        let (a, b) = (fixture.store, try await fixture.reopen())
+        let check = Check(canary: fixture.podinfo, gate: .promotion, checksum: "c1")
+        _ = try await b.check(check, at: Date().addingTimeInterval(-3 * 86_400))
+        #expect(try await a.canary(fixture.podinfo) != nil)
+        #expect(try await a.forgetUntouchedCanaries(notSeenSince: Date().addingTimeInterval(-86_400)) == 1)
+        #expect(try await b.canary(fixture.podinfo) == nil)
+
+        // The list of forgotten canaries is kept a day: a replica that missed the pruned part loads everything.
+        let c = try await fixture.reopen()
+        _ = try await c.check(check, at: Date().addingTimeInterval(-3 * 86_400))
+        try await a.run([SQL("UPDATE storeVersion SET forgottenThrough = version + 1000")])
+        _ = try await a.open(.rollout, of: fixture.podinfo, OpenRequest(isSticky: true), actor: "alice")
+        try await a.run([SQL("DELETE FROM gate"), SQL("DELETE FROM canary")])
+        try await a.run([SQL("UPDATE storeVersion SET version = version + 2000, forgottenThrough = version + 2000")])
+        #expect(try await c.canary(fixture.podinfo) == nil)
+    }
+
     @Test("a freeze set through one replica stops checks on the other, and its lifting frees them")
     func freezeAcrossReplicas() async throws {
         let fixture = try await StoreFixture(.postgres)
