@@ -176,6 +176,8 @@ final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     private let timeout: TimeAmount
     private let timedOut: CoreMetrics.Counter?
     private var deadline: Scheduled<Void>?
+    /// When the head of the request still being read arrived; nil once its end has.
+    private var headArrived: NIODeadline?
     /// Whether the response to the request being read has begun.
     private var isResponding = false
 
@@ -189,15 +191,26 @@ final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
         case .head:
             isResponding = false
             deadline?.cancel()
-            let loop = context.eventLoop.assumeIsolated()
-            deadline = loop.scheduleTask(in: timeout) { self.expire(context: context) }
+            deadline = nil
+            headArrived = .now()
         case .body:
             break
         case .end:
             deadline?.cancel()
             deadline = nil
+            headArrived = nil
         }
         context.fireChannelRead(data)
+    }
+
+    /// The deadline is set only for a request not read whole by the end of a read (most arrive in
+    /// one): its timer then counts from the head's arrival.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let headArrived, deadline == nil {
+            let loop = context.eventLoop.assumeIsolated()
+            deadline = loop.scheduleTask(deadline: headArrived + timeout) { self.expire(context: context) }
+        }
+        context.fireChannelReadComplete()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -46,6 +46,13 @@ struct Memory: Sendable {
         freezeVersions[freeze.id] = version
     }
 
+    /// Takes in this store's own commit of `version` through `remember`: when memory held every
+    /// change before it, it now holds every change up to it (versions are taken in commit order).
+    mutating func commit(_ version: Int64, remember: (inout Memory, Int64) -> Void) {
+        remember(&self, version)
+        if version == caughtUp + 1 { caughtUp = version }
+    }
+
     /// Takes in what changed since `caughtUp` (or everything, when `changes.isWhole`).
     mutating func apply(_ changes: Changes) {
         if changes.isWhole {

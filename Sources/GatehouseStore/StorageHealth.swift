@@ -66,7 +66,7 @@ final class StorageHealth: Sendable {
 
 /// The identity of the database file opened, to notice it being deleted or replaced underneath
 /// the service (SQLite keeps writing to the open, unlinked file: every change after that is lost).
-struct DatabaseFile: Sendable {
+final class DatabaseFile: Sendable {
     let path: String
     private let device: UInt64
     private let inode: UInt64
@@ -77,6 +77,17 @@ struct DatabaseFile: Sendable {
         self.path = path
         (device, inode) = identity
     }
+
+    /// `problem` as found at most a quarter of a second ago (for the liveness probe, which must stay cheap).
+    var recentProblem: String? {
+        recent.withLock { recent in
+            if let (at, problem) = recent, ContinuousClock.now - at < .milliseconds(250) { return problem }
+            let found = problem
+            recent = (ContinuousClock.now, found)
+            return found
+        }
+    }
+    private let recent = Mutex<(ContinuousClock.Instant, String?)?>(nil)
 
     /// What is wrong with the file, if anything: gone, another file in its place, or not readable and writable.
     var problem: String? {

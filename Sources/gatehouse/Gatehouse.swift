@@ -3,15 +3,13 @@ import Dispatch
 import Foundation
 import GatehouseClient
 import GatehouseCore
-import NIOCore
-import NIOPosix
 
-/// Starts the command with Swift concurrency running on NIO's event loops, which spares every
-/// request a hop between NIO's threads and the concurrency pool; this must happen before any task runs.
+/// Starts the command on Swift's own concurrency pool. (NIO's event loops installed as the global
+/// executor instead cost a `GET /healthz` a third of its throughput, pinned on one core: every task
+/// enqueued on an event loop takes its lock and may wake its selector; docs/benchmarks.md.)
 @main
 enum Main {
     static func main() {
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         Task {
             await Gatehouse.main()
             exit(0)

@@ -222,7 +222,7 @@ final class PostgresEngine: StoreEngine {
             try await connection.query("COMMIT", logger: logger)
             return (value, remember, version)
         }
-        memory.withLock { remember(&$0, version) }
+        memory.withLock { $0.commit(version, remember: remember) }
         return value
     }
 

@@ -28,7 +28,7 @@ struct SQLiteEngine: StoreEngine {
             let plan = try decide(rows)
             for statement in plan.writes { try db.run(try stamped(statement)) }
             let committed = version
-            return (plan.value, { memory in plan.remember(&memory, committed) })
+            return (plan.value, { memory in memory.commit(committed, remember: plan.remember) })
         }
     }
 
@@ -54,5 +54,5 @@ struct SQLiteEngine: StoreEngine {
 
     var oldestWait: Duration? { writes.oldestWait }
     var timeout: Duration { writes.timeout }
-    var knownProblem: String? { file?.problem }
+    var knownProblem: String? { file?.recentProblem }
 }
