@@ -192,7 +192,7 @@ final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
             isResponding = false
             deadline?.cancel()
             deadline = nil
-            headArrived = .now()
+            headArrived = context.eventLoop.now
         case .body:
             break
         case .end:

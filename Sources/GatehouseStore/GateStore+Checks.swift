@@ -51,7 +51,7 @@ extension GateStore {
         // check writes to it would make that write copy every canary.
         let known = memory.withLock { memory -> (Canary, [Freeze])? in
             guard memory.canaries[check.canary] != nil || memory.canaries.count < maximumCanaries else { return nil }
-            return (memory.canaries[check.canary] ?? Canary(id: check.canary), Array(memory.freezes.values))
+            return (memory.canary(check.canary) ?? Canary(id: check.canary), Array(memory.freezes.values))
         }
         guard let (canary, freezes) = known else { throw fullError(check.canary) }
         var labelled = canary
@@ -64,7 +64,7 @@ extension GateStore {
                 needs.rollouts
                     ? memory.canaries
                     : Dictionary(
-                        uniqueKeysWithValues: needs.canaries.compactMap { id in memory.canaries[id].map { (id, $0) } })
+                        uniqueKeysWithValues: needs.canaries.compactMap { id in memory.canary(id).map { (id, $0) } })
             }
         let outcome = canary.deciding(check, in: Surroundings(freezes: freezes, policy: policy, peers: peers), at: now)
         if outcome.canary.differsDurably(from: canary) { return .needsWrite(canary) }
@@ -72,10 +72,10 @@ extension GateStore {
         // must write (and may fail with 503) leaves nothing behind but what its write commits.
         if canary.wouldObserve(phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now) {
             memory.withLock { memory in
-                guard var noted = memory.canaries[check.canary] else { return }
-                noted.observe(phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now)
-                memory.canaries[check.canary] = noted
-                memory.unsaved.insert(check.canary)
+                memory.observe(check.canary) { canary in
+                    canary.observe(
+                        phase: check.phase, checksum: check.checksum, progressCheck: isProgressCheck, at: now)
+                }
             }
         }
         return .decided(outcome.decision)
@@ -91,11 +91,11 @@ extension GateStore {
         try requireHealthy()
         try await engine.catchUp()
         let isRepeat = memory.withLock { memory -> Bool in
-            guard var canary = memory.canaries[id], Self.repeats(payload, message, as: action, of: canary, at: now)
+            guard let canary = memory.canary(id), Self.repeats(payload, message, as: action, of: canary, at: now)
             else { return false }
-            canary.observe(phase: canary.reportedPhase(payload, as: action), checksum: payload.checksum, at: now)
-            memory.canaries[id] = canary
-            memory.unsaved.insert(id)
+            memory.observe(id) { canary in
+                canary.observe(phase: canary.reportedPhase(payload, as: action), checksum: payload.checksum, at: now)
+            }
             return true
         }
         if isRepeat { return }

@@ -10,16 +10,17 @@ extension GateStore {
     /// Every canary Gatehouse knows, by namespace and name.
     public func canaries(sorted: Bool = true) async throws -> [Canary] {
         try await current()
-        // The dictionary is copied on write: taking it under the lock costs nothing, and the list is
-        // made outside it, so checks are not held up while many canaries are listed.
-        let canaries = Array(memory.withLock { $0.canaries }.values)
+        // The dictionaries are copied on write: taking them under the lock costs nothing, and the
+        // list is made outside it, so checks are not held up while many canaries are listed.
+        let (written, observed) = memory.withLock { ($0.canaries, $0.observed) }
+        let canaries = written.values.map { observed[$0.id] ?? $0 }
         return sorted ? canaries.sorted { $0.id < $1.id } : canaries
     }
 
     /// One canary, if Gatehouse knows it.
     public func canary(_ id: CanaryID) async throws -> Canary? {
         try await current()
-        return memory.withLock { $0.canaries[id] }
+        return memory.withLock { $0.canary(id) }
     }
 
     /// Makes memory hold every change committed before the call, failing closed as checks do.
@@ -55,6 +56,7 @@ extension GateStore {
     /// and the other canaries.
     public func surroundings(at now: Date = Date()) async throws -> Surroundings {
         let freezes = try await freezes(at: now)
+        // As written: what was observed since (the last few seconds) is not laid over the peers.
         let peers = memory.withLock { $0.canaries }
         return Surroundings(freezes: freezes, policy: policy(), peers: peers)
     }

@@ -59,10 +59,9 @@ extension GateStore {
     @discardableResult
     public func expireDueGates(at now: Date = Date()) async throws -> Int {
         try await current()
-        let due = memory.withLock { memory in
-            memory.canaries.values.flatMap { canary in
-                canary.gates.values.filter { $0.isExpired(at: now) }.map { (canary.id, $0.kind) }
-            }
+        // Looked for in a copy, outside the lock (gates are durable: never only in `observed`).
+        let due = memory.withLock { $0.canaries }.values.flatMap { canary in
+            canary.gates.values.filter { $0.isExpired(at: now) }.map { (canary.id, $0.kind) }
         }
         for (id, kind) in due {
             _ = try await change(kind, of: id, at: now) { gate, _ in gate.expireIfDue(at: now) }
@@ -72,20 +71,29 @@ extension GateStore {
 
     /// Writes what checks observed (last seen, phase, checksum, last progress check) that only
     /// memory holds so far. Where replicas share the database, a row holding a later observation
-    /// (another replica's) keeps it.
+    /// (another replica's) keeps it, and the other replicas take these in in the background: they
+    /// are not changes a check must wait for (see `Records.observations(since:)`).
     public func saveObservations() async throws {
         let now = Date()
         let unsaved = memory.withLock { memory in
             memory.freezes = memory.freezes.filter { $0.value.isActive(at: now) }
+            if memory.unsaved.isEmpty { memory.settleObservations() }  // only other replicas' to lay over
             return !memory.unsaved.isEmpty
         }
         guard unsaved else { return }
-        try await transaction { _ in
+        try await transaction(reads: [Records.nextObservedVersion]) { rows in
+            let observed = try rows[0].first?.integer("observed") ?? 0
             let canaries = self.memory.withLock { memory in
                 defer { memory.unsaved.removeAll() }
-                return memory.unsaved.compactMap { memory.canaries[$0] }
+                return memory.unsaved.compactMap { memory.canary($0) }
             }
-            return Plan(value: (), writes: canaries.map(Records.saveObservations))
+            return Plan(
+                value: (), writes: Records.saveObservations(canaries, observed: observed),
+                remember: { memory, _ in
+                    // Its own save: nothing to take in from it (unless another's came between).
+                    if observed == memory.observedCaughtUp + 1 { memory.observedCaughtUp = observed }
+                    memory.settleObservations()
+                })
         }
     }
 
@@ -101,7 +109,9 @@ extension GateStore {
     @discardableResult
     public func forgetUntouchedCanaries(notSeenSince cutoff: Date) async throws -> Int {
         let now = Date()
-        let idle = try await canaries(sorted: false).filter { $0.isForgettable(notSeenSince: cutoff) }.map(\.id)
+        try await current()
+        // Looked for in a copy, outside the lock; each is decided again, with what was observed since.
+        let idle = memory.withLock { $0.canaries }.values.filter { $0.isForgettable(notSeenSince: cutoff) }.map(\.id)
         // Replicas learn of forgotten canaries from a list kept a day; one further behind loads anew.
         try await run(Records.pruneForgotten(olderThan: now.addingTimeInterval(-86_400)))
         var forgotten = 0

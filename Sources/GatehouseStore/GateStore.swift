@@ -146,7 +146,7 @@ public final class GateStore: Sendable {
             let loaded = try Records.loaded(rows)
             let surroundings = Surroundings(
                 freezes: loaded.freezes, policy: policy, peers: try Records.peers(peers, in: rows))
-            let inMemory = self.memory.withLock { $0.canaries[id] }
+            let inMemory = self.memory.withLock { $0.canary(id) }
             if loaded.canary == nil, inMemory == nil, loaded.count >= Int64(self.maximumCanaries) {
                 throw self.fullError(id)
             }

@@ -8,8 +8,16 @@ import Synchronization
 /// (`storeVersion` counts changes, one number for the whole store): a row is taken into memory only
 /// if it is newer than the one held, so this store's own commits and what it catches up with from
 /// others (`Changes`) can arrive in any order and memory still only moves forward.
+///
+/// What checks observe (last seen, phase, checksum) is kept apart in `observed` until it is saved:
+/// `canaries` then changes only with durable changes and saves, a few times a minute, so a reader
+/// may hold it (it is copied on write) without making the next check copy every canary.
 struct Memory: Sendable {
+    /// Every canary as last written (or read from the database).
     var canaries: [CanaryID: Canary] = [:]
+    /// The canaries checks (or other replicas) observed something of since: each whole, as
+    /// `canaries` holds it with the observations laid over.
+    var observed: [CanaryID: Canary] = [:]
     var freezes: [Int64: Freeze] = [:]
     /// Canaries whose observed fields (last seen, phase, checksum) memory holds but the database not yet.
     var unsaved: Set<CanaryID> = []
@@ -20,21 +28,44 @@ struct Memory: Sendable {
     var freezeVersions: [Int64: Int64] = [:]
     /// Every change up to this version is in memory (this store's own may reach further).
     var caughtUp: Int64 = 0
+    /// The saves of observations up to this number are in memory.
+    var observedCaughtUp: Int64 = 0
 
     /// Puts a canary as the change `version` left it, keeping what checks observed meanwhile;
     /// ignored when memory holds a newer one.
     mutating func replace(_ canary: Canary, version: Int64) {
         guard version >= versions[canary.id] ?? 0 else { return }
         var canary = canary
-        if let current = canaries[canary.id] { canary.adoptObservations(from: current) }
+        if let current = self.canary(canary.id) { canary.adoptObservations(from: current) }
         canaries[canary.id] = canary
+        if observed[canary.id] != nil { observed[canary.id] = canary }
         versions[canary.id] = version
+    }
+
+    /// A canary with what was observed of it since it was written.
+    func canary(_ id: CanaryID) -> Canary? {
+        observed[id] ?? canaries[id]
+    }
+
+    /// Notes what a check or report observed of a known canary, to be saved (`unsaved`).
+    mutating func observe(_ id: CanaryID, _ observe: (inout Canary) -> Void) {
+        guard var canary = canary(id) else { return }
+        observe(&canary)
+        observed[id] = canary
+        unsaved.insert(id)
+    }
+
+    /// Lays what was observed since over `canaries`, once it is saved.
+    mutating func settleObservations() {
+        for (id, canary) in observed { canaries[id] = canary }
+        observed.removeAll()
     }
 
     /// Drops a canary the change `version` forgot, unless memory holds a newer one.
     mutating func forget(_ id: CanaryID, version: Int64) {
         guard version >= versions[id] ?? 0 else { return }
         canaries[id] = nil
+        observed[id] = nil
         unsaved.remove(id)
         versions[id] = version
     }
@@ -44,6 +75,17 @@ struct Memory: Sendable {
         guard version >= freezeVersions[freeze.id] ?? 0 else { return }
         freezes[freeze.id] = freeze.liftedAt == nil ? freeze : nil
         freezeVersions[freeze.id] = version
+    }
+
+    /// Takes in what other stores observed of canaries memory holds (where it is later than what
+    /// memory holds), saved up to `observed`.
+    mutating func adoptObservations(_ saved: [Canary], through number: Int64) {
+        for saved in saved {
+            guard var canary = canary(saved.id) else { continue }
+            canary.adoptObservations(from: saved)
+            observed[saved.id] = canary
+        }
+        observedCaughtUp = max(observedCaughtUp, number)
     }
 
     /// Takes in this store's own commit of `version` through `remember`: when memory held every

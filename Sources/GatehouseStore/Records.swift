@@ -98,13 +98,29 @@ enum Records {
         Tables.canary.upsert(canary)
     }
 
-    /// Writes only what checks observe over a stored row, whose gates and rollout may be newer than
-    /// this copy, unless the row holds a later observation (another replica's); inserts a
-    /// missing row whole.
-    static func saveObservations(_ canary: Canary) -> SQL {
-        Tables.canary.upsert(
-            canary, updating: Tables.observedCanaryColumns,
-            where: "canary.lastSeen IS NULL OR canary.lastSeen < excluded.lastSeen")
+    /// Writes only what checks observe over stored rows, whose gates and rollout may be newer than
+    /// these copies, unless a row holds a later observation (another replica's), as the save of
+    /// observations numbered `observed` (not a change checks wait for: `observations(since:)`);
+    /// inserts a missing row whole. A few hundred rows a statement.
+    static func saveObservations(_ canaries: [Canary], observed: Int64) -> [SQL] {
+        stride(from: 0, to: canaries.count, by: 200).map { start in
+            Tables.canary.upsert(
+                Array(canaries[start..<min(start + 200, canaries.count)]), updating: Tables.observedCanaryColumns,
+                where: "canary.lastSeen IS NULL OR canary.lastSeen < excluded.lastSeen",
+                extra: [("observedVersion", .integer(observed))], changing: false)
+        }
+    }
+
+    /// Takes the next number of a save of observations (see `observations(since:)`).
+    static let nextObservedVersion = SQL(
+        "UPDATE storeVersion SET observed = observed + 1 WHERE id = 1 RETURNING observed")
+
+    /// The observations saved after `observed`: the latest save's number, then the rows saved since.
+    static func observations(since observed: Int64) -> [SQL] {
+        [
+            SQL("SELECT observed FROM storeVersion WHERE id = 1"),
+            SQL("SELECT * FROM canary WHERE observedVersion > ?", [.integer(observed)]),
+        ]
     }
 
     /// Inserts or replaces one gate's row.

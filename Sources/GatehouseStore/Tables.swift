@@ -257,20 +257,31 @@ struct Table<Record>: Sendable {
         return record
     }
 
-    /// Inserts `record`, or, when its key is taken, sets the columns named in `updating` (all when
+    /// Inserts `records`, or, where a key is taken, sets the columns named in `updating` (all when
     /// nil), only where the stored row meets `condition` (over `\(name)` and `excluded`), if given.
-    func upsert(_ record: Record, updating: [String]? = nil, where condition: String? = nil) -> SQL {
+    /// `extra` columns are written beside each record's, and set too. Unless `changing` is false,
+    /// a versioned table's rows are written as the transaction's change (`version`).
+    func upsert(
+        _ records: [Record], updating: [String]? = nil, where condition: String? = nil,
+        extra: [(name: String, value: StoredValue)] = [], changing: Bool = true
+    ) -> SQL {
+        let stamp = changing ? self.stamp : (names: [], values: [])
         let all = key + columns
-        let names = (all.map(\.name) + stamp.names).joined(separator: ", ")
-        let placeholders = Array(repeating: "?", count: all.count + stamp.names.count).joined(separator: ", ")
-        let updated = ((updating ?? columns.map(\.name)) + stamp.names).map { "\($0) = excluded.\($0)" }
-            .joined(separator: ", ")
+        let names = all.map(\.name) + stamp.names + extra.map(\.name)
+        let row = "(" + Array(repeating: "?", count: names.count).joined(separator: ", ") + ")"
+        let updated = ((updating ?? columns.map(\.name)) + stamp.names + extra.map(\.name))
+            .map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
         return SQL(
             """
-            INSERT INTO \(name) (\(names)) VALUES (\(placeholders))
+            INSERT INTO \(name) (\(names.joined(separator: ", "))) VALUES \(Array(repeating: row, count: records.count).joined(separator: ", "))
             ON CONFLICT (\(key.map(\.name).joined(separator: ", "))) DO UPDATE SET \(updated)\(condition.map { " WHERE \($0)" } ?? "")
             """,
-            all.map { $0.get(record) } + stamp.values)
+            records.flatMap { record in all.map { $0.get(record) } + stamp.values + extra.map(\.value) })
+    }
+
+    /// Inserts `record`, or, when its key is taken, sets every column.
+    func upsert(_ record: Record) -> SQL {
+        upsert([record])
     }
 
     /// Inserts `record` under a key the database picks (an auto-incremented `id`), returning it.

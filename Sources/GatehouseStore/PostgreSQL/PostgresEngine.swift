@@ -13,7 +13,8 @@ import Synchronization
 /// memory already has every change committed before the check began, on any replica; otherwise the
 /// rows written since are read, in one snapshot, before the check is answered. Checks that arrive
 /// while such a read is in flight share the next one, so under load one read serves many checks.
-/// NOTIFY after each change (LISTEN on one connection) lets replicas catch up before they are asked.
+/// NOTIFY after each change (LISTEN on one connection) lets replicas catch up before they are asked,
+/// and take in what the others observed of canaries (saved apart from changes: see `saveObservations`).
 ///
 /// Writers of one canary wait for each other on a transaction-scoped advisory lock, so concurrent
 /// decisions are serialised by the database, and a change is decided from its rows read in that
@@ -32,6 +33,7 @@ final class PostgresEngine: StoreEngine {
     private let listening = Mutex<Task<Void, Never>?>(nil)
     private let inFlight = Mutex<(next: Int, started: [Int: ContinuousClock.Instant])>((0, [:]))
     private let rounds: SharedRounds
+    private let observationRounds: SharedRounds
 
     init(
         configuration: PostgresClient.Configuration, timeout: Duration, health: StorageHealth, logger: Logger,
@@ -47,7 +49,19 @@ final class PostgresEngine: StoreEngine {
         self.memory = memory
         running = Task { await client.run() }
         rounds = SharedRounds()
+        observationRounds = SharedRounds()
         rounds.round = { [unowned self] in try await self.catchUpOnce(self.memory) }
+        observationRounds.round = { [unowned self] in try await self.catchUpObservations() }
+    }
+
+    /// Takes in what other replicas observed (last seen, phase, checksum) since memory last did.
+    /// Not a change checks wait for: it never decides an answer, so it is read in the background.
+    private func catchUpObservations() async throws {
+        let since = memory.withLock { $0.observedCaughtUp }
+        let (observed, saved) = try await snapshot(Records.observations(since: since)) { rows in
+            (try rows[0].first?.integer("observed") ?? 0, try rows[1].map(Tables.canary.read))
+        }
+        memory.withLock { $0.adoptObservations(saved, through: observed) }
     }
 
     /// Listens for other replicas' changes and catches up as they come, reconnecting after a failure.
@@ -60,7 +74,11 @@ final class PostgresEngine: StoreEngine {
                         try await connection.listen(on: Self.channel) { notifications in
                             // Changes made before LISTEN took effect are caught up with once.
                             try? await self.catchUp()
-                            for try await _ in notifications { try? await self.catchUp() }
+                            try? await self.observationRounds.join()
+                            for try await _ in notifications {
+                                try? await self.catchUp()
+                                try? await self.observationRounds.join()
+                            }
                         }
                     }
                 } catch {
@@ -189,10 +207,6 @@ final class PostgresEngine: StoreEngine {
                 if version == 0 {
                     let rows = try await connection.query(Records.nextVersion.postgres, logger: logger).collect()
                     version = try rows.first.map { try PostgresRowReader($0).integer("version") } ?? 0
-                    _ = try await connection.query(
-                        "SELECT pg_notify(\(Self.channel), \(String(version)))", logger: logger
-                    )
-                    .collect()
                 }
                 return statement.stamped(version)
             }
@@ -211,6 +225,10 @@ final class PostgresEngine: StoreEngine {
                 let plan = try decide(rows)
                 for write in plan.writes {
                     _ = try await connection.query(try await stamped(write).postgres, logger: logger).collect()
+                }
+                if !plan.writes.isEmpty {
+                    // Delivered at COMMIT: the other replicas catch up before they are asked.
+                    _ = try await connection.query("SELECT pg_notify(\(Self.channel), '')", logger: logger).collect()
                 }
                 guard ticket.claim() else { throw StoreError.unavailable("storage did not answer in time") }
                 value = plan.value

@@ -166,22 +166,31 @@ enum Schema {
         return migrator
     }
 
-    /// What v8 adds, the same in both databases: the version of the latest change (one row), the
-    /// version that last wrote each canary and freeze row, and the canaries forgotten, by version.
+    /// What v8 adds, the same in both databases: the version of the latest change and of the latest
+    /// save of observations (one row), the versions that last wrote each canary row (and its
+    /// observations) and each freeze row, and the canaries forgotten, by version.
     static let changeVersions: [(sqlite: String, postgres: String)] = [
         (
-            "CREATE TABLE storeVersion (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, forgottenThrough INTEGER NOT NULL)",
-            "CREATE TABLE storeVersion (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL, forgottenThrough bigint NOT NULL)"
+            "CREATE TABLE storeVersion (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, forgottenThrough INTEGER NOT NULL, observed INTEGER NOT NULL)",
+            "CREATE TABLE storeVersion (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL, forgottenThrough bigint NOT NULL, observed bigint NOT NULL)"
         ),
         (
-            "INSERT INTO storeVersion (id, version, forgottenThrough) VALUES (1, 0, 0)",
-            "INSERT INTO storeVersion (id, version, forgottenThrough) VALUES (1, 0, 0)"
+            "INSERT INTO storeVersion (id, version, forgottenThrough, observed) VALUES (1, 0, 0, 0)",
+            "INSERT INTO storeVersion (id, version, forgottenThrough, observed) VALUES (1, 0, 0, 0)"
         ),
         (
             "ALTER TABLE canary ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE canary ADD COLUMN version bigint NOT NULL DEFAULT 0"
         ),
         ("CREATE INDEX canary_by_version ON canary (version)", "CREATE INDEX canary_by_version ON canary (version)"),
+        (
+            "ALTER TABLE canary ADD COLUMN observedVersion INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE canary ADD COLUMN observedVersion bigint NOT NULL DEFAULT 0"
+        ),
+        (
+            "CREATE INDEX canary_by_observed ON canary (observedVersion)",
+            "CREATE INDEX canary_by_observed ON canary (observedVersion)"
+        ),
         (
             #"ALTER TABLE "freeze" ADD COLUMN version INTEGER NOT NULL DEFAULT 0"#,
             #"ALTER TABLE "freeze" ADD COLUMN version bigint NOT NULL DEFAULT 0"#
