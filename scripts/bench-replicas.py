@@ -76,7 +76,8 @@ def seed(binary, directory, canaries):
     try:
         assert service.request("POST", "/v1/canaries/scale/app-0/gates/promotion/open", '{"sticky": true}')[0] == 200
         for _ in range(3):
-            assert service.request("POST", "/v1/flagger/confirm-promotion", check)[0] == 200
+            answer = service.request("POST", "/v1/flagger/confirm-promotion", check)
+            assert answer[0] == 200, answer
     finally:
         service.stop()
     for table in ("canary", "gate"):
@@ -102,9 +103,10 @@ def main():
     replicas = [Replica(binary, directory), Replica(binary, directory)]
     for replica in replicas:
         replica.start()
-    connections = 16
-    # Each connection waits this long before each request: together they send `rate` a second.
-    delay_ms = 2 * connections * 1000 / rate
+    connections = 32
+    # Each connection waits this long before each request (less a typical answer's 1 ms): together
+    # they send about `rate` a second.
+    delay_ms = 2 * connections * 1000 / rate - 1
     script = os.path.join(directory, "checks.lua")
     with open(script, "w") as handle:
         handle.write(f"""

@@ -59,9 +59,10 @@ extension GateStore {
     @discardableResult
     public func expireDueGates(at now: Date = Date()) async throws -> Int {
         try await current()
-        // Looked for in a copy, outside the lock (gates are durable: never only in `observed`).
-        let due = memory.withLock { $0.canaries }.values.flatMap { canary in
-            canary.gates.values.filter { $0.isExpired(at: now) }.map { (canary.id, $0.kind) }
+        let due = memory.withLock { memory in
+            memory.expiring.compactMap { memory.canaries[$0] }.flatMap { canary in
+                canary.gates.values.filter { $0.isExpired(at: now) }.map { (canary.id, $0.kind) }
+            }
         }
         for (id, kind) in due {
             _ = try await change(kind, of: id, at: now) { gate, _ in gate.expireIfDue(at: now) }
@@ -110,8 +111,10 @@ extension GateStore {
     public func forgetUntouchedCanaries(notSeenSince cutoff: Date) async throws -> Int {
         let now = Date()
         try await current()
-        // Looked for in a copy, outside the lock; each is decided again, with what was observed since.
-        let idle = memory.withLock { $0.canaries }.values.filter { $0.isForgettable(notSeenSince: cutoff) }.map(\.id)
+        // Among those nobody acted on, from a copy, outside the lock; each is decided again, with
+        // what was observed since, in the transaction that forgets it.
+        let (written, untouched) = memory.withLock { ($0.canaries, $0.untouched) }
+        let idle = untouched.filter { written[$0]?.isForgettable(notSeenSince: cutoff) == true }.sorted()
         // Replicas learn of forgotten canaries from a list kept a day; one further behind loads anew.
         try await run(Records.pruneForgotten(olderThan: now.addingTimeInterval(-86_400)))
         var forgotten = 0

@@ -26,6 +26,10 @@ struct Memory: Sendable {
     var versions: [CanaryID: Int64] = [:]
     /// The version of the change that last wrote each freeze's row, as memory holds it.
     var freezeVersions: [Int64: Int64] = [:]
+    /// The canaries with an open gate that expires, and those nobody acted on: what upkeep looks
+    /// at (`expireDueGates`, `forgetUntouchedCanaries`) without going through every canary.
+    var expiring: Set<CanaryID> = []
+    var untouched: Set<CanaryID> = []
     /// Every change up to this version is in memory (this store's own may reach further).
     var caughtUp: Int64 = 0
     /// The saves of observations up to this number are in memory.
@@ -40,6 +44,18 @@ struct Memory: Sendable {
         canaries[canary.id] = canary
         if observed[canary.id] != nil { observed[canary.id] = canary }
         versions[canary.id] = version
+        index(canary)
+    }
+
+    /// Keeps `expiring` and `untouched` in step with a canary as written (or gone, when nil).
+    private mutating func index(_ canary: Canary?, id: CanaryID? = nil) {
+        guard let id = canary?.id ?? id else { return }
+        if let canary, canary.gates.values.contains(where: { $0.isOpen && $0.expiresAt != nil }) {
+            expiring.insert(id)
+        } else {
+            expiring.remove(id)
+        }
+        if let canary, canary.isUntouched { untouched.insert(id) } else { untouched.remove(id) }
     }
 
     /// A canary with what was observed of it since it was written.
@@ -68,6 +84,7 @@ struct Memory: Sendable {
         observed[id] = nil
         unsaved.remove(id)
         versions[id] = version
+        index(nil, id: id)
     }
 
     /// Puts a freeze as the change `version` left it (kept only while it may be in force).

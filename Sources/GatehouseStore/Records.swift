@@ -119,7 +119,9 @@ enum Records {
     static func observations(since observed: Int64) -> [SQL] {
         [
             SQL("SELECT observed FROM storeVersion WHERE id = 1"),
-            SQL("SELECT * FROM canary WHERE observedVersion > ?", [.integer(observed)]),
+            SQL(
+                "SELECT cluster, namespace, name, \(Tables.observedCanaryColumns.joined(separator: ", ")) FROM canary WHERE observedVersion > ?",
+                [.integer(observed)]),
         ]
     }
 

@@ -250,8 +250,13 @@ struct Table<Record>: Sendable {
 
     /// The record a row holds.
     func read(_ row: any StoredRow) throws -> Record {
+        try read(row, only: nil)
+    }
+
+    /// The record a row holds; only the columns named in `only`, when given, besides the key.
+    func read(_ row: any StoredRow, only: [String]?) throws -> Record {
         var record = try make(row)
-        for column in columns {
+        for column in columns where only?.contains(column.name) ?? true {
             try column.set?(&record, try row.value(column.name, as: column.type))
         }
         return record

@@ -59,7 +59,10 @@ final class PostgresEngine: StoreEngine {
     private func catchUpObservations() async throws {
         let since = memory.withLock { $0.observedCaughtUp }
         let (observed, saved) = try await snapshot(Records.observations(since: since)) { rows in
-            (try rows[0].first?.integer("observed") ?? 0, try rows[1].map(Tables.canary.read))
+            (
+                try rows[0].first?.integer("observed") ?? 0,
+                try rows[1].map { try Tables.canary.read($0, only: Tables.observedCanaryColumns) }
+            )
         }
         memory.withLock { $0.adoptObservations(saved, through: observed) }
     }
