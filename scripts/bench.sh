@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Benchmarks Gatehouse against an nginx `return 200` in one run, with wrk on 127.0.0.1, pinned:
-# each server on core 0 (nginx with one worker), the load generator on core 1. Prints each
-# measure's throughput as a ratio to nginx measured in the same run, its p99 latency, and the CPU
+# Benchmarks Gatehouse against an nginx `return 200` and a bare Hummingbird router (a constant
+# answer: Benchmarks/BareRouter, built here) in one run, with wrk on 127.0.0.1, pinned: each server
+# on core 0 (nginx with one worker), the load generator on core 1. Prints each measure's throughput
+# as a ratio to nginx and to the bare router measured in the same run, its p99 latency, and the CPU
 # time the server spent per request (user + system ticks from /proc/PID/stat, divided by the
 # requests wrk completed), and the service's peak RSS (with MALLOC_ARENA_MAX=2, as the image sets it).
 # Run under scripts/with-postgres.sh, it also measures checks and durable opens with the service on
-# that PostgreSQL (its server processes pinned to core 0 beside the service; their CPU time is added).
+# that PostgreSQL (its server processes pinned to core 0 beside the service; their CPU time is
+# added), then two replicas answering 100,000 canaries' checks at 1,700/s (scripts/bench-replicas.py).
 #
 #   scripts/bench.sh [DURATION_SECONDS] [CONNECTIONS]
 #   scripts/with-postgres.sh scripts/bench.sh [DURATION_SECONDS] [CONNECTIONS]
@@ -26,11 +28,14 @@ done
 [[ $(nproc) -ge 2 ]] || { echo "the pinned benchmark needs two cores"; exit 1; }
 
 swift build -c release --product gatehouse >/dev/null
+swift build -c release --product bare-router >/dev/null
 binary="$(swift build -c release --show-bin-path)/gatehouse"
+bare_binary="$(swift build -c release --show-bin-path)/bare-router"
 
 work=$(mktemp -d)
 cleanup() {
     [[ -n "${gatehouse_pid:-}" ]] && kill "$gatehouse_pid" 2>/dev/null || true
+    [[ -n "${bare_pid:-}" ]] && kill "$bare_pid" 2>/dev/null || true
     [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
     rm -rf "$work"
 }
@@ -38,6 +43,7 @@ trap cleanup EXIT
 
 nginx_port=$((30000 + RANDOM % 10000))
 gatehouse_port=$((nginx_port + 1))
+bare_port=$((nginx_port + 2))
 cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
@@ -56,9 +62,12 @@ taskset -c "$server_core" nginx -c "$work/nginx.conf"
 for _ in $(seq 1 50); do [[ -s "$work/nginx.pid" ]] && break; sleep 0.1; done
 nginx_worker=$(pgrep -P "$(cat "$work/nginx.pid")" | head -1)
 
+MALLOC_ARENA_MAX=2 taskset -c "$server_core" "$bare_binary" "$bare_port" >"$work/bare.log" 2>&1 &
+bare_pid=$!
 MALLOC_ARENA_MAX=2 taskset -c "$server_core" "$binary" serve --host 127.0.0.1 --port "$gatehouse_port" \
     --database "$work/bench.sqlite" --log-level warning >"$work/gatehouse.log" 2>&1 &
 gatehouse_pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$bare_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$gatehouse_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 start_kib=$(awk '/VmRSS/ { print $2 }' "/proc/$gatehouse_pid/status")
 
@@ -105,6 +114,8 @@ check_url="http://127.0.0.1:$gatehouse_port/v1/flagger/confirm-promotion"
 taskset -c "$load_core" wrk -t1 -c4 -d2s -s "$work/check.lua" "$check_url" >/dev/null
 results=()
 results+=("nginx-before $(run nginx-before "$nginx_worker" "http://127.0.0.1:$nginx_port/v1/flagger/confirm-promotion" "$work/check.lua") $(p99 nginx-before)")
+results+=("bare-floor $(run bare-floor "$bare_pid" "http://127.0.0.1:$bare_port/healthz") $(p99 bare-floor)")
+results+=("bare-checks $(run bare-checks "$bare_pid" "http://127.0.0.1:$bare_port/v1/flagger/confirm-promotion" "$work/check.lua") $(p99 bare-checks)")
 results+=("checks $(run checks "$gatehouse_pid" "$check_url" "$work/check.lua") $(p99 checks)")
 results+=("floor $(run floor "$gatehouse_pid" "http://127.0.0.1:$gatehouse_port/healthz") $(p99 floor)")
 results+=("opens $(run opens "$gatehouse_pid" "http://127.0.0.1:$gatehouse_port/v1/canaries/bench/podinfo/gates/rollout/open" "$work/open.lua") $(p99 opens)")
@@ -129,6 +140,10 @@ if [[ -n "${GATEHOUSE_TEST_POSTGRES:-}" ]]; then
     database_pids=$(database_processes | tr ' ' ',')
     results+=("pg-checks $(run pg-checks "$gatehouse_pid,$database_pids" "$check_url" "$work/check.lua") $(p99 pg-checks)")
     results+=("pg-opens $(run pg-opens "$gatehouse_pid,$database_pids" "http://127.0.0.1:$gatehouse_port/v1/canaries/bench/podinfo/gates/rollout/open" "$work/open.lua") $(p99 pg-opens)")
+    kill "$gatehouse_pid"
+    wait "$gatehouse_pid" 2>/dev/null || true
+    gatehouse_pid=
+    replicas_row=$(scripts/bench-replicas.py "$binary" "$duration" 1700 100000)
 fi
 results+=("nginx-after $(run nginx-after "$nginx_worker" "http://127.0.0.1:$nginx_port/v1/flagger/confirm-promotion" "$work/check.lua") $(p99 nginx-after)")
 
@@ -143,21 +158,32 @@ for line in sys.argv[6:]:
     rows[name] = (float(rate), float(cpu), p99)
 nginx = (rows["nginx-before"][0] + rows["nginx-after"][0]) / 2
 print(f"wrk: {connections} connections, 1 thread on core 1; each server on core 0; {duration}s per run, 127.0.0.1")
-print("| measure | requests/s | ratio to nginx | CPU per request | p99 |")
-print("|---|---|---|---|---|")
+print("| measure | requests/s | ratio to nginx | ratio to bare Hummingbird | CPU per request | p99 |")
+print("|---|---|---|---|---|---|")
 labels = {
     "nginx-before": "nginx `return 200`, before",
     "nginx-after": "nginx `return 200`, after",
+    "bare-floor": "bare Hummingbird router, `GET /healthz` (a constant)",
+    "bare-checks": "bare Hummingbird router, the check's `POST` (a constant)",
     "checks": "checks (`confirm-promotion`, open gate)",
     "floor": "floor: `GET /healthz` (a handler that does nothing)",
     "opens": "durable opens (`gates/rollout/open`)",
-    "pg-checks": "checks on PostgreSQL (each reads the database)",
+    "pg-checks": "checks on PostgreSQL (from memory, after one read of the change counter)",
     "pg-opens": "durable opens on PostgreSQL",
 }
-for name in ["nginx-before", "nginx-after", "checks", "floor", "opens", "pg-checks", "pg-opens"]:
+# Each Gatehouse measure against the bare router's answer to the same request.
+bare_of = {"floor": "bare-floor", "checks": "bare-checks", "pg-checks": "bare-checks"}
+for name in labels:
     if name not in rows:
         continue
     rate, cpu, p99 = rows[name]
-    print(f"| {labels[name]} | {rate:,.0f} | {rate / nginx:.2f}× | {cpu:.1f} µs | {p99} ms |")
+    bare = f"{rate / rows[bare_of[name]][0]:.2f}×" if name in bare_of else ""
+    print(f"| {labels[name]} | {rate:,.0f} | {rate / nginx:.2f}× | {bare} | {cpu:.1f} µs | {p99} ms |")
 print(f"peak RSS of the service: {rss:.1f} MiB ({start:.1f} MiB when ready); audit entries written: {audit}")
 PY
+if [[ -n "${replicas_row:-}" ]]; then
+    echo
+    echo "| replicas | checks/s | CPU per check (replicas + PostgreSQL) | p99 | answers |"
+    echo "|---|---|---|---|---|"
+    echo "$replicas_row"
+fi
