@@ -65,7 +65,7 @@ public enum TextRender {
             let canary = [event.cluster, event.namespace, event.name].compactMap { $0 }.joined(separator: "/")
             rows.append([
                 Timestamp.string(from: event.at), canary.isEmpty ? "-" : canary, event.gate?.rawValue ?? "-",
-                event.action.rawValue, event.actor, event.checksum ?? "-", event.reason ?? "",
+                event.action.rawValue, event.actor, event.checksum?.text ?? "-", event.reason ?? "",
             ])
         }
         return columns(rows)

@@ -57,7 +57,7 @@ public struct AuditEntry: Sendable, Equatable, Codable, Identifiable {
     /// Why, or Flagger's message.
     public var reason: String?
     /// The rollout checksum concerned.
-    public var checksum: String?
+    public var checksum: Revision?
     /// The canary's phase at the time, as Flagger reported it.
     public var phase: CanaryPhase?
 
@@ -65,7 +65,7 @@ public struct AuditEntry: Sendable, Equatable, Codable, Identifiable {
     public init(
         id: Int64, at: Date, cluster: String? = nil, namespace: String?, name: String?, gate: GateKind?,
         action: AuditAction, actor: String,
-        reason: String?, checksum: String?, phase: CanaryPhase?
+        reason: String?, checksum: Revision?, phase: CanaryPhase?
     ) {
         self.id = id
         self.at = at

@@ -7,7 +7,7 @@ public struct Canary: Sendable, Equatable {
     /// The phase Flagger last reported, by a check or an event.
     public var lastPhase: CanaryPhase?
     /// The checksum Flagger last sent.
-    public var lastChecksum: String?
+    public var lastChecksum: Revision?
     /// When Flagger last called about this canary.
     public var lastSeen: Date?
     /// Flagger's last event message.
@@ -15,7 +15,7 @@ public struct Canary: Sendable, Equatable {
     /// Flagger's last event type (`Normal` or `Warning`).
     public var lastEventType: String?
     /// The checksum Flagger's last event carried.
-    public var lastMessageChecksum: String?
+    public var lastMessageChecksum: Revision?
     /// The gates anyone has touched; the others are closed.
     public var gates: [GateKind: Gate]
     /// Where the canary is in its rollout.
@@ -48,11 +48,11 @@ public struct Canary: Sendable, Equatable {
     /// `lastSeen` (or, for a progress check, `lastProgressCheckAt`) older than `resolution`. Checks
     /// repeat every few seconds; most tell nothing new, and what they tell is saved in the background.
     public func wouldObserve(
-        phase: CanaryPhase?, checksum: String?, progressCheck: Bool = false, at now: Date,
+        phase: CanaryPhase?, checksum: Revision?, progressCheck: Bool = false, at now: Date,
         resolution: TimeInterval = 1
     ) -> Bool {
         if let phase, phase != lastPhase { return true }
-        if let checksum, !checksum.isEmpty, checksum != lastChecksum { return true }
+        if let checksum, checksum != lastChecksum { return true }
         if progressCheck && rollout.isInProgress {
             guard let last = rollout.lastProgressCheckAt, now.timeIntervalSince(last) < resolution else { return true }
         }
@@ -61,9 +61,9 @@ public struct Canary: Sendable, Equatable {
     }
 
     /// Records what a Flagger call says of the canary.
-    public mutating func observe(phase: CanaryPhase?, checksum: String?, progressCheck: Bool = false, at now: Date) {
+    public mutating func observe(phase: CanaryPhase?, checksum: Revision?, progressCheck: Bool = false, at now: Date) {
         if let phase { lastPhase = phase }
-        if let checksum, !checksum.isEmpty { lastChecksum = checksum }
+        if let checksum { lastChecksum = checksum }
         if progressCheck && rollout.isInProgress { rollout.lastProgressCheckAt = now }
         lastSeen = now
     }
@@ -93,7 +93,7 @@ public struct Canary: Sendable, Equatable {
     /// "Canary failed!" is not the new rollout's news.
     public var currentMessage: String? {
         guard let lastMessage else { return nil }
-        guard let about = lastMessageChecksum, !about.isEmpty, let latest = lastChecksum, !latest.isEmpty else {
+        guard let about = lastMessageChecksum, let latest = lastChecksum else {
             return lastMessage
         }
         return about == latest ? lastMessage : nil
@@ -128,7 +128,7 @@ public struct Canary: Sendable, Equatable {
     public func waiting(in surroundings: Surroundings, at now: Date) -> Waiting? {
         guard let (kind, since) = waitingOn else { return nil }
         let check = Check(
-            canary: id, gate: kind, checksum: gate(kind).lastVerdictChecksum ?? lastChecksum ?? "", phase: lastPhase)
+            canary: id, gate: kind, checksum: gate(kind).lastVerdictChecksum ?? lastChecksum, phase: lastPhase)
         let decision = deciding(check, in: surroundings, at: now).decision
         return Waiting(
             gate: kind, since: since, cause: decision.cause, message: decision.message, hold: decision.hold)

@@ -6,8 +6,8 @@ public struct Check: Sendable {
     public var canary: CanaryID
     /// The gate asked.
     public var gate: GateKind
-    /// The rollout's checksum as Flagger sent it (empty on old Flagger versions).
-    public var checksum: String
+    /// The revision Flagger sent (none from old Flagger versions).
+    public var checksum: Revision?
     /// The canary's phase as Flagger sent it.
     public var phase: CanaryPhase?
     /// The webhook's metadata, which may name the canary's group, team and dependencies.
@@ -15,7 +15,7 @@ public struct Check: Sendable {
 
     /// Creates a check.
     public init(
-        canary: CanaryID, gate: GateKind, checksum: String, phase: CanaryPhase? = nil,
+        canary: CanaryID, gate: GateKind, checksum: Revision?, phase: CanaryPhase? = nil,
         metadata: [String: String]? = nil
     ) {
         self.metadata = metadata
@@ -106,10 +106,12 @@ public struct Decision: Sendable, Equatable {
         var gate = current
         var facts = gate.expireIfDue(at: now)
         // A held revision may yet be approved and carry the rollout's approvals over: they stay as they are.
-        if holding == nil, gate.isOpen, gate.mode == .once, let bound = gate.boundChecksum, bound != check.checksum {
+        if holding == nil, gate.isOpen, gate.mode == .once, let bound = gate.boundChecksum,
+            bound != Revision.Binding(check.checksum)
+        {
             facts += gate.close(
                 actor: Gate.systemActor,
-                reason: "approved for rollout \(bound.isEmpty ? "(no checksum)" : bound), not this one",
+                reason: "approved for rollout \(bound), not this one",
                 action: .reset, checksum: check.checksum, at: now)
         }
         let policyApplies = check.gate.isPolicyGate
@@ -156,7 +158,7 @@ public struct Decision: Sendable, Equatable {
             verdict = .approved
             cause = .open
             if gate.mode == .once && gate.boundChecksum == nil {
-                gate.boundChecksum = check.checksum
+                gate.boundChecksum = Revision.Binding(check.checksum)
                 gate.changedAt = now
                 facts.append(
                     GateFact(

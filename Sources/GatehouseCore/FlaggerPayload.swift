@@ -9,13 +9,13 @@ public struct FlaggerPayload: Sendable, Equatable, Decodable {
     /// The canary's phase; absent in loadtester-style calls made by hand.
     public var phase: CanaryPhase?
     /// The rollout's checksum; empty on old Flagger versions.
-    public var checksum: String?
+    public var checksum: Revision?
     /// The webhook's metadata; for `event` hooks it carries `eventMessage`, `eventType` and `timestamp`.
     public var metadata: [String: String]?
 
     /// Creates a payload, as Flagger would send it.
     public init(
-        name: String, namespace: String, phase: CanaryPhase? = nil, checksum: String? = nil,
+        name: String, namespace: String, phase: CanaryPhase? = nil, checksum: Revision? = nil,
         metadata: [String: String]? = nil
     ) {
         self.name = name

@@ -9,7 +9,7 @@ public struct Gate: Sendable, Equatable, Codable {
     /// How long an approval lasts: one rollout, or until closed.
     public var mode: GateMode
     /// The checksum of the rollout a once-gate approved first, if it has approved one.
-    public var boundChecksum: String?
+    public var boundChecksum: Revision.Binding?
     /// When an open gate closes by itself.
     public var expiresAt: Date?
     /// How many more checks an open gate passes before it closes (traffic steps).
@@ -25,7 +25,7 @@ public struct Gate: Sendable, Equatable, Codable {
     /// The verdict of the latest check that was recorded (the first of each kind per rollout).
     public var lastVerdict: Verdict?
     /// The checksum of that check.
-    public var lastVerdictChecksum: String?
+    public var lastVerdictChecksum: Revision?
     /// When that check was made: for a refusal, since when the canary has been waiting.
     public var lastVerdictAt: Date?
     /// Who has opened the gate since it was last closed, each once, in order: the approvals a rule
@@ -39,9 +39,9 @@ public struct Gate: Sendable, Equatable, Codable {
 
     /// Creates a gate with every field given.
     public init(
-        kind: GateKind, isOpen: Bool, mode: GateMode, boundChecksum: String? = nil, expiresAt: Date? = nil,
+        kind: GateKind, isOpen: Bool, mode: GateMode, boundChecksum: Revision.Binding? = nil, expiresAt: Date? = nil,
         remainingSteps: Int? = nil, actor: String? = nil, reason: String? = nil, changedAt: Date? = nil,
-        openedAt: Date? = nil, lastVerdict: Verdict? = nil, lastVerdictChecksum: String? = nil,
+        openedAt: Date? = nil, lastVerdict: Verdict? = nil, lastVerdictChecksum: Revision? = nil,
         lastVerdictAt: Date? = nil
     ) {
         self.kind = kind
@@ -90,7 +90,7 @@ public struct OpenRequest: Sendable, Equatable {
     /// Whether the gate stays open across rollouts until closed.
     public var isSticky: Bool
     /// The rollout a once-gate is for, when it is known in advance (an approval link names it).
-    public var boundChecksum: String?
+    public var boundChecksum: Revision?
     /// Whether a traffic approval is for every remaining check of the rollout (including Flagger's
     /// extra one at maximum weight) rather than a number of steps.
     public var coversRestOfRollout: Bool
@@ -98,7 +98,7 @@ public struct OpenRequest: Sendable, Equatable {
     /// Creates a request; a plain `OpenRequest()` opens a once-gate with no expiry.
     public init(
         reason: String? = nil, expiresAt: Date? = nil, steps: Int? = nil, isSticky: Bool = false,
-        boundChecksum: String? = nil, coversRestOfRollout: Bool = false
+        boundChecksum: Revision? = nil, coversRestOfRollout: Bool = false
     ) {
         self.reason = reason
         self.expiresAt = expiresAt
@@ -183,13 +183,13 @@ public struct GateFact: Sendable, Equatable {
     /// Why, in a few words.
     public var reason: String?
     /// The rollout checksum concerned.
-    public var checksum: String?
+    public var checksum: Revision?
     /// For a check's verdict: what it rested on (not stored; notifications say why a canary waits).
     public var cause: Decision.Cause?
 
     /// Creates a fact.
     public init(
-        action: AuditAction, actor: String, reason: String? = nil, checksum: String? = nil,
+        action: AuditAction, actor: String, reason: String? = nil, checksum: Revision? = nil,
         cause: Decision.Cause? = nil
     ) {
         self.cause = cause
@@ -213,7 +213,7 @@ extension Gate {
         if !approvals.contains(actor) { approvals.append(actor) }
         isOpen = true
         mode = request.isSticky ? .sticky : .once
-        boundChecksum = request.isSticky ? nil : request.boundChecksum
+        boundChecksum = request.isSticky ? nil : request.boundChecksum.map { .revision($0) }
         expiresAt = request.expiresAt
         remainingSteps = request.steps
         self.actor = actor
@@ -232,7 +232,7 @@ extension Gate {
     /// Closes the gate. Closing a closed gate changes nothing and records nothing, unless a person
     /// closes a gate no person closed: that holds it against a rule that would open it by itself.
     public mutating func close(
-        actor: String, reason: String?, action: AuditAction = .closed, checksum: String? = nil, at now: Date
+        actor: String, reason: String?, action: AuditAction = .closed, checksum: Revision? = nil, at now: Date
     )
         -> [GateFact]
     {
@@ -258,7 +258,7 @@ extension Gate {
     /// Applies the end of a rollout: a once-gate a check used (bound) or opened before `cutoff`
     /// (when the rollout stopped being able to ask it) belonged to it and closes; one opened later is
     /// an approval for the next rollout. Waiting stops.
-    public mutating func endRollout(reason: String, openedBefore cutoff: Date, checksum: String?, at now: Date)
+    public mutating func endRollout(reason: String, openedBefore cutoff: Date, checksum: Revision?, at now: Date)
         -> [GateFact]
     {
         var facts = expireIfDue(at: now)

@@ -12,7 +12,7 @@ extension FlaggerPayload {
         var name: String?
         var namespace: String?
         var phase: String?
-        var checksum: String?
+        var checksum: Revision?
         var metadata: [String: String]?
         var keys: [String] = []
         let read = reader.object { reader, key in
@@ -24,7 +24,7 @@ extension FlaggerPayload {
                 case "name": name = value
                 case "namespace": namespace = value
                 case "phase": phase = value
-                case "checksum": checksum = value
+                case "checksum": checksum = Revision(value)
                 default: break  // Flagger adds fields over time; unknown ones are ignored.
                 }
                 return true

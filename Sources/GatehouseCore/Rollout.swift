@@ -28,10 +28,10 @@ public struct Rollout: Sendable, Equatable {
     /// The stage reached.
     public var stage: Stage
     /// The checksum the rollout's traffic, promotion and rollback checks carry, once one came.
-    public var revision: String?
+    public var revision: Revision?
     /// A checksum that reached progress checks without passing the rollout gate (a revision
     /// changed mid-analysis); its traffic and promotion checks are refused until it is approved.
-    public var unapprovedRevision: String?
+    public var unapprovedRevision: Revision?
     /// When the latest traffic, promotion or rollback check of the rollout was made (to about a second).
     public var lastProgressCheckAt: Date?
     /// Whether the canary asks `confirm-rollout`, so that its rollout gate is in use.
@@ -53,7 +53,7 @@ public struct Rollout: Sendable, Equatable {
     /// repeats it, while the first call of a new rollout carries `Initialized`, `Succeeded` or `Failed`.
     public var admittedPhase: CanaryPhase?
     /// The checksum of that call.
-    public var admittedChecksum: String?
+    public var admittedChecksum: Revision?
     /// When a call of this rollout last came after an approval was opened (or, before any did, when
     /// it was admitted): an approval opened before then was given while the rollout was still
     /// asking, and belongs to it. Exact, unlike `lastProgressCheckAt`, so that the order of an
@@ -62,7 +62,7 @@ public struct Rollout: Sendable, Equatable {
 
     /// Nothing known yet.
     public init(
-        stage: Stage = .idle, revision: String? = nil, unapprovedRevision: String? = nil,
+        stage: Stage = .idle, revision: Revision? = nil, unapprovedRevision: Revision? = nil,
         lastProgressCheckAt: Date? = nil, usesRolloutGate: Bool = false, since: Date? = nil, startedAt: Date? = nil,
         outcome: CanaryPhase? = nil
     ) {
@@ -134,13 +134,13 @@ public struct Rollout: Sendable, Equatable {
     }
 
     /// The checksum the rollout's current checks carry, if known.
-    public var currentChecksum: String? { unapprovedRevision ?? revision }
+    public var currentChecksum: Revision? { unapprovedRevision ?? revision }
 
     /// Why the canary is held, when a revision skipped the rollout gate.
     public var held: String? { unapprovedRevision.map(Rollout.holding) }
 
     /// Why a revision that skipped the rollout gate is held, in one sentence.
-    static func holding(_ revision: String) -> String {
+    static func holding(_ revision: Revision) -> String {
         "revision \(revision) reached traffic checks without passing the rollout gate (it changed during analysis); its traffic and promotion checks are refused until the rollout gate is opened for it"
     }
 }
@@ -295,7 +295,7 @@ extension Canary {
             rollout.since = now
             rollout.startedAt = rollout.startedAt ?? now
         case .progressing, .promoting:
-            guard checksum != rollout.revision, checksum != rollout.unapprovedRevision, !checksum.isEmpty else { break }
+            guard let checksum, checksum != rollout.revision, checksum != rollout.unapprovedRevision else { break }
             if rollout.usesRolloutGate {
                 // A new revision restarts the analysis (scheduler.go:328-357): promotion is asked anew,
                 // and the revision is held until someone approves it through the rollout gate.
@@ -314,7 +314,8 @@ extension Canary {
             if rollout.stage == .ended, checksum == rollout.revision { break }  // a late call of the ended rollout
             if rollout.usesRolloutGate {
                 rollout = Rollout(stage: .progressing, usesRolloutGate: true, since: now, startedAt: now)
-                change.append(holdRevision(checksum, at: now), gate: nil)
+                // A call that names no revision (an old Flagger's) gives nothing to hold or approve.
+                if let checksum { change.append(holdRevision(checksum, at: now), gate: nil) }
             } else {
                 rollout = Rollout(stage: .progressing, revision: checksum, since: now, startedAt: now)
             }
@@ -323,7 +324,7 @@ extension Canary {
         return change
     }
 
-    private mutating func holdRevision(_ checksum: String, at now: Date) -> [GateFact] {
+    private mutating func holdRevision(_ checksum: Revision, at now: Date) -> [GateFact] {
         rollout.unapprovedRevision = checksum
         return [
             GateFact(
@@ -335,8 +336,8 @@ extension Canary {
 
     /// The gate a person opens to let a canary waiting at `gate` with `checksum` go on: that gate,
     /// or the rollout gate for a revision held because it skipped it.
-    public func gateToOpen(waitingAt gate: GateKind, checksum: String?) -> GateKind {
-        guard gate.isHeldForApprovedRevision, let checksum, !checksum.isEmpty,
+    public func gateToOpen(waitingAt gate: GateKind, checksum: Revision?) -> GateKind {
+        guard gate.isHeldForApprovedRevision, let checksum,
             rollout.unapprovedRevision == checksum
         else { return gate }
         return .rollout
@@ -344,22 +345,22 @@ extension Canary {
 
     /// Whether the rollout gate, as it stands, approves a revision that skipped it: open and not
     /// already spent on another rollout.
-    private func approvesRevision(_ checksum: String, at now: Date) -> Bool {
+    private func approvesRevision(_ checksum: Revision, at now: Date) -> Bool {
         let gate = gate(.rollout)
         guard gate.isEffectivelyOpen(at: now) else { return false }
-        return gate.mode == .sticky || gate.boundChecksum == nil || gate.boundChecksum == checksum
+        return gate.mode == .sticky || gate.boundChecksum == nil || gate.boundChecksum == .revision(checksum)
     }
 
     /// Makes an approved revision the rollout's own, binding a once rollout gate to it.
-    private mutating func adoptRevision(_ checksum: String, at now: Date) -> CanaryChange {
+    private mutating func adoptRevision(_ checksum: Revision, at now: Date) -> CanaryChange {
         var change = CanaryChange()
         // The rollout goes on with the approved revision: what people approved of its traffic and
         // promotion, used on the replaced revision, is theirs to use (a rollback request is not).
         if let replaced = rollout.revision {
             for kind in [GateKind.traffic, .promotion] {
                 var gate = gate(kind)
-                guard gate.isOpen, gate.mode == .once, gate.boundChecksum == replaced else { continue }
-                gate.boundChecksum = checksum
+                guard gate.isOpen, gate.mode == .once, gate.boundChecksum == .revision(replaced) else { continue }
+                gate.boundChecksum = .revision(checksum)
                 gate.changedAt = now
                 gates[kind] = gate
                 change.append(
@@ -376,7 +377,7 @@ extension Canary {
         rollout.unapprovedRevision = nil
         var gate = gate(.rollout)
         if gate.mode == .once && gate.boundChecksum == nil {
-            gate.boundChecksum = checksum
+            gate.boundChecksum = .revision(checksum)
             gate.changedAt = now
             gates[.rollout] = gate
             change.append(
@@ -407,7 +408,7 @@ extension Canary {
     /// Ends the rollout in progress, whose last call was at `lastCall`: what belonged to it closes —
     /// a once-gate it used, or one opened before it last asked that gate (`Rollout.lastChance`) — and
     /// every gate stops waiting. An approval opened after that is for the next rollout.
-    public mutating func endRollout(outcome: CanaryPhase?, checksum: String?, lastCall: Date, at now: Date)
+    public mutating func endRollout(outcome: CanaryPhase?, checksum: Revision?, lastCall: Date, at now: Date)
         -> CanaryChange
     {
         var change = CanaryChange()
@@ -536,7 +537,7 @@ extension Canary {
     /// A request binds to the revision in progress so that it can never fire on another; one made
     /// when no rollback check can come any more is refused unless forced (a forced one binds to the
     /// last revision known, or to none when none is, and closes at the next rollout's start).
-    public func rollbackBinding(force: Bool) -> Result<String?, RollbackRefusal> {
+    public func rollbackBinding(force: Bool) -> Result<Revision?, RollbackRefusal> {
         if rollout.canRollBack { return .success(rollout.currentChecksum) }
         // Forced, it still belongs to the last rollout known (a check of another revision, or the next
         // confirm-rollout, closes it), so it can never fire on a later release.
@@ -581,7 +582,7 @@ extension Rollout {
 
 extension Canary {
     /// Closes an open rollback request (not a sticky rollback gate, the loadtester's), recorded as a reset.
-    mutating func closeRollbackRequest(reason: String, checksum: String?, at now: Date) -> [GateFact] {
+    mutating func closeRollbackRequest(reason: String, checksum: Revision?, at now: Date) -> [GateFact] {
         var gate = gate(.rollback)
         guard gate.isOpen, gate.mode == .once else { return [] }
         let facts = gate.close(actor: Gate.systemActor, reason: reason, action: .reset, checksum: checksum, at: now)

@@ -22,7 +22,7 @@ struct GateOperations: Sendable {
     enum RollbackRules {
         /// A rollback request: bound to the rollout in progress, refused when none can be rolled
         /// back (unless forced), expiring after `--rollback-ttl` unless told otherwise.
-        case request(force: Bool, revision: String?)
+        case request(force: Bool, revision: Revision?)
         /// flagger-loadtester's `/rollback/open`: a sticky switch, as the loadtester has it.
         case loadtesterSwitch
     }

@@ -39,7 +39,7 @@ struct CanaryView: ResponseEncodable {
         namespace = canary.id.namespace
         name = canary.id.name
         phase = canary.lastPhase
-        checksum = canary.lastChecksum
+        checksum = canary.lastChecksum?.text
         lastSeen = canary.lastSeen
         message = canary.currentMessage
         eventType = message == nil ? nil : canary.lastEventType
@@ -57,7 +57,8 @@ struct CanaryView: ResponseEncodable {
                 let gate = canary.gate(kind)
                 let approvals = guards.approvals.map { rule in
                     gate.isEffectivelyOpen(at: now)
-                        ? guards.approvalsHold(on: gate, of: Check(canary: canary.id, gate: kind, checksum: ""))?.needed
+                        ? guards.approvalsHold(on: gate, of: Check(canary: canary.id, gate: kind, checksum: nil))?
+                            .needed
                             ?? "\(rule.count) of \(rule.count) approvals: \(guards.countedApprovals(of: gate).joined(separator: ", "))"
                         : "0 of \(rule.count) approvals (rule \(rule.rule))"
                 }
@@ -103,8 +104,8 @@ struct RolloutView: Codable {
 
     init(_ rollout: Rollout) {
         stage = rollout.stage
-        revision = rollout.revision
-        unapprovedRevision = rollout.unapprovedRevision
+        revision = rollout.revision?.text
+        unapprovedRevision = rollout.unapprovedRevision?.text
         since = rollout.since
         held = rollout.held
     }
@@ -134,7 +135,8 @@ struct GateView: Codable {
         let isOpen = gate.isEffectivelyOpen(at: now)
         state = isOpen ? .open : .closed
         mode = gate.mode
-        boundChecksum = isOpen ? gate.boundChecksum : nil
+        // A gate used by a call that named no revision (an old Flagger's) shows an empty one.
+        boundChecksum = isOpen ? gate.boundChecksum.map { $0.revision?.text ?? "" } : nil
         expiresAt = isOpen ? gate.expiresAt : nil
         remainingSteps = isOpen ? gate.remainingSteps : nil
         actor = gate.actor

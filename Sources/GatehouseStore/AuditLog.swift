@@ -19,7 +19,7 @@ extension AuditEntry {
         var metadata: Logger.Metadata = ["action": "\(action.rawValue)", "actor": "\(actor)"]
         let fields: [(String, String?)] = [
             ("cluster", cluster), ("namespace", namespace), ("canary", name), ("gate", gate?.rawValue),
-            ("reason", reason), ("checksum", checksum), ("phase", phase?.rawValue),
+            ("reason", reason), ("checksum", checksum?.text), ("phase", phase?.rawValue),
         ]
         for case (let key, let value?) in fields { metadata[key] = "\(value)" }
         return metadata

@@ -112,11 +112,11 @@ extension GateStore {
     /// (`conflict`) when no rollback check can come in this rollout any more, unless `force` is set.
     /// `revision`, when given (an approval link names one), must be the revision in progress.
     public func requestRollback(
-        of id: CanaryID, reason: String?, expiresAt: Date, force: Bool, actor: String, revision: String? = nil,
+        of id: CanaryID, reason: String?, expiresAt: Date, force: Bool, actor: String, revision: Revision? = nil,
         token: SingleUse? = nil, at now: Date = Date()
     ) async throws -> Canary {
         try await change(.rollback, of: id, at: now, token: token) { gate, canary in
-            if let revision, !revision.isEmpty, canary.rollout.currentChecksum != revision {
+            if let revision, canary.rollout.currentChecksum != revision {
                 throw StoreError.conflict(
                     "rollout \(revision) of \(id) is no longer in progress, so it cannot be rolled back")
             }

@@ -47,15 +47,15 @@ public struct Notable: Sendable {
         guard let canary else { return nil }
         switch kind {
         case .waiting:
-            return "waiting|\(canary.id)|\(gate?.rawValue ?? "")|\(fact.checksum ?? "")"
+            return "waiting|\(canary.id)|\(gate?.rawValue ?? "")|\(fact.checksum?.text ?? "")"
         case .reminder:
             // In whole milliseconds, as storage keeps dates: the key must be the same after a restart.
             let since = canary.waitingOn.map { Int64(($0.since.timeIntervalSince1970 * 1000).rounded()) } ?? 0
             return "reminder|\(canary.id)|\(gate?.rawValue ?? "")|\(since)"
         case .succeeded, .failed:
-            return "outcome|\(canary.id)|\(fact.checksum ?? "")"
+            return "outcome|\(canary.id)|\(fact.checksum?.text ?? "")"
         case .rollbackFired:
-            return "rollback-fired|\(canary.id)|\(fact.checksum ?? "")"
+            return "rollback-fired|\(canary.id)|\(fact.checksum?.text ?? "")"
         default:
             return nil
         }

@@ -136,7 +136,7 @@ enum Records {
             AuditEntry(
                 id: 0, at: now, cluster: id.cluster.isEmpty ? nil : id.cluster, namespace: id.namespace, name: id.name,
                 gate: gate, action: fact.action, actor: fact.actor, reason: fact.reason,
-                checksum: fact.checksum.flatMap { $0.isEmpty ? nil : $0 }, phase: phase))
+                checksum: fact.checksum, phase: phase))
     }
 
     /// Appends an entry about an area (a freeze's), or about nothing in particular, to the audit trail.

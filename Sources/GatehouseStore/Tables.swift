@@ -145,6 +145,26 @@ extension Data: Storable {
     }
 }
 
+extension Revision: Storable {
+    static var storedType: StoredType { .text }
+    var stored: StoredValue { .text(text) }
+    init(stored: StoredValue) throws {
+        guard let revision = Revision(try String(stored: stored)) else {
+            throw UnreadableRow(description: "an empty revision (none is NULL)")
+        }
+        self = revision
+    }
+}
+
+/// A once-gate's binding: the revision's text, or an empty string for a call that named none.
+extension Revision.Binding: Storable {
+    static var storedType: StoredType { .text }
+    var stored: StoredValue { .text(revision?.text ?? "") }
+    init(stored: StoredValue) throws {
+        self.init(Revision(try String(stored: stored)))
+    }
+}
+
 extension Optional: Storable where Wrapped: Storable {
     static var storedType: StoredType { Wrapped.storedType }
     var stored: StoredValue { self?.stored ?? .null }

@@ -7,7 +7,7 @@ struct DecisionTests {
     let canary = try! CanaryID(namespace: "test", name: "podinfo")
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func check(_ gate: GateKind, _ checksum: String, on state: Gate, freeze: Freeze? = nil, at time: Date? = nil)
+    func check(_ gate: GateKind, _ checksum: Revision, on state: Gate, freeze: Freeze? = nil, at time: Date? = nil)
         -> Decision
     {
         Decision(
@@ -59,7 +59,7 @@ struct DecisionTests {
     @Test("a sticky gate passes every rollout until closed", arguments: GateKind.allCases)
     func sticky(kind: GateKind) {
         var gate = opened(kind, OpenRequest(isSticky: true))
-        for checksum in ["c1", "c2", "c3"] {
+        for checksum: Revision in ["c1", "c2", "c3"] {
             let decision = check(kind, checksum, on: gate)
             #expect(decision.isApproved)
             #expect(decision.gate.boundChecksum == nil)
@@ -173,7 +173,7 @@ struct ObservationTests {
         #expect(canary.wouldObserve(phase: nil, checksum: nil, at: now), "never seen")
         canary.observe(phase: .progressing, checksum: "c1", at: now)
         #expect(!canary.wouldObserve(phase: .progressing, checksum: "c1", at: now.addingTimeInterval(0.5)))
-        #expect(!canary.wouldObserve(phase: nil, checksum: "", at: now.addingTimeInterval(0.5)))
+        #expect(!canary.wouldObserve(phase: nil, checksum: nil, at: now.addingTimeInterval(0.5)))
         #expect(canary.wouldObserve(phase: .promoting, checksum: "c1", at: now.addingTimeInterval(0.5)))
         #expect(canary.wouldObserve(phase: .progressing, checksum: "c2", at: now.addingTimeInterval(0.5)))
         #expect(canary.wouldObserve(phase: .progressing, checksum: "c1", at: now.addingTimeInterval(1)))

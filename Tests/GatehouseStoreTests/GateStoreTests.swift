@@ -16,7 +16,7 @@ struct GateStoreTests {
         store = try database.openStore()
     }
 
-    func check(_ gate: GateKind, _ checksum: String, phase: CanaryPhase = .progressing) async throws -> Decision {
+    func check(_ gate: GateKind, _ checksum: Revision, phase: CanaryPhase = .progressing) async throws -> Decision {
         try await store.check(Check(canary: podinfo, gate: gate, checksum: checksum, phase: phase))
     }
 

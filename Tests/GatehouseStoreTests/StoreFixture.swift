@@ -59,7 +59,7 @@ final class StoreFixture: Sendable {
         return store
     }
 
-    func check(_ gate: GateKind, _ checksum: String, phase: CanaryPhase = .progressing) async throws -> Decision {
+    func check(_ gate: GateKind, _ checksum: Revision, phase: CanaryPhase = .progressing) async throws -> Decision {
         try await store.check(Check(canary: podinfo, gate: gate, checksum: checksum, phase: phase))
     }
 

@@ -66,7 +66,7 @@ struct CheckController {
             routes.post(RouterPath(route.path)) { _, context in
                 let payload = context.call.payload
                 let check = Check(
-                    canary: context.call.canary, gate: route.gate, checksum: payload.checksum ?? "",
+                    canary: context.call.canary, gate: route.gate, checksum: payload.checksum,
                     phase: payload.phase, metadata: payload.metadata)
                 return GateAnswer(decision: try await checker.check(check, context: context), style: route.style)
             }

@@ -51,7 +51,7 @@ struct LinkController {
                 case .rollback:
                     _ = try await operations.open(
                         .rollback, of: canary, OpenRequest(reason: "requested from a notification"),
-                        rollback: .request(force: false, revision: link.checksum), by: asker, token: token)
+                        rollback: .request(force: false, revision: Revision(link.checksum)), by: asker, token: token)
                 }
             } catch StoreError.gone {
                 return HTMLPage(

@@ -148,7 +148,7 @@ struct DashboardController {
         if case .failure(let refusal) = canary.rollbackBinding(force: false) {
             throw GatehouseError.conflict(refusal.message)
         }
-        let revision = canary.rollout.currentChecksum ?? ""
+        let revision = canary.rollout.currentChecksum?.text ?? ""
         let model = RollbackPage(
             page: PageFrame(title: "Roll back \(id)", context: context, section: "Canaries"),
             canary: CanaryModel(id), checksum: revision,
@@ -276,7 +276,7 @@ struct DashboardController {
         }
         let actor = try access.authorize(.open, in: id.area, context: context)
         var openRequest = OpenRequest(
-            reason: try Reason.validate(form.reason), boundChecksum: form.checksum.flatMap { $0.isEmpty ? nil : $0 })
+            reason: try Reason.validate(form.reason), boundChecksum: Revision(form.checksum))
         switch (gate, form.scope ?? "rollout") {
         case (.traffic, "rest"):
             openRequest.cover(.rest)
@@ -311,7 +311,7 @@ struct DashboardController {
         let openRequest = OpenRequest(reason: try Reason.validate(form.reason, required: true))
         let opened = try await operations.open(
             .rollback, of: id, openRequest,
-            rollback: .request(force: false, revision: form.checksum.flatMap { $0.isEmpty ? nil : $0 }),
+            rollback: .request(force: false, revision: Revision(form.checksum)),
             by: .init(actor: actor))
         return done("Done: \(openRequest.coverage(of: .rollback, in: opened)).", returnTo: CanaryModel.href(of: id))
     }

@@ -144,9 +144,9 @@ struct RolloutHistory {
 
     /// Groups entries (newest first) by the rollout they concern; an entry that names none joins
     /// the rollout of the entry after it.
-    static func grouping(_ events: [AuditEntry], current: String?) -> [RolloutHistory] {
+    static func grouping(_ events: [AuditEntry], current: Revision?) -> [RolloutHistory] {
         var groups: [RolloutHistory] = []
-        var checksum: String?
+        var checksum: Revision?
         for event in events {
             if groups.isEmpty || (event.checksum != nil && event.checksum != checksum) {
                 checksum = event.checksum
@@ -189,7 +189,7 @@ struct EntryRow {
         }
         actor = entry.actor
         reason = entry.reason
-        checksum = entry.checksum ?? ""
+        checksum = entry.checksum?.text ?? ""
         let area = Area(cluster: entry.cluster, namespace: entry.namespace)
         if let namespace = entry.namespace, let name = entry.name,
             let id = try? CanaryID(cluster: entry.cluster ?? "", namespace: namespace, name: name)
@@ -302,7 +302,7 @@ struct CanaryActions {
         let mayRollBack = caller.allows(.rollback, in: area)
         guard mayOpen || mayClose || mayRollBack else { return nil }
         let rollout = canary.rollout
-        checksum = rollout.isInProgress ? rollout.currentChecksum ?? "" : ""
+        checksum = rollout.isInProgress ? rollout.currentChecksum?.text ?? "" : ""
         rolloutNote =
             checksum.isEmpty
             ? "No rollout is in progress: an approval given here is for the next one."

@@ -51,7 +51,7 @@ public struct ApprovalLink: Sendable, Equatable, Codable {
 
     /// The approval the link gives: for the traffic gate, its steps or the rest of the rollout.
     public var openRequest: OpenRequest {
-        var request = OpenRequest(reason: "approved from a notification", boundChecksum: checksum)
+        var request = OpenRequest(reason: "approved from a notification", boundChecksum: Revision(checksum))
         if gate == .traffic { request.cover(steps.map(TrafficSteps.count) ?? .rest) }
         return request
     }

@@ -37,7 +37,7 @@ public struct NotificationRenderer: NotificationPolicy {
         guard [.waiting, .reminder].contains(notable.kind), let signer, let base = settings.linkBaseURL,
             let canary = notable.canary, let gate = notable.gate
         else { return nil }
-        let checksum = notable.fact.checksum ?? ""
+        let checksum = notable.fact.checksum?.text ?? ""
         let expires = Int64(notable.at.addingTimeInterval(settings.linkTTL).timeIntervalSince1970)
         func link(_ action: ApprovalLink.Action, _ gate: GateKind, steps: Int? = nil) -> String {
             let link = ApprovalLink(
@@ -49,7 +49,7 @@ public struct NotificationRenderer: NotificationPolicy {
         // A canary held at confirm-rollout has no rollout to roll back yet.
         let rollback = gate == .rollout ? nil : link(.rollback, .rollback)
         // A revision held because it skipped the rollout gate is approved through that gate.
-        let toOpen = canary.gateToOpen(waitingAt: gate, checksum: checksum)
+        let toOpen = canary.gateToOpen(waitingAt: gate, checksum: notable.fact.checksum)
         if toOpen != gate {
             return Payload.Links(approve: link(.approve, toOpen), approveStep: nil, rollback: rollback)
         }
@@ -100,7 +100,7 @@ struct Payload: Encodable {
         namespace = notable.canary?.id.namespace ?? notable.freeze?.namespace
         name = notable.canary?.id.name
         gate = notable.gate
-        checksum = notable.fact.checksum.flatMap { $0.isEmpty ? nil : $0 }
+        checksum = notable.fact.checksum?.text
         phase = notable.canary?.lastPhase
         message = notable.canary?.lastMessage
         actor = notable.fact.actor
@@ -113,7 +113,7 @@ struct Payload: Encodable {
             waitingSeconds = Int(notable.at.timeIntervalSince(waiting.since))
         }
         if let canary = notable.canary, let waitingAt = notable.gate, [.waiting, .reminder].contains(notable.kind) {
-            let gate = canary.gateToOpen(waitingAt: waitingAt, checksum: checksum)
+            let gate = canary.gateToOpen(waitingAt: waitingAt, checksum: notable.fact.checksum)
             commands = Commands(
                 cli: "gatehouse open \(gate.rawValue) \(canary.id.commandLine)",
                 curl:

@@ -169,40 +169,60 @@ enum Schema {
     /// What v8 adds, the same in both databases: the version of the latest change and of the latest
     /// save of observations (one row), the versions that last wrote each canary row (and its
     /// observations) and each freeze row, and the canaries forgotten, by version.
-    static let changeVersions: [(sqlite: String, postgres: String)] = [
-        (
-            "CREATE TABLE storeVersion (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, forgottenThrough INTEGER NOT NULL, observed INTEGER NOT NULL)",
-            "CREATE TABLE storeVersion (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL, forgottenThrough bigint NOT NULL, observed bigint NOT NULL)"
-        ),
-        (
-            "INSERT INTO storeVersion (id, version, forgottenThrough, observed) VALUES (1, 0, 0, 0)",
-            "INSERT INTO storeVersion (id, version, forgottenThrough, observed) VALUES (1, 0, 0, 0)"
-        ),
-        (
-            "ALTER TABLE canary ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
-            "ALTER TABLE canary ADD COLUMN version bigint NOT NULL DEFAULT 0"
-        ),
-        ("CREATE INDEX canary_by_version ON canary (version)", "CREATE INDEX canary_by_version ON canary (version)"),
-        (
-            "ALTER TABLE canary ADD COLUMN observedVersion INTEGER NOT NULL DEFAULT 0",
-            "ALTER TABLE canary ADD COLUMN observedVersion bigint NOT NULL DEFAULT 0"
-        ),
-        (
-            "CREATE INDEX canary_by_observed ON canary (observedVersion)",
-            "CREATE INDEX canary_by_observed ON canary (observedVersion)"
-        ),
-        (
-            #"ALTER TABLE "freeze" ADD COLUMN version INTEGER NOT NULL DEFAULT 0"#,
-            #"ALTER TABLE "freeze" ADD COLUMN version bigint NOT NULL DEFAULT 0"#
-        ),
-        (
-            "CREATE TABLE forgotten (version INTEGER NOT NULL, at DATETIME NOT NULL, cluster TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL)",
-            "CREATE TABLE forgotten (version bigint NOT NULL, at timestamptz NOT NULL, cluster text NOT NULL, namespace text NOT NULL, name text NOT NULL)"
-        ),
-        (
-            "CREATE INDEX forgotten_by_version ON forgotten (version)",
-            "CREATE INDEX forgotten_by_version ON forgotten (version)"
-        ),
+    static let changeVersions: [(sqlite: String, postgres: String)] =
+        [
+            (
+                "CREATE TABLE storeVersion (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, forgottenThrough INTEGER NOT NULL, observed INTEGER NOT NULL)",
+                "CREATE TABLE storeVersion (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL, forgottenThrough bigint NOT NULL, observed bigint NOT NULL)"
+            ),
+            (
+                "INSERT INTO storeVersion (id, version, forgottenThrough, observed) VALUES (1, 0, 0, 0)",
+                "INSERT INTO storeVersion (id, version, forgottenThrough, observed) VALUES (1, 0, 0, 0)"
+            ),
+            (
+                "ALTER TABLE canary ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE canary ADD COLUMN version bigint NOT NULL DEFAULT 0"
+            ),
+            (
+                "CREATE INDEX canary_by_version ON canary (version)",
+                "CREATE INDEX canary_by_version ON canary (version)"
+            ),
+            (
+                "ALTER TABLE canary ADD COLUMN observedVersion INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE canary ADD COLUMN observedVersion bigint NOT NULL DEFAULT 0"
+            ),
+            (
+                "CREATE INDEX canary_by_observed ON canary (observedVersion)",
+                "CREATE INDEX canary_by_observed ON canary (observedVersion)"
+            ),
+            (
+                #"ALTER TABLE "freeze" ADD COLUMN version INTEGER NOT NULL DEFAULT 0"#,
+                #"ALTER TABLE "freeze" ADD COLUMN version bigint NOT NULL DEFAULT 0"#
+            ),
+            (
+                "CREATE TABLE forgotten (version INTEGER NOT NULL, at DATETIME NOT NULL, cluster TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL)",
+                "CREATE TABLE forgotten (version bigint NOT NULL, at timestamptz NOT NULL, cluster text NOT NULL, namespace text NOT NULL, name text NOT NULL)"
+            ),
+            (
+                "CREATE INDEX forgotten_by_version ON forgotten (version)",
+                "CREATE INDEX forgotten_by_version ON forgotten (version)"
+            ),
+        ]
+        + revisionColumns.map { column in
+            // A revision is never empty: none is NULL (only a gate's binding keeps '', for a call that named none).
+            let statement = "UPDATE \(column.table) SET \(column.name) = NULL WHERE \(column.name) = ''"
+            return (statement, statement)
+        }
+
+    /// The columns that hold a `Revision`.
+    static let revisionColumns: [(table: String, name: String)] = [
+        ("canary", "lastChecksum"),
+        ("canary", "lastMessageChecksum"),
+        ("canary", "rolloutRevision"),
+        ("canary", "unapprovedRevision"),
+        ("canary", "admittedChecksum"),
+        ("gate", "lastVerdictChecksum"),
+        ("audit", "checksum"),
     ]
 
     /// The columns v7 adds, with their SQLite and PostgreSQL types.
