@@ -228,7 +228,13 @@ def fault_linearizable(binary, directory):
         subprocess.run([*control, "-D", data, "-m", "fast", "-w", "-t", "60",
                         "-l", os.path.join(os.path.dirname(data), "server.log"), "restart"],
                        check=True, capture_output=True, timeout=90)
-        time.sleep(4)
+        # Then on until a thousand checks followed an acknowledged change (a debug build is slow), at most a minute.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with lock:
+                if tally["checks"] >= 1000:
+                    break
+            time.sleep(0.2)
     finally:
         stop.set()
         for thread in threads:
