@@ -8,7 +8,7 @@ public struct FlaggerPayload: Sendable, Equatable, Decodable {
     public var namespace: String
     /// The canary's phase; absent in loadtester-style calls made by hand.
     public var phase: CanaryPhase?
-    /// The rollout's checksum; empty on old Flagger versions.
+    /// The revision Flagger names; none when it sends none or, as old versions do, an empty one.
     public var checksum: Revision?
     /// The webhook's metadata; for `event` hooks it carries `eventMessage`, `eventType` and `timestamp`.
     public var metadata: [String: String]?
@@ -23,6 +23,20 @@ public struct FlaggerPayload: Sendable, Equatable, Decodable {
         self.phase = phase
         self.checksum = checksum
         self.metadata = metadata
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, namespace, phase, checksum, metadata
+    }
+
+    /// Decodes Flagger's JSON: an empty `checksum` is no revision.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        namespace = try container.decode(String.self, forKey: .namespace)
+        phase = try container.decodeIfPresent(CanaryPhase.self, forKey: .phase)
+        checksum = Revision(try container.decodeIfPresent(String.self, forKey: .checksum))
+        metadata = try container.decodeIfPresent([String: String].self, forKey: .metadata)
     }
 
     /// The validated canary identity the payload names, in `cluster` (empty: the unnamed one).

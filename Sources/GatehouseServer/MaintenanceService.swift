@@ -13,18 +13,33 @@ struct MaintenanceService: Service {
     let forgetCanariesAfter: TimeInterval
     let logger: Logger
 
+    /// What checks observed is saved at least this often, between rounds: in small batches rather
+    /// than one large one per round (on PostgreSQL the other replicas take each batch in).
+    static let observationInterval: TimeInterval = 1
+
     func run() async throws {
         var lastPrune = Date.distantPast
         var lastForget = Date.distantPast
+        var lastRound = Date()
+        let step = min(interval, Self.observationInterval)
         while !Task.isShuttingDownGracefully {
             do {
                 try await cancelWhenGracefulShutdown {
-                    try await Task.sleep(for: .seconds(interval))
+                    try await Task.sleep(for: .seconds(step))
                 }
             } catch {
                 break
             }
             let now = Date()
+            guard now.timeIntervalSince(lastRound) >= interval - step / 2 else {
+                do {
+                    try await store.saveObservations()
+                } catch {
+                    logger.warning("saving observations failed; retrying", metadata: ["error": "\(error)"])
+                }
+                continue
+            }
+            lastRound = now
             // Pruning and forgetting look at everything: hourly, and once a minute (or as often as
             // a shorter --forget-canaries-after needs) are enough.
             let forget = now.timeIntervalSince(lastForget) >= min(60, forgetCanariesAfter)

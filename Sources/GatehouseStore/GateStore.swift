@@ -245,8 +245,8 @@ extension GateStore {
             notifications: notifications, policy: policy)
     }
 
-    /// Closes the store's connections (PostgreSQL); a SQLite store closes with its last reference.
+    /// Closes the store's connections (PostgreSQL's; a SQLite store closes with its last reference).
     public func shutDown() {
-        (engine as? PostgresEngine)?.shutDown()
+        engine.shutDown()
     }
 }

@@ -48,6 +48,9 @@ protocol StoreEngine: Sendable {
 
     /// Statements after which the ids the database picks for `tables` follow those written explicitly.
     func continuingIDs(of tables: [String]) -> [SQL]
+
+    /// Closes the engine's connections, if it keeps any open.
+    func shutDown()
 }
 
 extension StoreEngine {

@@ -18,6 +18,10 @@ struct RevisionTests {
         let bytes = Array(#"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": ""}"#.utf8)
         let payload = try #require(bytes.withUnsafeBytes { FlaggerPayload(plainJSON: $0) })
         #expect(payload.checksum == nil)
+        // The same through JSONDecoder, which reads what the fast reader leaves (nulls, other fields).
+        let decoded = try JSONDecoder().decode(
+            FlaggerPayload.self, from: Data(#"{"name": "p", "namespace": "t", "checksum": "", "metadata": null}"#.utf8))
+        #expect(decoded.checksum == nil)
     }
 
     @Test("a once-gate used by a call that named no revision is bound all the same")

@@ -52,6 +52,9 @@ struct SQLiteEngine: StoreEngine {
     /// Nothing to do: every change is this process's, in memory once committed.
     func catchUp() async throws {}
 
+    /// Nothing to do: the database closes with its last reference.
+    func shutDown() {}
+
     var oldestWait: Duration? { writes.oldestWait }
     var timeout: Duration { writes.timeout }
     var knownProblem: String? { file?.recentProblem }
