@@ -44,7 +44,8 @@ extension GateStore {
         if isStalled { return false }
         let probe = probes.withLock { running -> Task<Bool, Never> in
             if let running { return running }
-            let task = Task { await self.probe() }
+            // Detached: shared by every readiness caller, it is not the first one's to abandon.
+            let task = Task.detached { await self.probe() }
             running = task
             Task {
                 _ = await task.value

@@ -25,7 +25,9 @@ final class SharedRounds: Sendable {
                 defer { state.isRunning = true }
                 return !state.isRunning
             }
-            if starts { Task { await self.run() } }
+            // Detached: a round serves every caller, so it must not carry the first one's task-local
+            // values (its request's `Presence`: that caller leaving would fail the others' round).
+            if starts { Task.detached { await self.run() } }
         }
     }
 

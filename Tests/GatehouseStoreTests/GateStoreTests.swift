@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GatehouseCore
+import Synchronization
 import Testing
 
 @testable import GatehouseStore
@@ -667,5 +668,19 @@ struct ReplicaTests {
         #expect(try await !b.check(check).isApproved)
         _ = try await a.unfreeze(id: freeze.id, actor: "bob")
         #expect(try await b.check(check).isApproved)
+    }
+}
+
+@Suite("Rounds shared by their callers")
+struct SharedRoundsTests {
+    @Test("a round is every waiting caller's: it does not run as the one who started it (whose request may leave)")
+    func roundIsNobodysRequest() async throws {
+        let rounds = SharedRounds()
+        let seen = Mutex<[Bool]>([])
+        rounds.round = { seen.withLock { $0.append(Presence.current != nil) } }
+        let gone = Presence { false }
+        try await Presence.$current.withValue(gone) { try await rounds.join() }
+        try await rounds.join()
+        #expect(seen.withLock { $0 } == [false, false])
     }
 }
