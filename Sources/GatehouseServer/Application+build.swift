@@ -82,7 +82,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         store: store, settings: GateSettings(rollbackTTL: arguments.rollbackTTL), metrics: metrics, security: security,
         connections: connections)
     var app = Application(
-        router: router,
+        responder: HeadResponder(inner: router.buildResponder()),
         server: gatehouseHTTPServer(
             idleTimeout: .milliseconds(Int64(arguments.idleTimeout * 1000)),
             requestTimeout: .milliseconds(Int64(arguments.requestTimeout * 1000)),

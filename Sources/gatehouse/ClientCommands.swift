@@ -18,7 +18,7 @@ struct Open: AsyncParsableCommand {
             Flagger asks confirm-traffic-increase once per weight step and once more at maximum weight, \
             before confirm-promotion: --steps N passes the next N of those checks; --steps rest passes \
             every remaining one of this rollout.
-              gatehouse open promotion podinfo -n test --sticky --until 2026-12-01T00:00:00Z
+              gatehouse open promotion podinfo -n test --sticky --ttl 7d
             """)
 
     @Argument(help: "rollout, traffic, promotion, rollback or shared.") var gate: GateKind

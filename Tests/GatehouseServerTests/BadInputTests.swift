@@ -177,6 +177,20 @@ struct BadInputTests {
             status: .contentTooLarge, message: "the request body is larger than 64 KiB"),
     ]
 
+    @Test("HEAD is answered as GET is, without the body; where GET is not served, 405")
+    func head() async throws {
+        try await TestServer().run { client in
+            let get = try await client.send(.get, "/healthz", body: nil)
+            let head = try await client.send(.head, "/healthz", body: nil)
+            #expect(head.status == .ok)
+            #expect(head.text.isEmpty)
+            #expect(head.headers[.contentLength] == get.headers[.contentLength])
+            #expect(try await client.send(.head, "/v1/canaries", body: nil).status == .ok)
+            let post = try await client.send(.head, "/v1/canaries/test/podinfo/gates/rollout/open", body: nil)
+            #expect(post.status == .methodNotAllowed)
+        }
+    }
+
     @Test("refused with one sentence, and nothing is created or changed", arguments: cases)
     func refused(_ bad: BadRequest) async throws {
         try await TestServer().run { client in
