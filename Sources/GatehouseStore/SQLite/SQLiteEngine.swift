@@ -57,5 +57,6 @@ struct SQLiteEngine: StoreEngine {
 
     var oldestWait: Duration? { writes.oldestWait }
     var timeout: Duration { writes.timeout }
-    var knownProblem: String? { file?.recentProblem }
+    /// Looked at afresh once storage is known to fail; while all is well, at most every 250 ms.
+    var knownProblem: String? { health.currentProblem == nil ? file?.recentProblem : file?.problem }
 }
