@@ -66,7 +66,7 @@ final class StorageHealth: Sendable {
 
 /// The identity of the database file opened, to notice it being deleted or replaced underneath
 /// the service (SQLite keeps writing to the open, unlinked file: every change after that is lost).
-final class DatabaseFile: Sendable {
+struct DatabaseFile: Sendable {
     let path: String
     private let device: UInt64
     private let inode: UInt64
@@ -77,17 +77,6 @@ final class DatabaseFile: Sendable {
         self.path = path
         (device, inode) = identity
     }
-
-    /// `problem` as found at most a quarter of a second ago (for the liveness probe, which must stay cheap).
-    var recentProblem: String? {
-        recent.withLock { recent in
-            if let (at, problem) = recent, ContinuousClock.now - at < .milliseconds(250) { return problem }
-            let found = problem
-            recent = (ContinuousClock.now, found)
-            return found
-        }
-    }
-    private let recent = Mutex<(ContinuousClock.Instant, String?)?>(nil)
 
     /// What is wrong with the file, if anything: gone, another file in its place, or not readable and writable.
     var problem: String? {

@@ -57,6 +57,5 @@ struct SQLiteEngine: StoreEngine {
 
     var oldestWait: Duration? { writes.oldestWait }
     var timeout: Duration { writes.timeout }
-    /// Looked at afresh once storage is known to fail; while all is well, at most every 250 ms.
-    var knownProblem: String? { health.currentProblem == nil ? file?.recentProblem : file?.problem }
+    var knownProblem: String? { file?.problem }
 }
