@@ -116,9 +116,15 @@ def fault_kill9(binary, directory):
         b.stop()
 
 
-def fault_restart(binary, directory):
-    control = shlex.split(os.environ["GATEHOUSE_TEST_POSTGRES_CTL"])
+def restart_postgres():
+    """Restarts the throwaway server of scripts/with-postgres.sh (a fast shutdown), waiting until it answers."""
     data = os.environ["GATEHOUSE_TEST_POSTGRES_DATA"]
+    subprocess.run([*shlex.split(os.environ["GATEHOUSE_TEST_POSTGRES_CTL"]), "-D", data, "-m", "fast", "-w", "-t", "60",
+                    "-l", os.path.join(os.path.dirname(data), "server.log"), "restart"],
+                   check=True, capture_output=True, timeout=90)
+
+
+def fault_restart(binary, directory):
     a, b = Replica(binary, directory), Replica(binary, directory)
     a.start()
     b.start()
@@ -126,9 +132,7 @@ def fault_restart(binary, directory):
     try:
         def restart():
             time.sleep(1)
-            subprocess.run([*control, "-D", data, "-m", "fast", "-w", "-t", "60",
-                            "-l", os.path.join(os.path.dirname(data), "server.log"), "restart"],
-                           check=True, capture_output=True, timeout=90)
+            restart_postgres()
         results = hammer([a, b], lambda _: "/v1/flagger/confirm-promotion", lambda *_: check, seconds=6,
                          stop_early=lambda: threading.Thread(target=restart).start())
         statuses = [status for _, _, status in results]
@@ -167,8 +171,6 @@ def postgres_processes():
 
 
 def fault_linearizable(binary, directory):
-    control = shlex.split(os.environ["GATEHOUSE_TEST_POSTGRES_CTL"])
-    data = os.environ["GATEHOUSE_TEST_POSTGRES_DATA"]
     a, b = Replica(binary, directory), Replica(binary, directory)
     a.start()
     b.start()
@@ -225,9 +227,7 @@ def fault_linearizable(binary, directory):
         for pid in paused:
             os.kill(pid, 18)  # SIGCONT
         time.sleep(3)
-        subprocess.run([*control, "-D", data, "-m", "fast", "-w", "-t", "60",
-                        "-l", os.path.join(os.path.dirname(data), "server.log"), "restart"],
-                       check=True, capture_output=True, timeout=90)
+        restart_postgres()
         # Then on until a thousand checks followed an acknowledged change (a debug build is slow), at most a minute.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
