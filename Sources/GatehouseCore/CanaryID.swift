@@ -17,6 +17,26 @@ public struct CanaryID: Hashable, Sendable, Comparable, CustomStringConvertible 
         self.name = name
     }
 
+    /// Where an area's canaries start in order: before every id the area holds (a bound, not a
+    /// canary); nil when the area names no cluster, its canaries then being spread through the order.
+    public static func lowerBound(of area: Area) -> CanaryID? {
+        guard let cluster = area.cluster else { return nil }
+        return CanaryID(bound: cluster, area.namespace ?? "", "")
+    }
+
+    /// Whether every id after this one in order is beyond `area` (which names a cluster).
+    public func isPast(_ area: Area) -> Bool {
+        guard let cluster = area.cluster else { return false }
+        if self.cluster != cluster { return self.cluster > cluster }
+        return area.namespace.map { namespace > $0 } ?? false
+    }
+
+    private init(bound cluster: String, _ namespace: String, _ name: String) {
+        self.cluster = cluster
+        self.namespace = namespace
+        self.name = name
+    }
+
     /// Reads `NAMESPACE/NAME`, or `CLUSTER/NAMESPACE/NAME`; `cluster`, when given, names the cluster
     /// of the two-part form and must agree with the three-part one.
     public init(parsing text: String, cluster: String? = nil) throws(InvalidInput) {

@@ -53,7 +53,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             "policy file read",
             metadata: ["path": "\(policyFile.path)", "rules": .stringConvertible(policy().rules.count)])
     }
-    let known = try await store.canaries(sorted: false).count
+    let known = try await store.canaryCounts().all
     logger.info("database ready", metadata: ["database": "\(location)", "canaries": .stringConvertible(known)])
     for path in arguments.missingSecretFiles {
         logger.notice("secret file \(path) does not exist; the feature it configures stays off")
@@ -149,6 +149,7 @@ public func buildRouter(
     let operations = GateOperations(store: store, settings: settings, metrics: metrics, accessGuard: accessGuard)
     let loadtester = LoadtesterController(operations: operations, access: accessGuard)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+    router.add(middleware: ReadingLaneMiddleware(lane: .shared))
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: TransferCodingMiddleware())
     if let connections { router.add(middleware: ClientPresenceMiddleware(connections: connections)) }

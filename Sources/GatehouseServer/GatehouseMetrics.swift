@@ -146,24 +146,29 @@ public final class GatehouseMetrics: Sendable {
         if let pending = await store.pendingNotifications() {
             CoreMetrics.Gauge(label: "gatehouse_notifications_pending", factory: factory).record(pending)
         }
-        let canaries = (try? await store.canaries(sorted: false)) ?? []
-        CoreMetrics.Gauge(label: "gatehouse_canaries", factory: factory).record(canaries.count)
+        let count = (try? await store.canaryCounts().all) ?? 0
+        CoreMetrics.Gauge(label: "gatehouse_canaries", factory: factory).record(count)
         var text = registry.emitToString()
         var open = "# TYPE gatehouse_gate_open gauge\n"
         var waiting = "# TYPE gatehouse_waiting_seconds gauge\n"
-        for canary in canaries {
+        try? await store.eachCanary { canary in
+            let anyOpen = canary.gates.values.contains { $0.isEffectivelyOpen(at: now) }
+            let waitingOn = canary.waitingOn
+            guard anyOpen || waitingOn != nil else { return }
             let cluster = canary.id.cluster.isEmpty ? "" : "cluster=\"\(canary.id.cluster)\","
             let labels = "\(cluster)namespace=\"\(canary.id.namespace)\",name=\"\(canary.id.name)\",gate=\""
             for (kind, gate) in canary.gates where gate.isEffectivelyOpen(at: now) {
                 open += "gatehouse_gate_open{\(labels)\(kind.rawValue)\"} 1\n"
             }
-            if let on = canary.waitingOn {
+            if let on = waitingOn {
                 let seconds = max(now.timeIntervalSince(on.since), 0)
                 waiting += "gatehouse_waiting_seconds{\(labels)\(on.gate.rawValue)\"} \(seconds)\n"
             }
         }
         text += open
         text += waiting
+        text += "# TYPE gatehouse_log_lines_dropped_total counter\n"
+        text += "gatehouse_log_lines_dropped_total \(LogOutput.standardOutput.dropped)\n"
         return text
     }
 }

@@ -1,17 +1,23 @@
 import Foundation
 import Logging
 
-/// Writes one JSON object a line to standard output: time, level, message, label and metadata.
+/// Writes one JSON object a line to a `LogOutput` (standard output unless told): time, level,
+/// message, label and metadata.
 public struct JSONLogHandler: LogHandler {
     /// The logger's label, written as `logger`.
     public let label: String
+    /// Where lines go.
+    public let output: LogOutput
     /// The lowest level written.
     public var logLevel: Logger.Level = .info
     /// Metadata added to every line.
     public var metadata: Logger.Metadata = [:]
 
     /// Creates a handler for one logger.
-    public init(label: String) { self.label = label }
+    public init(label: String, output: LogOutput = .standardOutput) {
+        self.label = label
+        self.output = output
+    }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -28,9 +34,8 @@ public struct JSONLogHandler: LogHandler {
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             object[key] = LogValue(value)
         }
-        guard var data = try? Self.encoder.encode(object) else { return }
-        data.append(UInt8(ascii: "\n"))
-        FileHandle.standardOutput.write(data)
+        guard let data = try? Self.encoder.encode(object) else { return }
+        output.append(String(decoding: data, as: UTF8.self) + "\n")
     }
 
     /// Sorted keys make lines easy to compare; JSONEncoder does it without ICU's collation data,

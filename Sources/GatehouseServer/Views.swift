@@ -12,6 +12,10 @@ struct CanaryView: ResponseEncodable {
         case rolling
         /// Neither.
         case idle
+
+        init(of canary: Canary) {
+            self = canary.waitingOn != nil ? .waiting : canary.isRollingOut ? .rolling : .idle
+        }
     }
 
     /// The canary's cluster; absent when no cluster is named.
@@ -44,7 +48,7 @@ struct CanaryView: ResponseEncodable {
         message = canary.currentMessage
         eventType = message == nil ? nil : canary.lastEventType
         inRollout = canary.isRollingOut
-        state = canary.waitingOn != nil ? .waiting : canary.isRollingOut ? .rolling : .idle
+        state = State(of: canary)
         rollout = RolloutView(canary.rollout)
         self.outcome = outcome
         waitingOn = canary.waiting(in: surroundings, at: now)

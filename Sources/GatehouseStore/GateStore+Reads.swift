@@ -17,6 +17,65 @@ extension GateStore {
         return sorted ? canaries.sorted { $0.id < $1.id } : canaries
     }
 
+    /// Which canaries a page is taken from.
+    public enum Selection: Sendable {
+        case all
+        /// Those waiting on a gate or rolling out.
+        case active
+        /// The others.
+        case idle
+    }
+
+    /// A page of canaries in order (cluster, namespace, name): those after `after` in `area` and
+    /// `selection` that `include` keeps, at most `limit`, and whether more follow. It costs what it
+    /// shows (and what `include` turns down), not the number of canaries: the ids are kept in order,
+    /// and the active few apart from the idle many.
+    public func canaries(
+        after: CanaryID?, in area: Area = .everywhere, among selection: Selection = .all, limit: Int,
+        where include: (Canary) -> Bool = { _ in true }
+    ) async throws -> (canaries: [Canary], more: Bool) {
+        try await current()
+        let (order, active, written, observed) = memory.withLock { ($0.order, $0.active, $0.canaries, $0.observed) }
+        let start = CanaryID.lowerBound(of: area)
+        let ids: AnySequence<CanaryID>
+        if selection == .active {
+            let from = [after, start].compactMap { $0 }.max()
+            ids = AnySequence(active.filter { id in from.map { id > $0 } ?? true }.sorted())
+        } else {
+            ids = AnySequence(order.ids(after: after, from: start))
+        }
+        var page: [Canary] = []
+        for id in ids {
+            if id.isPast(area) { break }
+            guard area.contains(id), selection != .idle || !active.contains(id),
+                let canary = observed[id] ?? written[id], include(canary)
+            else { continue }
+            guard page.count < limit else { return (page, true) }
+            page.append(canary)
+        }
+        return (page, false)
+    }
+
+    /// Calls `body` with every canary, in no order, from memory as it was at the call: the copy costs
+    /// nothing (memory is copied on write) and checks are not held while `body` runs.
+    public func eachCanary(_ body: (Canary) -> Void) async throws {
+        try await current()
+        let (written, observed) = memory.withLock { ($0.canaries, $0.observed) }
+        for (id, canary) in written { body(observed[id] ?? canary) }
+    }
+
+    /// The namespaces that hold a canary, in order.
+    public func namespaces() async throws -> [String] {
+        try await current()
+        return memory.withLock { $0.namespaces }.keys.sorted()
+    }
+
+    /// How many canaries Gatehouse knows, and how many of them are waiting or rolling out.
+    public func canaryCounts() async throws -> (all: Int, active: Int) {
+        try await current()
+        return memory.withLock { ($0.order.count, $0.active.count) }
+    }
+
     /// One canary, if Gatehouse knows it.
     public func canary(_ id: CanaryID) async throws -> Canary? {
         try await current()

@@ -99,10 +99,22 @@ extension GateStore {
         }
     }
 
-    /// Deletes audit entries older than `cutoff`; returns how many.
+    /// Deletes audit entries older than `cutoff`, `batch` at a time, each batch its own short
+    /// transaction, so that changes waiting to be written go between them; then gives the space
+    /// back to the file system where the engine can (`reclaimSpace`). Returns how many were deleted.
     @discardableResult
-    public func pruneAudit(olderThan cutoff: Date) async throws -> Int {
-        try await transaction(reads: [Records.pruneAudit(olderThan: cutoff)]) { rows in Plan(value: rows[0].count) }
+    public func pruneAudit(olderThan cutoff: Date, batch: Int = 2000) async throws -> Int {
+        var pruned = 0
+        while true {
+            let deleted = try await transaction(reads: [Records.pruneAudit(olderThan: cutoff, batch: batch)]) { rows in
+                Plan(value: rows[0].count)
+            }
+            pruned += deleted
+            guard deleted == batch else { break }
+            await Task.yield()
+        }
+        if pruned > 0 { try await engine.reclaimSpace() }
+        return pruned
     }
 
     /// Forgets canaries nobody acted on (see `Canary.isUntouched`) that Flagger has not called about

@@ -86,6 +86,9 @@ public final class GateStore: Sendable {
         configuration.maximumReaderCount = 2
         let synchronous = synchronousFull ? "FULL" : "NORMAL"
         configuration.prepareDatabase { db in
+            // Takes effect only in a file with no tables yet: one Gatehouse creates gives the space
+            // of pruned audit entries back (`reclaimSpace`).
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         return try DatabasePool(path: path, configuration: configuration)

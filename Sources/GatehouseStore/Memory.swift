@@ -30,6 +30,13 @@ struct Memory: Sendable {
     /// at (`expireDueGates`, `forgetUntouchedCanaries`) without going through every canary.
     var expiring: Set<CanaryID> = []
     var untouched: Set<CanaryID> = []
+    /// Every canary's id in order, for pages that cost their own length (`OrderedIDs`).
+    var order = OrderedIDs()
+    /// How many canaries each namespace holds (for the lists people pick a namespace from).
+    var namespaces: [String: Int] = [:]
+    /// The canaries waiting on a gate or rolling out: what an overview shows first, without
+    /// looking at the idle rest.
+    var active: Set<CanaryID> = []
     /// Every change up to this version is in memory (this store's own may reach further).
     var caughtUp: Int64 = 0
     /// The saves of observations up to this number are in memory.
@@ -40,7 +47,12 @@ struct Memory: Sendable {
     mutating func replace(_ canary: Canary, version: Int64) {
         guard version >= versions[canary.id] ?? 0 else { return }
         var canary = canary
-        if let current = self.canary(canary.id) { canary.adoptObservations(from: current) }
+        if let current = self.canary(canary.id) {
+            canary.adoptObservations(from: current)
+        } else {
+            order.insert(canary.id)
+            namespaces[canary.id.namespace, default: 0] += 1
+        }
         canaries[canary.id] = canary
         if observed[canary.id] != nil { observed[canary.id] = canary }
         versions[canary.id] = version
@@ -56,6 +68,12 @@ struct Memory: Sendable {
             expiring.remove(id)
         }
         if let canary, canary.isUntouched { untouched.insert(id) } else { untouched.remove(id) }
+        noteActivity(of: canary, id: id)
+    }
+
+    /// Keeps `active` in step with a canary as memory now holds it (or gone, when nil).
+    private mutating func noteActivity(of canary: Canary?, id: CanaryID) {
+        if let canary, canary.waitingOn != nil || canary.isRollingOut { active.insert(id) } else { active.remove(id) }
     }
 
     /// A canary with what was observed of it since it was written.
@@ -69,6 +87,7 @@ struct Memory: Sendable {
         observe(&canary)
         observed[id] = canary
         unsaved.insert(id)
+        noteActivity(of: canary, id: id)
     }
 
     /// Lays what was observed since over `canaries`, once it is saved.
@@ -80,6 +99,11 @@ struct Memory: Sendable {
     /// Drops a canary the change `version` forgot, unless memory holds a newer one.
     mutating func forget(_ id: CanaryID, version: Int64) {
         guard version >= versions[id] ?? 0 else { return }
+        if canaries[id] != nil {
+            order.remove(id)
+            namespaces[id.namespace]! -= 1
+            if namespaces[id.namespace] == 0 { namespaces[id.namespace] = nil }
+        }
         canaries[id] = nil
         observed[id] = nil
         unsaved.remove(id)
@@ -101,6 +125,7 @@ struct Memory: Sendable {
             guard var canary = canary(saved.id) else { continue }
             canary.adoptObservations(from: saved)
             observed[saved.id] = canary
+            noteActivity(of: canary, id: saved.id)
         }
         observedCaughtUp = max(observedCaughtUp, number)
     }

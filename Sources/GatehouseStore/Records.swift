@@ -281,13 +281,21 @@ enum Records {
             conditions.append("action = ?")
             arguments.append(.text(action.rawValue))
         }
+        // A time bound is also turned into a bound on ids, found by one look in the index of times:
+        // entries are numbered as they are written, so the search reads only the entries of that
+        // time, however far back it is (an entry written while the clock stood behind an earlier
+        // one's time could fall outside; the time itself is still checked).
         if let since = filter.since {
-            conditions.append("at >= ?")
-            arguments.append(.date(since))
+            conditions.append(
+                "at >= ? AND id >= coalesce((SELECT id FROM audit WHERE at >= ? ORDER BY at, id LIMIT 1), 9223372036854775807)"
+            )
+            arguments += [.date(since), .date(since)]
         }
         if let until = filter.until {
-            conditions.append("at < ?")
-            arguments.append(.date(until))
+            conditions.append(
+                "at < ? AND id < coalesce((SELECT id FROM audit WHERE at >= ? ORDER BY at, id LIMIT 1), 9223372036854775807)"
+            )
+            arguments += [.date(until), .date(until)]
         }
         if let canary {
             conditions.append(auditKey(canary).condition)
@@ -310,7 +318,10 @@ enum Records {
         return SQL("SELECT * FROM audit\(filter) ORDER BY id DESC LIMIT ?", arguments + [.integer(Int64(limit))])
     }
 
-    static func pruneAudit(olderThan cutoff: Date) -> SQL {
-        SQL("DELETE FROM audit WHERE at < ? RETURNING id", [.date(cutoff)])
+    /// Deletes the oldest `batch` audit entries older than `cutoff` (found through the index of times).
+    static func pruneAudit(olderThan cutoff: Date, batch: Int) -> SQL {
+        SQL(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY at LIMIT ?) RETURNING id",
+            [.date(cutoff), .integer(Int64(batch))])
     }
 }

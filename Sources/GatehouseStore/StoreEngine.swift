@@ -49,6 +49,10 @@ protocol StoreEngine: Sendable {
     /// Statements after which the ids the database picks for `tables` follow those written explicitly.
     func continuingIDs(of tables: [String]) -> [SQL]
 
+    /// Gives the space of deleted rows back to the file system, a little at a time, where the
+    /// database does not do it by itself.
+    func reclaimSpace() async throws
+
     /// Closes the engine's connections, if it keeps any open.
     func shutDown()
 }

@@ -40,19 +40,26 @@ struct Serve: AsyncParsableCommand {
             }
         case .text:
             LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardOutput(label: label)
+                var handler = StreamLogHandler(label: label, stream: LogStream(.standardOutput))
                 handler.logLevel = level
                 return handler
             }
         }
         let logger = Logger(label: "gatehouse")
-        let app: any ApplicationProtocol
+        // Lines are written by a thread of their own (`LogOutput`): the last ones are waited for.
         do {
-            app = try await buildApplication(arguments, logger: logger)
-        } catch let error as GatehouseCore.InvalidInput {
-            throw ArgumentParser.ValidationError(error.message)
+            let app: any ApplicationProtocol
+            do {
+                app = try await buildApplication(arguments, logger: logger)
+            } catch let error as GatehouseCore.InvalidInput {
+                throw ArgumentParser.ValidationError(error.message)
+            }
+            try await runUntilStopped(app, logger: logger)
+            logger.info("stopped", metadata: ["version": "\(gatehouseVersion)"])
+            await LogOutput.standardOutput.flush()
+        } catch {
+            await LogOutput.standardOutput.flush()
+            throw error
         }
-        try await runUntilStopped(app, logger: logger)
-        logger.info("stopped", metadata: ["version": "\(gatehouseVersion)"])
     }
 }

@@ -41,22 +41,23 @@ struct CanaryController {
         }
         let now = Date()
         let surroundings = try await store.surroundings(at: now)
-        // Sorted by cluster, namespace and name, so that `after` pages through them in a stable order.
-        var page: [(CanaryID, CanaryView)] = []
-        var next: String?
-        for canary in try await store.canaries()
-        where query.area.contains(canary.id) && (query.after.map { canary.id > $0 } ?? true)
-            && access.canRead(canary.id.area, context: context)
-        {
-            let view = CanaryView(canary, surroundings: surroundings, at: now)
-            guard query.state.map({ $0 == view.state }) ?? true else { continue }
-            guard page.count < query.limit else {
-                next = page.last?.0.description
-                break
+        // In order of cluster, namespace and name, so that `after` pages through them in a stable
+        // order; a page costs its own length whatever the number of canaries.
+        let selection: GateStore.Selection =
+            switch query.state {
+            case nil: .all
+            case .idle: .idle
+            case .waiting, .rolling: .active
             }
-            page.append((canary.id, view))
+        let (canaries, more) = try await store.canaries(
+            after: query.after, in: query.area, among: selection, limit: query.limit
+        ) { canary in
+            access.canRead(canary.id.area, context: context)
+                && query.state.map { CanaryView.State(of: canary) == $0 } ?? true
         }
-        return CanaryList(canaries: page.map(\.1), next: next)
+        let page = canaries.map { (id: $0.id, view: CanaryView($0, surroundings: surroundings, at: now)) }
+        let next = more ? page.last?.id.description : nil
+        return CanaryList(canaries: page.map(\.view), next: next)
     }
 
     @Sendable func show(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {

@@ -40,6 +40,8 @@ struct SlackController {
     }
 
     static let signatureHeader = HTTPField.Name("X-Slack-Signature")!
+    /// How many canaries `status` lists at most.
+    static let statusLimit = 30
     static let timestampHeader = HTTPField.Name("X-Slack-Request-Timestamp")!
 
     /// Checks Slack's `v0` signature of the raw body and refuses stale or replayed requests; the
@@ -113,11 +115,15 @@ struct SlackController {
                     }
                     return .ephemeral(Self.describe(state, surroundings: try await store.surroundings()))
                 }
-                let visible = try await store.canaries().filter { allows(command, .read, $0.id.area) }
-                guard !visible.isEmpty else { return .ephemeral("No canaries you may see.") }
+                // What is waiting or rolling out, not every canary: that is what a person asks after.
+                let (visible, more) = try await store.canaries(
+                    after: nil, among: .active, limit: Self.statusLimit
+                ) { allows(command, .read, $0.id.area) }
+                guard !visible.isEmpty else { return .ephemeral("No canary you may see is waiting or rolling out.") }
                 let surroundings = try await store.surroundings()
+                let rest = more ? "\n… and more: ask `status NAMESPACE/NAME` of one, or see the dashboard." : ""
                 return .ephemeral(
-                    visible.map { Self.describe($0, surroundings: surroundings) }.joined(separator: "\n"))
+                    visible.map { Self.describe($0, surroundings: surroundings) }.joined(separator: "\n") + rest)
             case "freeze":
                 guard command.arguments.count >= 2 else {
                     return .usage("`freeze [CLUSTER/]NAMESPACE|[CLUSTER/]all reason…`")
@@ -229,7 +235,7 @@ struct SlackCommand {
         `/gatehouse open traffic NAMESPACE/NAME steps=N|rest [reason…]` — the next N traffic checks, or the rest of this rollout
         `/gatehouse close GATE NAMESPACE/NAME [reason…]`
         `/gatehouse rollback NAMESPACE/NAME [reason…]`
-        `/gatehouse status [NAMESPACE/NAME]`
+        `/gatehouse status [NAMESPACE/NAME]` — one canary, or those waiting or rolling out
         `/gatehouse freeze NAMESPACE|all reason…` — `CLUSTER/NAMESPACE` or `CLUSTER/all` for one cluster
         `/gatehouse unfreeze ID`
         With several clusters, name a canary as CLUSTER/NAMESPACE/NAME.

@@ -18,6 +18,8 @@ struct DashboardController {
 
     /// The header the page's script sends to get only the live part of a page.
     static let liveHeader = HTTPField.Name("X-Gatehouse-Live")!
+    /// How many idle canaries the overview shows at once.
+    static let idlePageSize = 50
     /// A one-line notice shown by the next page (what a form just did).
     static let noticeCookie = "gatehouse_notice"
 
@@ -70,45 +72,79 @@ struct DashboardController {
             throw GatehouseError.badRequest(
                 "state must be one of: \(CanaryView.State.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        var after: CanaryID?
+        if let text = query["after"].map(String.init), !text.isEmpty {
+            do {
+                after = try CanaryID(parsing: text)
+            } catch {
+                throw GatehouseError.badRequest("after must be the last canary of the previous page: \(error.message)")
+            }
+        }
         let now = Date()
         let surroundings = try await store.surroundings(at: now)
-        var namespaces = Set<String>()
+        func shown(_ canary: Canary) -> Bool {
+            access.canRead(canary.id.area, context: context)
+                && (namespace.isEmpty || NameScope([namespace]).contains(canary.id.namespace))
+                && state.map { CanaryView.State(of: canary) == $0 } ?? true
+        }
+        // What waits and what rolls out comes first, whole (they are few); the idle rest is paged,
+        // so the page costs what it shows however many canaries there are.
         var groups: [CanaryView.State: [OverviewRow]] = [:]
-        for canary in try await store.canaries() where access.canRead(canary.id.area, context: context) {
-            namespaces.insert(canary.id.namespace)
-            guard namespace.isEmpty || NameScope([namespace]).contains(canary.id.namespace) else { continue }
-            let view = CanaryView(canary, surroundings: surroundings, at: now)
-            guard state.map({ $0 == view.state }) ?? true else { continue }
-            groups[view.state, default: []].append(OverviewRow(canary, view: view, now: now))
+        if state != .idle {
+            let active = try await store.canaries(after: nil, among: .active, limit: .max, where: shown).canaries
+            for canary in active {
+                let view = CanaryView(canary, surroundings: surroundings, at: now)
+                groups[view.state, default: []].append(OverviewRow(canary, view: view, now: now))
+            }
+        }
+        var more = false
+        if state == nil || state == .idle {
+            let idle = try await store.canaries(
+                after: after, among: .idle, limit: Self.idlePageSize, where: shown)
+            more = idle.more
+            groups[.idle] = idle.canaries.map {
+                OverviewRow($0, view: CanaryView($0, surroundings: surroundings, at: now), now: now)
+            }
         }
         // Waiting first, longest-waiting first; then rolling out; then idle; by name within each.
         groups[.waiting]?.sort { ($0.waitingSince, $0.id) < ($1.waitingSince, $1.id) }
+        let counts = try await store.canaryCounts()
+        let filtered = !namespace.isEmpty || !access.canRead(.everywhere, context: context)
+        var here = "/"
+        let filters = [("namespace", namespace), ("state", stateText)].filter { !$0.1.isEmpty }
+        if !filters.isEmpty {
+            here += "?" + filters.map { "\($0.0)=\(CanaryModel.escape($0.1))" }.joined(separator: "&")
+        }
+        func page(after last: String) -> String {
+            here + (filters.isEmpty ? "?" : "&") + "after=\(CanaryModel.escape(last))"
+        }
         let titles: [(CanaryView.State, String, String)] = [
             (.waiting, "Waiting", "Waiting on"), (.rolling, "Rolling out", "Stage"), (.idle, "Idle", "Last rollout"),
         ]
         let live = OverviewLive(
             groups: titles.compactMap { state, title, column in
-                groups[state].map { OverviewGroup(title: title, column: column, count: $0.count, rows: $0) }
+                guard let rows = groups[state], !rows.isEmpty || (state == .idle && after != nil) else { return nil }
+                let isIdle = state == .idle
+                return OverviewGroup(
+                    title: title, column: column,
+                    count: isIdle ? (filtered ? nil : counts.all - counts.active) : rows.count, rows: rows,
+                    first: isIdle && after != nil ? here : nil,
+                    next: isIdle && more ? rows.last.map { page(after: $0.id) } : nil)
             },
             emptyText: namespace.isEmpty && state == nil
                 ? "No canaries yet: they appear when Flagger first calls a gate, or when a gate is opened."
                 : "No canaries match these filters.",
             updated: Timestamp.string(from: now))
         if request.headers[Self.liveHeader] != nil { return try pages.render("overview-live", ["live": live]) }
-        var here = "/"
-        let filters = [("namespace", namespace), ("state", stateText)].filter { !$0.1.isEmpty }
-        if !filters.isEmpty {
-            here += "?" + filters.map { "\($0.0)=\(CanaryModel.escape($0.1))" }.joined(separator: "&")
-        }
         let model = OverviewPage(
             page: PageFrame(title: "Canaries", context: context, section: "Canaries", notice: notice(request)),
             live: live,
             filter: OverviewFilter(
-                namespace: namespace, namespaces: namespaces.sorted(),
+                namespace: namespace, namespaces: try await store.namespaces(),
                 states: [Choice(value: "", label: "any", selected: state == nil)]
                     + CanaryView.State.allCases.map {
                         Choice(value: $0.rawValue, label: $0.rawValue, selected: $0 == state)
-                    }, here: here))
+                    }, here: after.map { page(after: $0.description) } ?? here))
         return try withNoticeCleared(request, pages.render("overview", model))
     }
 

@@ -237,8 +237,13 @@ struct OverviewLive {
 struct OverviewGroup {
     var title: String
     var column: String
-    var count: Int
+    /// How many canaries are in this state; nil where counting them would mean looking at every one.
+    var count: Int?
     var rows: [OverviewRow]
+    /// The first page of idle canaries, when this is a later one.
+    var first: String?
+    /// The next page of idle canaries, when there is one.
+    var next: String?
 }
 
 /// One canary in the overview.

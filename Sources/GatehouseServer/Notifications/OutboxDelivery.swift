@@ -108,7 +108,8 @@ struct OutboxDelivery: Service {
     /// key keeps it to one across restarts, and `reminded` spares a write per round until then.
     func remind(at now: Date, skipping reminded: inout Set<String>) async {
         guard let reminderAfter else { return }
-        for canary in (try? await store.canaries()) ?? [] {
+        // Only the active few can be waiting.
+        for canary in (try? await store.canaries(after: nil, among: .active, limit: .max).canaries) ?? [] {
             guard let waiting = canary.waitingOn, now.timeIntervalSince(waiting.since) >= reminderAfter else {
                 continue
             }

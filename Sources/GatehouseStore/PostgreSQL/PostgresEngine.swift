@@ -94,6 +94,9 @@ final class PostgresEngine: StoreEngine {
         listening.withLock { $0 = task }
     }
 
+    /// Nothing to do: PostgreSQL's autovacuum makes the space of deleted rows reusable.
+    func reclaimSpace() async throws {}
+
     /// Closes the connections.
     func shutDown() {
         listening.withLock { $0?.cancel() }

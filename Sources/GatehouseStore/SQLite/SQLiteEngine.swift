@@ -52,6 +52,23 @@ struct SQLiteEngine: StoreEngine {
     /// Nothing to do: every change is this process's, in memory once committed.
     func catchUp() async throws {}
 
+    /// Frees pages of deleted rows from the end of the file, 256 pages (a megabyte) per write so
+    /// that changes go between them, when the file was made with `auto_vacuum = INCREMENTAL` (every
+    /// file Gatehouse creates; an older one reuses its free pages, so it stops growing but does not shrink).
+    func reclaimSpace() async throws {
+        while true {
+            let freed = try await writes.write { db -> (Bool, @Sendable (inout Memory) -> Void) in
+                guard try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") == 2,
+                    try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 > 0
+                else { return (false, { _ in }) }
+                try db.execute(sql: "PRAGMA incremental_vacuum(256)")
+                return (true, { _ in })
+            }
+            guard freed else { return }
+            await Task.yield()
+        }
+    }
+
     /// Nothing to do: the database closes with its last reference.
     func shutDown() {}
 

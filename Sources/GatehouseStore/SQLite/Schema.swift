@@ -163,8 +163,21 @@ enum Schema {
         migrator.registerMigration("v8: change versions, for copies in memory to catch up with") { db in
             try db.execute(sql: Schema.changeVersions.map(\.sqlite).joined(separator: ";\n"))
         }
+        migrator.registerMigration("v9: audit searches by actor, action and namespace use indexes") { db in
+            try db.execute(sql: Schema.auditSearchIndexes.joined(separator: ";\n"))
+        }
         return migrator
     }
+
+    /// What v9 adds, the same in both databases: an audit search by actor, action or namespace
+    /// (or by both) reads its newest entries from an index, however many entries the trail holds (a search by
+    /// canary uses `audit_by_canary`, one by time `audit_at` / the `at` index).
+    static let auditSearchIndexes = [
+        "CREATE INDEX audit_by_actor ON audit (actor, id)",
+        "CREATE INDEX audit_by_action ON audit (action, id)",
+        "CREATE INDEX audit_by_actor_action ON audit (actor, action, id)",
+        "CREATE INDEX audit_by_namespace ON audit (namespace, id)",
+    ]
 
     /// What v8 adds, the same in both databases: the version of the latest change and of the latest
     /// save of observations (one row), the versions that last wrote each canary row (and its
