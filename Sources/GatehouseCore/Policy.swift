@@ -21,6 +21,16 @@ public struct Policy: Sendable, Equatable {
     /// The rule with this name, if any.
     public func rule(named name: String) -> PolicyRule? { rules.first { $0.name == name } }
 
+    /// Whether a rule looks at other canaries (rollout slots, dependencies).
+    public var looksAtPeers: Bool {
+        rules.contains { rule in
+            switch rule.requirement {
+            case .concurrency, .dependencies: true
+            case .approvals, .automatic, .window: false
+            }
+        }
+    }
+
     /// What the canary's rules need to decide a check of `gate`: whether other canaries are looked at
     /// (a rollout slot's holders and queue, dependencies), so that a store reads them only then.
     public func needsPeers(_ canary: Canary, gate: GateKind, at now: Date) -> PeerNeeds {

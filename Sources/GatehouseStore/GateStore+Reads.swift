@@ -7,14 +7,11 @@ import Synchronization
 // Reads: canaries and freezes in force from memory, the audit trail and freeze history from the database.
 extension GateStore {
 
-    /// Every canary Gatehouse knows, by namespace and name.
-    public func canaries(sorted: Bool = true) async throws -> [Canary] {
+    /// Every canary Gatehouse knows, in order of cluster, namespace and name (see `canaries(after:…)`
+    /// for a page of them).
+    public func canaries() async throws -> [Canary] {
         try await current()
-        // The dictionaries are copied on write: taking them under the lock costs nothing, and the
-        // list is made outside it, so checks are not held up while many canaries are listed.
-        let (written, observed) = memory.withLock { ($0.canaries, $0.observed) }
-        let canaries = written.values.map { observed[$0.id] ?? $0 }
-        return sorted ? canaries.sorted { $0.id < $1.id } : canaries
+        return Array(canaries(memory.withLock { $0.order }.ids(after: nil)))
     }
 
     /// Which canaries a page is taken from.
@@ -35,7 +32,7 @@ extension GateStore {
         where include: (Canary) -> Bool = { _ in true }
     ) async throws -> (canaries: [Canary], more: Bool) {
         try await current()
-        let (order, active, written, observed) = memory.withLock { ($0.order, $0.active, $0.canaries, $0.observed) }
+        let (order, active) = memory.withLock { ($0.order, $0.active) }
         let start = CanaryID.lowerBound(of: area)
         let ids: AnySequence<CanaryID>
         if selection == .active {
@@ -45,23 +42,40 @@ extension GateStore {
             ids = AnySequence(order.ids(after: after, from: start))
         }
         var page: [Canary] = []
-        for id in ids {
-            if id.isPast(area) { break }
-            guard area.contains(id), selection != .idle || !active.contains(id),
-                let canary = observed[id] ?? written[id], include(canary)
-            else { continue }
+        let wanted = ids.lazy.prefix { !$0.isPast(area) }
+            .filter { area.contains($0) && (selection != .idle || !active.contains($0)) }
+        for canary in canaries(wanted) where include(canary) {
             guard page.count < limit else { return (page, true) }
             page.append(canary)
         }
         return (page, false)
     }
 
-    /// Calls `body` with every canary, in no order, from memory as it was at the call: the copy costs
-    /// nothing (memory is copied on write) and checks are not held while `body` runs.
+    /// Calls `body` with every canary, in order, as memory holds each when it comes to it; checks
+    /// are not held while `body` runs.
     public func eachCanary(_ body: (Canary) -> Void) async throws {
         try await current()
-        let (written, observed) = memory.withLock { ($0.canaries, $0.observed) }
-        for (id, canary) in written { body(observed[id] ?? canary) }
+        for canary in canaries(memory.withLock { $0.order }.ids(after: nil)) { body(canary) }
+    }
+
+    /// The canaries `ids` names that memory holds, looked up a few at a time: a reader never holds
+    /// the lock checks take for longer than a few lookups, and never holds memory's dictionaries,
+    /// which a change would then have to copy whole.
+    func canaries(_ ids: some Sequence<CanaryID>) -> some Sequence<Canary> {
+        var remaining = ids.makeIterator()
+        var batch: [Canary] = []
+        var next = 0
+        return AnyIterator { () -> Canary? in
+            while next == batch.count {
+                var wanted: [CanaryID] = []
+                while wanted.count < 32, let id = remaining.next() { wanted.append(id) }
+                guard !wanted.isEmpty else { return nil }
+                batch = self.memory.withLock { memory in wanted.compactMap { memory.canary($0) } }
+                next = 0
+            }
+            defer { next += 1 }
+            return batch[next]
+        }.lazy
     }
 
     /// The namespaces that hold a canary, in order.
@@ -115,9 +129,12 @@ extension GateStore {
     /// and the other canaries.
     public func surroundings(at now: Date = Date()) async throws -> Surroundings {
         let freezes = try await freezes(at: now)
+        let policy = policy()
         // As written: what was observed since (the last few seconds) is not laid over the peers.
-        let peers = memory.withLock { $0.canaries }
-        return Surroundings(freezes: freezes, policy: policy(), peers: peers)
+        // Only a policy that looks at other canaries gets them (holding memory's dictionary would
+        // make the next change copy it whole).
+        let peers = policy.looksAtPeers ? memory.withLock { $0.canaries } : [:]
+        return Surroundings(freezes: freezes, policy: policy, peers: peers)
     }
 
     /// The guardrails policy in force.

@@ -103,7 +103,7 @@ extension GateStore {
     /// transaction, so that changes waiting to be written go between them; then gives the space
     /// back to the file system where the engine can (`reclaimSpace`). Returns how many were deleted.
     @discardableResult
-    public func pruneAudit(olderThan cutoff: Date, batch: Int = 2000) async throws -> Int {
+    public func pruneAudit(olderThan cutoff: Date, batch: Int = 250) async throws -> Int {
         var pruned = 0
         while true {
             let deleted = try await transaction(reads: [Records.pruneAudit(olderThan: cutoff, batch: batch)]) { rows in
@@ -126,8 +126,8 @@ extension GateStore {
         try await current()
         // Among those nobody acted on, from a copy, outside the lock; each is decided again, with
         // what was observed since, in the transaction that forgets it.
-        let (written, untouched) = memory.withLock { ($0.canaries, $0.untouched) }
-        let idle = untouched.filter { written[$0]?.isForgettable(notSeenSince: cutoff) == true }.sorted()
+        let untouched = memory.withLock { $0.untouched }
+        let idle = canaries(untouched).filter { $0.isForgettable(notSeenSince: cutoff) }.map(\.id).sorted()
         // Replicas learn of forgotten canaries from a list kept a day; one further behind loads anew.
         try await run(Records.pruneForgotten(olderThan: now.addingTimeInterval(-86_400)))
         var forgotten = 0

@@ -18,8 +18,8 @@ struct DashboardController {
 
     /// The header the page's script sends to get only the live part of a page.
     static let liveHeader = HTTPField.Name("X-Gatehouse-Live")!
-    /// How many idle canaries the overview shows at once.
-    static let idlePageSize = 50
+    /// How many canaries each group of the overview shows at once.
+    static let pageSize = 50
     /// A one-line notice shown by the next page (what a form just did).
     static let noticeCookie = "gatehouse_notice"
 
@@ -87,27 +87,28 @@ struct DashboardController {
                 && (namespace.isEmpty || NameScope([namespace]).contains(canary.id.namespace))
                 && state.map { CanaryView.State(of: canary) == $0 } ?? true
         }
-        // What waits and what rolls out comes first, whole (they are few); the idle rest is paged,
-        // so the page costs what it shows however many canaries there are.
-        var groups: [CanaryView.State: [OverviewRow]] = [:]
-        if state != .idle {
-            let active = try await store.canaries(after: nil, among: .active, limit: .max, where: shown).canaries
-            for canary in active {
-                let view = CanaryView(canary, surroundings: surroundings, at: now)
-                groups[view.state, default: []].append(OverviewRow(canary, view: view, now: now))
-            }
-        }
+        // Every group shows at most a page, so the overview costs what it shows however many
+        // canaries there are: with no state chosen, the longest-waiting and the first rolling out
+        // (from the active few, kept apart) and a page of the idle many; with a state chosen, that
+        // state's canaries page by page, by name.
+        var groups: [CanaryView.State: (canaries: [Canary], count: Int?)] = [:]
         var more = false
-        if state == nil || state == .idle {
-            let idle = try await store.canaries(
-                after: after, among: .idle, limit: Self.idlePageSize, where: shown)
+        if let state {
+            let page = try await store.canaries(
+                after: after, among: state == .idle ? .idle : .active, limit: Self.pageSize, where: shown)
+            groups[state] = (page.canaries, nil)
+            more = page.more
+        } else {
+            let active = try await store.canaries(after: nil, among: .active, limit: .max, where: shown).canaries
+            let waiting = active.filter { $0.waitingOn != nil }
+                .sorted { ($0.waitingOn!.since, $0.id) < ($1.waitingOn!.since, $1.id) }
+            let rolling = active.filter { $0.waitingOn == nil }
+            groups[.waiting] = (Array(waiting.prefix(Self.pageSize)), waiting.count)
+            groups[.rolling] = (Array(rolling.prefix(Self.pageSize)), rolling.count)
+            let idle = try await store.canaries(after: after, among: .idle, limit: Self.pageSize, where: shown)
+            groups[.idle] = (idle.canaries, nil)
             more = idle.more
-            groups[.idle] = idle.canaries.map {
-                OverviewRow($0, view: CanaryView($0, surroundings: surroundings, at: now), now: now)
-            }
         }
-        // Waiting first, longest-waiting first; then rolling out; then idle; by name within each.
-        groups[.waiting]?.sort { ($0.waitingSince, $0.id) < ($1.waitingSince, $1.id) }
         let counts = try await store.canaryCounts()
         let filtered = !namespace.isEmpty || !access.canRead(.everywhere, context: context)
         var here = "/"
@@ -121,15 +122,21 @@ struct DashboardController {
         let titles: [(CanaryView.State, String, String)] = [
             (.waiting, "Waiting", "Waiting on"), (.rolling, "Rolling out", "Stage"), (.idle, "Idle", "Last rollout"),
         ]
+        // The group that pages: the one chosen, or the idle one.
+        let paged = state ?? .idle
         let live = OverviewLive(
             groups: titles.compactMap { state, title, column in
-                guard let rows = groups[state], !rows.isEmpty || (state == .idle && after != nil) else { return nil }
-                let isIdle = state == .idle
+                guard let (canaries, count) = groups[state], !canaries.isEmpty || (state == paged && after != nil)
+                else { return nil }
+                let rows = canaries.map {
+                    OverviewRow($0, view: CanaryView($0, surroundings: surroundings, at: now), now: now)
+                }
+                let total = count ?? (state == .idle && !filtered ? counts.all - counts.active : nil)
                 return OverviewGroup(
-                    title: title, column: column,
-                    count: isIdle ? (filtered ? nil : counts.all - counts.active) : rows.count, rows: rows,
-                    first: isIdle && after != nil ? here : nil,
-                    next: isIdle && more ? rows.last.map { page(after: $0.id) } : nil)
+                    title: title, column: column, count: total, showing: rows.count,
+                    rows: rows, first: state == paged && after != nil ? here : nil,
+                    next: state == paged && more ? rows.last.map { page(after: $0.id) } : nil,
+                    all: state != paged && count.map { $0 > rows.count } ?? false ? "/?state=\(state.rawValue)" : nil)
             },
             emptyText: namespace.isEmpty && state == nil
                 ? "No canaries yet: they appear when Flagger first calls a gate, or when a gate is opened."

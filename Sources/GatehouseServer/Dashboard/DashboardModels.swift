@@ -239,11 +239,15 @@ struct OverviewGroup {
     var column: String
     /// How many canaries are in this state; nil where counting them would mean looking at every one.
     var count: Int?
+    /// How many of them it shows.
+    var showing: Int
     var rows: [OverviewRow]
-    /// The first page of idle canaries, when this is a later one.
+    /// The first page of the group, when this is a later one.
     var first: String?
-    /// The next page of idle canaries, when there is one.
+    /// The next page of the group, when there is one.
     var next: String?
+    /// The page listing all of the group, when it shows only the first.
+    var all: String?
 }
 
 /// One canary in the overview.

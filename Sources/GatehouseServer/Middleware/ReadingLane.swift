@@ -14,7 +14,7 @@ import Synchronization
 /// behind a page being built, and on a busy core the scheduler gives the check the processor first.
 public final class ReadingLane: TaskExecutor {
     /// The lane every service in this process shares: its threads live as long as the process.
-    public static let shared = ReadingLane(threads: 2, niceness: 10)
+    public static let shared = ReadingLane(threads: 2, niceness: 19)
 
     private let jobs = Mutex(CircularBuffer<UnownedJob>())
     private let waiting = DispatchSemaphore(value: 0)

@@ -52,7 +52,7 @@ struct SQLiteEngine: StoreEngine {
     /// Nothing to do: every change is this process's, in memory once committed.
     func catchUp() async throws {}
 
-    /// Frees pages of deleted rows from the end of the file, 256 pages (a megabyte) per write so
+    /// Frees pages of deleted rows from the end of the file, 64 pages (256 KiB) per write so
     /// that changes go between them, when the file was made with `auto_vacuum = INCREMENTAL` (every
     /// file Gatehouse creates; an older one reuses its free pages, so it stops growing but does not shrink).
     func reclaimSpace() async throws {
@@ -61,7 +61,7 @@ struct SQLiteEngine: StoreEngine {
                 guard try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") == 2,
                     try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 > 0
                 else { return (false, { _ in }) }
-                try db.execute(sql: "PRAGMA incremental_vacuum(256)")
+                try db.execute(sql: "PRAGMA incremental_vacuum(64)")
                 return (true, { _ in })
             }
             guard freed else { return }
