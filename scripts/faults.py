@@ -37,7 +37,7 @@ from scale import check_body, free_port, rss_mib  # noqa: E402
 class Service:
     """One `gatehouse serve` on a fresh temporary database."""
 
-    def __init__(self, binary, *options, nofile=None, directory=None):
+    def __init__(self, binary, *options, nofile=None, directory=None, stdout=None):
         self.binary = binary
         self.directory = directory or tempfile.mkdtemp(prefix="gatehouse-faults-")
         self.database = os.path.join(self.directory, "faults.sqlite")
@@ -45,6 +45,7 @@ class Service:
         self.options = list(options)
         self.nofile = nofile
         self.log = os.path.join(self.directory, "service.log")
+        self.stdout = stdout
         self.process = None
 
     def start(self):
@@ -55,7 +56,8 @@ class Service:
         self.process = subprocess.Popen(
             [self.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database", self.database,
              "--log-level", "info", *self.options],
-            stdout=open(self.log, "a"), stderr=subprocess.STDOUT, preexec_fn=limit)
+            stdout=self.stdout if self.stdout is not None else open(self.log, "a"), stderr=subprocess.STDOUT,
+            preexec_fn=limit)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -183,7 +185,7 @@ def attack_slowloris(binary):
         connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
         for _ in range(100):
             began = time.monotonic()
-            status = service.request("POST", "/v1/flagger/confirm-rollout", check_body("podinfo"),
+            status = service.request("POST", "/v1/flagger/confirm-rollout", check_body("scale", "podinfo", checksum="c1"),
                                      connection=connection)[0]
             latencies.append((time.monotonic() - began, status))
         closed, answered_408 = 0, 0
@@ -229,6 +231,14 @@ def attack_names(binary):
         database = sum(os.path.getsize(os.path.join(service.directory, name))
                        for name in os.listdir(service.directory) if name.startswith("faults.sqlite")) / 2**20
         capped = statuses.get(429, 0) == count - cap
+        # The flood does not lock real canaries out: one a person acts on is taken on, and Flagger's
+        # checks of it are answered; the refusal counts truly what fills the cap.
+        refusal = service.request("POST", "/gate/check", json.dumps({"name": "late", "namespace": "junk"}))[1]
+        truthful = f"remembers {cap} canaries that only asked" in refusal
+        opened = service.request("POST", "/v1/canaries/prod/checkout/gates/rollout/open", "{}")[0]
+        checked = service.request("POST", "/v1/flagger/confirm-rollout", json.dumps(
+            {"name": "checkout", "namespace": "prod", "checksum": "a1"}))[0]
+        real_served = opened == 200 and checked == 200
     finally:
         service.remove()
     # Forgetting: names nobody acted on go once they stop calling; a canary somebody acted on stays.
@@ -246,9 +256,11 @@ def attack_names(binary):
             time.sleep(0.5)
         kept = [f"{c['namespace']}/{c['name']}" for c in remaining or []]
         shown = kept if len(kept) <= 3 else f"{len(kept)} canaries"
-        ok = capped and kept == ["prod/podinfo"]
-        print(f"| names | {count:,} unknown names at the open check endpoint (`--max-canaries {cap}`); then "
-              f"{cap:,} with `--forget-canaries-after 3s` | answers {dict(sorted(statuses.items()))}; RSS "
+        ok = capped and truthful and real_served and kept == ["prod/podinfo"]
+        print(f"| names | {count:,} unknown names at the open check endpoint (`--max-canaries {cap}`), then a "
+              f"person opens a gate of a new canary and Flagger checks it; then {cap:,} names with "
+              f"`--forget-canaries-after 3s` | answers {dict(sorted(statuses.items()))}; the refusal counts "
+              f"{cap} that only asked: {truthful}; the real canary opened and approved: {real_served}; RSS "
               f"{before:.1f} → {peak:.1f} MiB; database {database:.1f} MiB; after forgetting: {shown} | "
               f"{verdict(ok)} |")
         return ok
@@ -366,9 +378,45 @@ def attack_audit(binary, rows=1_000_000):
         service.remove()
 
 
+def attack_stalled_log(binary, changes=4_000):
+    # The log goes to a pipe nobody reads: it fills after a few hundred lines, and every change logs one.
+    read_end, write_end = os.pipe()
+    service = Service(binary, stdout=write_end)
+    try:
+        service.start()
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+        answered, health, errors = 0, [], 0
+        for index in range(changes):
+            verb = "open" if index % 2 == 0 else "close"
+            try:
+                status = service.request("POST", f"/v1/canaries/prod/app-{index % 50}/gates/promotion/{verb}", "{}",
+                                         connection=connection)[0]
+                answered += status == 200
+            except OSError:
+                errors += 1
+                connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+            if index % 500 == 0:
+                began = time.monotonic()
+                health.append((service.request("GET", "/healthz", timeout=5)[0], time.monotonic() - began))
+        check = service.request("POST", "/v1/flagger/confirm-promotion", check_body("prod", "app-0"), timeout=5)[0]
+        metrics = service.request("GET", "/metrics", timeout=5)[1]
+        dropped = next((line.split()[-1] for line in metrics.splitlines()
+                        if line.startswith("gatehouse_log_lines_dropped_total")), None)
+        ok = answered == changes and errors == 0 and all(status == 200 for status, _ in health) and check in (200, 403)
+        print(f"| stalled-log | the log is a pipe nobody reads; {changes:,} gate changes, each logged | "
+              f"{answered:,} answered 200; /healthz {len(health)} × {sorted({s for s, _ in health})}, slowest "
+              f"{max(t for _, t in health) * 1000:.0f} ms; a check answered {check}; lines dropped so far: {dropped} | "
+              f"{verdict(ok)} |")
+        return ok
+    finally:
+        service.remove()
+        os.close(read_end)
+        os.close(write_end)
+
+
 ATTACKS = {
     "connections": attack_connections, "slowloris": attack_slowloris, "names": attack_names,
-    "deleted": attack_deleted, "kill9": attack_kill9, "audit": attack_audit,
+    "deleted": attack_deleted, "kill9": attack_kill9, "audit": attack_audit, "stalled-log": attack_stalled_log,
 }
 
 

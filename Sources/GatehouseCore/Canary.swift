@@ -99,10 +99,12 @@ public struct Canary: Sendable, Equatable {
         return about == latest ? lastMessage : nil
     }
 
-    /// Whether nobody has acted on the canary: no gate was ever opened or closed by anyone and
-    /// Flagger reported no event. Only Flagger's checks (or a stranger's) made it known.
+    /// Whether the canary only ever asked: nobody opened or closed a gate of it, Flagger reported no
+    /// event of it, and no check of it was last approved. Only checks (Flagger's, or a stranger's,
+    /// when no Flagger secret is set) made it known; `--max-canaries` counts only these, and they
+    /// are forgotten once they stop asking.
     public var isUntouched: Bool {
-        lastMessage == nil && gates.values.allSatisfy { $0.actor == nil && !$0.isOpen }
+        lastMessage == nil && gates.values.allSatisfy { $0.actor == nil && !$0.isOpen && $0.lastVerdict != .approved }
     }
 
     /// Whether the canary may be forgotten: nobody acted on it and Flagger has not called about it since `cutoff`.

@@ -135,10 +135,11 @@ public final class GatehouseMetrics: Sendable {
     /// Sets the gauges that describe the present (freezes, storage, canaries known) and renders
     /// every metric in Prometheus' text format.
     ///
-    /// The per-canary series are written straight from memory, in time linear in the number of
-    /// canaries, and only where they say something: `gatehouse_gate_open` for open gates and
-    /// `gatehouse_waiting_seconds` for the gate a canary waits on. (Made through the registry, each
-    /// series would be a lookup among all the others: quadratic, and holding up checks meanwhile.)
+    /// The per-canary series are written straight from memory, only where they say something:
+    /// `gatehouse_gate_open` for open gates and `gatehouse_waiting_seconds` for the gate a canary
+    /// waits on; only the canaries active or with a gate open are looked at (memory keeps them
+    /// apart), so a scrape costs what it shows, not the number of canaries. (Made through the
+    /// registry, each series would be a lookup among all the others: quadratic.)
     func render(store: GateStore, now: Date = Date()) async -> String {
         let freezes = (try? await store.freezes(at: now).count) ?? 0
         CoreMetrics.Gauge(label: "gatehouse_freezes_active", factory: factory).record(freezes)
@@ -151,10 +152,10 @@ public final class GatehouseMetrics: Sendable {
         var text = registry.emitToString()
         var open = "# TYPE gatehouse_gate_open gauge\n"
         var waiting = "# TYPE gatehouse_waiting_seconds gauge\n"
-        try? await store.eachCanary { canary in
+        for canary in (try? await store.activeOrOpenCanaries()) ?? [] {
             let anyOpen = canary.gates.values.contains { $0.isEffectivelyOpen(at: now) }
             let waitingOn = canary.waitingOn
-            guard anyOpen || waitingOn != nil else { return }
+            guard anyOpen || waitingOn != nil else { continue }
             let cluster = canary.id.cluster.isEmpty ? "" : "cluster=\"\(canary.id.cluster)\","
             let labels = "\(cluster)namespace=\"\(canary.id.namespace)\",name=\"\(canary.id.name)\",gate=\""
             for (kind, gate) in canary.gates where gate.isEffectivelyOpen(at: now) {

@@ -300,7 +300,8 @@ public struct ServeOption: Sendable {
                 "protect-metrics", "true: /metrics needs a bearer token from the access file (default false).",
                 \.protectMetrics),
             count(
-                "max-canaries", "How many canaries are remembered; a new name beyond that is refused (default 50000).",
+                "max-canaries",
+                "How many canaries that only ever asked are remembered; a new name that only asks beyond that is refused; canaries acted on, or that passed a gate or sent an event, are not counted (default 50000).",
                 minimum: 1
             ) {
                 $0.maximumCanaries = $1

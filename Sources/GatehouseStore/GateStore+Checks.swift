@@ -49,11 +49,13 @@ extension GateStore {
         // minute, to note what a check tells of the canary: the canary and the freezes, then the other
         // canaries only when a rule looks at them — a copy of the whole dictionary held while another
         // check writes to it would make that write copy every canary.
-        let known = memory.withLock { memory -> (Canary, [Freeze])? in
-            guard memory.canaries[check.canary] != nil || memory.canaries.count < maximumCanaries else { return nil }
-            return (memory.canary(check.canary) ?? Canary(id: check.canary), Array(memory.freezes.values))
+        let known = memory.withLock { memory -> Result<(Canary, [Freeze]), StoreError> in
+            guard memory.canaries[check.canary] != nil || memory.untouched.count < maximumCanaries else {
+                return .failure(fullError(check.canary, onlyAsked: memory.untouched.count))
+            }
+            return .success((memory.canary(check.canary) ?? Canary(id: check.canary), Array(memory.freezes.values)))
         }
-        guard let (canary, freezes) = known else { throw fullError(check.canary) }
+        let (canary, freezes) = try known.get()
         var labelled = canary
         labelled.labels = canary.labels.updated(from: check.metadata)
         let needs = policy.needsPeers(labelled, gate: check.gate, at: now)

@@ -51,11 +51,12 @@ extension GateStore {
         return (page, false)
     }
 
-    /// Calls `body` with every canary, in order, as memory holds each when it comes to it; checks
-    /// are not held while `body` runs.
-    public func eachCanary(_ body: (Canary) -> Void) async throws {
+    /// The canaries waiting, rolling out or with a gate open, in no order: what metrics describe,
+    /// found without looking at the idle rest.
+    public func activeOrOpenCanaries() async throws -> [Canary] {
         try await current()
-        for canary in canaries(memory.withLock { $0.order }.ids(after: nil)) { body(canary) }
+        let ids = memory.withLock { $0.active.union($0.open) }
+        return Array(canaries(ids))
     }
 
     /// The canaries `ids` names that memory holds, looked up a few at a time: a reader never holds

@@ -100,10 +100,11 @@ extension GateStore {
     }
 
     /// Deletes audit entries older than `cutoff`, `batch` at a time, each batch its own short
-    /// transaction, so that changes waiting to be written go between them; then gives the space
+    /// transaction and a pause after it, so that changes waiting to be written go between them
+    /// (a day of a large installation's entries takes seconds; a retention cut by half, minutes); then gives the space
     /// back to the file system where the engine can (`reclaimSpace`). Returns how many were deleted.
     @discardableResult
-    public func pruneAudit(olderThan cutoff: Date, batch: Int = 250) async throws -> Int {
+    public func pruneAudit(olderThan cutoff: Date, batch: Int = 100) async throws -> Int {
         var pruned = 0
         while true {
             let deleted = try await transaction(reads: [Records.pruneAudit(olderThan: cutoff, batch: batch)]) { rows in
@@ -111,7 +112,8 @@ extension GateStore {
             }
             pruned += deleted
             guard deleted == batch else { break }
-            await Task.yield()
+            // A pause between batches leaves the writer to the changes people and Flagger make.
+            try await Task.sleep(for: .milliseconds(5))
         }
         if pruned > 0 { try await engine.reclaimSpace() }
         return pruned

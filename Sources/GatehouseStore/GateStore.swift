@@ -43,15 +43,16 @@ public final class GateStore: Sendable {
         let writes = GroupCommit(
             writer: writer, timeout: .milliseconds(Int64(storageTimeout * 1000)), file: file,
             probe: path.isEmpty || path == ":memory:" ? nil : WriteProbe(path: path + "-probe"), health: health,
+            checkpointer: writer is DatabasePool ? Checkpointer(path: path) : nil,
             applyCommitted: { changes in
                 memory.withLock { memory in
                     for apply in changes { apply(&memory) }
                 }
             })
-        let loaded = try writer.read { db in
-            try Records.changed(try Records.everything(at: Date()).map { try db.rows($0) }, whole: true)
+        // In one read transaction: nothing else writes the file meanwhile anyway.
+        try writer.read { db in
+            try PagedLoad.run(into: memory) { reads in try reads.map { try db.rows($0) } }
         }
-        memory.withLock { $0.apply(loaded) }
         self.init(
             engine: SQLiteEngine(writer: writer, writes: writes, file: file, health: health), memory: memory,
             health: health, maximumCanaries: maximumCanaries, logger: logger, notifications: notifications,
@@ -88,7 +89,14 @@ public final class GateStore: Sendable {
         configuration.prepareDatabase { db in
             // Takes effect only in a file with no tables yet: one Gatehouse creates gives the space
             // of pruned audit entries back (`reclaimSpace`).
-            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                // Checkpoints are made off the writer (`Checkpointer`). Under writes that never pause
+                // none of them can finish, and the log would grow without end: at 10,000 pages the
+                // writer finishes one itself (little is left to copy by then), and the log starts over.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
+                try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+            }
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         return try DatabasePool(path: path, configuration: configuration)
@@ -149,12 +157,15 @@ public final class GateStore: Sendable {
             let loaded = try Records.loaded(rows)
             let surroundings = Surroundings(
                 freezes: loaded.freezes, policy: policy, peers: try Records.peers(peers, in: rows))
-            let inMemory = self.memory.withLock { $0.canary(id) }
-            if loaded.canary == nil, inMemory == nil, loaded.count >= Int64(self.maximumCanaries) {
-                throw self.fullError(id)
-            }
+            let (inMemory, onlyAsked) = self.memory.withLock { ($0.canary(id), $0.untouched.count) }
             let canary = self.overlaid(loaded.canary, inMemory: inMemory) ?? Canary(id: id)
             let update = try decide(canary, surroundings)
+            // A new canary that only asks counts against the cap; one acted on, or that sent an event, never does.
+            if loaded.canary == nil, inMemory == nil, update.saved?.isUntouched ?? true,
+                onlyAsked >= self.maximumCanaries
+            {
+                throw self.fullError(id, onlyAsked: onlyAsked)
+            }
             guard let saved = update.saved else { return Plan(value: update.value) }
             let writes =
                 try self.writes(saving: saved, change: update.change, stored: canary, phase: update.phase, at: now)
@@ -170,9 +181,10 @@ public final class GateStore: Sendable {
         return stored
     }
 
-    func fullError(_ id: CanaryID) -> StoreError {
+    /// The refusal of a new canary that only asks, when `onlyAsked` canaries that only asked are remembered.
+    func fullError(_ id: CanaryID, onlyAsked: Int) -> StoreError {
         .full(
-            "Gatehouse already remembers \(maximumCanaries) canaries (--max-canaries), so it does not take on \(id); canaries nobody acted on are forgotten after --forget-canaries-after"
+            "Gatehouse already remembers \(onlyAsked) canaries that only asked (--max-canaries \(maximumCanaries)), so it does not take on \(id) until one is forgotten (--forget-canaries-after) or a gate of it is opened; canaries acted on, or that passed a gate or sent an event, are not counted, and with a Flagger secret (GATEHOUSE_FLAGGER_TOKEN) only Flagger can ask"
         )
     }
 

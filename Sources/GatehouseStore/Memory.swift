@@ -37,6 +37,8 @@ struct Memory: Sendable {
     /// The canaries waiting on a gate or rolling out: what an overview shows first, without
     /// looking at the idle rest.
     var active: Set<CanaryID> = []
+    /// The canaries with a gate open (for metrics, which describe only these and the active).
+    var open: Set<CanaryID> = []
     /// Every change up to this version is in memory (this store's own may reach further).
     var caughtUp: Int64 = 0
     /// The saves of observations up to this number are in memory.
@@ -68,6 +70,7 @@ struct Memory: Sendable {
             expiring.remove(id)
         }
         if let canary, canary.isUntouched { untouched.insert(id) } else { untouched.remove(id) }
+        if let canary, canary.gates.values.contains(where: \.isOpen) { open.insert(id) } else { open.remove(id) }
         noteActivity(of: canary, id: id)
     }
 

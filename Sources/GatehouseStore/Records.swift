@@ -17,26 +17,15 @@ enum Records {
         SQL("SELECT * FROM gate WHERE \(key(id).condition)", key(id).arguments)
     }
 
-    /// What a change to a canary is decided from, in this order: its row, its gates' rows, the
-    /// freezes in force, and, only when it has no row yet, how many canaries are stored.
+    /// What a change to a canary is decided from, in this order: its row, its gates' rows and the
+    /// freezes in force. (Whether a new canary is taken on is counted in memory: `untouched`.)
     static func loading(_ id: CanaryID, at now: Date) -> [SQL] {
-        [
-            canary(id), gates(of: id), freezesInForce(at: now),
-            // Counted only for a new canary (a whole-table count; with CASE, a known one costs a lookup).
-            SQL(
-                """
-                SELECT CASE WHEN EXISTS (SELECT 1 FROM canary WHERE \(key(id).condition)) THEN 0
-                ELSE (SELECT COUNT(*) FROM canary) END AS count
-                """, key(id).arguments),
-        ]
+        [canary(id), gates(of: id), freezesInForce(at: now)]
     }
 
     /// What the rows of `loading` hold.
-    static func loaded(_ rows: [[any StoredRow]]) throws -> (canary: Canary?, freezes: [Freeze], count: Int64) {
-        (
-            try canaries(rows[0], gates: rows[1]).first, try rows[2].map(Tables.freeze.read),
-            try rows[3].first?.integer("count") ?? 0
-        )
+    static func loaded(_ rows: [[any StoredRow]]) throws -> (canary: Canary?, freezes: [Freeze]) {
+        (try canaries(rows[0], gates: rows[1]).first, try rows[2].map(Tables.freeze.read))
     }
 
     /// The advisory lock changes that may take a rollout slot hold (PostgreSQL; SQLite has one writer).
@@ -74,7 +63,7 @@ enum Records {
     }
 
     /// How many statements `loading` runs.
-    static let loadingReads = 4
+    static let loadingReads = 3
 
     /// Every canary and every gate, for `canaries(from:gates:)`.
     static let everyCanary = [SQL("SELECT * FROM canary"), SQL("SELECT * FROM gate")]

@@ -75,11 +75,10 @@ extension StoreEngine {
         memory.withLock { $0.apply(changes) }
     }
 
-    /// Loads everything into `memory`.
+    /// Loads everything into `memory`, a page at a time (`PagedLoad`), then catches up with what
+    /// other replicas changed meanwhile.
     func load(_ memory: SharedMemory) async throws {
-        let changes = try await snapshot(Records.everything(at: Date())) { rows in
-            try Records.changed(rows, whole: true)
-        }
-        memory.withLock { $0.apply(changes) }
+        try await PagedLoad.run(into: memory, from: self)
+        try await catchUpOnce(memory)
     }
 }

@@ -322,21 +322,38 @@ struct StoreContractTests {
         #expect(try #require(try await store.canary(fixture.podinfo)).gate(.promotion).isOpen)
     }
 
-    @Test("beyond the canary limit a new name is refused; known canaries go on", arguments: Backend.available)
+    @Test(
+        "beyond the canary limit a new name that only asks is refused; one acted on, or that sent an event, is taken on and not counted",
+        arguments: Backend.available)
     func canaryLimit(backend: Backend) async throws {
         let fixture = try await StoreFixture(backend)
         let store = try await fixture.reopen(maximumCanaries: 2)
-        let ids = try ["a", "b", "c"].map { try CanaryID(namespace: "test", name: $0) }
+        let ids = try ["a", "b", "c", "d", "e"].map { try CanaryID(namespace: "test", name: $0) }
         for id in ids.prefix(2) { _ = try await store.check(Check(canary: id, gate: .rollout, checksum: "c1")) }
-        await #expect(throws: StoreError.self) {
+        do {
             _ = try await store.check(Check(canary: ids[2], gate: .rollout, checksum: "c1"))
+            Issue.record("a third name that only asks was taken on")
+        } catch let error as StoreError {
+            #expect("\(error)".contains("remembers 2 canaries that only asked"))
         }
+        // A person opening a gate of a new canary is not a stranger asking: it is taken on, and
+        // Flagger's checks of it are answered although the cap is reached.
+        _ = try await store.open(.rollout, of: ids[2], OpenRequest(), actor: "alice")
+        #expect(try await store.check(Check(canary: ids[2], gate: .rollout, checksum: "c1")).isApproved)
+        try await store.report(
+            FlaggerPayload(
+                name: "d", namespace: "test", phase: .progressing, checksum: "c1",
+                metadata: ["eventMessage": "New revision detected! Scaling up d.test", "eventType": "Normal"]),
+            of: ids[3], as: .event)
+        #expect(try await store.check(Check(canary: ids[3], gate: .rollout, checksum: "c1")).isApproved == false)
         await #expect(throws: StoreError.self) {
-            _ = try await store.open(.rollout, of: ids[2], OpenRequest(), actor: "alice")
+            _ = try await store.check(Check(canary: ids[4], gate: .rollout, checksum: "c1"))
         }
+        // A canary acted on no longer counts: room for one more that only asks.
         _ = try await store.open(.rollout, of: ids[0], OpenRequest(), actor: "alice")
         #expect(try await store.check(Check(canary: ids[0], gate: .rollout, checksum: "c1")).isApproved)
-        #expect(try await store.canaries().count == 2)
+        _ = try await store.check(Check(canary: ids[4], gate: .rollout, checksum: "c1"))
+        #expect(try await store.canaries().map(\.id.name) == ["a", "b", "c", "d", "e"])
         #expect(store.isHealthy)
     }
 

@@ -92,7 +92,7 @@ enum PostgresSchema {
             Schema.rolloutBoundaryColumns.postgres
         ),
         ("v6: change versions, for replicas' copies in memory to catch up with", Schema.changeVersions.map(\.postgres)),
-        ("v7: audit searches by actor, action and namespace use indexes", Schema.auditSearchIndexes),
+        ("v7: audit searches by actor, action or both use indexes", Schema.auditSearchIndexes),
     ]
 
     /// An arbitrary constant naming the lock replicas take to migrate one at a time.

@@ -20,14 +20,18 @@ final class GroupCommit: Sendable {
     private let probe: WriteProbe?
     private let queue = Mutex(Queue())
     private let health: StorageHealth
+    /// Copies the write-ahead log into the file after commits, off the writer.
+    private let checkpointer: Checkpointer?
     /// Applies committed changes to memory, in commit order, before their callers are answered.
     private let applyCommitted: @Sendable ([@Sendable (inout Memory) -> Void]) -> Void
 
     init(
         writer: any DatabaseWriter, timeout: Duration, file: DatabaseFile?, probe: WriteProbe?, health: StorageHealth,
+        checkpointer: Checkpointer? = nil,
         applyCommitted: @escaping @Sendable ([@Sendable (inout Memory) -> Void]) -> Void
     ) {
         self.writer = writer
+        self.checkpointer = checkpointer
         self.timeout = timeout
         self.file = file
         self.probe = probe
@@ -86,6 +90,7 @@ final class GroupCommit: Sendable {
             if batch.isEmpty { return }
             var remaining = batch.filter { !$0.ticket.isAbandoned }
             while !remaining.isEmpty { remaining = commit(remaining, in: db) }
+            checkpointer?.afterCommit()
         }
     }
 
