@@ -410,6 +410,36 @@ struct DashboardTests {
         }
     }
 
+    @Test("The overview shows what waits on top and pages the idle canaries 50 at a time, each once, in order")
+    func overviewPagesIdleCanaries() async throws {
+        try await TestServer().run { client in
+            _ = try await client.hook("confirm-promotion", checksum: "rev-1")
+            for index in 0..<120 {
+                let name = "app-" + String(1000 + index).dropFirst()
+                _ = try await client.post(
+                    "/v1/flagger/events",
+                    #"{"name": "\#(name)", "namespace": "fleet", "phase": "Succeeded", "checksum": "r1", "metadata": {"eventMessage": "Promotion completed! Scaling down \#(name).fleet", "eventType": "Normal"}}"#
+                )
+            }
+            let visitor = Visitor(client)
+            var page = try await visitor.get("/")
+            #expect(page.text.contains("test/podinfo"), "the waiting canary is on the first page")
+            #expect(page.text.contains(#"Idle <span class="count">120</span>"#))
+            var seen: [String] = []
+            for _ in 0..<5 {
+                let rows = page.text.matches(of: /data-canary="(fleet\/app-\d+)"/).map { String($0.output.1) }
+                #expect(rows.count <= DashboardController.pageSize)
+                seen += rows
+                guard let next = page.text.firstMatch(of: /href="([^"]+)" rel="next"/) else { break }
+                page = try await visitor.get(String(next.output.1).replacingOccurrences(of: "&amp;", with: "&"))
+                #expect(
+                    page.status == .ok && page.text.contains("test/podinfo"), "what waits stays on top of every page")
+            }
+            #expect(seen == (0..<120).map { "fleet/app-" + String(1000 + $0).dropFirst() })
+            #expect(try await visitor.get("/?after=nothing").status == .badRequest)
+        }
+    }
+
     @Test("The audit page searches by canary, actor, action and time")
     func auditSearch() async throws {
         try await TestServer().run { client in
