@@ -151,6 +151,7 @@ public func buildRouter(
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: ReadingLaneMiddleware(lane: .shared))
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: UnservedMethodMiddleware())
     router.add(middleware: TransferCodingMiddleware())
     if let connections { router.add(middleware: ClientPresenceMiddleware(connections: connections)) }
     router.addRoutes(HealthController(store: store, metrics: metrics).endpoints)

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 
@@ -84,7 +85,7 @@ public final class ConnectionLimit: Sendable {
             refused.increment()
             return [counted, ConnectionRefusal(limit: served)]
         }
-        return [counted, RequestDeadline(timeout: requestTimeout, timedOut: timedOut)]
+        return [counted, RequestDeadline(timeout: requestTimeout, timedOut: timedOut), MalformedRequestAnswer()]
     }
 
     /// The presence of the client of `channel`, for a request it sent: it leaves when the client closes
@@ -266,6 +267,104 @@ final class ConnectionRefusal: ChannelInboundHandler, RemovableChannelHandler {
             text: "Gatehouse is serving \(limit) connections, its limit (--max-connections); try again shortly.",
             retryAfter: "1")
         answer.write(context: context, wrap: wrapOutboundOut)
+    }
+}
+
+/// Answers a request HTTP's parser refused with a status that says what was wrong and one sentence,
+/// then closes the connection (without this, the client got a bare 400): too large a request line or
+/// too many or too large headers get 431; framing that could be read two ways (two Content-Lengths,
+/// Content-Length with Transfer-Encoding, a bare LF, a folded header line) gets 400.
+final class MalformedRequestAnswer: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// Requests read whose answers have not ended yet (pipelined ones are answered in order).
+    private var unanswered = 0
+    /// The answer to a refused request, written once the requests before it are answered.
+    private var pending: PlainAnswer?
+    private var answered = false
+    /// Whether a request's head has been read and its end not yet.
+    private var inBody = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            unanswered += 1
+            inBody = true
+        case .body: break
+        case .end: inBody = false
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let isEnd = if case .end = unwrapOutboundIn(data) { true } else { false }
+        context.write(data, promise: promise)
+        guard isEnd else { return }
+        unanswered = max(unanswered - 1, 0)
+        if unanswered == 0, let pending {
+            self.pending = nil
+            pending.write(context: context, wrap: wrapOutboundOut)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        // A body that breaks off malformed is the router's to refuse: it is reading it.
+        guard !inBody else {
+            context.fireErrorCaught(error)
+            return
+        }
+        // More bytes after a request that asked to close: the connection closes after its answer.
+        guard parserError != .closedConnection, !answered else { return }
+        answered = true
+        let answer = Self.answer(to: parserError)
+        if unanswered == 0 {
+            answer.write(context: context, wrap: wrapOutboundOut)
+        } else {
+            pending = answer
+        }
+    }
+
+    /// The status and the sentence for what the parser refused.
+    static func answer(to error: HTTPParserError) -> PlainAnswer {
+        switch error {
+        case .headerOverflow:
+            PlainAnswer(
+                status: .requestHeaderFieldsTooLarge,
+                text:
+                    "The request line or its headers are larger than Gatehouse reads (at most 80 KB in all, 100 header fields); send a shorter request."
+            )
+        case .unexpectedContentLength, .invalidContentLength:
+            PlainAnswer(
+                status: .badRequest,
+                text:
+                    "The request's length is unclear (Content-Length given twice or with Transfer-Encoding, or not a number); send one Content-Length or chunked encoding."
+            )
+        case .lfExpected:
+            PlainAnswer(status: .badRequest, text: "The request's lines must end with CRLF.")
+        case .invalidHeaderToken:
+            PlainAnswer(
+                status: .badRequest,
+                text: "A header of the request is malformed (an invalid name, or a line folded onto the next).")
+        case .invalidURL, .invalidPath, .invalidQueryString, .invalidFragment, .invalidHost, .invalidPort:
+            PlainAnswer(status: .badRequest, text: "The request's target is not a valid URL path.")
+        case .invalidMethod:
+            PlainAnswer(status: .badRequest, text: "The request's method is not a valid HTTP method.")
+        case .invalidVersion:
+            PlainAnswer(
+                status: .badRequest,
+                text:
+                    "The request line must be METHOD TARGET HTTP/1.1 (or HTTP/1.0) ending in CRLF; a bare LF or another version is not read."
+            )
+        default:
+            PlainAnswer(status: .badRequest, text: "The request is not valid HTTP/1.1 (\(error)).")
+        }
     }
 }
 

@@ -160,6 +160,9 @@ struct AccessControlTests {
                 #expect(reply.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
             }
             #expect(try await client.send(.get, "/v1/canaries", token: token).status == .unauthorized)
+            // A method no route serves is refused as such, whoever asks.
+            let trace = try await client.send(.trace, "/v1/canaries", token: token)
+            #expect(trace.status == .methodNotAllowed && trace.text.contains("TRACE is not allowed"))
             #expect(try await auditCount(client) == 0)
         }
     }

@@ -106,6 +106,50 @@ struct ConnectionTests {
         }
     }
 
+    @Test(
+        "requests HTTP's parser refuses get 431 or 400 with a sentence saying what was wrong, and change nothing",
+        arguments: [
+            ("two Content-Lengths", RawHTTP.post("/gate/open", "{}", headers: "Content-Length: 2\r\n"), 400, "length"),
+            (
+                "Content-Length with Transfer-Encoding",
+                RawHTTP.post("/gate/open", "{}", headers: "Transfer-Encoding: chunked\r\n"), 400, "length"
+            ),
+            ("a bare LF", "GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n", 400, "CRLF"),
+            (
+                "a folded header", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: b\r\n c\r\n\r\n", 400,
+                "header"
+            ),
+            (
+                "a 100 KB URL", "GET /" + String(repeating: "a", count: 100_000) + " HTTP/1.1\r\nHost: x\r\n\r\n", 431,
+                "larger"
+            ),
+            (
+                "10,000 headers",
+                "GET /healthz HTTP/1.1\r\n" + (0..<10_000).map { "X-\($0): y\r\n" }.joined() + "\r\n", 431, "larger"
+            ),
+        ])
+    func malformedRequests(what: String, request: String, status: Int, sentence: String) async throws {
+        try await TestServer().run(.live) { client in
+            let port = try #require(client.client.port)
+            let replies = try await RawHTTP.exchange(port: port, request, expecting: 1)
+            #expect(replies.map(\.status) == [status], "\(what)")
+            #expect(replies.first?.body.contains(sentence) == true, "\(what): \(replies.first?.body ?? "no answer")")
+            #expect(try await client.get("/v1/canaries/test/podinfo").status == .notFound, "\(what) changed nothing")
+        }
+    }
+
+    @Test("a malformed request behind a good one on the same connection is refused after the good one is answered")
+    func malformedAfterPipelined() async throws {
+        try await TestServer().run(.live) { client in
+            let port = try #require(client.client.port)
+            let good = RawHTTP.post("/gate/check", #"{"name": "podinfo", "namespace": "test"}"#)
+            let replies = try await RawHTTP.exchange(
+                port: port, good, "GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n", expecting: 2)
+            #expect(replies.map(\.status) == [403, 400])
+            #expect(replies.last?.body.contains("CRLF") == true)
+        }
+    }
+
     @Test("a request whose body never arrives whole is answered 408 and its connection closed")
     func bodyNeverArrives() async throws {
         try await TestServer { $0.requestTimeout = 0.5 }.run(.live) { client in

@@ -21,3 +21,19 @@ extension HTTPRequest.Method {
     /// QUERY (a safe request with a body, newer than HTTPTypes' list).
     static let query = HTTPRequest.Method("QUERY")!
 }
+
+/// Refuses TRACE, which no route serves, with 405 before anything else looks at the request (an
+/// authentication failure would otherwise answer 401 to a request that could never succeed).
+struct UnservedMethodMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// What some route serves.
+    static var served: [HTTPRequest.Method] { [.get, .head, .post, .delete] }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        guard request.method != .trace else {
+            throw GatehouseError.methodNotAllowed(request.method, allowed: Self.served)
+        }
+        return try await next(request, context)
+    }
+}
