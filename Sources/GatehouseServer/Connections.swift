@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Synchronization
 
 #if canImport(Glibc)
@@ -85,7 +86,10 @@ public final class ConnectionLimit: Sendable {
             refused.increment()
             return [counted, ConnectionRefusal(limit: served)]
         }
-        return [counted, RequestDeadline(timeout: requestTimeout, timedOut: timedOut), MalformedRequestAnswer()]
+        return [
+            counted, RequestDeadline(timeout: requestTimeout, timedOut: timedOut), MalformedRequestAnswer(),
+            HTTP10ConnectionClose.Installer(),
+        ]
     }
 
     /// The presence of the client of `channel`, for a request it sent: it leaves when the client closes
@@ -364,6 +368,37 @@ final class MalformedRequestAnswer: ChannelDuplexHandler, RemovableChannelHandle
             )
         default:
             PlainAnswer(status: .badRequest, text: "The request is not valid HTTP/1.1 (\(error)).")
+        }
+    }
+}
+
+/// Closes an HTTP/1.0 connection after its answer unless the request asked to keep it alive, as
+/// HTTP/1.0 says. The version is lost where HTTP/1 parts become HTTP types, so this handler sits
+/// before that conversion and says it the way the router understands: `Connection: close`.
+final class HTTP10ConnectionClose: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = unwrapInboundIn(data), head.version == .http1_0, !head.isKeepAlive else {
+            context.fireChannelRead(data)
+            return
+        }
+        head.headers.replaceOrAdd(name: "Connection", value: "close")
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    /// Added among the handlers after the conversion (where Hummingbird lets handlers be added), it
+    /// puts an `HTTP10ConnectionClose` before the conversion and takes itself out.
+    final class Installer: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPRequestPart
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            let pipeline = context.pipeline.syncOperations
+            if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
+                try? pipeline.addHandler(HTTP10ConnectionClose(), position: .before(codec))
+            }
+            pipeline.removeHandler(context: context, promise: nil)
         }
     }
 }

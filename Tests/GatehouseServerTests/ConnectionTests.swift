@@ -150,6 +150,27 @@ struct ConnectionTests {
         }
     }
 
+    @Test("an HTTP/1.0 request is answered and its connection closed, unless it asked to keep it alive")
+    func http10() async throws {
+        try await TestServer().run(.live) { client in
+            let port = try #require(client.client.port)
+            let connection = try RawConnection(port: port)
+            defer { connection.close() }
+            connection.send("GET /healthz HTTP/1.0\r\n\r\n")
+            // Two replies are waited for: the second read ends when the server closes (or after 10 s).
+            #expect(connection.receive(expecting: 2).map(\.status) == [200])
+            var buffer = [UInt8](repeating: 0, count: 16)
+            #expect(recv(connection.descriptor, &buffer, buffer.count, 0) == 0, "the server closed the connection")
+            let kept = try RawConnection(port: port)
+            defer { kept.close() }
+            for _ in 0..<2 {
+                kept.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                #expect(
+                    kept.receive(expecting: 1).map(\.status) == [200], "a keep-alive HTTP/1.0 connection stays open")
+            }
+        }
+    }
+
     @Test("a request whose body never arrives whole is answered 408 and its connection closed")
     func bodyNeverArrives() async throws {
         try await TestServer { $0.requestTimeout = 0.5 }.run(.live) { client in
