@@ -73,7 +73,7 @@ let package = Package(
         ),
         .target(
             name: "GatehouseClient",
-            dependencies: ["GatehouseCore"],
+            dependencies: ["GatehouseCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
         // The benchmark's baseline (scripts/bench.sh): Hummingbird's router answering a constant.

@@ -125,7 +125,7 @@ struct Status: AsyncParsableCommand {
                 TextRender.detail($0, events: events)
             }
         } else {
-            let scope = allNamespaces ? nil : namespace.namespaceOrDefault
+            let scope = allNamespaces ? nil : try namespace.namespaceOrDefault
             let reply = try await client.call { api throws(ClientError) in
                 try await api.canaries(namespace: scope, cluster: namespace.cluster)
             }

@@ -63,21 +63,38 @@ struct ClientOptions: ParsableArguments {
     }
 }
 
-/// `-n NAMESPACE`, as kubectl has it, and `--cluster` when several clusters share the service.
+/// `-n NAMESPACE`, as kubectl has it (and, without it, the kubeconfig context's namespace), and
+/// `--cluster` when several clusters share the service.
 struct NamespaceOption: ParsableArguments {
-    @Option(name: [.short, .long], help: "The canary's namespace (default: default).")
+    @Option(
+        name: [.short, .long],
+        help: "The canary's namespace (default: the kubeconfig context's namespace, as kubectl, else default).")
     var namespace: String?
     @Option(help: "The canary's cluster, when several clusters share the service.")
     var cluster: String?
+    @Option(help: "The kubeconfig context whose namespace is the default (as kubectl --context).")
+    var context: String?
+    @Option(help: "The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config), as kubectl --kubeconfig.")
+    var kubeconfig: String?
 
-    /// The namespace asked for, or `default`.
-    var namespaceOrDefault: String { namespace ?? "default" }
+    /// The namespace asked for, or the kubeconfig's (`default` when it says none).
+    var namespaceOrDefault: String {
+        get throws {
+            if let namespace { return namespace }
+            do throws(InvalidInput) {
+                return try Kubeconfig.namespace(context: context, path: kubeconfig)
+            } catch {
+                throw ArgumentParser.ValidationError(error.message)
+            }
+        }
+    }
 
     /// The canary named `NAME` (with -n and --cluster), `NAMESPACE/NAME` or `CLUSTER/NAMESPACE/NAME`.
     func canary(_ name: String) throws -> CanaryID {
+        let defaultNamespace = name.contains("/") ? nil : try namespaceOrDefault
         do throws(InvalidInput) {
-            guard name.contains("/") else {
-                return try CanaryID(cluster: cluster ?? "", namespace: namespaceOrDefault, name: name)
+            if let defaultNamespace {
+                return try CanaryID(cluster: cluster ?? "", namespace: defaultNamespace, name: name)
             }
             let canary = try CanaryID(parsing: name, cluster: cluster)
             if let namespace, namespace != canary.namespace {

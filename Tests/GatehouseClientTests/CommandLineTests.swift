@@ -140,6 +140,44 @@ struct CommandLineTests {
         }
     }
 
+    @Test("without -n a canary is in the kubeconfig context's namespace, as kubectl has it; --context picks another")
+    func kubeconfigNamespace() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-kube-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let kubeconfig = directory.appendingPathComponent("config").path
+        try """
+        apiVersion: v1
+        kind: Config
+        current-context: staging
+        contexts:
+          - name: staging
+            context: {cluster: kind, user: dev, namespace: shop}
+          - name: bare
+            context: {cluster: kind, user: dev}
+        """.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        try await withLiveServer { server in
+            let environment = ["KUBECONFIG": kubeconfig, "USER": "carol"]
+            let opened = try await Gatehouse.run(
+                ["open", "rollout", "podinfo", "--server", server.absoluteString], environment: environment)
+            #expect(opened.status == 0 && opened.output.contains("rollout gate of shop/podinfo"), "\(opened)")
+            let bare = try await Gatehouse.run(
+                ["open", "rollout", "podinfo", "--context", "bare", "--server", server.absoluteString],
+                environment: environment)
+            #expect(bare.status == 0 && bare.output.contains("rollout gate of default/podinfo"), "\(bare)")
+            let named = try await Gatehouse.run(
+                [
+                    "open", "rollout", "podinfo", "-n", "test", "--kubeconfig", kubeconfig, "--server",
+                    server.absoluteString,
+                ])
+            #expect(named.status == 0 && named.output.contains("rollout gate of test/podinfo"), "\(named)")
+            let unknown = try await Gatehouse.run(
+                ["open", "rollout", "podinfo", "--context", "prod", "--server", server.absoluteString],
+                environment: environment)
+            #expect(unknown.status != 0 && unknown.errors.contains("has no context prod"), "\(unknown)")
+        }
+    }
+
     @Test("canaries named NAMESPACE/NAME, CLUSTER/NAMESPACE/NAME or with --cluster; freezes of one cluster")
     func clusters() async throws {
         try await withLiveServer { server in
