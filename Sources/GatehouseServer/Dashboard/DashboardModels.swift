@@ -257,7 +257,6 @@ struct OverviewRow {
     var phase: String
     var state: String
     var waiting: WaitingModel?
-    var waitingSince: Date
     var detail: String
     var lastSeen: Moment?
 
@@ -267,7 +266,6 @@ struct OverviewRow {
         phase = canary.lastPhase?.rawValue ?? "—"
         state = view.state.rawValue
         waiting = view.waitingOn.map { WaitingModel($0, now: now) }
-        waitingSince = view.waitingOn?.since ?? now
         let rollout = canary.rollout
         let revision = rollout.currentChecksum.map { " (revision \($0))" } ?? ""
         detail = rollout.stage.rawValue + revision
