@@ -158,15 +158,15 @@ struct ConnectionTests {
             defer { connection.close() }
             connection.send("GET /healthz HTTP/1.0\r\n\r\n")
             // Two replies are waited for: the second read ends when the server closes (or after 10 s).
-            #expect(connection.receive(expecting: 2).map(\.status) == [200])
-            var buffer = [UInt8](repeating: 0, count: 16)
-            #expect(recv(connection.descriptor, &buffer, buffer.count, 0) == 0, "the server closed the connection")
+            #expect(try await connection.receive(expecting: 2).map(\.status) == [200])
+            #expect(try await connection.closedByServer(), "the server closed the connection")
             let kept = try RawConnection(port: port)
             defer { kept.close() }
             for _ in 0..<2 {
                 kept.send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
                 #expect(
-                    kept.receive(expecting: 1).map(\.status) == [200], "a keep-alive HTTP/1.0 connection stays open")
+                    try await kept.receive(expecting: 1).map(\.status) == [200],
+                    "a keep-alive HTTP/1.0 connection stays open")
             }
         }
     }
@@ -197,8 +197,8 @@ struct ConnectionTests {
             let second = try RawConnection(port: port)
             defer { second.close() }
             // Each is answered, so both are open and counted before the third arrives.
-            #expect(try first.exchange(check)?.status == 403)
-            #expect(try second.exchange(check)?.status == 403)
+            #expect(try await first.exchange(check)?.status == 403)
+            #expect(try await second.exchange(check)?.status == 403)
             let refused = try await RawHTTP.exchange(port: port, check, check, expecting: 2)
             #expect(refused.map(\.status) == [503], "one answer, then the connection closes")
             #expect(refused.first?.body.contains("--max-connections") == true)
@@ -292,14 +292,9 @@ enum RawHTTP {
     static func exchange(
         port: Int, _ requests: String..., expecting: Int, bytesPerWrite: Int = .max, pause: useconds_t = 0
     ) async throws -> [Reply] {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(
-                    with: Result {
-                        try blockingExchange(
-                            port: port, requests, expecting: expecting, bytesPerWrite: bytesPerWrite, pause: pause)
-                    })
-            }
+        try await onThreadOfItsOwn {
+            try blockingExchange(
+                port: port, requests, expecting: expecting, bytesPerWrite: bytesPerWrite, pause: pause)
         }
     }
 
@@ -324,7 +319,7 @@ enum RawHTTP {
             }
             usleep(pause)
         }
-        return connection.receive(expecting: expecting)
+        return connection.blockingReceive(expecting: expecting)
     }
 
     /// The complete replies in `bytes` (each with a Content-Length).
@@ -383,9 +378,18 @@ struct RecordingLogHandler: LogHandler {
     }
 }
 
-/// A bare TCP connection to 127.0.0.1, for requests a client library would not send. It blocks:
-/// every read gives up after 10 seconds.
-struct RawConnection {
+/// Runs `work`, which blocks, on a thread of its own: never on one of the few threads of Swift's
+/// shared pool, which the service under test needs to answer what `work` waits for.
+func onThreadOfItsOwn<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+/// A bare TCP connection to 127.0.0.1, for requests a client library would not send. Its socket
+/// blocks (every read gives up after 10 seconds), so what waits for the server is `async` and
+/// waits on a thread of its own.
+struct RawConnection: Sendable {
     let descriptor: Int32
 
     init(port: Int) throws {
@@ -405,13 +409,26 @@ struct RawConnection {
     }
 
     /// Sends one request and reads its reply; nil if the server closed the connection instead.
-    func exchange(_ request: String) throws -> RawHTTP.Reply? {
+    func exchange(_ request: String) async throws -> RawHTTP.Reply? {
         send(request)
-        return receive(expecting: 1).first
+        return try await receive(expecting: 1).first
     }
 
     /// Reads replies until `expecting` have arrived, the server closes the connection, or a read times out.
-    func receive(expecting: Int) -> [RawHTTP.Reply] {
+    func receive(expecting: Int) async throws -> [RawHTTP.Reply] {
+        try await onThreadOfItsOwn { blockingReceive(expecting: expecting) }
+    }
+
+    /// Whether the server has closed the connection: a read finds its end (or gives up after 10 seconds).
+    func closedByServer() async throws -> Bool {
+        try await onThreadOfItsOwn {
+            var buffer = [UInt8](repeating: 0, count: 16)
+            return recv(descriptor, &buffer, buffer.count, 0) == 0
+        }
+    }
+
+    /// `receive(expecting:)` on the calling thread, for callers already on a thread of their own.
+    func blockingReceive(expecting: Int) -> [RawHTTP.Reply] {
         var received: [UInt8] = []
         var replies: [RawHTTP.Reply] = []
         var buffer = [UInt8](repeating: 0, count: 65536)

@@ -39,39 +39,45 @@ struct LogOutputTests {
         }
     }
 
-    /// Runs `body` on a thread of its own; false when it has not returned within `seconds`.
-    func finishes(within seconds: Double, _ body: @escaping @Sendable () -> Void) -> Bool {
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            body()
-            done.signal()
+    /// Runs `body` on a thread of its own; false when it has not returned within `seconds`. The wait
+    /// is on a thread of its own too, not one of the shared pool's that other tests need.
+    func finishes(within seconds: Double, _ body: @escaping @Sendable () -> Void) async throws -> Bool {
+        try await onThreadOfItsOwn {
+            let done = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                body()
+                done.signal()
+            }
+            return done.wait(timeout: .now() + seconds) == .success
         }
-        return done.wait(timeout: .now() + seconds) == .success
     }
 
     @Test(
         "while the sink stalls, logging returns at once and lines beyond the buffer are dropped and counted; once it drains, lines flow again"
     )
-    func stalledSink() throws {
+    func stalledSink() async throws {
         let pipe = try StalledPipe()
         let output = LogOutput(descriptor: pipe.writeEnd, capacity: 16_384)
         let line = String(repeating: "x", count: 99) + "\n"
         // 10 MB into a pipe that holds 64 KB and a buffer of 16 KB: a blocking write would never return.
-        let logged = finishes(within: 20) {
+        let logged = try await finishes(within: 20) {
             for _ in 0..<100_000 { output.append(line) }
         }
         #expect(logged, "appending lines blocked on a sink nobody reads")
         #expect(output.dropped > 90_000)
         // Someone reads the pipe again: a line logged from then on arrives (until the old ones are
         // written, the buffer may still be full, so it is logged again until it does).
-        let arrived = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            if pipe.drain(until: "after the stall") { arrived.signal() }
-        }
-        var delivered = false
-        for _ in 0..<2000 where !delivered {
-            output.append("after the stall\n")
-            delivered = arrived.wait(timeout: .now() + 0.01) == .success
+        let delivered = try await onThreadOfItsOwn {
+            let arrived = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                if pipe.drain(until: "after the stall") { arrived.signal() }
+            }
+            var delivered = false
+            for _ in 0..<2000 where !delivered {
+                output.append("after the stall\n")
+                delivered = arrived.wait(timeout: .now() + 0.01) == .success
+            }
+            return delivered
         }
         #expect(delivered, "a line logged once the sink drained did not arrive")
     }

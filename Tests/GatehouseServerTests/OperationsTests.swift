@@ -3,6 +3,7 @@ import GRDB
 import GatehouseServer
 import HTTPTypes
 import HummingbirdTesting
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -100,19 +101,29 @@ final class LockedDatabase: Sendable {
     private let locked = DispatchSemaphore(value: 0)
     private let release = DispatchSemaphore(value: 0)
     private let released = DispatchSemaphore(value: 0)
+    private let failure = Mutex<(any Error)?>(nil)
 
+    /// Takes the lock, waiting up to 5 seconds for a write the service has under way; throws if it cannot.
     init(path: String) throws {
-        let queue = try DatabaseQueue(path: path)
-        Thread.detachNewThread { [locked, release, released] in
-            try? queue.inDatabase { db in
-                try db.execute(sql: "BEGIN EXCLUSIVE")
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        Thread.detachNewThread { [self] in
+            do {
+                try queue.inDatabase { db in
+                    try db.execute(sql: "BEGIN EXCLUSIVE")
+                    locked.signal()
+                    release.wait()
+                    try db.execute(sql: "ROLLBACK")
+                }
+            } catch {
+                failure.withLock { $0 = error }
                 locked.signal()
-                release.wait()
-                try db.execute(sql: "ROLLBACK")
             }
             released.signal()
         }
         locked.wait()
+        if let error = failure.withLock({ $0 }) { throw error }
     }
 
     func unlock() {

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GatehouseCore
 import GatehouseStore
+import Synchronization
 
 /// A SQLite file in its own temporary directory, removed when the test ends.
 final class TemporaryDatabase: Sendable {
@@ -32,20 +33,30 @@ final class TemporaryDatabase: Sendable {
         try DatabaseQueue(path: path)
     }
 
-    /// Holds SQLite's exclusive lock from another connection, as a stuck process would, until `release` is called.
+    /// Holds SQLite's exclusive lock from another connection, as a stuck process would, until `unlock`
+    /// is called. Waits up to 5 seconds for a write under way; throws if the lock cannot be had.
     func lockExclusively() throws -> StorageLock {
-        let queue = try otherConnection()
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
         let lock = StorageLock()
+        let failure = Mutex<(any Error)?>(nil)
         Thread.detachNewThread {
-            try? queue.inDatabase { db in
-                try db.execute(sql: "BEGIN EXCLUSIVE")
+            do {
+                try queue.inDatabase { db in
+                    try db.execute(sql: "BEGIN EXCLUSIVE")
+                    lock.locked.signal()
+                    lock.release.wait()
+                    try db.execute(sql: "ROLLBACK")
+                }
+            } catch {
+                failure.withLock { $0 = error }
                 lock.locked.signal()
-                lock.release.wait()
-                try db.execute(sql: "ROLLBACK")
             }
             lock.released.signal()
         }
         lock.locked.wait()
+        if let error = failure.withLock({ $0 }) { throw error }
         return lock
     }
 
