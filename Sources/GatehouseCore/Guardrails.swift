@@ -8,10 +8,10 @@ public struct Surroundings: Sendable {
     /// The policy in force.
     public var policy: Policy
     /// Other canaries, by identity: at least those `Policy.needsPeers` names.
-    public var peers: [CanaryID: Canary]
+    public var peers: CanaryTable
 
     /// Creates one.
-    public init(freezes: [Freeze] = [], policy: Policy = .none, peers: [CanaryID: Canary] = [:]) {
+    public init(freezes: [Freeze] = [], policy: Policy = .none, peers: CanaryTable = CanaryTable()) {
         self.freezes = freezes
         self.policy = policy
         self.peers = peers
@@ -153,7 +153,7 @@ extension Canary {
     }
 
     private func dependencyHold(
-        _ rule: PolicyRule, named: [CanaryRef], gate: GateKind, among peers: [CanaryID: Canary], at now: Date
+        _ rule: PolicyRule, named: [CanaryRef], gate: GateKind, among peers: CanaryTable, at now: Date
     ) -> Hold? {
         let start = releaseStart(at: now)
         for dependency in dependencies(named: named) {
@@ -189,7 +189,7 @@ extension Canary {
 
     /// The refusal of a rollout slot: nil when one is free for this canary (or it is in no scope).
     private func queueHold(
-        _ rule: PolicyRule, limit: Int, per: ConcurrencyScope, silence: TimeInterval, among peers: [CanaryID: Canary],
+        _ rule: PolicyRule, limit: Int, per: ConcurrencyScope, silence: TimeInterval, among peers: CanaryTable,
         at now: Date
     ) -> Hold? {
         guard !rollout.isInProgress, let scope = per.key(of: self) else { return nil }

@@ -47,7 +47,7 @@ extension GateStore {
         let policy = policy()
         // The lock is held only to read (every check on every event loop takes it) and, a few times a
         // minute, to note what a check tells of the canary: the canary and the freezes, then the other
-        // canaries only when a rule looks at them — a copy of the whole dictionary held while another
+        // canaries only when a rule looks at them — a copy of the whole table held while another
         // check writes to it would make that write copy every canary.
         let known = memory.withLock { memory -> Result<(Canary, [Freeze]), StoreError> in
             guard memory.canaries[check.canary] != nil || memory.untouched.count < maximumCanaries else {
@@ -61,12 +61,9 @@ extension GateStore {
         let needs = policy.needsPeers(labelled, gate: check.gate, at: now)
         let peers =
             needs.isEmpty
-            ? [:]
+            ? CanaryTable()
             : memory.withLock { memory in
-                needs.rollouts
-                    ? memory.canaries
-                    : Dictionary(
-                        uniqueKeysWithValues: needs.canaries.compactMap { id in memory.canary(id).map { (id, $0) } })
+                needs.rollouts ? memory.canaries : CanaryTable(needs.canaries.compactMap { memory.canary($0) })
             }
         let outcome = canary.deciding(check, in: Surroundings(freezes: freezes, policy: policy, peers: peers), at: now)
         if outcome.canary.differsDurably(from: canary) { return .needsWrite(canary) }

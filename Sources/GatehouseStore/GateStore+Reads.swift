@@ -132,9 +132,9 @@ extension GateStore {
         let freezes = try await freezes(at: now)
         let policy = policy()
         // As written: what was observed since (the last few seconds) is not laid over the peers.
-        // Only a policy that looks at other canaries gets them (holding memory's dictionary would
-        // make the next change copy it whole).
-        let peers = policy.looksAtPeers ? memory.withLock { $0.canaries } : [:]
+        // Only a policy that looks at other canaries gets them (holding memory's table would make
+        // the next change copy it whole).
+        let peers = policy.looksAtPeers ? memory.withLock { $0.canaries } : CanaryTable()
         return Surroundings(freezes: freezes, policy: policy, peers: peers)
     }
 

@@ -13,17 +13,18 @@ import Synchronization
 /// `canaries` then changes only with durable changes and saves, a few times a minute, so a reader
 /// may hold it (it is copied on write) without making the next check copy every canary.
 struct Memory: Sendable {
-    /// Every canary as last written (or read from the database).
-    var canaries: [CanaryID: Canary] = [:]
+    /// Every canary as last written (or read from the database), each stamped with the version of
+    /// the change that last wrote its row.
+    var canaries = CanaryTable()
     /// The canaries checks (or other replicas) observed something of since: each whole, as
     /// `canaries` holds it with the observations laid over.
     var observed: [CanaryID: Canary] = [:]
     var freezes: [Int64: Freeze] = [:]
     /// Canaries whose observed fields (last seen, phase, checksum) memory holds but the database not yet.
     var unsaved: Set<CanaryID> = []
-    /// The version of the change that last wrote each canary's row, as memory holds it (a forgotten
-    /// canary keeps the version that forgot it).
-    var versions: [CanaryID: Int64] = [:]
+    /// The version of the change that forgot each canary memory no longer holds (the others keep
+    /// theirs in `canaries`): a write older than that does not bring it back.
+    var forgottenVersions: [CanaryID: Int64] = [:]
     /// The version of the change that last wrote each freeze's row, as memory holds it.
     var freezeVersions: [Int64: Int64] = [:]
     /// The canaries with an open gate that expires, and those nobody acted on: what upkeep looks
@@ -47,18 +48,23 @@ struct Memory: Sendable {
     /// Puts a canary as the change `version` left it, keeping what checks observed meanwhile;
     /// ignored when memory holds a newer one.
     mutating func replace(_ canary: Canary, version: Int64) {
-        guard version >= versions[canary.id] ?? 0 else { return }
+        guard version >= self.version(of: canary.id) else { return }
         var canary = canary
         if let current = self.canary(canary.id) {
             canary.adoptObservations(from: current)
         } else {
             order.insert(canary.id)
             namespaces[canary.id.namespace, default: 0] += 1
+            forgottenVersions[canary.id] = nil
         }
-        canaries[canary.id] = canary
+        canaries.put(canary, stamp: version)
         if observed[canary.id] != nil { observed[canary.id] = canary }
-        versions[canary.id] = version
         index(canary)
+    }
+
+    /// The version of the change that last wrote (or forgot) the canary `id`; 0 if none did.
+    func version(of id: CanaryID) -> Int64 {
+        canaries.stamp(of: id) ?? forgottenVersions[id] ?? 0
     }
 
     /// Keeps `expiring` and `untouched` in step with a canary as written (or gone, when nil).
@@ -95,22 +101,22 @@ struct Memory: Sendable {
 
     /// Lays what was observed since over `canaries`, once it is saved.
     mutating func settleObservations() {
-        for (id, canary) in observed { canaries[id] = canary }
+        for canary in observed.values { canaries.update(canary) }
         observed.removeAll()
     }
 
     /// Drops a canary the change `version` forgot, unless memory holds a newer one.
     mutating func forget(_ id: CanaryID, version: Int64) {
-        guard version >= versions[id] ?? 0 else { return }
+        guard version >= self.version(of: id) else { return }
         if canaries[id] != nil {
             order.remove(id)
             namespaces[id.namespace]! -= 1
             if namespaces[id.namespace] == 0 { namespaces[id.namespace] = nil }
         }
-        canaries[id] = nil
+        canaries.remove(id)
         observed[id] = nil
         unsaved.remove(id)
-        versions[id] = version
+        forgottenVersions[id] = version
         index(nil, id: id)
     }
 
@@ -145,7 +151,7 @@ struct Memory: Sendable {
         if changes.isWhole {
             // What memory holds from before the snapshot and the snapshot lacks was forgotten or lifted.
             let held = Set(changes.canaries.map(\.canary.id))
-            for id in canaries.keys where !held.contains(id) && versions[id] ?? 0 <= changes.version {
+            for id in Array(canaries.ids) where !held.contains(id) && version(of: id) <= changes.version {
                 forget(id, version: changes.version)
             }
             let inForce = Set(changes.freezes.map(\.freeze.id))

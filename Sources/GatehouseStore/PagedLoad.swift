@@ -16,7 +16,8 @@ struct PagedLoad: Sendable {
 
     /// The statements to read next.
     var reads: [SQL] {
-        if version == nil { return [Records.latestVersion] }
+        // With the version, how many canaries there are: memory makes room for them at once.
+        if version == nil { return [Records.latestVersion, SQL("SELECT COUNT(*) AS count FROM canary")] }
         if isDone { return [] }
         let (condition, arguments): (String, [StoredValue]) =
             after.map {
@@ -48,6 +49,8 @@ struct PagedLoad: Sendable {
     private mutating func take(_ rows: [[any StoredRow]], into memory: SharedMemory) throws {
         guard let version else {
             version = try rows[0].first?.integer("version") ?? 0
+            let count = try rows[1].first?.integer("count") ?? 0
+            memory.withLock { $0.canaries.reserveCapacity(Int(count)) }
             return
         }
         let canaries = try Records.canaries(rows[0], gates: rows[1])

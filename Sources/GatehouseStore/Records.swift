@@ -50,16 +50,9 @@ enum Records {
     }
 
     /// The canaries `peerReads` read, by identity.
-    static func peers(_ needs: PeerNeeds, in rows: [[any StoredRow]]) throws -> [CanaryID: Canary] {
+    static func peers(_ needs: PeerNeeds, in rows: [[any StoredRow]]) throws -> CanaryTable {
         let count = (needs.rollouts ? 1 : 0) + (needs.canaries.isEmpty ? 0 : 1)
-        var peers: [CanaryID: Canary] = [:]
-        for read in rows.dropFirst(loadingReads).prefix(count) {
-            for row in read {
-                let canary = try Tables.canary.read(row)
-                peers[canary.id] = canary
-            }
-        }
-        return peers
+        return CanaryTable(try rows.dropFirst(loadingReads).prefix(count).joined().map(Tables.canary.read))
     }
 
     /// How many statements `loading` runs.

@@ -186,23 +186,64 @@ extension StorableJSON {
         return .text(String(decoding: data, as: UTF8.self))
     }
     init(stored: StoredValue) throws {
-        if stored == .null {
-            self = .empty
-            return
-        }
-        self = try JSONDecoder().decode(Self.self, from: Data(try String(stored: stored).utf8))
+        self = try Self.decodingJSON(stored)
+    }
+
+    /// The value a column's JSON text holds (`empty` for NULL), through a JSON decoder.
+    static func decodingJSON(_ stored: StoredValue) throws -> Self {
+        if stored == .null { return .empty }
+        return try JSONDecoder().decode(Self.self, from: Data(try String(stored: stored).utf8))
     }
 }
 
 /// What a list stored as JSON may hold.
-protocol StorableElement: Codable, Sendable {}
+protocol StorableElement: Codable, Sendable {
+    /// The element a JSON string holding `text` (no escapes in it) stands for; nil for elements
+    /// that are not strings in JSON.
+    static func fromPlainString(_ text: Substring) -> Self?
+}
 
-extension String: StorableElement {}
+extension StorableElement {
+    static func fromPlainString(_ text: Substring) -> Self? { nil }
+}
+
+extension String: StorableElement {
+    static func fromPlainString(_ text: Substring) -> String? { String(text) }
+}
+
 extension Override: StorableElement {}
-extension GateKind: StorableElement {}
+
+extension GateKind: StorableElement {
+    static func fromPlainString(_ text: Substring) -> GateKind? { GateKind(rawValue: String(text)) }
+}
 
 extension Array: Storable, StorableJSON where Element: StorableElement {
     static var empty: Self { [] }
+
+    /// A list of strings as JSON writes it (`["rollout","promotion"]`, nothing escaped) is split
+    /// where it stands: a JSON decoder for each row's lists was most of reading 100,000 canaries
+    /// at start-up. Anything else (an escape, an object, other spacing) goes to the decoder.
+    init(stored: StoredValue) throws {
+        if case .text(let text) = stored, let plain = Self.plainStrings(text) {
+            self = plain
+            return
+        }
+        self = try Self.decodingJSON(stored)
+    }
+
+    private static func plainStrings(_ text: String) -> Self? {
+        guard text.hasPrefix("[\""), text.hasSuffix("\"]"), text.utf8.count >= 4, !text.contains("\\") else {
+            return text == "[]" ? [] : nil
+        }
+        // No escape, so no quote inside a string: `","` can only be where one string ends and the next starts.
+        let inner = text.dropFirst(2).dropLast(2)
+        var elements: Self = []
+        for part in inner.split(separator: "\",\"", omittingEmptySubsequences: false) {
+            guard !part.contains("\""), let element = Element.fromPlainString(part) else { return nil }
+            elements.append(element)
+        }
+        return elements
+    }
 }
 
 extension CanaryLabels: StorableJSON {

@@ -1,0 +1,42 @@
+import GatehouseCore
+import Testing
+
+@Suite("Canaries kept side by side, found by id")
+struct CanaryTableTests {
+    @Test("random puts, updates and removals leave the table holding what a dictionary would")
+    func matchesDictionary() throws {
+        var generator = OrderedIDsTests.Generator(state: 7)
+        var table = CanaryTable()
+        var model: [CanaryID: (canary: Canary, stamp: Int64)] = [:]
+        for step in 0..<20_000 {
+            let id = try CanaryID(
+                namespace: "ns-\(Int.random(in: 0..<10, using: &generator))",
+                name: "app-\(Int.random(in: 0..<300, using: &generator))")
+            var canary = Canary(id: id)
+            canary.lastMessage = "step \(step)"
+            switch Int.random(in: 0..<4, using: &generator) {
+            case 0:
+                table.remove(id)
+                model[id] = nil
+            case 1:
+                // An update keeps the stamp, and adds nothing the table lacks.
+                table.update(canary)
+                if let held = model[id] { model[id] = (canary, held.stamp) }
+            default:
+                table.put(canary, stamp: Int64(step))
+                model[id] = (canary, Int64(step))
+            }
+            guard step % 1000 == 999 else { continue }
+            #expect(table.count == model.count)
+            #expect(Set(table.ids) == Set(model.keys))
+            #expect(Set(table.values.map(\.id)) == Set(model.keys), "each canary once")
+            for (id, held) in model {
+                #expect(table[id] == held.canary)
+                #expect(table.stamp(of: id) == held.stamp)
+            }
+        }
+        let gone = try CanaryID(namespace: "elsewhere", name: "never-put")
+        #expect(table[gone] == nil)
+        #expect(table.stamp(of: gone) == nil)
+    }
+}
