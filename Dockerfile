@@ -1,13 +1,15 @@
 # Gatehouse container image: build with the Swift 6.3 toolchain, run on a slim Debian.
-#   docker build -t REGISTRY/gatehouse:0.1.0 .
+#   docker build -t REGISTRY/gatehouse:0.1.0 .      (or podman build, or buildah bud)
 #   docker push REGISTRY/gatehouse:0.1.0
-# No image is published; the Helm chart needs image.repository set to yours.
+# Base images are named in full (docker.io/library/...): podman and buildah refuse short names
+# without an alias. No image is published; the Helm chart needs image.repository set to yours.
 #
-# The run-time stage is tested without Docker: .ci/runtime-image.sh builds the same file system
-# (this Debian release, image/runtime-packages) with debootstrap, installs the binary with
-# image/install.sh, checks it links (ldd) and runs the end-to-end script inside it as user 65532.
+# Without a daemon or a registry to pull from, scripts/build-image.sh builds the same image: the
+# run-time file system (this Debian release, image/runtime-packages) with debootstrap, the binary
+# installed by image/install.sh, packed by buildah. CI runs it, then the end-to-end script inside
+# that file system as user 65532 (.ci/runtime-image.sh).
 
-FROM swift:6.3-bookworm AS build
+FROM docker.io/library/swift:6.3-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libsqlite3-dev libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
@@ -22,7 +24,7 @@ COPY image ./image
 RUN swift build -c release --product gatehouse --static-swift-stdlib \
     && image/install.sh "$(swift build -c release --show-bin-path)" /out
 
-FROM debian:bookworm-slim
+FROM docker.io/library/debian:bookworm-slim
 COPY image/runtime-packages /tmp/runtime-packages
 RUN apt-get update \
     && grep -v '^#' /tmp/runtime-packages | xargs apt-get install -y --no-install-recommends \

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs a built gatehouse into a root file system the way the image has it: the binary
 # (stripped) and its resource bundle in /usr/local/bin, a /data volume owned by the non-root user 65532.
-# Used by the Dockerfile (into /out, copied over the run-time stage) and by .ci/runtime-image.sh.
+# Used by the Dockerfile (into /out, copied over the run-time stage) and by scripts/build-image.sh.
 #   image/install.sh BUILD_BIN_DIR ROOT
 set -eu
 bin=${1:?usage: install.sh BUILD_BIN_DIR ROOT}

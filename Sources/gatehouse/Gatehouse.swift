@@ -10,11 +10,46 @@ import GatehouseCore
 @main
 enum Main {
     static func main() {
+        let arguments = GlobalOptions.movedAfterCommand(Array(CommandLine.arguments.dropFirst()))
         Task {
-            await Gatehouse.main()
+            await Gatehouse.main(arguments)
             exit(0)
         }
         dispatchMain()
+    }
+}
+
+/// The options every client subcommand takes, accepted before the subcommand too, as kubectl takes
+/// its own (`kubectl gatehouse -n test status podinfo`, `gatehouse --server URL open ...`).
+enum GlobalOptions {
+    /// The options that take a value, and may come before the subcommand.
+    static let taking: Set<String> = [
+        "--server", "--token", "-o", "--output", "--request-timeout", "-n", "--namespace", "--cluster", "--context",
+        "--kubeconfig",
+    ]
+
+    /// `arguments` with the options in `taking` (and their values) that come before the first word
+    /// moved to the end, before a `--` if there is one; anything else is left as it was.
+    static func movedAfterCommand(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var rest = arguments[...]
+        while let first = rest.first {
+            let name = String(first.prefix { $0 != "=" })
+            guard taking.contains(name) else { break }
+            if first.contains("=") {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else if rest.count >= 2 {
+                leading += rest.prefix(2)
+                rest = rest.dropFirst(2)
+            } else {
+                break  // no value: the parser says so
+            }
+        }
+        guard !leading.isEmpty, !rest.isEmpty, !rest.first!.hasPrefix("-") else { return arguments }
+        var moved = Array(rest)
+        moved.insert(contentsOf: leading, at: moved.firstIndex(of: "--") ?? moved.endIndex)
+        return moved
     }
 }
 

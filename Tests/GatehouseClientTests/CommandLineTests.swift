@@ -140,7 +140,9 @@ struct CommandLineTests {
         }
     }
 
-    @Test("without -n a canary is in the kubeconfig context's namespace, as kubectl has it; --context picks another")
+    @Test(
+        "without -n a canary is in the kubeconfig context's namespace, as kubectl has it; --context picks another; options may come before the subcommand"
+    )
     func kubeconfigNamespace() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-kube-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -175,6 +177,17 @@ struct CommandLineTests {
                 ["open", "rollout", "podinfo", "--context", "prod", "--server", server.absoluteString],
                 environment: environment)
             #expect(unknown.status != 0 && unknown.errors.contains("has no context prod"), "\(unknown)")
+            // As kubectl takes its own: options before the subcommand, in both forms.
+            let before = try await Gatehouse.run(
+                ["--server", server.absoluteString, "-n", "test", "--output=json", "status", "podinfo"],
+                environment: environment)
+            #expect(before.status == 0 && before.output.contains(#""namespace":"test""#), "\(before)")
+            let beforeNested = try await Gatehouse.run(
+                ["--server=\(server.absoluteString)", "--context", "bare", "close", "rollout", "podinfo"],
+                environment: environment)
+            #expect(
+                beforeNested.status == 0 && beforeNested.output.contains("rollout gate of default/podinfo: closed"),
+                "\(beforeNested)")
         }
     }
 
