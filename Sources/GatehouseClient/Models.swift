@@ -42,6 +42,9 @@ public struct CanaryStatus: Codable, Sendable, Equatable {
     public var rollout: RolloutStatus?
     /// What an operator change just did, in one sentence (only in the answer to that change).
     public var outcome: String?
+    /// A warning about that change: the canary has never called, and which canaries it may have
+    /// meant (only in the answer to that change).
+    public var notice: String?
 
     /// Creates a status, as the API would return it.
     public init(

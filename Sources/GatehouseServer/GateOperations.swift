@@ -50,6 +50,20 @@ struct GateOperations: Sendable {
         return canary
     }
 
+    /// What to tell a person who changed a gate of `id` when no call from Flagger ever named it: a
+    /// pre-approval of its first rollout, or far more often a typo or a forgotten namespace. Names
+    /// the canaries that have called with ids like it (`GateStore.lookalikes`); nil when it has called.
+    func neverCalled(_ id: CanaryID) async -> String? {
+        guard (try? await store.hasCalled(id)) == false else { return nil }
+        let alike = ((try? await store.lookalikes(of: id)) ?? []).map(\.description)
+        let meant =
+            alike.isEmpty
+            ? ""
+            : "; did you mean \(alike.dropLast().joined(separator: ", "))\(alike.count > 1 ? " or " : "")\(alike.last!)?"
+        return
+            "no canary \(id) has called Gatehouse\(meant) (the change waits for the first rollout of \(id), if it ever has one)"
+    }
+
     /// Closes a gate; closing a closed gate changes nothing.
     func close(_ gate: GateKind, of id: CanaryID, reason: String?, by asker: Asker) async throws -> Canary {
         try accessGuard.requireNamespace(id.namespace)

@@ -36,9 +36,12 @@ struct CanaryView: ResponseEncodable {
     var policy: PolicyStateView?
     /// What an operator change just did, in one sentence (only in the answer to that change).
     var outcome: String?
+    /// A warning about that change: the canary has never called (a likely typo), with the canaries
+    /// meant perhaps (`GateOperations.neverCalled`).
+    var notice: String?
 
     /// The view of `canary` at `now`; a wait may be on a freeze or a policy rule of `surroundings`.
-    init(_ canary: Canary, surroundings: Surroundings, at now: Date, outcome: String? = nil) {
+    init(_ canary: Canary, surroundings: Surroundings, at now: Date, outcome: String? = nil, notice: String? = nil) {
         cluster = canary.id.cluster.isEmpty ? nil : canary.id.cluster
         namespace = canary.id.namespace
         name = canary.id.name
@@ -51,6 +54,7 @@ struct CanaryView: ResponseEncodable {
         state = State(of: canary)
         rollout = RolloutView(canary.rollout)
         self.outcome = outcome
+        self.notice = notice
         waitingOn = canary.waiting(in: surroundings, at: now)
         // A gate's approval tally depends on the policy alone: the other canaries are not looked at
         // (a list would otherwise scan every canary for each one's rollout slot).

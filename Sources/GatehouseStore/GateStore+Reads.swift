@@ -141,3 +141,24 @@ extension GateStore {
     /// The guardrails policy in force.
     public var policyInForce: Policy { policy() }
 }
+
+extension GateStore {
+    /// Whether Flagger (or a client of the loadtester's endpoints) has called about the canary.
+    public func hasCalled(_ id: CanaryID) async throws -> Bool {
+        try await current()
+        return memory.withLock { $0.canary(id)?.lastSeen != nil }
+    }
+
+    /// The canaries that have called whose ids are like `id` (`Lookalike`), nearest first, at most
+    /// `limit`: what a person who named `id` likely meant. It goes through every id (a few
+    /// milliseconds at 100,000), so it is for the rare answer about a canary that never called.
+    public func lookalikes(of id: CanaryID, limit: Int = 3) async throws -> [CanaryID] {
+        try await current()
+        let order = memory.withLock { $0.order }
+        let alike = order.ids(after: nil).compactMap { candidate in
+            Lookalike.distance(of: candidate, from: id).map { (candidate, $0) }
+        }
+        let called = Set(canaries(alike.map(\.0)).filter { $0.lastSeen != nil }.map(\.id))
+        return alike.filter { called.contains($0.0) }.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.prefix(limit).map(\.0)
+    }
+}

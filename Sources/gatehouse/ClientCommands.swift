@@ -43,7 +43,7 @@ struct Open: AsyncParsableCommand {
         let canary = try namespace.canary(name)
         let options = OpenOptions(reason: reason, ttl: ttl, expiresAt: until, steps: steps, sticky: sticky)
         let reply = try await client.call { api throws(ClientError) in try await api.open(gate, of: canary, options) }
-        client.show(reply) {
+        client.show(change: reply) {
             TextRender.change(gate, of: $0)
         }
     }
@@ -68,7 +68,7 @@ struct Close: AsyncParsableCommand {
         let reply = try await client.call { api throws(ClientError) in
             try await api.close(gate, of: canary, reason: reason)
         }
-        client.show(reply) {
+        client.show(change: reply) {
             TextRender.change(gate, of: $0)
         }
     }
@@ -95,7 +95,7 @@ struct Rollback: AsyncParsableCommand {
         let canary = try namespace.canary(name)
         let options = OpenOptions(reason: reason, ttl: ttl, force: force)
         let reply = try await client.call { api throws(ClientError) in try await api.rollback(canary, options) }
-        client.show(reply) {
+        client.show(change: reply) {
             TextRender.change(.rollback, of: $0)
         }
     }

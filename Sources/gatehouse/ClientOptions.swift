@@ -61,6 +61,15 @@ struct ClientOptions: ParsableArguments {
         case .text: print(text(reply.value))
         }
     }
+
+    /// `show`, then the change's warning, if the service gave one, on standard error (text only:
+    /// JSON carries it as `notice`).
+    func show(change reply: GatehouseAPI.Reply<CanaryStatus>, text: (CanaryStatus) -> String) {
+        show(reply, text: text)
+        if output == .text, let notice = reply.value.notice {
+            FileHandle.standardError.write(Data("warning: \(notice)\n".utf8))
+        }
+    }
 }
 
 /// `-n NAMESPACE`, as kubectl has it (and, without it, the kubeconfig context's namespace), and

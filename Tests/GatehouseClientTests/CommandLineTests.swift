@@ -163,6 +163,7 @@ struct CommandLineTests {
             let opened = try await Gatehouse.run(
                 ["open", "rollout", "podinfo", "--server", server.absoluteString], environment: environment)
             #expect(opened.status == 0 && opened.output.contains("rollout gate of shop/podinfo"), "\(opened)")
+            #expect(opened.errors.contains("warning: no canary shop/podinfo has called Gatehouse"), "\(opened)")
             let bare = try await Gatehouse.run(
                 ["open", "rollout", "podinfo", "--context", "bare", "--server", server.absoluteString],
                 environment: environment)

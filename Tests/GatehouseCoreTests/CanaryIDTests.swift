@@ -73,3 +73,25 @@ struct DurationTextTests {
         }
     }
 }
+
+@Suite("Ids alike enough to be meant")
+struct LookalikeTests {
+    @Test("a name a typo or two away in the same namespace, or the same name elsewhere in the cluster")
+    func alike() throws {
+        let meant = try CanaryID(namespace: "shop", name: "checkout")
+        #expect(Lookalike.distance(of: meant, from: try CanaryID(namespace: "shop", name: "chekout")) == 1)
+        #expect(Lookalike.distance(of: meant, from: try CanaryID(namespace: "shop", name: "chcekout")) == 2)
+        #expect(Lookalike.distance(of: meant, from: try CanaryID(namespace: "shop", name: "payments")) == nil)
+        #expect(Lookalike.distance(of: meant, from: try CanaryID(namespace: "default", name: "checkout")) == 3)
+        #expect(Lookalike.distance(of: meant, from: try CanaryID(namespace: "default", name: "chekout")) == nil)
+        #expect(Lookalike.distance(of: meant, from: meant) == nil, "the same id is not a lookalike")
+        #expect(
+            Lookalike.distance(of: meant, from: try CanaryID(cluster: "eu-1", namespace: "shop", name: "checkout"))
+                == nil, "another cluster's canary is another canary")
+        // Short names allow one edit only: "api" is not "app".
+        #expect(Lookalike.editDistance("api", "app", atMost: 1) == 1)
+        #expect(
+            Lookalike.distance(
+                of: try CanaryID(namespace: "a", name: "web"), from: try CanaryID(namespace: "a", name: "api")) == nil)
+    }
+}

@@ -204,6 +204,14 @@ struct DashboardTests {
             #expect(events.text.contains("looks good"))
             // The notice is shown once.
             #expect(!(try await visitor.get("/canaries/test/podinfo")).text.contains("Done: promotion gate open"))
+            // A canary that never called is changed all the same, with a note of the one likely meant.
+            let typo = try await visitor.submit(
+                "/canaries/test/podinfp/close", [("gate", "promotion"), ("reason", "wrong one")])
+            #expect(typo.status == .seeOther)
+            let noted = try await visitor.get(typo.location ?? "/")
+            #expect(
+                noted.text.contains("Note: no canary test/podinfp has called Gatehouse; did you mean test/podinfo?"),
+                "\(noted.text)")
         }
     }
 

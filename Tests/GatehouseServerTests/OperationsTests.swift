@@ -94,6 +94,32 @@ struct OperationsTests {
             #expect(try await client.get("/v1/canaries/test/stranger").status == .notFound)
         }
     }
+
+    @Test("a gate of a canary that never called opens with a notice naming what was likely meant")
+    func neverCalled() async throws {
+        try await TestServer().run { client in
+            for name in ["checkout", "podinfo"] {
+                #expect(try await client.hook("confirm-rollout", checksum: "c1", name: name).status == .forbidden)
+            }
+            // A typo in the name: the canary one edit away that has called.
+            let typo = try await client.post("/v1/canaries/test/chekout/gates/rollout/open").json()
+            let typoNotice = try #require(typo["notice"] as? String)
+            #expect(typoNotice.hasPrefix("no canary test/chekout has called Gatehouse; did you mean test/checkout?"))
+            // A forgotten namespace: the same name where it has called.
+            let elsewhere = try await client.post("/v1/canaries/default/podinfo/gates/promotion/close").json()
+            #expect((elsewhere["notice"] as? String)?.contains("did you mean test/podinfo?") == true)
+            // Nothing like it: said all the same, and the change is made (a first rollout approved ahead).
+            let new = try await client.post("/v1/canaries/test/brand-new-service/gates/rollout/open").json()
+            #expect(
+                (new["notice"] as? String)?.hasPrefix("no canary test/brand-new-service has called Gatehouse (") == true
+            )
+            #expect((new["gates"] as? [String: [String: Any]])?["rollout"]?["state"] as? String == "open")
+            // A canary that has called: no notice.
+            let known = try await client.post("/v1/canaries/test/checkout/gates/rollout/open").json()
+            #expect(known["notice"] == nil)
+            #expect(known["outcome"] != nil)
+        }
+    }
 }
 
 /// Another connection holding SQLite's exclusive lock on the file, as a stuck process would.

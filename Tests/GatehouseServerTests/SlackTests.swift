@@ -112,6 +112,12 @@ struct SlackTests {
             #expect(wrongSteps.type == "ephemeral" && wrongSteps.text.contains("steps= takes"), "\(wrongSteps.text)")
             let close = try await client.slack("close promotion test/podinfo wait")
             #expect(close.type == "in_channel" && close.text.contains("closed the promotion gate"))
+            // Flagger has not called about test/podinfo yet: each change said so, and a typo says what was meant.
+            #expect(close.text.contains("\n:warning: no canary test/podinfo has called Gatehouse"), "\(close.text)")
+            _ = try await client.hook("confirm-rollout", checksum: "c1", name: "checkout")
+            let typo = try await client.slack("open promotion test/chekout")
+            #expect(typo.text.contains("no canary test/chekout has called Gatehouse; did you mean test/checkout?"))
+            #expect(!(try await client.slack("close promotion test/checkout")).text.contains(":warning:"))
             let outside = try await client.slack("rollback test/podinfo errors")
             #expect(outside.type == "ephemeral" && outside.text.contains("not known to be in a rollout"))
             _ = try await client.hook("rollback", checksum: "c2")

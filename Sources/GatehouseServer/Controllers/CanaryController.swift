@@ -89,7 +89,7 @@ struct CanaryController {
         let canary = try await operations.close(
             gate, of: id, reason: try Reason.validate(body.reason),
             by: .init(actor: actor))
-        return try await view(of: canary)
+        return try await view(of: canary, notice: await operations.neverCalled(id))
     }
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
@@ -150,12 +150,17 @@ struct CanaryController {
         let canary = try await operations.open(
             gate, of: id, request, rollback: .request(force: body.force ?? false, revision: nil),
             by: .init(actor: actor), at: now)
-        return try await view(of: canary, at: now, outcome: request.coverage(of: gate, in: canary))
+        return try await view(
+            of: canary, at: now, outcome: request.coverage(of: gate, in: canary),
+            notice: await operations.neverCalled(id))
     }
 
     /// The view of one canary, with what holds it now (freezes, the policy, the other canaries).
-    private func view(of canary: Canary, at now: Date = Date(), outcome: String? = nil) async throws -> CanaryView {
-        CanaryView(canary, surroundings: try await store.surroundings(at: now), at: now, outcome: outcome)
+    private func view(
+        of canary: Canary, at now: Date = Date(), outcome: String? = nil, notice: String? = nil
+    ) async throws -> CanaryView {
+        CanaryView(
+            canary, surroundings: try await store.surroundings(at: now), at: now, outcome: outcome, notice: notice)
     }
 
 }

@@ -94,12 +94,13 @@ struct SlackController {
                     let opened = try await operations.open(gate, of: canary, request, by: asker)
                     return .inChannel(
                         "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason)): \(request.coverage(of: gate, in: opened))"
-                    )
+                            + Self.warning(await operations.neverCalled(canary)))
                 }
                 try authorize(command, .close, canary.area)
                 _ = try await operations.close(gate, of: canary, reason: reason, by: asker)
                 return .inChannel(
-                    "<@\(command.user)> closed the \(gate.rawValue) gate of \(canary)\(Self.because(reason))")
+                    "<@\(command.user)> closed the \(gate.rawValue) gate of \(canary)\(Self.because(reason))"
+                        + Self.warning(await operations.neverCalled(canary)))
             case "rollback":
                 guard let target = command.arguments.first else { return .usage("`rollback NAMESPACE/NAME [reason…]`") }
                 let canary = try Self.canary(target)
@@ -181,6 +182,11 @@ struct SlackController {
         guard allows(command, action, area) else {
             throw GatehouseError.forbidden("you may not \(action.rawValue) in \(area) from here")
         }
+    }
+
+    /// A change's warning on a line of its own, or nothing.
+    private static func warning(_ notice: String?) -> String {
+        notice.map { "\n:warning: \($0)" } ?? ""
     }
 
     private static func because(_ reason: String?) -> String {

@@ -335,7 +335,9 @@ struct DashboardController {
         }
         let opened = try await operations.open(
             gate, of: id, openRequest, rollback: .request(force: false, revision: nil), by: .init(actor: actor))
-        return done("Done: \(openRequest.coverage(of: gate, in: opened)).", returnTo: CanaryModel.href(of: id))
+        return done(
+            "Done: \(openRequest.coverage(of: gate, in: opened)).\(Self.warning(await operations.neverCalled(id)))",
+            returnTo: CanaryModel.href(of: id))
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
@@ -344,7 +346,9 @@ struct DashboardController {
         let gate = try GateKind(userInput: form.gate ?? "")
         let actor = try access.authorize(.close, in: id.area, context: context)
         _ = try await operations.close(gate, of: id, reason: try Reason.validate(form.reason), by: .init(actor: actor))
-        return done("Done: the \(gate.rawValue) gate of \(id) is closed.", returnTo: CanaryModel.href(of: id))
+        return done(
+            "Done: the \(gate.rawValue) gate of \(id) is closed.\(Self.warning(await operations.neverCalled(id)))",
+            returnTo: CanaryModel.href(of: id))
     }
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
@@ -431,6 +435,11 @@ struct DashboardController {
     }
 
     /// After a form: back to the page it came from, with what it did.
+    /// A change's warning after its sentence, or nothing.
+    private static func warning(_ notice: String?) -> String {
+        notice.map { " Note: \($0)." } ?? ""
+    }
+
     private func done(_ notice: String, returnTo path: String) -> Response {
         var response = Self.redirect(to: path)
         response.setCookie(
