@@ -105,47 +105,115 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show canaries, their gates and what they wait on.",
         discussion: """
+            With --watch the view stays on screen and is redrawn in place every --interval until \
+            Ctrl-C; when standard output is not a terminal (or with -o json), a new view is printed \
+            each time the service's answer changes. A service that cannot be reached is said so in \
+            the view, and asked again.
+
             Examples:
               gatehouse status -A
               gatehouse status -n test
               gatehouse status podinfo -n test
+              gatehouse status podinfo -n test --watch
             """)
 
     @Argument(help: "One canary to show in detail.") var name: String?
     @OptionGroup var namespace: NamespaceOption
     @Flag(name: [.customShort("A"), .long], help: "Every namespace.") var allNamespaces = false
+    @Flag(name: [.customShort("w"), .long], help: "Keep watching: redraw the view as it changes (Ctrl-C ends).")
+    var watch = false
+    @Option(help: "With --watch, how often to ask, e.g. 2s.") var interval = "2s"
     @OptionGroup var client: ClientOptions
 
+    /// One look: the service's answer (what a change is told by) and the view of it.
+    struct View {
+        var answer: Data
+        var text: String
+    }
+
+    /// What the view shows: one canary, or the canaries of a namespace (nil: every namespace).
+    enum Target {
+        case canary(CanaryID)
+        case namespace(String?)
+    }
+
     func run() async throws {
-        if let name {
-            let canary = try namespace.canary(name)
-            let events = (try? await client.api().events(of: canary, limit: 10).value.events) ?? []
-            let reply = try await client.call { api throws(ClientError) in try await api.canary(canary) }
-            client.show(reply) {
-                TextRender.detail($0, events: events)
+        let api = try client.api()
+        let target: Target =
+            try name.map { .canary(try namespace.canary($0)) }
+            ?? .namespace(allNamespaces ? nil : try namespace.namespaceOrDefault)
+        guard watch else {
+            do {
+                print(try await view(of: target, from: api).text)
+            } catch {
+                FileHandle.standardError.write(Data("gatehouse: \(error.description)\n".utf8))
+                throw ExitCode(error.exitCode)
             }
-        } else {
-            let scope = allNamespaces ? nil : try namespace.namespaceOrDefault
-            let reply = try await client.call { api throws(ClientError) in
-                try await api.canaries(namespace: scope, cluster: namespace.cluster)
+            return
+        }
+        let seconds: TimeInterval
+        do {
+            seconds = try DurationText.seconds(from: interval, field: "--interval")
+        } catch {
+            throw ArgumentParser.ValidationError(error.message)
+        }
+        let terminal = isatty(STDOUT_FILENO) == 1 && client.output == .text
+        let command = ([Gatehouse.invokedName] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        var last: Data?
+        while true {
+            let look: View
+            do {
+                look = try await view(of: target, from: api)
+            } catch {
+                look = View(
+                    answer: Data(error.description.utf8),
+                    text: "gatehouse: \(error.description); asking again every \(interval)")
             }
-            // An empty namespace says where the canaries are, when there are some elsewhere.
-            if let scope, reply.value.isEmpty, client.output == .text {
-                let elsewhere = (try? await client.api().canaries(cluster: namespace.cluster).value) ?? []
-                if !elsewhere.isEmpty {
-                    let namespaces = Set(elsewhere.map(\.namespace)).sorted()
-                    print(
+            if terminal {
+                // Home, clear the screen, then the frame: the view is redrawn in place, as watch(1) does.
+                let header = "Every \(interval): \(command)    \(Timestamp.string(from: Date()))"
+                print("\u{1B}[H\u{1B}[2J\(header)\n\n\(look.text)")
+            } else if look.answer != last {
+                print(look.text + (client.output == .text ? "\n" : ""))
+            }
+            // Every stream flushed: the frame shows now, not when a buffer fills. Once the terminal
+            // or the pipe is gone (writes fail), nobody is watching.
+            guard fflush(nil) == 0 else { throw ExitCode.failure }
+            last = look.answer
+            try await Task.sleep(for: .seconds(seconds))
+        }
+    }
+
+    /// The view asked for: one canary in detail, or the table of a namespace (or all); the API's
+    /// JSON as it came with -o json.
+    private func view(of target: Target, from api: GatehouseAPI) async throws(ClientError) -> View {
+        let json = client.output == .json
+        let scope: String?
+        switch target {
+        case .canary(let canary):
+            let reply = try await api.canary(canary)
+            if json { return View(answer: reply.json, text: String(decoding: reply.json, as: UTF8.self)) }
+            let events = (try? await api.events(of: canary, limit: 10).value.events) ?? []
+            return View(answer: reply.json, text: TextRender.detail(reply.value, events: events))
+        case .namespace(let namespace):
+            scope = namespace
+        }
+        let reply = try await api.canaries(namespace: scope, cluster: namespace.cluster)
+        if json { return View(answer: reply.json, text: String(decoding: reply.json, as: UTF8.self)) }
+        // An empty namespace says where the canaries are, when there are some elsewhere.
+        if let scope, reply.value.isEmpty {
+            let elsewhere = (try? await api.canaries(cluster: namespace.cluster).value) ?? []
+            if !elsewhere.isEmpty {
+                let namespaces = Set(elsewhere.map(\.namespace)).sorted()
+                return View(
+                    answer: reply.json,
+                    text:
                         "No canaries in namespace \(scope); \(elsewhere.count) in \(namespaces.count == 1 ? "namespace" : "namespaces") \(namespaces.prefix(5).joined(separator: ", "))\(namespaces.count > 5 ? ", …" : ""). Use -n NAMESPACE, or -A for every namespace."
-                    )
-                    return
-                }
-            }
-            let windows =
-                client.output == .text ? (try? await client.api().policy().value).flatMap(TextRender.windows) : nil
-            client.show(reply) {
-                TextRender.table($0) + (windows.map { "\n\n" + $0 } ?? "")
+                )
             }
         }
+        let windows = (try? await api.policy().value).flatMap(TextRender.windows)
+        return View(answer: reply.json, text: TextRender.table(reply.value) + (windows.map { "\n\n" + $0 } ?? ""))
     }
 }
 
@@ -269,8 +337,9 @@ struct Wait: AsyncParsableCommand {
         guard CanaryPhase.known.contains(where: { $0.rawValue == phase }) else {
             let known = CanaryPhase.known.map(\.rawValue)
             let asked = phase.lowercased()
-            let hint = known.map { (phase: $0, edits: editDistance($0.lowercased(), asked)) }
-                .filter { $0.edits <= 3 }.min { $0.edits < $1.edits }?.phase
+            let hint = known.compactMap { phase in
+                Lookalike.editDistance(phase.lowercased(), asked, atMost: 3).map { (phase: phase, edits: $0) }
+            }.min { $0.edits < $1.edits }?.phase
             throw ArgumentParser.ValidationError(
                 "--for '\(phase)' is not a Flagger phase\(hint.map { " (did you mean \($0)?)" } ?? ""); it is one of \(known.joined(separator: ", "))"
             )
@@ -310,19 +379,4 @@ func validateTime(_ text: String, option: String, durationOption: String) throws
             "\(option) '\(text.prefix(40))' is not an RFC 3339 time such as 2026-12-01T09:00:00Z; for a length of time use \(durationOption), e.g. \(durationOption) 1d"
         )
     }
-}
-
-/// How many single-character edits turn one word into another (for "did you mean").
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a)
-    let b = Array(b)
-    var previous = Array(0...b.count)
-    for (i, x) in a.enumerated() {
-        var current = [i + 1]
-        for (j, y) in b.enumerated() {
-            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
-        }
-        previous = current
-    }
-    return previous[b.count]
 }

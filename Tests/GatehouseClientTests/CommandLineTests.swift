@@ -22,19 +22,25 @@ struct Gatehouse {
         try #require(
             FileManager.default.isExecutableFile(atPath: binary.path),
             "build the gatehouse product first (swift test builds it)")
+        return try await program(binary.path, arguments, environment: environment)
+    }
+
+    /// Runs another program (a terminal multiplexer, `timeout`) to its end, as `run` runs gatehouse.
+    static func program(_ path: String, _ arguments: [String], environment: [String: String] = [:]) async throws
+        -> Result
+    {
         let environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         // posix_spawn on a thread of its own, not Foundation's Process: on this toolchain its run()
         // over-reads /proc/self/fd entries and crashes now and then (swift-corelibs-foundation #5472).
         return try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(
-                    with: Swift.Result { try spawn(binary.path, arguments, environment: environment) })
+                continuation.resume(with: Swift.Result { try spawn(path, arguments, environment: environment) })
             }
         }
     }
 
     /// Runs the program to its end, collecting what it writes to stdout and stderr.
-    private static func spawn(_ path: String, _ arguments: [String], environment: [String: String]) throws -> Result {
+    static func spawn(_ path: String, _ arguments: [String], environment: [String: String]) throws -> Result {
         var output: [Int32] = [0, 0]
         var errors: [Int32] = [0, 0]
         guard pipe(&output) == 0, pipe(&errors) == 0 else { throw POSIXError(.EMFILE) }
@@ -47,8 +53,21 @@ struct Gatehouse {
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
+        // The child starts with every signal's default action and none blocked, as from a shell: the
+        // test process ignores some (its services handle SIGTERM and SIGINT themselves), and a child
+        // inheriting that would outlive the terminal it ran in (SIGHUP ignored).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var all = sigset_t()
+        var none = sigset_t()
+        sigfillset(&all)
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         close(output[1])
         close(errors[1])
         defer {
@@ -189,6 +208,52 @@ struct CommandLineTests {
             #expect(
                 beforeNested.status == 0 && beforeNested.output.contains("rollout gate of default/podinfo: closed"),
                 "\(beforeNested)")
+        }
+    }
+
+    @Test("status --watch redraws one view in place in a terminal, and prints a view only when it changes otherwise")
+    func watch() async throws {
+        try await withLiveServer { server in
+            #expect(try await flagger(server, "confirm-promotion", phase: "Progressing", checksum: "c1") == 403)
+            // A terminal: tmux, with a server of its own, the view in its one window.
+            let tmux = ["-L", "gatehouse-watch-\(UUID().uuidString.prefix(8))"]
+            let watch =
+                "\(Gatehouse.binary.path) status -n test --watch --interval 0.2s --server \(server.absoluteString)"
+            let started = try await Gatehouse.program(
+                "/usr/bin/tmux", tmux + ["new-session", "-d", "-x", "160", "-y", "30", watch])
+            try #require(started.status == 0, "tmux: \(started.errors)")
+            // Ends the view with its terminal, however the test ends (quick: it waits on nothing of ours).
+            defer {
+                _ = try? Gatehouse.spawn(
+                    "/usr/bin/tmux", tmux + ["kill-server"], environment: ProcessInfo.processInfo.environment)
+            }
+            func screen(showing text: String) async throws -> String {
+                var shown = ""
+                for _ in 0..<200 where !shown.contains(text) {
+                    shown = try await Gatehouse.program("/usr/bin/tmux", tmux + ["capture-pane", "-p"]).output
+                    if !shown.contains(text) { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                return shown
+            }
+            let waiting = try await screen(showing: "(gate closed)")
+            #expect(waiting.contains("test/podinfo") && waiting.contains("promotion for"), "\(waiting)")
+            _ = try await Gatehouse.run([
+                "open", "promotion", "podinfo", "-n", "test", "--server", server.absoluteString,
+            ])
+            let opened = try await screen(showing: "open once")
+            #expect(opened.contains("gate open: passes at Flagger's next check"), "\(opened)")
+            // Redrawn in place: one header and one table on the screen, however many times it was drawn.
+            #expect(opened.components(separatedBy: "Every 0.2s:").count == 2, "\(opened)")
+            #expect(opened.components(separatedBy: "CANARY").count == 2, "\(opened)")
+
+            // Not a terminal: a view each time the answer changes — here, over 1.5 s of asking, once.
+            let piped = try await Gatehouse.program(
+                "/usr/bin/timeout",
+                [
+                    "1.5", Gatehouse.binary.path, "status", "-n", "test", "--watch", "--interval", "0.1s", "-o", "json",
+                    "--server", server.absoluteString,
+                ])
+            #expect(piped.output.components(separatedBy: #"{"canaries":"#).count == 2, "\(piped.output)")
         }
     }
 
