@@ -9,14 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:?usage: runtime-image.sh RELEASE_BIN_DIR}
-# The ENV instruction of the run-time stage, as KEY=VALUE words.
-mapfile -t environment < <(python3 - <<'PY'
-import re, shlex
-text = open("Dockerfile").read().split("\nFROM docker.io/library/debian:")[-1]
-block = re.search(r"^ENV ((?:.*\\\n)*.*)$", text, re.M).group(1).replace("\\\n", " ")
-print("\n".join(shlex.split(block)))
-PY
-)
+# The run-time stage's ENV, as KEY=VALUE words (read where the image is built).
+mapfile -t environment < <(scripts/build-image.sh --print-environment)
 
 parent=$(mktemp -d /tmp/gatehouse-image-ci.XXXXXX)
 root="$parent/rootfs"

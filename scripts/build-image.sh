@@ -13,13 +13,25 @@
 #   --archive FILE     where to write the OCI archive (default gatehouse-image.tar)
 #   --bin-dir DIR      use a release build already made there (swift build -c release --show-bin-path)
 #   --keep-rootfs DIR  also leave the run-time file system in DIR (it must not exist), to test it
+#   --print-environment  print the run-time stage's ENV as KEY=VALUE lines, and nothing else
 #
 # Needs root (debootstrap and chroot do), debootstrap, buildah, a Swift 6.3 toolchain on PATH
 # unless --bin-dir is given, and DEBIAN_MIRROR when deb.debian.org is not reachable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '10,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '10,16p' "$0" | sed 's/^# \{0,1\}//'; }
+# The ENV instruction of the Dockerfile's run-time stage, as KEY=VALUE lines (one definition: CI's
+# image test runs the binary with it too, through --print-environment).
+stage_environment() {
+    python3 - <<'PY'
+import re, shlex
+text = open("Dockerfile").read().split("\nFROM docker.io/library/debian:")[-1]
+block = re.search(r"^ENV ((?:.*\\\n)*.*)$", text, re.M).group(1).replace("\\\n", " ")
+print("\n".join(shlex.split(block)))
+PY
+}
+
 tag="" archive="gatehouse-image.tar" bin="" keep=""
 while (($#)); do
     case $1 in
@@ -27,6 +39,7 @@ while (($#)); do
     --archive) archive=${2:?--archive needs a file}; shift 2 ;;
     --bin-dir) bin=${2:?--bin-dir needs a folder}; shift 2 ;;
     --keep-rootfs) keep=${2:?--keep-rootfs needs a folder}; shift 2 ;;
+    --print-environment) stage_environment; exit 0 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "build-image.sh: unknown argument '$1'"; usage; exit 2 ;;
     esac
@@ -48,13 +61,8 @@ if [[ -z "$release" || -z "$packages" ]]; then
     echo "build-image.sh: cannot read the run-time stage's Debian release (Dockerfile) or packages (image/runtime-packages)"
     exit 1
 fi
-mapfile -t environment < <(python3 - <<'PY'
-import re, shlex
-text = open("Dockerfile").read().split("\nFROM docker.io/library/debian:")[-1]
-block = re.search(r"^ENV ((?:.*\\\n)*.*)$", text, re.M).group(1).replace("\\\n", " ")
-print("\n".join(shlex.split(block)))
-PY
-)
+
+mapfile -t environment < <(stage_environment)
 
 if [[ -z "$bin" ]]; then
     echo "swift build -c release --product gatehouse --static-swift-stdlib"
