@@ -120,7 +120,7 @@ def make_templates(binary, database):
         for name, finish in (("done", True), ("waiting", False)):
             call(c, "POST", "/v1/flagger/events", json.dumps({
                 "name": name, "namespace": "template", "phase": "Initializing", "checksum": "r1",
-                "metadata": {"eventMessage": "New revision detected! Scaling up", "eventType": "Normal"}}))
+                "metadata": {"eventMessage": f"New revision detected! Scaling up {name}.template", "eventType": "Normal"}}))
             call(c, "POST", "/v1/flagger/confirm-rollout", check_body("template", name, phase="Initialized"))
             call(c, "POST", f"/v1/canaries/template/{name}/gates/rollout/open", "{}", person)
             call(c, "POST", "/v1/flagger/confirm-rollout", check_body("template", name, phase="Initialized"))
@@ -136,7 +136,8 @@ def make_templates(binary, database):
                 call(c, "POST", "/v1/flagger/confirm-promotion", check_body("template", name))
                 call(c, "POST", "/v1/flagger/events", json.dumps({
                     "name": name, "namespace": "template", "phase": "Succeeded", "checksum": "r2",
-                    "metadata": {"eventMessage": "Promotion completed! Scaling down", "eventType": "Normal"}}))
+                    "metadata": {"eventMessage": f"Promotion completed! Scaling down {name}.template",
+                                 "eventType": "Normal"}}))
                 call(c, "POST", "/v1/flagger/post-rollout", check_body("template", name, phase="Succeeded"))
     finally:
         stop(process)
@@ -155,9 +156,11 @@ def seed(binary, database, canaries, audit):
 
     def copy(table, template, where):
         names = columns(table)
+        namespace, name = "'team-' || (i % 500)", "'app-' || substr('000000' || i, -6)"
+        # Flagger's messages name the canary ("Promotion completed! Scaling down podinfo.test").
+        message = f"replace(lastMessage, '{template}.template', {name} || '.' || {namespace})"
         chosen = ", ".join(
-            "'team-' || (i % 500)" if column == "namespace" else "'app-' || substr('000000' || i, -6)"
-            if column == "name" else column for column in names)
+            {"namespace": namespace, "name": name, "lastMessage": message}.get(column, column) for column in names)
         db.execute(
             f"WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
             f"INSERT INTO {table} ({', '.join(names)}) SELECT {chosen} FROM n, {table} t "

@@ -17,7 +17,7 @@ public struct Canary: Sendable, Equatable {
     /// The checksum Flagger's last event carried.
     public var lastMessageChecksum: Revision?
     /// The gates anyone has touched; the others are closed.
-    public var gates: [GateKind: Gate]
+    public var gates: GateSet
     /// Where the canary is in its rollout.
     public var rollout: Rollout
     /// What its webhooks' metadata says of it for the policy (group, team, dependencies).
@@ -35,7 +35,7 @@ public struct Canary: Sendable, Equatable {
     /// A canary nobody has reported on yet.
     public init(id: CanaryID) {
         self.id = id
-        self.gates = [:]
+        self.gates = GateSet()
         self.rollout = Rollout()
     }
 
@@ -72,8 +72,7 @@ public struct Canary: Sendable, Equatable {
     /// rollout), rather than only in what is observed and saved in the background.
     public func differsDurably(from other: Canary) -> Bool {
         // Gates never touched are closed: an entry equal to a closed gate is no change.
-        if gates != other.gates, Set(gates.keys).union(other.gates.keys).contains(where: { gate($0) != other.gate($0) })
-        {
+        if gates != other.gates, Set(gates.keys + other.gates.keys).contains(where: { gate($0) != other.gate($0) }) {
             return true
         }
         if labels != other.labels || requestedBy != other.requestedBy || requestedAt != other.requestedAt

@@ -43,7 +43,7 @@ struct GateChecker: Sendable {
     ) {
         var metadata: Logger.Metadata = [
             "canary": "\(check.canary)", "gate": "\(check.gate.rawValue)", "route": "\(route ?? "")",
-            "checksum": "\(check.checksum)", "decision": "\(decision?.verdict.rawValue ?? "unavailable")",
+            "checksum": "\(check.checksum?.text ?? "")", "decision": "\(decision?.verdict.rawValue ?? "unavailable")",
         ]
         metadata.merge(extra) { $1 }
         logger.log(level: level, "\(message)", metadata: metadata)

@@ -18,8 +18,14 @@ struct OrderedIDs: Sendable {
         let chunk = min(chunkIndex(for: id), chunks.count - 1)
         let index = Self.firstIndex(in: chunks[chunk], notBefore: id)
         if index < chunks[chunk].count && chunks[chunk][index] == id { return }
-        chunks[chunk].insert(id, at: index)
         count += 1
+        if chunk == chunks.count - 1 && index == Self.chunkSize {
+            // After the last id of a full last chunk (as a load in order adds them all): a new
+            // chunk, leaving that one full instead of split in two half-empty ones.
+            chunks.append([id])
+            return
+        }
+        chunks[chunk].insert(id, at: index)
         if chunks[chunk].count > Self.chunkSize {
             let upper = Array(chunks[chunk][(Self.chunkSize / 2)...])
             chunks[chunk].removeSubrange((Self.chunkSize / 2)...)

@@ -13,6 +13,8 @@ struct PagedLoad: Sendable {
     private var after: CanaryID?
     private var version: Int64?
     private(set) var isDone = false
+    /// Texts the canaries repeat, kept once.
+    private let pool = TextPool()
 
     /// The statements to read next.
     var reads: [SQL] {
@@ -53,7 +55,7 @@ struct PagedLoad: Sendable {
             memory.withLock { $0.canaries.reserveCapacity(Int(count)) }
             return
         }
-        let canaries = try Records.canaries(rows[0], gates: rows[1])
+        let canaries = try Records.canaries(rows[0], gates: rows[1], pool: pool)
         let versions = try rows[0].map { try $0.integer("version") }
         memory.withLock { memory in
             for (canary, version) in zip(canaries, versions) { memory.replace(canary, version: version) }

@@ -62,15 +62,16 @@ enum Records {
     static let everyCanary = [SQL("SELECT * FROM canary"), SQL("SELECT * FROM gate")]
 
     /// The canaries the rows hold, each with its gates among the gate rows.
-    static func canaries(_ rows: [any StoredRow], gates gateRows: [any StoredRow]) throws -> [Canary] {
-        var gates: [CanaryID: [GateKind: Gate]] = [:]
-        for row in gateRows {
-            let stored = try Tables.gate.read(row)
-            gates[stored.canary, default: [:]][stored.gate.kind] = stored.gate
+    static func canaries(_ rows: [any StoredRow], gates gateRows: [any StoredRow], pool: TextPool? = nil) throws
+        -> [Canary]
+    {
+        var gates: [CanaryID: GateSet] = [:]
+        for stored in try Tables.gate.read(gateRows, pool: pool) {
+            gates[stored.canary, default: GateSet()][stored.gate.kind] = stored.gate
         }
-        return try rows.map { row in
-            var canary = try Tables.canary.read(row)
-            canary.gates = gates[canary.id] ?? [:]
+        return try Tables.canary.read(rows, pool: pool).map { canary in
+            var canary = canary
+            canary.gates = gates[canary.id] ?? GateSet()
             return canary
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import Synchronization
 
 // The stored tables, each column declared once: its name, its type and the field it holds. The
 // statements that write a record and the code that reads one back are made from these lists, for
@@ -27,6 +28,12 @@ enum StoredType: Sendable {
 protocol StoredRow {
     /// The column's value, read as `type`; `.null` when it holds none.
     func value(_ column: String, as type: StoredType) throws -> StoredValue
+    /// Where the row holds each column named (nil where it holds none): the same for every row one
+    /// statement returns, so that many rows are read with one look-up of each name.
+    func positions(of columns: [String]) -> [Int?]
+    /// The value at `position` (from `positions(of:)`; nil reads as `.null`), read as `type`;
+    /// `column` names it in errors.
+    func value(at position: Int?, column: String, as type: StoredType) throws -> StoredValue
 }
 
 /// A row whose column holds something its field cannot take.
@@ -323,6 +330,22 @@ struct Table<Record>: Sendable {
         return record
     }
 
+    /// The records that rows of one statement hold, each column found once for them all; texts
+    /// that `pool` holds are shared rather than copied.
+    func read(_ rows: [any StoredRow], pool: TextPool? = nil) throws -> [Record] {
+        guard let first = rows.first else { return [] }
+        let positions = first.positions(of: columns.map(\.name))
+        return try rows.map { row in
+            var record = try make(row)
+            for (column, position) in zip(columns, positions) {
+                var value = try row.value(at: position, column: column.name, as: column.type)
+                if let pool, case .text(let text) = value { value = .text(pool.shared(text)) }
+                try column.set?(&record, value)
+            }
+            return record
+        }
+    }
+
     /// Inserts `records`, or, where a key is taken, sets the columns named in `updating` (all when
     /// nil), only where the stored row meets `condition` (over `\(name)` and `excluded`), if given.
     /// `extra` columns are written beside each record's, and set too. Unless `changing` is false,
@@ -365,6 +388,30 @@ struct Table<Record>: Sendable {
             "UPDATE \(name) SET \((columns.map(\.name) + stamp.names).map { "\($0) = ?" }.joined(separator: ", ")) WHERE "
                 + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
             (columns.map { $0.get(record) } + stamp.values) + key.map { $0.get(record) })
+    }
+}
+
+/// One copy of each text that many rows repeat (a gate's reason "rollout ended: Succeeded", an
+/// actor, a rule's name), for a load of every canary: a row's text is read into a string of its
+/// own, and 100,000 copies of one reason took 6 MB of what memory keeps. Texts short enough to be
+/// kept inside a string (15 bytes) take no room of their own and are not pooled; nor, once the
+/// pool holds `limit` texts, are new ones (a text each canary has alone would only fill it).
+final class TextPool: Sendable {
+    private let texts = Mutex<[String: String]>([:])
+    private let limit: Int
+
+    init(limit: Int = 4096) {
+        self.limit = limit
+    }
+
+    /// The pool's copy of `text`, taken into the pool if there is room.
+    func shared(_ text: String) -> String {
+        guard text.utf8.count > 15 else { return text }
+        return texts.withLock { texts in
+            if let held = texts[text] { return held }
+            if texts.count < limit { texts[text] = text }
+            return text
+        }
     }
 }
 

@@ -548,6 +548,15 @@ struct StoredDateTests {
             #expect(abs(read.timeIntervalSince(grdbRead)) < 0.000_001)
             #expect(abs(read.timeIntervalSince(date)) < 0.000_501, "rounded to the nearest millisecond")
         }
+        // Any year a stored text can hold, days past a month's end included, as the C library counts them.
+        for _ in 0..<5_000 {
+            let (year, month, day) = (Int.random(in: 1...9999), Int.random(in: 1...12), Int.random(in: 1...31))
+            var parts = tm()
+            (parts.tm_year, parts.tm_mon, parts.tm_mday) = (Int32(year - 1900), Int32(month - 1), Int32(day))
+            #expect(
+                Date.daysSince1970(year: year, month: month, day: day) * 86_400 == timegm(&parts),
+                "\(year)-\(month)-\(day)")
+        }
         for other in ["2026-11-22", "2026-13-01 00:00:00.000", "2026-11-22T10:00:00.000", "2026-11-22 10:00:00"] {
             #expect(Date(storedText: other) == nil, "\(other) is left to GRDB")
         }

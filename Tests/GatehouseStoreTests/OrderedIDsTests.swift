@@ -47,4 +47,33 @@ struct OrderedIDsTests {
             }
         }
     }
+
+    @Test("ids added in order (as a load adds them) fill whole chunks, and inserts among them still keep the order")
+    func loadedInOrder() throws {
+        var generator = Generator(state: 9)
+        func id(_ number: Int) throws -> CanaryID {
+            let digits = String(number)
+            return try CanaryID(
+                namespace: "ns", name: "app-" + String(repeating: "0", count: 5 - digits.count) + digits)
+        }
+        var ordered = OrderedIDs()
+        var model = Set<CanaryID>()
+        for index in 0..<(3 * OrderedIDs.chunkSize + 7) {
+            ordered.insert(try id(index * 2))
+            model.insert(try id(index * 2))
+        }
+        #expect(Array(ordered.ids(after: nil)) == model.sorted())
+        for _ in 0..<2_000 {
+            let some = try id(Int.random(in: 0..<4_000, using: &generator))
+            if Bool.random(using: &generator) {
+                ordered.insert(some)
+                model.insert(some)
+            } else {
+                ordered.remove(some)
+                model.remove(some)
+            }
+        }
+        #expect(Array(ordered.ids(after: nil)) == model.sorted())
+        #expect(ordered.count == model.count)
+    }
 }

@@ -308,7 +308,23 @@ struct PostgresRowReader: StoredRow {
     func value(_ column: String, as type: StoredType) throws -> StoredValue {
         let name = column.lowercased()
         guard row.contains(name) else { throw UnreadableRow(description: "no column \(column)") }
-        let cell = row[name]
+        return try read(row[name], as: type)
+    }
+
+    func positions(of columns: [String]) -> [Int?] {
+        var index: [String: Int] = [:]
+        for (position, cell) in row.enumerated() where index[cell.columnName] == nil {
+            index[cell.columnName] = position
+        }
+        return columns.map { index[$0.lowercased()] }
+    }
+
+    func value(at position: Int?, column: String, as type: StoredType) throws -> StoredValue {
+        guard let position else { throw UnreadableRow(description: "no column \(column)") }
+        return try read(row[position], as: type)
+    }
+
+    private func read(_ cell: PostgresCell, as type: StoredType) throws -> StoredValue {
         guard cell.bytes != nil else { return .null }
         return switch type {
         case .text: .text(try cell.decode(String.self))

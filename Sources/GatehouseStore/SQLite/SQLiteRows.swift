@@ -35,7 +35,15 @@ struct SQLiteRow: StoredRow {
     let columns: Columns
 
     func value(_ column: String, as type: StoredType) throws -> StoredValue {
-        guard let position = columns.index[column] else { return .null }
+        try value(at: columns.index[column], column: column, as: type)
+    }
+
+    func positions(of names: [String]) -> [Int?] {
+        names.map { columns.index[$0] }
+    }
+
+    func value(at position: Int?, column: String, as type: StoredType) throws -> StoredValue {
+        guard let position else { return .null }
         let value = values[position]
         // Matched on the storage itself: the optimizer of Swift 6.3 crashes (release builds) on the
         // same reads made through GRDB's `fromDatabaseValue` conversions here.

@@ -21,19 +21,25 @@ extension Date {
             + padded(Int32(fraction), 3)
     }
 
-    /// Reads `storedText` back, likewise without the Calendar GRDB uses; nil if the text has another form.
+    /// Reads `storedText` back, likewise without the Calendar GRDB uses (and without copying the
+    /// text or asking the C library: start-up reads a dozen dates a canary); nil if the text has another form.
     init?(storedText text: String) {
-        let bytes = Array(text.utf8)
+        var text = text
+        guard let seconds = text.withUTF8({ Date.secondsSince1970(storedText: $0) }) else { return nil }
+        self.init(timeIntervalSince1970: seconds)
+    }
+
+    private static func secondsSince1970(storedText bytes: UnsafeBufferPointer<UInt8>) -> TimeInterval? {
         guard bytes.count == 23 else { return nil }
-        for (index, separator) in [(4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"), (19, ".")]
-        where bytes[index] != UInt8(ascii: Unicode.Scalar(separator)!) {
+        let separators: [(Int, Unicode.Scalar)] = [(4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"), (19, ".")]
+        for (index, separator) in separators where bytes[index] != UInt8(ascii: separator) {
             return nil
         }
-        func number(_ range: Range<Int>, in valid: ClosedRange<Int32>) -> Int32? {
-            var value: Int32 = 0
+        func number(_ range: Range<Int>, in valid: ClosedRange<Int>) -> Int? {
+            var value = 0
             for byte in bytes[range] {
                 guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                value = value * 10 + Int32(byte - UInt8(ascii: "0"))
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
             }
             return valid.contains(value) ? value : nil
         }
@@ -42,14 +48,20 @@ extension Date {
             let minute = number(14..<16, in: 0...59), let second = number(17..<19, in: 0...59),
             let milliseconds = number(20..<23, in: 0...999)
         else { return nil }
-        var parts = tm()
-        parts.tm_year = year - 1900
-        parts.tm_mon = month - 1
-        parts.tm_mday = day
-        parts.tm_hour = hour
-        parts.tm_min = minute
-        parts.tm_sec = second
-        self.init(timeIntervalSince1970: TimeInterval(timegm(&parts)) + TimeInterval(milliseconds) / 1000)
+        let days = daysSince1970(year: year, month: month, day: day)
+        return TimeInterval(((days * 24 + hour) * 60 + minute) * 60 + second) + TimeInterval(milliseconds) / 1000
+    }
+
+    /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (as `timegm` counts them;
+    /// a day past the month's end runs into the next month, as there). The count of days in whole
+    /// 400-year eras, years and months from March, the month after the leap day.
+    static func daysSince1970(year: Int, month: Int, day: Int) -> Int {
+        let yearFromMarch = month <= 2 ? year - 1 : year
+        let era = (yearFromMarch >= 0 ? yearFromMarch : yearFromMarch - 399) / 400
+        let yearOfEra = yearFromMarch - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 
     /// A stored date: `storedText`, or whatever else GRDB reads as a date.
