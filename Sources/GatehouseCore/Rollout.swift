@@ -48,7 +48,7 @@ public struct Rollout: Sendable, Equatable {
     public var promotionPassedAt: Date?
     /// The progress checks (traffic, promotion, rollback) that came in this rollout, each once, in
     /// the order they first came: they tell the strategy and which hooks the Canary configures.
-    public var asked: [GateKind] = []
+    public var asked = GateKinds()
     /// The phase of the `confirm-rollout` call that admitted the rollout: a retry of that call
     /// repeats it, while the first call of a new rollout carries `Initialized`, `Succeeded` or `Failed`.
     public var admittedPhase: CanaryPhase?
@@ -281,7 +281,7 @@ extension Canary {
         var change = CanaryChange()
         let checksum = check.checksum
         defer {
-            if rollout.isInProgress && !rollout.asked.contains(check.gate) { rollout.asked.append(check.gate) }
+            if rollout.isInProgress { rollout.asked.append(check.gate) }
             // This call comes after any approval opened since the last one noted: those belong to this rollout.
             let seen = rollout.approvalsSeenAt ?? .distantPast
             if gates.values.contains(where: { $0.isOpen && $0.mode == .once && ($0.openedAt ?? .distantPast) > seen }) {

@@ -253,6 +253,15 @@ extension Array: Storable, StorableJSON where Element: StorableElement {
     }
 }
 
+/// Stored as the list of their names, as JSON writes it.
+extension GateKinds: Storable {
+    static var storedType: StoredType { .text }
+    var stored: StoredValue { Array(self).stored }
+    init(stored: StoredValue) throws {
+        self.init(try [GateKind](stored: stored))
+    }
+}
+
 extension CanaryLabels: StorableJSON {
     static var empty: Self { CanaryLabels() }
 }

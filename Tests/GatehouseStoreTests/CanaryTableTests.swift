@@ -1,5 +1,8 @@
+import Foundation
 import GatehouseCore
 import Testing
+
+@testable import GatehouseStore
 
 @Suite("Canaries kept side by side, found by id")
 struct CanaryTableTests {
@@ -50,5 +53,35 @@ struct CanaryTableTests {
         for index in 0..<1_000 {
             #expect(table.stamp(of: try CanaryID(namespace: "again", name: "app-\(index)")) == Int64(index))
         }
+    }
+}
+
+@Suite("What a canary keeps, packed")
+struct PackedFieldsTests {
+    @Test("gate kinds keep their first order, each once, and are stored as the list JSON writes")
+    func gateKinds() throws {
+        var kinds = GateKinds()
+        for kind in [GateKind.traffic, .promotion, .traffic, .rollback, .shared, .rollout, .promotion] {
+            kinds.append(kind)
+        }
+        #expect(Array(kinds) == [.traffic, .promotion, .rollback, .shared, .rollout])
+        #expect(kinds.count == 5 && kinds.contains(.rollout) && !GateKinds().contains(.rollout))
+        #expect(kinds.stored == .text(#"["traffic","promotion","rollback","shared","rollout"]"#))
+        #expect(try GateKinds(stored: kinds.stored) == kinds)
+        #expect(try GateKinds(stored: .null).isEmpty)
+    }
+
+    @Test("the fields few canaries have read back as set, and unset ones compare equal to never set")
+    func seldomFields() throws {
+        let id = try CanaryID(namespace: "test", name: "podinfo")
+        var canary = Canary(id: id)
+        canary.requestedBy = ["ci"]
+        canary.queuedAt = Date(timeIntervalSince1970: 1)
+        #expect(canary.requestedBy == ["ci"] && canary.queuedAt == Date(timeIntervalSince1970: 1))
+        #expect(canary.labels == CanaryLabels() && canary.overrides.isEmpty && canary.requestedAt == nil)
+        #expect(canary != Canary(id: id))
+        canary.requestedBy = []
+        canary.queuedAt = nil
+        #expect(canary == Canary(id: id))
     }
 }
