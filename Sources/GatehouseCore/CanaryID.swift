@@ -118,7 +118,7 @@ public enum KubernetesName {
         guard value.utf8.count <= 63 else {
             throw InvalidInput("\(field) '\(value.prefix(70))' is longer than 63 characters")
         }
-        guard isLabel(value.utf8) else {
+        guard isName(value.utf8, dots: false) else {
             throw InvalidInput(
                 "\(field) '\(value)' is not a valid Kubernetes name: use lowercase letters, digits and '-', starting and ending with a letter or digit"
             )
@@ -131,22 +131,33 @@ public enum KubernetesName {
         guard value.utf8.count <= 253 else {
             throw InvalidInput("\(field) '\(value.prefix(70))…' is longer than 253 characters")
         }
-        guard value.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy(isLabel)
-        else {
+        guard isName(value.utf8, dots: true) else {
             throw InvalidInput(
                 "\(field) '\(value)' is not a valid Kubernetes name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
             )
         }
     }
 
-    private static func isLabel(_ bytes: some Collection<UInt8>) -> Bool {
-        guard let first = bytes.first, let last = bytes.reversed().first else { return false }
+    /// Whether `bytes` are labels (lowercase alphanumerics or '-', alphanumeric at both ends),
+    /// separated by dots when `dots`; in one pass, as every check and every row read names a canary.
+    private static func isName(_ bytes: String.UTF8View, dots: Bool) -> Bool {
         func isAlphanumeric(_ byte: UInt8) -> Bool {
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
                 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
         }
-        return isAlphanumeric(first) && isAlphanumeric(last)
-            && bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+        let dot = UInt8(ascii: ".")
+        var previous = dot  // as if a label had just ended
+        for byte in bytes {
+            switch byte {
+            case dot where dots, UInt8(ascii: "-"):
+                // A dot ends a label, which must end alphanumeric; no label starts with '-'.
+                if byte == dot ? !isAlphanumeric(previous) : previous == dot { return false }
+            default:
+                if !isAlphanumeric(byte) { return false }
+            }
+            previous = byte
+        }
+        return isAlphanumeric(previous)
     }
 }
 

@@ -7,7 +7,7 @@ struct CanaryIDTests {
     @Test(
         "valid names are accepted",
         arguments: [
-            ("test", "podinfo"), ("a", "b"), ("team-1", "api.v2"),
+            ("test", "podinfo"), ("a", "b"), ("team-1", "api.v2"), ("0", "a-b.c-d.0"), ("a--b", "x--y.z"),
             (String(repeating: "n", count: 63), String(repeating: "x", count: 253)),
         ])
     func accepts(namespace: String, name: String) throws {
@@ -31,7 +31,8 @@ struct CanaryIDTests {
     @Test(
         "invalid names are refused",
         arguments: [
-            "", "Podinfo", "pod..info", ".podinfo", "podinfo.", "pod info", "pod/info",
+            "", "Podinfo", "pod..info", ".podinfo", "podinfo.", "pod info", "pod/info", "pod-.info", "pod.-info",
+            "-podinfo", "podinfo-", "pod_info", "pod.info-", ".", "-",
             String(repeating: "x", count: 254),
         ])
     func refusesName(name: String) {
