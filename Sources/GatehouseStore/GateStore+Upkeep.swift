@@ -99,21 +99,36 @@ extension GateStore {
         }
     }
 
-    /// Deletes audit entries older than `cutoff`, `batch` at a time, each batch its own short
-    /// transaction and a pause after it, so that changes waiting to be written go between them
-    /// (a day of a large installation's entries takes seconds; a retention cut by half, minutes); then gives the space
-    /// back to the file system where the engine can (`reclaimSpace`). Returns how many were deleted.
+    /// Deletes audit entries older than `cutoff` in batches, each its own short transaction with a
+    /// pause after it, so that changes waiting to be written go between them (a day of a large
+    /// installation's entries takes seconds; a retention cut by half, minutes); then gives the space
+    /// back to the file system where the engine can (`reclaimSpace`). A batch starts at `batch`
+    /// entries and is sized to hold the writer about `hold` (halved when one took longer, doubled
+    /// when one took under half of it), and the pause after it is at least as long as it took:
+    /// pruning never has more than half of the writer, nor a write waiting long behind it. Returns
+    /// how many were deleted.
     @discardableResult
-    public func pruneAudit(olderThan cutoff: Date, batch: Int = 100) async throws -> Int {
+    public func pruneAudit(olderThan cutoff: Date, batch: Int = 100, hold: Duration = .milliseconds(2)) async throws
+        -> Int
+    {
         var pruned = 0
+        var size = batch
+        let clock = ContinuousClock()
         while true {
-            let deleted = try await transaction(reads: [Records.pruneAudit(olderThan: cutoff, batch: batch)]) { rows in
+            let began = clock.now
+            let deleted = try await transaction(reads: [Records.pruneAudit(olderThan: cutoff, batch: size)]) { rows in
                 Plan(value: rows[0].count)
             }
+            let took = began.duration(to: clock.now)
             pruned += deleted
-            guard deleted == batch else { break }
+            guard deleted == size else { break }
+            if took > hold {
+                size = max(10, size / 2)
+            } else if took * 2 < hold {
+                size = min(1000, size * 2)
+            }
             // A pause between batches leaves the writer to the changes people and Flagger make.
-            try await Task.sleep(for: .milliseconds(5))
+            try await Task.sleep(for: max(.milliseconds(5), took))
         }
         if pruned > 0 { try await engine.reclaimSpace() }
         return pruned
