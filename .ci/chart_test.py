@@ -53,6 +53,7 @@ VALUE_SETS = {
     "existing-secret": {"security": {"existingSecret": "gatehouse-credentials"}},
     "postgres-replicas": {
         "replicaCount": 3,
+        "security": {"sessionSecret": "one key for every replica"},
         "database": {
             "url": "postgres://gatehouse@db.example:5432/gatehouse?sslmode=verify-full",
             "passwordSecret": {"name": "gatehouse-db", "key": "password"},
@@ -72,6 +73,8 @@ BAD_VALUES = {
     "a size that is not a quantity": {"persistence": {"size": "lots"}},
     "more than one replica on SQLite": {"replicaCount": 2},
     "no replica": {"replicaCount": 0, "database": {"url": "postgres://gatehouse@db:5432/gatehouse"}},
+    "replicas with the dashboard and no session secret": {
+        "replicaCount": 3, "database": {"url": "postgres://gatehouse@db:5432/gatehouse"}},
     "a database URL that is not PostgreSQL's": {"database": {"url": "mysql://gatehouse@db/gatehouse"}},
     "a password in the database URL": {"database": {"url": "postgres://gatehouse:hunter2@db:5432/gatehouse"}},
     "an unknown log format": {"gatehouse": {"logFormat": "xml"}},
@@ -208,12 +211,14 @@ def assert_manifests(name, values, documents, rendered):
     security = merged.get("security", {})
     secrets = by_kind(documents, "Secret")
     existing = security.get("existingSecret")
-    if existing or security.get("accessFile") or security.get("flaggerToken") or security.get("slackSigningSecret"):
+    secret_values = ["accessFile", "flaggerToken", "slackSigningSecret", "linkSecret", "sessionSecret"]
+    if existing or any(security.get(value) for value in secret_values) or merged.get("notifications", {}).get("file"):
         secret_name = existing or "gatehouse"
         check(len(secrets) == (0 if existing else 1), f"{name}: a Secret is created unless an existing one is named")
         check(volumes["secrets"]["secret"]["secretName"] == secret_name, f"{name}: the secrets volume is the Secret")
-        for variable, key in [
-            ("GATEHOUSE_ACCESS_FILE", "access.yaml"),
+        check(("GATEHOUSE_ACCESS_FILE" in env) == bool(existing or security.get("accessFile")),
+              f"{name}: an access file only when one is given")
+        for variable, key in [("GATEHOUSE_ACCESS_FILE", "access.yaml")] * bool(existing or security.get("accessFile")) + [
             ("GATEHOUSE_FLAGGER_TOKEN_FILE", "flagger-token"),
             ("GATEHOUSE_SLACK_SIGNING_SECRET_FILE", "slack-signing-secret"),
             ("GATEHOUSE_LINK_SECRET_FILE", "link-secret"),
@@ -223,6 +228,15 @@ def assert_manifests(name, values, documents, rendered):
             check(path == os.path.join(mounts.get("secrets", "?"), key), f"{name}: {variable} is the Secret's {key}")
         check(not any("valueFrom" in e for e in container["env"]), f"{name}: secrets are files, not environment variables")
         if not existing:
+            given = {
+                "access.yaml": security.get("accessFile"), "flagger-token": security.get("flaggerToken"),
+                "slack-signing-secret": security.get("slackSigningSecret"), "link-secret": security.get("linkSecret"),
+                "session-secret": security.get("sessionSecret"),
+                "notifications.yaml": merged.get("notifications", {}).get("file"),
+            }
+            check(set(secrets[0]["stringData"]) == {key for key, value in given.items() if value},
+                  f"{name}: the Secret holds what was given, only")
+        if not existing and security.get("accessFile"):
             data = secrets[0]["stringData"]
             check(yaml.safe_load(data["access.yaml"])["tokens"][0]["name"] == "ci", f"{name}: the Secret holds the access file")
             check(data["flagger-token"] == "s3cret" and data["slack-signing-secret"] == "slack-secret", f"{name}: the Secret's keys")

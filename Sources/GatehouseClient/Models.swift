@@ -92,7 +92,7 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
 
 /// One gate as the API returns it.
 public struct GateStatus: Codable, Sendable, Equatable {
-    /// `open` or `closed`.
+    /// `open`, `approving` (opened, but a rule waits for more approvals) or `closed`.
     public var state: String
     /// `once` or `sticky`.
     public var mode: GateMode
@@ -110,9 +110,14 @@ public struct GateStatus: Codable, Sendable, Equatable {
     public var changedAt: Date?
     /// Where a rule counts approvals: "1 of 2 approvals: alice; waiting for one of: bob, carol".
     public var approvalStatus: String?
+    /// Where a rule counts approvals: how many count now, and how many it needs.
+    public var approvalsCounted: Int?
+    public var approvalsRequired: Int?
 
-    /// Whether the gate is open.
+    /// Whether the gate is open and, where a rule counts approvals, has them all: Flagger's next check passes it.
     public var isOpen: Bool { state == "open" }
+    /// Whether the gate was opened but a rule waits for more approvals.
+    public var isApproving: Bool { state == "approving" }
 }
 
 /// The guardrails policy in force, as `GET /v1/policy` returns it.

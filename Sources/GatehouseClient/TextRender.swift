@@ -92,10 +92,15 @@ public enum TextRender {
         return canary.outcome.map { "\(state)\n\($0)" } ?? state
     }
 
-    /// A gate in a few words: `closed`, `open once`, `open sticky, 2 steps, 14m left`.
+    /// A gate in a few words: `closed`, `open once`, `open sticky, 2 steps, 14m left`, and, while a
+    /// rule waits for more approvals, `1 of 2 approvals` instead of open.
     static func gate(_ gate: GateStatus?, now: Date) -> String {
-        guard let gate, gate.isOpen else { return "closed" }
-        var parts = ["open \(gate.mode.rawValue)"]
+        guard let gate, gate.isOpen || gate.isApproving else { return "closed" }
+        var parts = [
+            gate.isApproving
+                ? "\(gate.approvalsCounted ?? 0) of \(gate.approvalsRequired.map(String.init) ?? "more") approvals"
+                : "open \(gate.mode.rawValue)"
+        ]
         if let steps = gate.remainingSteps { parts.append("\(steps) step\(steps == 1 ? "" : "s")") }
         if let expiry = gate.expiresAt {
             let left = max(expiry.timeIntervalSince(now), 0)

@@ -206,7 +206,8 @@ public func buildRouter(
         router.group()
             .add(
                 middleware: DashboardSignIn(
-                    access: security.access, sessions: dashboard.sessions, proxies: dashboard.proxies, pages: pages)
+                    access: security.access, sessions: dashboard.sessions, proxies: dashboard.proxies, pages: pages,
+                    store: store)
             )
             .addRoutes(controller.pageEndpoints)
     }

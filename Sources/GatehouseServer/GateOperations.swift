@@ -50,6 +50,16 @@ struct GateOperations: Sendable {
         return canary
     }
 
+    /// Where a rule counts approvals of `gate` and `canary` (as an open left it) has too few, the
+    /// tally in words ("1 of 2 approvals: alice; waiting for one of: bob, carol"): an approval that
+    /// does not yet let Flagger through is never reported as the gate being open. Nil otherwise.
+    func approvalsStillNeeded(_ gate: GateKind, of canary: Canary, at now: Date = Date()) -> String? {
+        guard gate != .rollback, canary.gate(gate).isEffectivelyOpen(at: now) else { return nil }
+        let guards = canary.guards(gate, in: Surroundings(policy: store.policyInForce), at: now)
+        return guards.approvalsHold(on: canary.gate(gate), of: Check(canary: canary.id, gate: gate, checksum: nil))?
+            .needed
+    }
+
     /// What to tell a person who changed a gate of `id` when no call from Flagger ever named it: a
     /// pre-approval of its first rollout, or far more often a typo or a forgotten namespace. Names
     /// the canaries that have called with ids like it (`GateStore.lookalikes`); nil when it has called.
@@ -93,8 +103,10 @@ struct GateOperations: Sendable {
         return try await store.freeze(area, reason: reason, endsAt: endsAt, actor: asker.actor, at: now)
     }
 
-    /// Lifts a freeze.
+    /// Lifts a freeze; one of a namespace this service does not serve is refused, as setting it would be.
     func unfreeze(id: Int64, by asker: Asker) async throws -> Freeze {
-        try await store.unfreeze(id: id, actor: asker.actor)
+        // A freeze's area never changes, so it is checked before the lift.
+        if let namespace = try await store.freeze(id: id)?.namespace { try accessGuard.requireNamespace(namespace) }
+        return try await store.unfreeze(id: id, actor: asker.actor)
     }
 }

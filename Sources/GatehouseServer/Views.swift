@@ -63,14 +63,18 @@ struct CanaryView: ResponseEncodable {
             uniqueKeysWithValues: GateKind.allCases.map { kind in
                 let guards = canary.guards(kind, in: policyOnly, at: now)
                 let gate = canary.gate(kind)
-                let approvals = guards.approvals.map { rule in
-                    gate.isEffectivelyOpen(at: now)
+                let tally = guards.approvals.map { rule in
+                    let isOpen = gate.isEffectivelyOpen(at: now)
+                    let counted = isOpen ? guards.countedApprovals(of: gate).count : 0
+                    let status =
+                        isOpen
                         ? guards.approvalsHold(on: gate, of: Check(canary: canary.id, gate: kind, checksum: nil))?
                             .needed
                             ?? "\(rule.count) of \(rule.count) approvals: \(guards.countedApprovals(of: gate).joined(separator: ", "))"
                         : "0 of \(rule.count) approvals (rule \(rule.rule))"
+                    return GateView.Tally(counted: min(counted, rule.count), required: rule.count, status: status)
                 }
-                return (kind.rawValue, GateView(gate, at: now, approvals: approvals))
+                return (kind.rawValue, GateView(gate, at: now, tally: tally))
             })
         let state = PolicyStateView(canary, policy: surroundings.policy, at: now)
         policy = state.isEmpty ? nil : state
@@ -119,9 +123,17 @@ struct RolloutView: Codable {
     }
 }
 
-/// One gate as the operator API shows it; an expired gate shows as closed.
+/// One gate as the operator API shows it; an expired gate shows as closed, and an open one that a
+/// rule holds for more approvals as `approving` (Flagger's checks are refused until they come).
 struct GateView: Codable {
-    enum State: String, Codable { case open, closed }
+    enum State: String, Codable { case open, approving, closed }
+
+    /// Where a rule counts approvals of the gate: how many count, how many it needs, and in words.
+    struct Tally {
+        var counted: Int
+        var required: Int
+        var status: String
+    }
 
     var state: State
     var mode: GateMode
@@ -137,11 +149,17 @@ struct GateView: Codable {
     var approvals: [String]?
     /// Where a rule counts approvals: "1 of 2 approvals: alice; waiting for one of: bob, carol".
     var approvalStatus: String?
+    /// Where a rule counts approvals: how many count now, and how many it needs.
+    var approvalsCounted: Int?
+    var approvalsRequired: Int?
 
-    init(_ gate: Gate, at now: Date, approvals status: String? = nil) {
-        approvalStatus = status
+    init(_ gate: Gate, at now: Date, tally: Tally? = nil) {
+        approvalStatus = tally?.status
+        approvalsCounted = tally?.counted
+        approvalsRequired = tally?.required
         let isOpen = gate.isEffectivelyOpen(at: now)
-        state = isOpen ? .open : .closed
+        let short = tally.map { $0.counted < $0.required } ?? false
+        state = isOpen ? (short ? .approving : .open) : .closed
         mode = gate.mode
         // A gate used by a call that named no revision (an old Flagger's) shows an empty one.
         boundChecksum = isOpen ? gate.boundChecksum.map { $0.revision?.text ?? "" } : nil

@@ -395,6 +395,29 @@ struct CommandLineTests {
         #expect(freeze.status == 64 && freeze.errors.contains("--for"))
     }
 
+    @Test("an approval a rule holds for more is shown as its tally, never as an open gate")
+    func approvalsTally() async throws {
+        let policy = """
+            rules:
+              - name: two-approvers
+                gates: [promotion]
+                approvals: {count: 2, from: [alice, bob]}
+            """
+        try await withLiveServer(policyFile: policy) { server in
+            func gatehouse(_ user: String, _ arguments: String...) async throws -> Gatehouse.Result {
+                try await Gatehouse.run(arguments + ["--server", server.absoluteString], environment: ["USER": user])
+            }
+            let first = try await gatehouse("alice", "open", "promotion", "podinfo", "-n", "test")
+            #expect(
+                first.status == 0 && first.output.contains("promotion gate of test/podinfo: 1 of 2 approvals"),
+                "\(first.output)\(first.errors)")
+            let table = try await gatehouse("alice", "status", "-A").output
+            #expect(table.contains("1 of 2 approvals") && !table.contains("open once"), "\(table)")
+            let second = try await gatehouse("bob", "open", "promotion", "podinfo", "-n", "test")
+            #expect(second.output.contains("promotion gate of test/podinfo: open once"), "\(second.output)")
+        }
+    }
+
     @Test("guardrails: status shows queue places and windows; request, override and policy check")
     func guardrails() async throws {
         let policy = """

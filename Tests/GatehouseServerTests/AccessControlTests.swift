@@ -337,6 +337,35 @@ struct NamespaceAndSecretTests {
         }
     }
 
+    @Test("a freeze of a namespace no longer served cannot be lifted here, by any channel")
+    func unfreezeOutside() async throws {
+        // Set while the service served every namespace; then restarted serving test and prod only.
+        let everywhere = try serverWithAccess { $0.slackSigningSecret = SlackSigner().secret }
+        let id = try await everywhere.run { client in
+            let set = try await client.send(
+                .post, "/v1/freezes", token: Tokens.ops, body: #"{"namespace": "other", "reason": "incident"}"#)
+            #expect(set.status == .created)
+            return try #require(try set.json()["id"] as? Int)
+        }
+        let narrowed = try serverWithAccess {
+            $0.databasePath = everywhere.arguments.databasePath
+            $0.slackSigningSecret = SlackSigner().secret
+            $0.namespaceRegexp = "^(test|prod)$"
+        }
+        try await narrowed.run { client in
+            // The API does not show it at all; Slack, whose grants name every namespace, is refused.
+            let lift = try await client.send(.delete, "/v1/freezes/\(id)", token: Tokens.ops)
+            #expect(lift.status == .notFound, "\(lift.status) \(lift.text)")
+            let slack = try await client.slack("unfreeze \(id)")
+            #expect(slack.text.contains("namespace other") && !slack.text.contains("lifted"), "\(slack.text)")
+        }
+        try await everywhere.run { client in
+            let listed = try await client.send(.get, "/v1/freezes", token: Tokens.ops).json()
+            let freezes = listed["freezes"] as? [[String: Any]]
+            #expect(freezes?.count == 1 && freezes?.first?["liftedAt"] == nil, "still in force: \(listed)")
+        }
+    }
+
     @Test("with --flagger-token, Flagger's routes need it in metadata.token")
     func metadataSecret() async throws {
         try await TestServer { $0.flaggerToken = "s3cret" }.run { client in

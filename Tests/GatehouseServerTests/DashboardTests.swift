@@ -173,11 +173,46 @@ struct DashboardTests {
             #expect(try await replay.submit("/sign-out", []).status == .seeOther)
             let reused = try await client.send(.get, "/", headers: [.cookie: "gatehouse_session=\(kept)"])
             #expect(reused.status == .seeOther)
-            // Sign-in never sends the viewer to another site.
+            // Sign-in never sends the viewer to another site, however the address is disguised
+            // (browsers drop tabs and line breaks in a URL and read a backslash as a slash).
+            for away in [
+                "//evil.example", "/\t/evil.example/", "/\\evil.example", "\\\\evil.example", "/\n/evil.example",
+                "/\r/evil.example", "https://evil.example/", "javascript:alert(1)", " /evil", "/\u{0B}/evil.example",
+                "/\u{FF0F}evil.example", "",
+            ] {
+                _ = try await visitor.get("/sign-in")
+                let signedIn = try await visitor.submit("/sign-in", [("token", DashboardAccess.ops), ("next", away)])
+                #expect(signedIn.status == .seeOther && signedIn.location == "/", "\(away.debugDescription)")
+            }
+            // A path of this site, query and encoded characters included, is where it returns.
             _ = try await visitor.get("/sign-in")
-            let away = try await visitor.submit(
-                "/sign-in", [("token", DashboardAccess.ops), ("next", "//evil.example")])
-            #expect(away.location == "/")
+            let back = try await visitor.submit(
+                "/sign-in", [("token", DashboardAccess.ops), ("next", "/audit?actor=a%2Fb&since=1h")])
+            #expect(back.location == "/audit?actor=a%2Fb&since=1h")
+            let page = try await client.send(.get, "/sign-in?next=%2F%09%2Fevil.example%2F")
+            #expect(page.status == .ok && !page.text.contains("evil.example"))
+        }
+    }
+
+    @Test("A sign-out holds after a restart (same session secret); a session not signed out goes on")
+    func signOutOutlivesRestart() async throws {
+        let server = try dashboardServer { $0.sessionSecret = "one secret for every replica" }
+        let (kept, signedOut) = try await server.run { client in
+            let staying = Visitor(client)
+            _ = try await staying.signIn(DashboardAccess.ops)
+            let leaving = Visitor(client)
+            _ = try await leaving.signIn(DashboardAccess.ops)
+            let leavingCookie = try #require(leaving.cookies["gatehouse_session"])
+            #expect(try await leaving.get("/").status == .ok)
+            let out = try await leaving.submit("/sign-out", [])
+            #expect(out.status == .seeOther, "\(out.status) \(out.text)")
+            return (try #require(staying.cookies["gatehouse_session"]), leavingCookie)
+        }
+        try await server.run { client in
+            let stillIn = try await client.send(.get, "/", headers: [.cookie: "gatehouse_session=\(kept)"])
+            #expect(stillIn.status == .ok, "the restart itself signs nobody out")
+            let replayed = try await client.send(.get, "/", headers: [.cookie: "gatehouse_session=\(signedOut)"])
+            #expect(replayed.status == .seeOther && replayed.location?.hasPrefix("/sign-in") == true)
         }
     }
 

@@ -175,7 +175,12 @@ struct GuardrailsTests {
             #expect(try await client.post("/v1/canaries/test/podinfo/request", as: "ci-bot").status == .ok)
             #expect(try await client.post("/v1/canaries/test/podinfo/gates/rollout/open", as: "ci-bot").status == .ok)
 
-            #expect(try await client.post(open, as: "alice").status == .ok)
+            let first = try await client.post(open, as: "alice")
+            #expect(first.status == .ok)
+            // One approval of two is not an open gate, wherever it is shown.
+            let firstGate = try #require((try first.json()["gates"] as? [String: [String: Any]])?["promotion"])
+            #expect(firstGate["state"] as? String == "approving", "\(firstGate)")
+            #expect(firstGate["approvalsCounted"] as? Int == 1 && firstGate["approvalsRequired"] as? Int == 2)
             var answer = try await podinfo.send(promotion)
             #expect(answer.status == .forbidden)
             #expect(answer.text.contains("1 of 2 approvals: alice; waiting for one of: bob, carol"), "\(answer.text)")
@@ -200,13 +205,17 @@ struct GuardrailsTests {
             #expect(
                 page.text.contains("1 of 2 approvals: alice; waiting for one of: bob, carol"),
                 "the dashboard shows the tally")
+            #expect(page.text.contains(#"<span class="pill approving">1 of 2 approvals</span>"#))
             #expect(page.text.contains("waiting for approvals"))
 
             // bob asked for approval too: his own does not count.
             #expect(try await client.post("/v1/canaries/test/podinfo/request", as: "bob").status == .ok)
             #expect(try await client.post(open, as: "bob").status == .forbidden)
 
-            #expect(try await client.post(open, as: "carol").status == .ok)
+            let second = try await client.post(open, as: "carol")
+            #expect(second.status == .ok)
+            let secondGate = try #require((try second.json()["gates"] as? [String: [String: Any]])?["promotion"])
+            #expect(secondGate["state"] as? String == "open" && secondGate["approvalsCounted"] as? Int == 2)
             answer = try await podinfo.send(promotion)
             #expect(answer.status == .ok, "\(answer.text)")
 

@@ -92,8 +92,13 @@ struct SlackController {
                     var request = OpenRequest(reason: reason)
                     if let steps { request.cover(steps) }
                     let opened = try await operations.open(gate, of: canary, request, by: asker)
+                    // An approval a rule still holds for more is not reported as the gate being open.
+                    let done =
+                        operations.approvalsStillNeeded(gate, of: opened).map {
+                            "approved the \(gate.rawValue) gate of \(canary), which a rule holds for more approvals (\($0))"
+                        } ?? "opened the \(gate.rawValue) gate of \(canary)"
                     return .inChannel(
-                        "<@\(command.user)> opened the \(gate.rawValue) gate of \(canary)\(Self.because(reason)): \(request.coverage(of: gate, in: opened))"
+                        "<@\(command.user)> \(done)\(Self.because(reason)): \(request.coverage(of: gate, in: opened))"
                             + Self.warning(await operations.neverCalled(canary)))
                 }
                 try authorize(command, .close, canary.area)

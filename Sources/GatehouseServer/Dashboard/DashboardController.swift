@@ -303,7 +303,7 @@ struct DashboardController {
         _ = try await checkedForm(request, context)
         guard let visit = context.visit else { return Self.redirect(to: "/") }
         let now = Date()
-        sessions.end(visit.session, at: now)
+        try await sessions.end(visit.session, at: now, store: store)
         var response = Self.redirect(to: accessControl == nil ? "/" : "/sign-in")
         response.setCookie(sessions.cookie(for: sessions.start(at: now), secure: visit.isSecure, at: now))
         return response
@@ -336,7 +336,7 @@ struct DashboardController {
         let opened = try await operations.open(
             gate, of: id, openRequest, rollback: .request(force: false, revision: nil), by: .init(actor: actor))
         return done(
-            "Done: \(openRequest.coverage(of: gate, in: opened)).\(Self.warning(await operations.neverCalled(id)))",
+            "Done: \(openRequest.coverage(of: gate, in: opened)).\(operations.approvalsStillNeeded(gate, of: opened).map { " Not open yet: a rule needs more approvals (\($0))." } ?? "")\(Self.warning(await operations.neverCalled(id)))",
             returnTo: CanaryModel.href(of: id))
     }
 
@@ -469,13 +469,20 @@ struct DashboardController {
         Response(status: .seeOther, headers: [.location: location])
     }
 
-    /// Where sign-in returns: a path of this site, never another site.
-    private static func safeReturn(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\"),
-            !next.contains(where: { $0.isNewline })
+    /// Where sign-in returns: a path of this site, never another site. Browsers drop tabs and line
+    /// breaks anywhere in a URL and read a backslash as a slash, so `/<TAB>/evil.example` and
+    /// `/\\evil.example` lead away: only a path written in URL characters (RFC 3986: letters,
+    /// digits, `-._~!$&'()*+,;=:@/?#%[]`, no backslash, space or control) that starts with a single
+    /// slash is followed; anything else returns to the overview.
+    static func safeReturn(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"),
+            next.unicodeScalars.allSatisfy({ $0.isASCII && urlCharacters.contains(UInt8($0.value)) })
         else { return "/" }
         return next
     }
+
+    private static let urlCharacters = Set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?#%[]".utf8)
 
 }
 

@@ -101,7 +101,10 @@ struct CanaryModel {
 /// One gate's row.
 struct GateRow {
     var name: String
+    /// `open`, `approving` or `closed` (a class of the row).
     var state: String
+    /// The state in words: `1 of 2 approvals` while a rule waits for more.
+    var stateText: String
     var mode: String
     var bound: String
     var expires: String
@@ -121,6 +124,10 @@ struct GateRow {
         name = kind.rawValue
         approvals = gate?.approvalStatus
         state = gate?.state.rawValue ?? "closed"
+        stateText = state
+        if let gate, gate.state == .approving {
+            stateText = "\(gate.approvalsCounted ?? 0) of \(gate.approvalsRequired ?? 0) approvals"
+        }
         mode = gate?.mode.rawValue ?? ""
         bound = gate?.boundChecksum ?? "—"
         expires = gate?.expiresAt.map(Timestamp.string) ?? "—"

@@ -1,9 +1,9 @@
 import Crypto
 import Foundation
 import GatehouseCore
+import GatehouseStore
 import HTTPTypes
 import Hummingbird
-import Synchronization
 
 /// A dashboard session, carried signed in a cookie. Every visitor has one (its id keys the CSRF
 /// token of the sign-in form); signing in with a token starts a new one naming that token.
@@ -25,8 +25,6 @@ final class DashboardSessions: Sendable {
     private let seal: Seal
     /// How long a session lasts.
     let lifetime: TimeInterval
-    /// Sessions signed out before their end, until that end (in this process).
-    private let ended = Mutex<[String: Int64]>([:])
 
     /// `secret` signs the cookies; without one, a random key: sessions end when the process does.
     init(secret: String?, lifetime: TimeInterval) {
@@ -43,21 +41,34 @@ final class DashboardSessions: Sendable {
             expires: Int64(now.addingTimeInterval(lifetime).timeIntervalSince1970))
     }
 
-    /// The session a cookie carries, if it is ours, not over and not signed out.
+    /// The session a cookie carries, if it is ours and not over (whether it was signed out is
+    /// `isSignedOut`'s to say).
     func session(from cookie: String, at now: Date) -> DashboardSession? {
         guard let session = seal.value(DashboardSession.self, from: cookie),
             session.expires > Int64(now.timeIntervalSince1970)
         else { return nil }
-        return ended.withLock { $0[session.id] } == nil ? session : nil
+        return session
     }
 
-    /// Ends a session before its time (sign-out); forgotten once it would have ended anyway.
-    func end(_ session: DashboardSession, at now: Date) {
-        let seconds = Int64(now.timeIntervalSince1970)
-        ended.withLock { ended in
-            ended = ended.filter { $0.value > seconds }
-            ended[session.id] = session.expires
-        }
+    /// Whether a signed-in session was signed out (`end`): looked up in the database, so that a
+    /// sign-out holds across restarts and replicas; when storage cannot answer, it counts as signed out.
+    func isSignedOut(_ session: DashboardSession, store: GateStore) async -> Bool {
+        guard session.token != nil else { return false }
+        return (try? await store.isUsed(Self.signOutMark(of: session))) != false
+    }
+
+    /// Ends a session before its time (sign-out), for every replica and after restarts: its mark is
+    /// stored with the single-use tokens, until the session would have ended anyway.
+    func end(_ session: DashboardSession, at now: Date, store: GateStore) async throws {
+        guard session.token != nil else { return }
+        _ = try await store.useOnce(
+            Self.signOutMark(of: session), expiresAt: Date(timeIntervalSince1970: TimeInterval(session.expires)),
+            at: now)
+    }
+
+    /// What marks a session signed out among the single-use tokens (apart from links' nonces).
+    private static func signOutMark(of session: DashboardSession) -> String {
+        "signed-out session " + session.id
     }
 
     /// The token every form of this session must carry.
@@ -116,6 +127,8 @@ struct DashboardSignIn: RouterMiddleware {
     let proxies: TrustedProxies?
     /// Renders a refusal as a page.
     let pages: DashboardPages
+    /// Where sign-outs are kept.
+    let store: GateStore
 
     /// The actor recorded for dashboard changes when there is no access control.
     static let openActor = "dashboard"
@@ -125,9 +138,10 @@ struct DashboardSignIn: RouterMiddleware {
     {
         var context = context
         let now = Date()
-        let existing = request.cookies[DashboardSessions.cookieName].flatMap {
+        var existing = request.cookies[DashboardSessions.cookieName].flatMap {
             sessions.session(from: $0.value, at: now)
         }
+        if let session = existing, await sessions.isSignedOut(session, store: store) { existing = nil }
         let session = existing ?? sessions.start(at: now)
         let (caller, method) = viewer(of: request, session: session, context: context)
         context.caller = caller
