@@ -21,7 +21,7 @@ public struct GateSet: Sendable, Equatable, Sequence, ExpressibleByDictionaryLit
             gates.first { $0.kind == kind }
         }
         set {
-            let position = gates.firstIndex { $0.kind.order >= kind.order }
+            let position = gates.firstIndex { $0.kind.position >= kind.position }
             switch (newValue, position) {
             case (nil, let position?) where gates[position].kind == kind:
                 gates.remove(at: position)
@@ -60,18 +60,5 @@ public struct GateSet: Sendable, Equatable, Sequence, ExpressibleByDictionaryLit
     /// Each gate touched with its kind, in order.
     public func makeIterator() -> some IteratorProtocol<(key: GateKind, value: Gate)> {
         gates.lazy.map { (key: $0.kind, value: $0) }.makeIterator()
-    }
-}
-
-extension GateKind {
-    /// The kind's place in `allCases`.
-    fileprivate var order: Int {
-        switch self {
-        case .rollout: 0
-        case .traffic: 1
-        case .promotion: 2
-        case .rollback: 3
-        case .shared: 4
-        }
     }
 }

@@ -69,6 +69,7 @@ struct PackedFieldsTests {
         #expect(kinds.stored == .text(#"["traffic","promotion","rollback","shared","rollout"]"#))
         #expect(try GateKinds(stored: kinds.stored) == kinds)
         #expect(try GateKinds(stored: .null).isEmpty)
+        #expect(GateKind.allCases.map(\.position) == Array(GateKind.allCases.indices), "one order of kinds")
     }
 
     @Test("the fields few canaries have read back as set, and unset ones compare equal to never set")
