@@ -31,7 +31,7 @@ struct ConnectionTests {
             #expect(try await RawHTTP.exchange(port: port, check, expecting: 1).first?.status == 403)
             let open = RawHTTP.post("/v1/canaries/test/podinfo/gates/promotion/open", #"{"sticky": true}"#)
             let replies = try await RawHTTP.exchange(port: port, open, check, check, expecting: 3)
-            #expect(replies.map(\.status) == [200, 200, 200])
+            try #require(replies.map(\.status) == [200, 200, 200])
             #expect(replies[0].body.hasPrefix("{"))
             #expect(replies[1].body.hasPrefix("promotion gate of test/podinfo is open"))
         }
@@ -70,10 +70,10 @@ struct ConnectionTests {
             let check = #"{"name": "podinfo", "namespace": "test"}"#
             #expect(try await client.post("/gate/check", check).status == .ok)
             #expect(try await client.post("/gate/check", check).status == .ok)
-            let lock = try LockedDatabase(path: server.arguments.databasePath)
+            let lock = try await LockedDatabase.take(path: server.arguments.databasePath)
             #expect(try await client.get("/readyz").status == .serviceUnavailable)
             #expect(try await client.post("/gate/check", check).status == .serviceUnavailable)
-            lock.unlock()
+            await lock.unlock()
             #expect(try await client.get("/readyz").status == .ok)
             #expect(try await client.post("/gate/check", check).status == .ok)
         }

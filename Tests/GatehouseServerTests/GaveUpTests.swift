@@ -18,19 +18,29 @@ import Testing
 @Suite("Nothing Flagger gave up on takes effect later", .timeLimit(.minutes(2)))
 struct GaveUpTests {
     /// Holds SQLite's write lock from another connection, as a stalled volume or a long writer would.
-    final class WriteLock {
+    /// SQLite's write lock, held from another connection. Taking and releasing it wait on a thread
+    /// of their own, never on the threads the service under test needs.
+    final class WriteLock: Sendable {
         private let queue: DatabaseQueue
 
-        init(path: String) throws {
-            var configuration = Configuration()
-            configuration.allowsUnsafeTransactions = true
-            configuration.busyMode = .timeout(5)  // a write the service has under way ends first
-            queue = try DatabaseQueue(path: path, configuration: configuration)
-            try queue.writeWithoutTransaction { try $0.execute(sql: "BEGIN IMMEDIATE") }
+        private init(queue: DatabaseQueue) {
+            self.queue = queue
         }
 
-        func release() throws {
-            try queue.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
+        static func take(path: String) async throws -> WriteLock {
+            try await onThreadOfItsOwn {
+                var configuration = Configuration()
+                configuration.allowsUnsafeTransactions = true
+                configuration.busyMode = .timeout(5)  // a write the service has under way ends first
+                let queue = try DatabaseQueue(path: path, configuration: configuration)
+                try queue.writeWithoutTransaction { try $0.execute(sql: "BEGIN IMMEDIATE") }
+                return WriteLock(queue: queue)
+            }
+        }
+
+        func release() async throws {
+            try await onThreadOfItsOwn { [queue] in try queue.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
+            }
         }
     }
 
@@ -53,7 +63,7 @@ struct GaveUpTests {
             #expect(try await client.hook("confirm-traffic-increase", checksum: "r1").status == .ok)
 
             // Storage stops answering; Flagger's next check must spend the last step, so it waits to be written.
-            let lock = try WriteLock(path: server.arguments.databasePath)
+            let lock = try await WriteLock.take(path: server.arguments.databasePath)
             let flagger = try RawConnection(port: port)
             flagger.send(RawHTTP.post("/v1/flagger/confirm-traffic-increase", Self.payload("r1")))
             try await Self.waitUntil(client, "gatehouse_storage_up", is: 0)
@@ -62,7 +72,7 @@ struct GaveUpTests {
                 "gatehouse_connections")
             flagger.abort()
             try await Self.waitUntil(client, "gatehouse_connections", is: (connectionsBefore ?? 2) - 1)
-            try lock.release()
+            try await lock.release()
             try await Self.waitUntil(client, "gatehouse_storage_up", is: 1)
 
             // The step Flagger never saw is still there for its next check, and only one.
@@ -83,12 +93,12 @@ struct GaveUpTests {
             let port = try #require(client.client.port)
             _ = try await client.post("/v1/canaries/test/podinfo/gates/traffic/open", #"{"steps": 2}"#)
             #expect(try await client.hook("confirm-traffic-increase", checksum: "r1").status == .ok)
-            let lock = try WriteLock(path: server.arguments.databasePath)
+            let lock = try await WriteLock.take(path: server.arguments.databasePath)
             let flagger = try RawConnection(port: port)
             defer { flagger.close() }
             flagger.send(RawHTTP.post("/v1/flagger/confirm-traffic-increase", Self.payload("r1")))
             try await Self.waitUntil(client, "gatehouse_storage_up", is: 0)
-            try lock.release()
+            try await lock.release()
             #expect(try await flagger.receive(expecting: 1).first?.status == 200)
             #expect(try await client.hook("confirm-traffic-increase", checksum: "r1").status == .forbidden)
         }
@@ -98,10 +108,10 @@ struct GaveUpTests {
     func failedCheckWritesNothing() async throws {
         let server = try TestServer { $0.storageTimeout = 0.5 }
         try await server.run(.live) { client in
-            let lock = try WriteLock(path: server.arguments.databasePath)
+            let lock = try await WriteLock.take(path: server.arguments.databasePath)
             let refused = try await client.hook("confirm-promotion", checksum: "r9", name: "never-seen")
             #expect(refused.status == .serviceUnavailable)
-            try lock.release()
+            try await lock.release()
             // /readyz probes storage and finds it answering again.
             for _ in 0..<400 where try await client.get("/readyz").status != .ok {
                 try await Task.sleep(for: .milliseconds(25))

@@ -86,13 +86,13 @@ struct MetricsTests {
     func unavailable() async throws {
         let server = try TestServer { $0.storageTimeout = 0.3 }
         try await server.run { client in
-            let lock = try LockedDatabase(path: server.arguments.databasePath)
+            let lock = try await LockedDatabase.take(path: server.arguments.databasePath)
             #expect(try await client.get("/readyz").status == .serviceUnavailable)
             #expect(try await client.hook("confirm-rollout", checksum: "c1").status == .serviceUnavailable)
             let metrics = try await scrape(client)
             #expect(metrics.value("gatehouse_checks_total", ["gate": "rollout", "decision": "unavailable"]) == 1)
             #expect(metrics.value("gatehouse_storage_up") == 0)
-            lock.unlock()
+            await lock.unlock()
         }
     }
 

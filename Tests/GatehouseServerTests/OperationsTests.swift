@@ -44,7 +44,7 @@ struct OperationsTests {
         let server = try TestServer { $0.storageTimeout = 0.3 }
         try await server.run { client in
             _ = try await client.post("/v1/canaries/test/podinfo/gates/rollout/open", #"{"sticky": true}"#)
-            let lock = try LockedDatabase(path: server.arguments.databasePath)
+            let lock = try await LockedDatabase.take(path: server.arguments.databasePath)
             let ready = try await client.get("/readyz")
             #expect(ready.status == .serviceUnavailable)
             let check = try await client.hook("confirm-rollout", checksum: "c1")
@@ -55,7 +55,7 @@ struct OperationsTests {
                     == .serviceUnavailable)
             #expect(
                 try await client.post("/v1/canaries/test/podinfo/gates/promotion/open").status == .serviceUnavailable)
-            lock.unlock()
+            await lock.unlock()
             #expect(try await client.get("/readyz").status == .ok)
             #expect(try await client.hook("confirm-rollout", checksum: "c1").status == .ok)
         }
@@ -124,36 +124,46 @@ struct OperationsTests {
 
 /// Another connection holding SQLite's exclusive lock on the file, as a stuck process would.
 final class LockedDatabase: Sendable {
-    private let locked = DispatchSemaphore(value: 0)
     private let release = DispatchSemaphore(value: 0)
     private let released = DispatchSemaphore(value: 0)
-    private let failure = Mutex<(any Error)?>(nil)
 
-    /// Takes the lock, waiting up to 5 seconds for a write the service has under way; throws if it cannot.
-    init(path: String) throws {
+    private init() {}
+
+    /// Takes the lock, waiting up to 5 seconds for a write the service has under way (on a thread of
+    /// its own: never on the threads the service under test needs); throws if it cannot.
+    static func take(path: String) async throws -> LockedDatabase {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         let queue = try DatabaseQueue(path: path, configuration: configuration)
-        Thread.detachNewThread { [self] in
-            do {
-                try queue.inDatabase { db in
-                    try db.execute(sql: "BEGIN EXCLUSIVE")
-                    locked.signal()
-                    release.wait()
-                    try db.execute(sql: "ROLLBACK")
+        let lock = LockedDatabase()
+        try await withCheckedThrowingContinuation { (taken: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                let resumed = Mutex(false)
+                do {
+                    try queue.inDatabase { db in
+                        try db.execute(sql: "BEGIN EXCLUSIVE")
+                        resumed.withLock { $0 = true }
+                        taken.resume()
+                        lock.release.wait()
+                        try db.execute(sql: "ROLLBACK")
+                    }
+                } catch {
+                    if !resumed.withLock({ $0 }) { taken.resume(throwing: error) }
                 }
-            } catch {
-                failure.withLock { $0 = error }
-                locked.signal()
+                lock.released.signal()
             }
-            released.signal()
         }
-        locked.wait()
-        if let error = failure.withLock({ $0 }) { throw error }
+        return lock
     }
 
-    func unlock() {
+    /// Lets go of the lock and waits until it is gone (on a thread of its own).
+    func unlock() async {
         release.signal()
-        released.wait()
+        await withCheckedContinuation { (gone: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                self.released.wait()
+                gone.resume()
+            }
+        }
     }
 }

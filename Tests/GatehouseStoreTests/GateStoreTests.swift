@@ -40,14 +40,14 @@ struct GateStoreTests {
 
     @Test("checks fail closed while storage cannot answer, and resume when it can")
     func failClosed() async throws {
-        let lock = try database.lockExclusively()
+        let lock = try await database.lockExclusively()
         #expect(await store.probe() == false)
         #expect(!store.isHealthy)
         await #expect(throws: StoreError.self) { try await check(.rollout, "c1") }
         await #expect(throws: StoreError.self) {
             try await store.open(.rollout, of: podinfo, OpenRequest(), actor: "alice")
         }
-        lock.unlock()
+        await lock.unlock()
         #expect(await store.probe())
         #expect(!(try await check(.rollout, "c1").isApproved))
         #expect(try await store.canary(podinfo)?.gate(.rollout).isOpen == false, "the failed open left nothing behind")
@@ -56,7 +56,7 @@ struct GateStoreTests {
     @Test("a write still waiting for storage when its deadline passes fails closed and is never applied later")
     func stalledWriteIsAbandoned() async throws {
         let store = try database.openStore(busyTimeout: 30, storageTimeout: 0.3)
-        let lock = try database.lockExclusively()
+        let lock = try await database.lockExclusively()
         await #expect(throws: StoreError.self) {
             _ = try await store.open(.promotion, of: podinfo, OpenRequest(reason: "too late"), actor: "alice")
         }
@@ -64,7 +64,7 @@ struct GateStoreTests {
         await #expect(throws: StoreError.self) {
             _ = try await store.check(Check(canary: podinfo, gate: .promotion, checksum: "c1"))
         }
-        lock.unlock()
+        await lock.unlock()
         // The probe queues behind the abandoned write: once it commits, that write has had its chance.
         #expect(await store.probe())
         #expect(store.isHealthy)

@@ -34,29 +34,30 @@ final class TemporaryDatabase: Sendable {
     }
 
     /// Holds SQLite's exclusive lock from another connection, as a stuck process would, until `unlock`
-    /// is called. Waits up to 5 seconds for a write under way; throws if the lock cannot be had.
-    func lockExclusively() throws -> StorageLock {
+    /// is called. Waits up to 5 seconds for a write under way (on a thread of its own: never on the
+    /// threads the store under test needs); throws if the lock cannot be had.
+    func lockExclusively() async throws -> StorageLock {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         let queue = try DatabaseQueue(path: path, configuration: configuration)
         let lock = StorageLock()
-        let failure = Mutex<(any Error)?>(nil)
-        Thread.detachNewThread {
-            do {
-                try queue.inDatabase { db in
-                    try db.execute(sql: "BEGIN EXCLUSIVE")
-                    lock.locked.signal()
-                    lock.release.wait()
-                    try db.execute(sql: "ROLLBACK")
+        try await withCheckedThrowingContinuation { (taken: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                let resumed = Mutex(false)
+                do {
+                    try queue.inDatabase { db in
+                        try db.execute(sql: "BEGIN EXCLUSIVE")
+                        resumed.withLock { $0 = true }
+                        taken.resume()
+                        lock.release.wait()
+                        try db.execute(sql: "ROLLBACK")
+                    }
+                } catch {
+                    if !resumed.withLock({ $0 }) { taken.resume(throwing: error) }
                 }
-            } catch {
-                failure.withLock { $0 = error }
-                lock.locked.signal()
+                lock.released.signal()
             }
-            lock.released.signal()
         }
-        lock.locked.wait()
-        if let error = failure.withLock({ $0 }) { throw error }
         return lock
     }
 
@@ -67,13 +68,17 @@ final class TemporaryDatabase: Sendable {
 
 /// An exclusive lock held by another connection.
 final class StorageLock: Sendable {
-    fileprivate let locked = DispatchSemaphore(value: 0)
     fileprivate let release = DispatchSemaphore(value: 0)
     fileprivate let released = DispatchSemaphore(value: 0)
 
-    /// Lets go of the lock and waits until it is gone.
-    func unlock() {
+    /// Lets go of the lock and waits until it is gone (on a thread of its own).
+    func unlock() async {
         release.signal()
-        released.wait()
+        await withCheckedContinuation { (gone: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                self.released.wait()
+                gone.resume()
+            }
+        }
     }
 }
