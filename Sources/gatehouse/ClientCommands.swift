@@ -177,11 +177,19 @@ struct Status: AsyncParsableCommand {
                 print(look.text + (client.output == .text ? "\n" : ""))
             }
             // Every stream flushed: the frame shows now, not when a buffer fills. Once the terminal
-            // or the pipe is gone (writes fail), nobody is watching.
-            guard fflush(nil) == 0 else { throw ExitCode.failure }
+            // or the pipe is gone (a write failed, or the reader hung up while the view did not
+            // change and nothing was written), nobody is watching.
+            guard fflush(nil) == 0, !Self.outputIsGone() else { throw ExitCode.failure }
             last = look.answer
             try await Task.sleep(for: .seconds(seconds))
         }
+    }
+
+    /// Whether standard output's reader is gone: a pipe whose reading end closed, or a terminal
+    /// hung up (poll reports an error or a hang-up without anything being written).
+    private static func outputIsGone() -> Bool {
+        var output = pollfd(fd: STDOUT_FILENO, events: 0, revents: 0)
+        return poll(&output, 1, 0) == 1 && output.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0
     }
 
     /// The view asked for: one canary in detail, or the table of a namespace (or all); the API's

@@ -254,6 +254,14 @@ struct CommandLineTests {
                     "--server", server.absoluteString,
                 ])
             #expect(piped.output.components(separatedBy: #"{"canaries":"#).count == 2, "\(piped.output)")
+
+            // Its reader gone while the view stays the same (so nothing more is written): it ends,
+            // and the pipeline with it (timeout, exit 124, only if it kept watching).
+            let watcher =
+                "\(Gatehouse.binary.path) status -n test --watch --interval 0.1s --server \(server.absoluteString)"
+            let reader = try await Gatehouse.program(
+                "/usr/bin/timeout", ["20", "/bin/sh", "-c", "\(watcher) | head -c 1 >/dev/null; echo ended"])
+            #expect(reader.status == 0 && reader.output == "ended\n", "\(reader)")
         }
     }
 
