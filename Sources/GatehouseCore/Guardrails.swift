@@ -34,11 +34,15 @@ public struct Guards: Sendable {
     /// No rule applies.
     public init() {}
 
-    /// The approvals that count on `gate`: distinct, among those the rule allows, not a requester's.
+    /// The approvals that count on `gate`: distinct people's, among those the rule allows, not a
+    /// requester's. A person approving through a group (`group:NAME`) was judged a member when the
+    /// approval was given (`GateStore.requireApprover`), so a rule naming a group counts every person.
     public func countedApprovals(of gate: Gate) -> [String] {
         guard let approvals else { return gate.approvals }
+        let throughGroups = approvals.from?.contains { $0.hasPrefix(Principal.groupPrefix) } ?? true
         return gate.approvals.filter { actor in
-            (approvals.from?.contains(actor) ?? true) && !requesters.contains(actor)
+            Principal.isPerson(actor: actor) && !requesters.contains(actor)
+                && (throughGroups || approvals.from?.contains(actor) == true)
         }
     }
 

@@ -168,7 +168,8 @@ public func buildRouter(
         ).endpoints)
 
     // Routes for people and scripts: a bearer token when an access file is configured.
-    let operators = router.group().add(middleware: BearerAuthMiddleware(access: security.access))
+    let operators = router.group().add(
+        middleware: BearerAuthMiddleware(access: security.access, identity: security.identity))
     let metricsRoutes = MetricsController(
         store: store, metrics: metrics, access: accessGuard, isProtected: security.protectsMetrics
     ).endpoints
@@ -184,7 +185,10 @@ public func buildRouter(
     operators.group("v1/freezes").addRoutes(
         FreezeController(store: store, operations: operations, access: accessGuard).endpoints)
     router.group()
-        .add(middleware: BearerAuthMiddleware(access: security.access, anonymousActor: LoadtesterController.actor))
+        .add(
+            middleware: BearerAuthMiddleware(
+                access: security.access, identity: security.identity, anonymousActor: LoadtesterController.actor)
+        )
         .add(middleware: FlaggerPayloadMiddleware(accessGuard: accessGuard))
         .group(context: FlaggerRequestContext.self)
         .addRoutes(loadtester.changeEndpoints)
@@ -201,7 +205,10 @@ public func buildRouter(
         let pages = DashboardPages.bundled
         let controller = DashboardController(
             store: store, operations: operations, access: accessGuard, accessControl: security.access,
-            sessions: dashboard.sessions, pages: pages)
+            sessions: dashboard.sessions, pages: pages,
+            singleSignOn: dashboard.singleSignOn.map {
+                SingleSignOn(settings: $0, keys: security.identity, sessions: dashboard.sessions)
+            })
         router.addRoutes(controller.assetEndpoints)
         router.group()
             .add(
@@ -214,10 +221,12 @@ public func buildRouter(
     return router
 }
 
-/// The dashboard's sessions and the proxies trusted to name its viewers.
+/// The dashboard's sessions, the proxies trusted to name its viewers, and its single sign-on.
 public struct DashboardSettings: Sendable {
     let sessions: DashboardSessions
     let proxies: TrustedProxies?
+    /// How people sign in through an OpenID provider; nil: they do not.
+    var singleSignOn: SingleSignOn.Settings?
 
     /// Sessions signed with `sessionSecret` (a random key without one), lasting `sessionLifetime`;
     /// proxies at `trustedProxies` name the viewer in `userHeader` and their groups in `groupsHeader`.
@@ -258,6 +267,8 @@ public struct SecuritySettings: Sendable {
     public var protectsMetrics = false
     /// The dashboard at `/`; nil turns it off.
     public var dashboard: DashboardSettings? = try? DashboardSettings()
+    /// The keys of the identity providers workloads' tokens and single sign-on come from.
+    var identity = IssuerKeys(logger: Logger(label: "gatehouse.identity"))
 
     /// No access control, as the loadtester.
     public init(
@@ -289,6 +300,7 @@ public struct SecuritySettings: Sendable {
             throw InvalidInput("--protect-metrics needs --access-file: its tokens are what /metrics asks for")
         }
         protectsMetrics = arguments.protectMetrics
+        identity = IssuerKeys(logger: logger)
         dashboard =
             arguments.dashboard
             ? try DashboardSettings(
@@ -296,5 +308,24 @@ public struct SecuritySettings: Sendable {
                 trustedProxies: arguments.trustedProxies, userHeader: arguments.proxyUserHeader,
                 groupsHeader: arguments.proxyGroupsHeader)
             : nil
+        if let issuer = arguments.oidcIssuer {
+            guard access != nil else {
+                throw InvalidInput(
+                    "--oidc-issuer needs --access-file: its people: and groups: say what people who sign in may do")
+            }
+            guard let url = URL(string: issuer), url.scheme == "https" || url.scheme == "http", url.host != nil else {
+                throw InvalidInput("--oidc-issuer must be the provider's issuer URL (https://…)")
+            }
+            guard let clientID = arguments.oidcClientID, !clientID.isEmpty else {
+                throw InvalidInput("--oidc-issuer needs --oidc-client-id: the dashboard's client id at \(issuer)")
+            }
+            guard arguments.dashboard else {
+                throw InvalidInput("--oidc-issuer signs people in to the dashboard, which --dashboard false turns off")
+            }
+            dashboard?.singleSignOn = SingleSignOn.Settings(
+                issuer: issuer, clientID: clientID, clientSecret: arguments.oidcClientSecret,
+                nameClaim: arguments.oidcNameClaim, groupsClaim: arguments.oidcGroupsClaim,
+                scopes: arguments.oidcScopes, redirectURL: arguments.oidcRedirectURL)
+        }
     }
 }

@@ -13,11 +13,6 @@ struct GateOperations: Sendable {
     let metrics: GatehouseMetrics
     let accessGuard: AccessGuard
 
-    /// Who asks: recorded in the audit trail and the log (the store logs each entry it commits).
-    struct Asker {
-        var actor: String
-    }
-
     /// How an open of the rollback gate is read.
     enum RollbackRules {
         /// A rollback request: bound to the rollout in progress, refused when none can be rolled
@@ -33,7 +28,7 @@ struct GateOperations: Sendable {
         _ gate: GateKind, of id: CanaryID, _ request: OpenRequest,
         rollback: RollbackRules = .request(
             force: false, revision: nil),
-        by asker: Asker, token: SingleUse? = nil, at now: Date = Date()
+        by asker: Principal, token: SingleUse? = nil, at now: Date = Date()
     ) async throws -> Canary {
         try accessGuard.requireNamespace(id.namespace)
         let canary: Canary
@@ -44,7 +39,8 @@ struct GateOperations: Sendable {
                 expiresAt: request.expiresAt ?? now.addingTimeInterval(settings.rollbackTTL), force: force,
                 actor: asker.actor, revision: revision, token: token, at: now)
         default:
-            canary = try await store.open(gate, of: id, request, actor: asker.actor, token: token, at: now)
+            canary = try await store.open(
+                gate, of: id, request, actor: asker.actor, groups: asker.groups, token: token, at: now)
         }
         if gate == .rollback { metrics.recordRollbackRequested() }
         return canary
@@ -75,28 +71,29 @@ struct GateOperations: Sendable {
     }
 
     /// Closes a gate; closing a closed gate changes nothing.
-    func close(_ gate: GateKind, of id: CanaryID, reason: String?, by asker: Asker) async throws -> Canary {
+    func close(_ gate: GateKind, of id: CanaryID, reason: String?, by asker: Principal) async throws -> Canary {
         try accessGuard.requireNamespace(id.namespace)
         return try await store.close(gate, of: id, reason: reason, actor: asker.actor)
     }
 
     /// Asks for a canary's release to be approved.
-    func requestApproval(of id: CanaryID, reason: String?, by asker: Asker) async throws -> Canary {
+    func requestApproval(of id: CanaryID, reason: String?, by asker: Principal) async throws -> Canary {
         try accessGuard.requireNamespace(id.namespace)
         return try await store.requestApproval(of: id, reason: reason, actor: asker.actor)
     }
 
     /// Lifts a policy rule for one canary's rollout.
     func override(
-        rule: String, of id: CanaryID, reason: String, expiresAt: Date, by asker: Asker, at now: Date = Date()
+        rule: String, of id: CanaryID, reason: String, expiresAt: Date, by asker: Principal, at now: Date = Date()
     ) async throws -> Canary {
         try accessGuard.requireNamespace(id.namespace)
         return try await store.override(
-            rule: rule, of: id, reason: reason, expiresAt: expiresAt, actor: asker.actor, at: now)
+            rule: rule, of: id, reason: reason, expiresAt: expiresAt, actor: asker.actor, groups: asker.groups,
+            at: now)
     }
 
     /// Freezes an area: one namespace, or every one, of one cluster or of all.
-    func freeze(_ area: Area, reason: String, endsAt: Date?, by asker: Asker, at now: Date = Date())
+    func freeze(_ area: Area, reason: String, endsAt: Date?, by asker: Principal, at now: Date = Date())
         async throws -> Freeze
     {
         if let namespace = area.namespace { try accessGuard.requireNamespace(namespace) }
@@ -104,7 +101,7 @@ struct GateOperations: Sendable {
     }
 
     /// Lifts a freeze; one of a namespace this service does not serve is refused, as setting it would be.
-    func unfreeze(id: Int64, by asker: Asker) async throws -> Freeze {
+    func unfreeze(id: Int64, by asker: Principal) async throws -> Freeze {
         // A freeze's area never changes, so it is checked before the lift.
         if let namespace = try await store.freeze(id: id)?.namespace { try accessGuard.requireNamespace(namespace) }
         return try await store.unfreeze(id: id, actor: asker.actor)

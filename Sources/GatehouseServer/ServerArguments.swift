@@ -71,6 +71,20 @@ public struct ServerArguments: Sendable, Equatable {
     public var proxyUserHeader = "X-Forwarded-User"
     /// The header in which a trusted proxy lists that person's groups (comma-separated).
     public var proxyGroupsHeader = "X-Forwarded-Groups"
+    /// The OpenID provider people sign in to the dashboard with; none: no single sign-on.
+    public var oidcIssuer: String?
+    /// The dashboard's client id at that provider (also the audience of its ID tokens).
+    public var oidcClientID: String?
+    /// The client secret; none for a public client (PKCE alone).
+    public var oidcClientSecret: String?
+    /// The ID-token claim that names the person.
+    public var oidcNameClaim = "email"
+    /// The ID-token claim that lists the person's groups.
+    public var oidcGroupsClaim = "groups"
+    /// The scopes asked for.
+    public var oidcScopes = "openid email profile"
+    /// Where the provider sends people back; none: this service's address as the browser used it.
+    public var oidcRedirectURL: String?
     /// Secret files that were named but do not exist (an optional key missing from a mounted Secret).
     public var missingSecretFiles: [String] = []
 
@@ -348,6 +362,27 @@ public struct ServeOption: Sendable {
         + secret(
             "session-secret", "The key dashboard sessions are signed with; replicas need the same one",
             \.sessionSecret)
+        + [
+            text(
+                "oidc-issuer", "url",
+                "Single sign-on for the dashboard: the OpenID provider's issuer URL (discovery at /.well-known/openid-configuration); needs --access-file, whose people: and groups: say who may do what.",
+                \.oidcIssuer),
+            text("oidc-client-id", "id", "The dashboard's client id at the OpenID provider.", \.oidcClientID),
+            text(
+                "oidc-name-claim", "claim", "The ID-token claim that names the person (default email).",
+                \.oidcNameClaim),
+            text(
+                "oidc-groups-claim", "claim", "The ID-token claim that lists the person's groups (default groups).",
+                \.oidcGroupsClaim),
+            text(
+                "oidc-scopes", "scopes", "The scopes asked for at sign-in (default \"openid email profile\").",
+                \.oidcScopes),
+            text(
+                "oidc-redirect-url", "url",
+                "Where the provider returns people after sign-in (register it there); default: this service's address as the browser reached it, /sign-in/sso/callback.",
+                \.oidcRedirectURL),
+        ]
+        + secret("oidc-client-secret", "The dashboard's client secret at the OpenID provider", \.oidcClientSecret)
         + [
             duration(
                 "notification-interval", "How often the notification outbox is looked at (default 1s).",

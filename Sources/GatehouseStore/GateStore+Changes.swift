@@ -7,31 +7,38 @@ import Synchronization
 // What people change: gates (through `change`, one transaction each) and freezes.
 extension GateStore {
 
-    /// Opens a gate on the terms asked.
+    /// Opens a gate on the terms asked. `groups` are the groups of the person opening it, for
+    /// rules whose approvers name a group (`group:NAME`).
     /// `token`, when given, is used in the same transaction: the change fails (`gone`) if it was used.
     public func open(
-        _ kind: GateKind, of id: CanaryID, _ request: OpenRequest, actor: String, token: SingleUse? = nil,
-        at now: Date = Date()
+        _ kind: GateKind, of id: CanaryID, _ request: OpenRequest, actor: String, groups: [String] = [],
+        token: SingleUse? = nil, at now: Date = Date()
     ) async throws -> Canary {
         let policy = policy()
         return try await change(kind, of: id, at: now, token: token) { gate, canary in
-            try Self.requireApprover(actor, of: kind, canary, under: policy, at: now)
+            try Self.requireApprover(actor, groups: groups, of: kind, canary, under: policy, at: now)
             // Like every once-approval, "the rest of the rollout" belongs to the rollout that can still
             // ask the gate and ends with it (Canary.endRollout): it is never bound ahead of a check.
             return gate.open(request, actor: actor, at: now)
         }
     }
 
-    /// Refuses an approval a rule would not count: from someone outside its approvers, or from
-    /// whoever requested the release.
+    /// Refuses an approval a rule would not count: from anything but a person (a shared token, a
+    /// workload, an approval link), from someone outside its approvers (by name or group), or from
+    /// whoever requested the release. Eligibility is judged here, when the approval is given.
     static func requireApprover(
-        _ actor: String, of gate: GateKind, _ canary: Canary, under policy: Policy, at now: Date
+        _ actor: String, groups: [String], of gate: GateKind, _ canary: Canary, under policy: Policy, at now: Date
     )
         throws
     {
         let guards = canary.guards(gate, in: Surroundings(policy: policy), at: now)
         guard let rule = guards.approvals else { return }
-        if let from = rule.from, !from.contains(actor) {
+        guard Principal.isPerson(actor: actor) else {
+            throw StoreError.forbidden(
+                "\(actor) is not a person, and rule \(rule.rule) counts approvals from distinct people on the \(gate.rawValue) gate of \(canary.id): approve as yourself (signed in, or with a personal token)"
+            )
+        }
+        if let from = rule.from, !Principal(.person, actor, groups: groups).isNamed(in: from) {
             throw StoreError.forbidden(
                 "\(actor) is not one of the approvers of the \(gate.rawValue) gate of \(canary.id) (rule \(rule.rule): \(from.joined(separator: ", ")))"
             )
@@ -64,7 +71,8 @@ extension GateStore {
     /// Lifts one policy rule for a canary's rollout, until `expiresAt` or the rollout's end; only
     /// someone the rule names as an overrider may, with a reason. Audited.
     public func override(
-        rule name: String, of id: CanaryID, reason: String, expiresAt: Date, actor: String, at now: Date = Date()
+        rule name: String, of id: CanaryID, reason: String, expiresAt: Date, actor: String, groups: [String] = [],
+        at now: Date = Date()
     ) async throws -> Canary {
         let policy = policy()
         guard let rule = policy.rule(named: name) else {
@@ -73,7 +81,8 @@ extension GateStore {
                 "there is no rule \(name) in the policy\(known.isEmpty ? " (no policy file is in force)" : "; its rules are \(known.joined(separator: ", "))")"
             )
         }
-        guard rule.overriders.contains(actor) else {
+        guard Principal.isPerson(actor: actor), Principal(.person, actor, groups: groups).isNamed(in: rule.overriders)
+        else {
             throw StoreError.forbidden(
                 rule.overriders.isEmpty
                     ? "rule \(name) names nobody who may override it (overrideBy)"

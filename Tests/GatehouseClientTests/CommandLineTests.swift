@@ -335,7 +335,7 @@ struct CommandLineTests {
             let events = try await Gatehouse.run(
                 ["events", "podinfo", "-n", "test", "--output", "json", "--server", url],
                 environment: ["GATEHOUSE_TOKEN": secret])
-            #expect(events.output.contains(#""actor":"ci-bot""#))
+            #expect(events.output.contains(#""actor":"token:ci-bot""#))
         }
     }
 

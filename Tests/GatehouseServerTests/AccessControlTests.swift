@@ -175,7 +175,8 @@ struct AccessControlTests {
             #expect(reply.status == .ok)
             let events =
                 try await client.send(.get, "/v1/events", token: Tokens.ops).json()["events"] as? [[String: Any]]
-            #expect(events?.first?["actor"] as? String == "payments-ci")
+            // A shared token (the access file's default kind) is recorded as one.
+            #expect(events?.first?["actor"] as? String == "token:payments-ci")
         }
     }
 

@@ -160,7 +160,7 @@ struct DashboardTests {
             #expect(signedIn.status == .seeOther && signedIn.location == "/audit")
             #expect(visitor.cookies["gatehouse_session"] != before, "a new session at sign-in")
             let overview = try await visitor.get("/")
-            #expect(overview.status == .ok && overview.text.contains("signed in with the access token ops"))
+            #expect(overview.status == .ok && overview.text.contains("signed in with the shared access token ops"))
             let signedOut = try await visitor.submit("/sign-out", [])
             #expect(signedOut.status == .seeOther && signedOut.location == "/sign-in")
             #expect(try await visitor.get("/").status == .seeOther)
@@ -235,7 +235,8 @@ struct DashboardTests {
             #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .ok)
             // The audit trail names the person, as for the API.
             let events = try await client.send(
-                .get, "/v1/events?actor=ops&action=opened", headers: [.authorization: "Bearer \(DashboardAccess.ops)"])
+                .get, "/v1/events?actor=token:ops&action=opened",
+                headers: [.authorization: "Bearer \(DashboardAccess.ops)"])
             #expect(events.text.contains("looks good"))
             // The notice is shown once.
             #expect(!(try await visitor.get("/canaries/test/podinfo")).text.contains("Done: promotion gate open"))

@@ -75,11 +75,15 @@ struct Client: Sendable {
     }
 
     /// A Flagger webhook call with Flagger's payload.
-    func hook(_ hook: String, checksum: String, phase: String = "Progressing", name: String = "podinfo") async throws
+    func hook(
+        _ hook: String, checksum: String, phase: String = "Progressing", name: String = "podinfo",
+        namespace: String = "test"
+    ) async throws
         -> Reply
     {
         let path = hook == "event" ? "/v1/flagger/events" : "/v1/flagger/\(hook)"
         return try await post(
-            path, #"{"name": "\#(name)", "namespace": "test", "phase": "\#(phase)", "checksum": "\#(checksum)"}"#)
+            path,
+            #"{"name": "\#(name)", "namespace": "\#(namespace)", "phase": "\#(phase)", "checksum": "\#(checksum)"}"#)
     }
 }

@@ -93,16 +93,40 @@ public struct Grant: Sendable, Equatable {
     }
 }
 
-/// The access file: scoped tokens (stored only as SHA-256 hashes) and Slack users and channels.
+/// The access file: scoped tokens (stored only as SHA-256 hashes), people and groups, CI jobs
+/// known by their identity tokens, Slack users and channels, and each cluster's Flagger secret.
 public struct AccessPolicy: Sendable {
-    /// A token's name (the actor in the audit trail), hash and grant.
+    /// A token's name, kind, hash and grant.
     public struct Token: Sendable, Equatable {
-        /// The name recorded as the actor.
+        /// The name: a person's (`kind: person`), a team's or a job's.
         public var name: String
+        /// Whose it is: one person's, or shared (the default), or a job's.
+        public var kind: Principal.Kind = .sharedToken
         /// The SHA-256 of the token, 32 bytes.
         public var hash: [UInt8]
         /// What it may do.
         public var grant: Grant
+    }
+
+    /// A CI job (or any workload) known by the OpenID Connect ID token it presents as its bearer
+    /// token: tokens from `issuer`, for `audience`, whose claims match every one of `claims`
+    /// (exact texts or globs), are this workload.
+    public struct Workload: Sendable, Equatable {
+        /// The name recorded (as `workload:NAME`).
+        public var name: String
+        /// The token issuer, exactly as its tokens' `iss` (https://token.actions.githubusercontent.com).
+        public var issuer: String
+        /// The audience its tokens must be issued for (`aud`).
+        public var audience: String
+        /// Claims and the patterns their values must match (`repository: acme/shop`, `ref: refs/tags/*`).
+        public var claims: [String: String]
+        /// What it may do.
+        public var grant: Grant
+
+        /// Whether verified `claims` are this workload's.
+        func matches(_ claims: IdentityClaims) -> Bool {
+            self.claims.allSatisfy { name, pattern in claims.text(name).map { Glob.matches(pattern, $0) } ?? false }
+        }
     }
 
     /// The tokens.
@@ -113,10 +137,15 @@ public struct AccessPolicy: Sendable {
     public var slackChannels: [String: Grant]
     /// Each cluster's Flagger secret: a call carrying one belongs to that cluster.
     public var flaggerClusters: [ClusterSecret] = []
-    /// People an authenticating proxy names (its user header), and what they may do.
-    public var proxyUsers: [String: Grant] = [:]
-    /// Groups an authenticating proxy names (its groups header), and what their members may do.
-    public var proxyGroups: [String: Grant] = [:]
+    /// People (signed in through single sign-on, or named by an authenticating proxy), and what they may do.
+    public var people: [String: Grant] = [:]
+    /// Groups (from single sign-on's groups claim, or a proxy's groups header), and what their members may do.
+    public var groups: [String: Grant] = [:]
+    /// The person each Slack user is, where the file says (`person:`); a Slack user not mapped is
+    /// known as `slack:USER_ID`.
+    public var slackPeople: [String: String] = [:]
+    /// CI jobs and other workloads, known by their identity tokens.
+    public var workloads: [Workload] = []
 
     /// A cluster and the SHA-256 of the secret its Flagger sends in `metadata.token`.
     public struct ClusterSecret: Sendable, Equatable {
@@ -148,10 +177,29 @@ public struct AccessPolicy: Sendable {
                     "\(location) (\(entry.name)): sha256 must be 64 hex digits, the SHA-256 of the token (gatehouse token hash)"
                 )
             }
-            tokens.append(Token(name: entry.name, hash: hash, grant: try entry.grant(location)))
+            let kind: Principal.Kind
+            switch entry.kind ?? "shared" {
+            case "person": kind = .person
+            case "shared": kind = .sharedToken
+            case "workload": kind = .workload
+            case let other:
+                throw InvalidInput(
+                    "\(location) (\(entry.name)): kind must be person (one person's token), shared (a team's or a job's; the default) or workload, not '\(other)'"
+                )
+            }
+            tokens.append(Token(name: entry.name, kind: kind, hash: hash, grant: try entry.grant(location)))
         }
         var users: [String: Grant] = [:]
-        for entry in file.slack?.users ?? [] { users[entry.id] = try entry.grant("slack user \(entry.id)") }
+        var slackPeople: [String: String] = [:]
+        for entry in file.slack?.users ?? [] {
+            users[entry.id] = try entry.grant("slack user \(entry.id)")
+            if let person = entry.person {
+                guard !person.isEmpty, Principal.isPerson(actor: person) else {
+                    throw InvalidInput("slack user \(entry.id): person must be a person's name")
+                }
+                slackPeople[entry.id] = person
+            }
+        }
         var channels: [String: Grant] = [:]
         for entry in file.slack?.channels ?? [] { channels[entry.id] = try entry.grant("slack channel \(entry.id)") }
         var clusters: [ClusterSecret] = []
@@ -172,22 +220,51 @@ public struct AccessPolicy: Sendable {
             }
             clusters.append(ClusterSecret(cluster: entry.cluster, hash: hash))
         }
-        var proxyUsers: [String: Grant] = [:]
-        for entry in file.proxy?.users ?? [] {
-            proxyUsers[entry.name] = try entry.grant("proxy user \(entry.name)")
+        if file.people != nil && file.proxy != nil {
+            throw InvalidInput("people: and proxy: are the same section (proxy: is its older name); keep one")
         }
-        var proxyGroups: [String: Grant] = [:]
-        for entry in file.proxy?.groups ?? [] {
-            proxyGroups[entry.name] = try entry.grant("proxy group \(entry.name)")
+        let section = file.people ?? file.proxy
+        var people: [String: Grant] = [:]
+        for entry in section?.users ?? [] {
+            people[entry.name] = try entry.grant("person \(entry.name)")
+        }
+        var groups: [String: Grant] = [:]
+        for entry in section?.groups ?? [] {
+            groups[entry.name] = try entry.grant("group \(entry.name)")
+        }
+        var workloads: [Workload] = []
+        for (index, entry) in (file.workloads ?? []).enumerated() {
+            let location = "workload \(index + 1)"
+            guard !entry.name.isEmpty, !workloads.contains(where: { $0.name == entry.name }) else {
+                throw InvalidInput("\(location): a workload needs a name of its own")
+            }
+            guard let url = URL(string: entry.issuer), url.scheme == "https" || url.scheme == "http", url.host != nil
+            else {
+                throw InvalidInput(
+                    "\(location) (\(entry.name)): issuer must be the https address its tokens name in iss")
+            }
+            guard !entry.audience.isEmpty else {
+                throw InvalidInput(
+                    "\(location) (\(entry.name)): audience must name what its tokens are issued for (aud)")
+            }
+            guard let claims = entry.claims, !claims.isEmpty else {
+                throw InvalidInput(
+                    "\(location) (\(entry.name)): claims must say which tokens of \(entry.issuer) are this workload (for example repository: acme/shop); without any, every job the issuer serves would be"
+                )
+            }
+            workloads.append(
+                Workload(
+                    name: entry.name, issuer: entry.issuer, audience: entry.audience, claims: claims,
+                    grant: try entry.grant("\(location) (\(entry.name))")))
         }
         return AccessPolicy(
             tokens: tokens, slackUsers: users, slackChannels: channels, flaggerClusters: clusters,
-            proxyUsers: proxyUsers, proxyGroups: proxyGroups)
+            people: people, groups: groups, slackPeople: slackPeople, workloads: workloads)
     }
 
-    /// What a person an authenticating proxy names may do: their own entry and their groups'.
-    public func proxyGrants(user: String, groups: [String]) -> [Grant] {
-        [proxyUsers[user]].compactMap { $0 } + groups.compactMap { proxyGroups[$0] }
+    /// What a person may do: their own entry's grant and their groups'.
+    public func personGrants(user: String, groups: [String]) -> [Grant] {
+        [people[user]].compactMap { $0 } + groups.compactMap { self.groups[$0] }
     }
 
     /// The cluster whose Flagger secret is `presented`; every stored hash is compared in constant time.
@@ -280,6 +357,7 @@ private struct AccessFile: Decodable {
 
     struct TokenEntry: Decodable {
         var name: String
+        var kind: String?
         var sha256: String
         var clusters: [String]?
         var namespaces: [String]
@@ -292,6 +370,8 @@ private struct AccessFile: Decodable {
 
     struct SlackEntry: Decodable {
         var id: String
+        /// The person this Slack user is (users only).
+        var person: String?
         var clusters: [String]?
         var namespaces: [String]
         var actions: [String]
@@ -318,8 +398,8 @@ private struct AccessFile: Decodable {
         }
     }
 
-    /// The dashboard's people, behind an authenticating proxy (`--trusted-proxies`).
-    struct Proxy: Decodable {
+    /// People and groups: signed in through single sign-on, or behind an authenticating proxy.
+    struct People: Decodable {
         var users: [NamedEntry]?
         var groups: [NamedEntry]?
     }
@@ -330,8 +410,25 @@ private struct AccessFile: Decodable {
         var sha256: String
     }
 
+    /// A CI job known by its identity token.
+    struct WorkloadEntry: Decodable {
+        var name: String
+        var issuer: String
+        var audience: String
+        var claims: [String: String]?
+        var clusters: [String]?
+        var namespaces: [String]
+        var actions: [String]
+
+        func grant(_ location: String) throws(InvalidInput) -> Grant {
+            try Entry(clusters: clusters, namespaces: namespaces, actions: actions).grant(location)
+        }
+    }
+
     var tokens: [TokenEntry]?
     var slack: Slack?
     var flagger: [FlaggerEntry]?
-    var proxy: Proxy?
+    var people: People?
+    var proxy: People?
+    var workloads: [WorkloadEntry]?
 }

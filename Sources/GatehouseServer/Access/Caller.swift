@@ -4,23 +4,35 @@ import GatehouseCore
 import HTTPTypes
 import Hummingbird
 
-/// Who is calling, once the bearer token (if any) has been checked.
-public enum Caller: Sendable {
+/// Who is calling, verified: the principal and what it is granted.
+public struct Caller: Sendable {
+    /// Who: a person, a workload, a shared token, or (without access control) a declared name.
+    public var principal: Principal
+    /// What it may do; nil when nothing is restricted (no access file).
+    public var grants: [Grant]?
+
+    /// Creates one.
+    public init(_ principal: Principal, grants: [Grant]?) {
+        self.principal = principal
+        self.grants = grants
+    }
+
     /// No access control is configured: everyone may do everything, as with the loadtester.
-    case unrestricted(actor: String)
-    /// A token from the access file.
-    case token(AccessPolicy.Token)
-    /// A person an authenticating proxy named, with the grants the access file gives them and their groups.
-    case person(name: String, grants: [Grant])
+    public static func unrestricted(actor: String) -> Caller { Caller(Principal(.declared, actor), grants: nil) }
+
+    /// A token from the access file: a person's or a shared one, as the file says.
+    public static func token(_ token: AccessPolicy.Token) -> Caller {
+        Caller(Principal(token.kind, token.name), grants: [token.grant])
+    }
+
+    /// A person an identity source named (single sign-on, an authenticating proxy), with their groups
+    /// and the grants the access file gives them and their groups.
+    public static func person(name: String, groups: [String], grants: [Grant]) -> Caller {
+        Caller(Principal(.person, name, groups: groups), grants: grants)
+    }
 
     /// The name recorded in the audit trail.
-    public var actor: String {
-        switch self {
-        case .unrestricted(let actor): actor
-        case .token(let token): token.name
-        case .person(let name, _): name
-        }
-    }
+    public var actor: String { principal.actor }
 
     /// Whether the caller may do `action` in all of `area`.
     public func allows(_ action: AccessAction, in area: Area) -> Bool {
@@ -30,15 +42,6 @@ public enum Caller: Sendable {
     /// Whether the caller may do `action` somewhere in `area`.
     public func reaches(_ action: AccessAction, in area: Area) -> Bool {
         grants.map { $0.contains { $0.reaches(action, in: area) } } ?? true
-    }
-
-    /// What the caller is granted; nil when nothing is restricted.
-    private var grants: [Grant]? {
-        switch self {
-        case .unrestricted: nil
-        case .token(let token): [token.grant]
-        case .person(_, let grants): grants
-        }
     }
 }
 
@@ -91,14 +94,14 @@ struct AccessGuard: Sendable {
         return caller
     }
 
-    /// Checks that the caller may do `action` in all of `area` and returns the actor to record.
-    func authorize(_ action: AccessAction, in area: Area, context: some CallerContext) throws -> String {
+    /// Checks that the caller may do `action` in all of `area` and returns who it is.
+    func authorize(_ action: AccessAction, in area: Area, context: some CallerContext) throws -> Principal {
         if let namespace = area.namespace { try requireNamespace(namespace) }
         let caller = try requireCaller(context)
         guard caller.allows(action, in: area) else {
-            throw GatehouseError.forbidden("\(caller.actor) may not \(action.rawValue) in \(area)")
+            throw GatehouseError.forbidden("\(caller.principal.described) may not \(action.rawValue) in \(area)")
         }
-        return caller.actor
+        return caller.principal
     }
 
     /// Whether the caller may see something in `area`: a canary's namespace, or what a freeze covers.
@@ -108,10 +111,13 @@ struct AccessGuard: Sendable {
     }
 }
 
-/// Resolves the bearer token to a caller; without an access file every caller is unrestricted and
-/// names itself with `X-Gatehouse-Actor`.
+/// Resolves the bearer token to a caller: a token from the access file, or a workload's OpenID
+/// Connect ID token (its CI's, verified against its issuer's keys); without an access file every
+/// caller is unrestricted and names itself with `X-Gatehouse-Actor`.
 struct BearerAuthMiddleware<Context: CallerContext & MutableCallerContext>: RouterMiddleware {
     let access: AccessControl?
+    /// Verifies workloads' identity tokens.
+    var identity: IssuerKeys?
     /// The actor recorded for an undeclared caller when there is no access control.
     var anonymousActor = "api"
 
@@ -127,11 +133,40 @@ struct BearerAuthMiddleware<Context: CallerContext & MutableCallerContext>: Rout
             throw GatehouseError.unauthorized("this request needs a bearer token (Authorization: Bearer TOKEN)")
         }
         let presented = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
-        guard let token = access.policy.token(presented: presented) else {
+        let policy = access.policy
+        if let token = policy.token(presented: presented) {
+            context.caller = .token(token)
+        } else if IssuerKeys.looksLikeJWT(presented), let identity {
+            context.caller = try await Self.workload(presented, policy: policy, identity: identity)
+        } else {
             throw GatehouseError.unauthorized("the bearer token is not known")
         }
-        context.caller = .token(token)
         return try await next(request, context)
+    }
+
+    /// The workload an identity token proves: verified against the keys of the issuer it names
+    /// (only issuers the access file lists are ever asked), then matched against each workload of
+    /// that issuer; every workload it matches grants what it lists.
+    static func workload(_ token: String, policy: AccessPolicy, identity: IssuerKeys) async throws -> Caller {
+        guard let issuer = IssuerKeys.unverifiedIssuer(of: token),
+            case let candidates = policy.workloads.filter({ $0.issuer == issuer }), !candidates.isEmpty
+        else {
+            throw GatehouseError.unauthorized("the bearer token is not known, and no workload trusts its issuer")
+        }
+        let claims: IdentityClaims
+        do {
+            claims = try await identity.verify(
+                token, issuer: issuer, audiences: Array(Set(candidates.map(\.audience))))
+        } catch let refused as IdentityTokenRefused {
+            throw GatehouseError.unauthorized(refused.message)
+        }
+        let matched = candidates.filter { $0.matches(claims) && claims.audiences.contains($0.audience) }
+        guard let first = matched.first else {
+            throw GatehouseError.forbidden(
+                "the identity token of \(claims.subjectName.prefix(200)) from \(issuer) matches no workload in the access file"
+            )
+        }
+        return Caller(Principal(.workload, first.name), grants: matched.map(\.grant))
     }
 }
 

@@ -44,7 +44,7 @@ struct LinkController {
             let canary = try link.canary()
             let token = SingleUse(nonce: link.nonce, expiresAt: link.expiresAt)
             do {
-                let asker = GateOperations.Asker(actor: Self.actor)
+                let asker = Principal(.declared, Self.actor)
                 switch link.action {
                 case .approve:
                     _ = try await operations.open(link.gate, of: canary, link.openRequest, by: asker, token: token)

@@ -73,7 +73,7 @@ struct SlackController {
 
     /// Carries out one command and words the reply; never throws, since Slack shows any non-200 as a failure.
     func run(_ command: SlackCommand, context: GatehouseRequestContext) async -> SlackReply {
-        let asker = GateOperations.Asker(actor: "slack:\(command.user)")
+        let asker = Principal(.person, access?.policy.slackPeople[command.user] ?? "slack:\(command.user)")
         do {
             switch command.verb {
             case "open", "close":
@@ -168,7 +168,7 @@ struct SlackController {
         return steps
     }
 
-    private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand, asker: GateOperations.Asker)
+    private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand, asker: Principal)
         async throws -> SlackReply
     {
         _ = try await operations.open(.rollback, of: canary, OpenRequest(reason: reason), by: asker)

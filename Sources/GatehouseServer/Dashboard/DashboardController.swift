@@ -15,6 +15,8 @@ struct DashboardController {
     let accessControl: AccessControl?
     let sessions: DashboardSessions
     let pages: DashboardPages
+    /// Single sign-on, when configured.
+    var singleSignOn: SingleSignOn?
 
     /// The header the page's script sends to get only the live part of a page.
     static let liveHeader = HTTPField.Name("X-Gatehouse-Live")!
@@ -38,6 +40,8 @@ struct DashboardController {
         routes.get("audit", use: audit)
         routes.get("sign-in", use: signInPage)
         routes.post("sign-in", use: signIn)
+        routes.get("sign-in/sso", use: startSingleSignOn)
+        routes.get("sign-in/sso/callback", use: finishSingleSignOn)
         routes.post("sign-out", use: signOut)
         return routes
     }
@@ -272,10 +276,45 @@ struct DashboardController {
 
     @Sendable func signInPage(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         guard accessControl != nil else { return Self.redirect(to: "/") }
-        let model = SignInPage(
-            page: PageFrame(title: "Sign in", context: context),
-            next: Self.safeReturn(request.uri.queryParameters["next"].map(String.init)), problem: nil)
-        return try pages.render("sign-in", model)
+        let next = Self.safeReturn(request.uri.queryParameters["next"].map(String.init))
+        return try pages.render("sign-in", signInModel(next: next, problem: nil, context: context))
+    }
+
+    private func signInModel(next: String, problem: String?, context: GatehouseRequestContext) -> SignInPage {
+        SignInPage(
+            page: PageFrame(title: "Sign in", context: context), next: next, problem: problem,
+            singleSignOn: singleSignOn.map { _ in "/sign-in/sso?next=" + CanaryModel.escape(next) })
+    }
+
+    /// Leaves for the identity provider.
+    @Sendable func startSingleSignOn(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
+        guard let singleSignOn, let visit = context.visit else {
+            throw GatehouseError.notFound("single sign-on is not configured (--oidc-issuer)")
+        }
+        return try await singleSignOn.start(
+            next: Self.safeReturn(request.uri.queryParameters["next"].map(String.init)), request: request,
+            isSecure: visit.isSecure, at: Date())
+    }
+
+    /// Comes back from the identity provider: a new session naming the person it vouched for.
+    @Sendable func finishSingleSignOn(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
+        guard let singleSignOn, let visit = context.visit else {
+            throw GatehouseError.notFound("single sign-on is not configured (--oidc-issuer)")
+        }
+        let now = Date()
+        var response: Response
+        do {
+            let (person, next) = try await singleSignOn.finish(request, at: now)
+            let session = sessions.start(person: person.name, groups: person.groups, at: now)
+            response = Self.redirect(to: Self.safeReturn(next))
+            response.setCookie(sessions.cookie(for: session, secure: visit.isSecure, at: now))
+        } catch let error as GatehouseError {
+            response = try pages.render(
+                "sign-in", signInModel(next: "/", problem: error.message + ".", context: context),
+                status: error.status)
+        }
+        response.setCookie(singleSignOn.attemptEnded(isSecure: visit.isSecure))
+        return response
     }
 
     // MARK: Forms
@@ -286,10 +325,11 @@ struct DashboardController {
         let next = Self.safeReturn(form.next)
         guard let token = accessControl.policy.token(presented: (form.token ?? "").trimmingCharacters(in: .whitespaces))
         else {
-            let model = SignInPage(
-                page: PageFrame(title: "Sign in", context: context), next: next,
-                problem: "That token is not in the access file; nothing was signed in.")
-            return try pages.render("sign-in", model, status: .unauthorized)
+            return try pages.render(
+                "sign-in",
+                signInModel(
+                    next: next, problem: "That token is not in the access file; nothing was signed in.",
+                    context: context), status: .unauthorized)
         }
         // A new session at sign-in: an id seen before signing in is never the signed-in one.
         let now = Date()
@@ -317,7 +357,7 @@ struct DashboardController {
             throw GatehouseError.badRequest(
                 "a rollback is requested with its own form, which says what Flagger will do")
         }
-        let actor = try access.authorize(.open, in: id.area, context: context)
+        let asker = try access.authorize(.open, in: id.area, context: context)
         var openRequest = OpenRequest(
             reason: try Reason.validate(form.reason), boundChecksum: Revision(form.checksum))
         switch (gate, form.scope ?? "rollout") {
@@ -334,7 +374,7 @@ struct DashboardController {
             throw GatehouseError.badRequest("scope \(scope.prefix(20)) is not one this form offers")
         }
         let opened = try await operations.open(
-            gate, of: id, openRequest, rollback: .request(force: false, revision: nil), by: .init(actor: actor))
+            gate, of: id, openRequest, rollback: .request(force: false, revision: nil), by: asker)
         return done(
             "Done: \(openRequest.coverage(of: gate, in: opened)).\(operations.approvalsStillNeeded(gate, of: opened).map { " Not open yet: a rule needs more approvals (\($0))." } ?? "")\(Self.warning(await operations.neverCalled(id)))",
             returnTo: CanaryModel.href(of: id))
@@ -344,8 +384,8 @@ struct DashboardController {
         let form = try await checkedForm(request, context)
         let id = try CanaryID(of: request, context)
         let gate = try GateKind(userInput: form.gate ?? "")
-        let actor = try access.authorize(.close, in: id.area, context: context)
-        _ = try await operations.close(gate, of: id, reason: try Reason.validate(form.reason), by: .init(actor: actor))
+        let asker = try access.authorize(.close, in: id.area, context: context)
+        _ = try await operations.close(gate, of: id, reason: try Reason.validate(form.reason), by: asker)
         return done(
             "Done: the \(gate.rawValue) gate of \(id) is closed.\(Self.warning(await operations.neverCalled(id)))",
             returnTo: CanaryModel.href(of: id))
@@ -354,12 +394,12 @@ struct DashboardController {
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         let form = try await checkedForm(request, context)
         let id = try CanaryID(of: request, context)
-        let actor = try access.authorize(.rollback, in: id.area, context: context)
+        let asker = try access.authorize(.rollback, in: id.area, context: context)
         let openRequest = OpenRequest(reason: try Reason.validate(form.reason, required: true))
         let opened = try await operations.open(
             .rollback, of: id, openRequest,
             rollback: .request(force: false, revision: Revision(form.checksum)),
-            by: .init(actor: actor))
+            by: asker)
         return done("Done: \(openRequest.coverage(of: .rollback, in: opened)).", returnTo: CanaryModel.href(of: id))
     }
 
@@ -370,13 +410,13 @@ struct DashboardController {
             text.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         }
         let area = try FreezeBody.area(cluster: value(form.cluster), namespace: value(form.namespace))
-        let actor = try access.authorize(.freeze, in: area, context: context)
+        let asker = try access.authorize(.freeze, in: area, context: context)
         let now = Date()
         let freeze = try await operations.freeze(
             area, reason: try Reason.validate(form.reason, required: true) ?? "",
             endsAt: try Expiry.date(
                 ttl: value(form.for), expiresAt: value(form.until), now: now, ttlField: "for", timeField: "until"),
-            by: .init(actor: actor), at: now)
+            by: asker, at: now)
         return done("Done: \(freeze.area) is frozen.", returnTo: "/freezes")
     }
 
@@ -388,8 +428,8 @@ struct DashboardController {
         guard let existing = try await store.freeze(id: id), access.canRead(existing.area, context: context) else {
             throw GatehouseError.notFound("there is no freeze \(id)")
         }
-        let actor = try access.authorize(.freeze, in: existing.area, context: context)
-        _ = try await operations.unfreeze(id: id, by: .init(actor: actor))
+        let asker = try access.authorize(.freeze, in: existing.area, context: context)
+        _ = try await operations.unfreeze(id: id, by: asker)
         return done("Done: the freeze of \(existing.area) is lifted.", returnTo: "/freezes")
     }
 

@@ -425,4 +425,6 @@ struct SignInPage {
     var page: PageFrame
     var next: String
     var problem: String?
+    /// Where single sign-on starts, when it is configured.
+    var singleSignOn: String?
 }

@@ -126,8 +126,14 @@ struct PageFrame {
         }
         switch visit?.method {
         case .token?:
+            viewer = context.caller?.principal.name
+            method =
+                context.caller?.principal.kind == .person
+                ? "signed in with a personal access token"
+                : "signed in with the shared access token \(context.caller?.principal.name ?? "")"
+        case .singleSignOn?:
             viewer = context.caller?.actor
-            method = "signed in with the access token \(context.caller?.actor ?? "")"
+            method = "signed in through single sign-on"
         case .proxy?:
             viewer = context.caller?.actor
             method = "signed in through the authenticating proxy"
@@ -136,7 +142,7 @@ struct PageFrame {
         case .none?, nil:
             method = nil
         }
-        canSignOut = visit?.method == .token
+        canSignOut = visit?.method == .token || visit?.method == .singleSignOn
         openWarning = visit?.method == .open
         csrf = visit?.csrfToken ?? ""
         self.notice = notice

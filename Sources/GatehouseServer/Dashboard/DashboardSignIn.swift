@@ -6,7 +6,7 @@ import HTTPTypes
 import Hummingbird
 
 /// A dashboard session, carried signed in a cookie. Every visitor has one (its id keys the CSRF
-/// token of the sign-in form); signing in with a token starts a new one naming that token.
+/// token of the sign-in form); signing in starts a new one naming the token or the person.
 struct DashboardSession: Codable, Sendable, Equatable {
     /// Random, 16 bytes; new at each sign-in and sign-out.
     var id: String
@@ -14,15 +14,22 @@ struct DashboardSession: Codable, Sendable, Equatable {
     var token: String?
     /// A fingerprint of that token's hash: a token replaced or removed from the file ends its sessions.
     var fingerprint: String?
+    /// The person single sign-on named, and their groups.
+    var person: String?
+    var groups: [String]?
     /// When it ends (Unix seconds).
     var expires: Int64
+
+    /// Whether someone signed in with it.
+    var isSignedIn: Bool { token != nil || person != nil }
 }
 
 /// Issues, reads and ends dashboard sessions, and derives each one's CSRF token.
 final class DashboardSessions: Sendable {
     static let cookieName = "gatehouse_session"
 
-    private let seal: Seal
+    /// Signs the session cookie, and single sign-on's attempt cookie.
+    let seal: Seal
     /// How long a session lasts.
     let lifetime: TimeInterval
 
@@ -41,6 +48,14 @@ final class DashboardSessions: Sendable {
             expires: Int64(now.addingTimeInterval(lifetime).timeIntervalSince1970))
     }
 
+    /// A new session for a person single sign-on named.
+    func start(person: String, groups: [String], at now: Date) -> DashboardSession {
+        var session = start(at: now)
+        session.person = person
+        session.groups = groups
+        return session
+    }
+
     /// The session a cookie carries, if it is ours and not over (whether it was signed out is
     /// `isSignedOut`'s to say).
     func session(from cookie: String, at now: Date) -> DashboardSession? {
@@ -53,14 +68,14 @@ final class DashboardSessions: Sendable {
     /// Whether a signed-in session was signed out (`end`): looked up in the database, so that a
     /// sign-out holds across restarts and replicas; when storage cannot answer, it counts as signed out.
     func isSignedOut(_ session: DashboardSession, store: GateStore) async -> Bool {
-        guard session.token != nil else { return false }
+        guard session.isSignedIn else { return false }
         return (try? await store.isUsed(Self.signOutMark(of: session))) != false
     }
 
     /// Ends a session before its time (sign-out), for every replica and after restarts: its mark is
     /// stored with the single-use tokens, until the session would have ended anyway.
     func end(_ session: DashboardSession, at now: Date, store: GateStore) async throws {
-        guard session.token != nil else { return }
+        guard session.isSignedIn else { return }
         _ = try await store.useOnce(
             Self.signOutMark(of: session), expiresAt: Date(timeIntervalSince1970: TimeInterval(session.expires)),
             at: now)
@@ -103,6 +118,8 @@ enum SignInMethod: Sendable {
     case proxy
     /// They signed in with an access token.
     case token
+    /// They signed in through single sign-on.
+    case singleSignOn
     /// Not signed in.
     case none
 }
@@ -175,9 +192,19 @@ struct DashboardSignIn: RouterMiddleware {
                 Self.header(proxies.groupsHeader, of: request)?.split(separator: ",")
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } ?? []
             guard let access else { return (.unrestricted(actor: user), .proxy) }
-            return (.person(name: user, grants: access.policy.proxyGrants(user: user, groups: groups)), .proxy)
+            return (
+                .person(name: user, groups: groups, grants: access.policy.personGrants(user: user, groups: groups)),
+                .proxy
+            )
         }
         guard let access else { return (.unrestricted(actor: Self.openActor), .open) }
+        if let person = session.person {
+            let groups = session.groups ?? []
+            return (
+                .person(name: person, groups: groups, grants: access.policy.personGrants(user: person, groups: groups)),
+                .singleSignOn
+            )
+        }
         if let token = sessions.token(of: session, in: access.policy) { return (.token(token), .token) }
         return (nil, .none)
     }
