@@ -51,6 +51,13 @@ VALUE_SETS = {
         "policy": {"rules": yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "..", "examples", "policy.yaml")))["rules"]},
     },
     "existing-secret": {"security": {"existingSecret": "gatehouse-credentials"}},
+    "single-sign-on": {
+        "security": {
+            "accessFile": "tokens:\n  - name: ci\n    sha256: " + "b" * 64 + "\n    namespaces: [\"*\"]\n    actions: [read]\n",
+            "oidcClientSecret": "client-secret",
+        },
+        "dashboard": {"singleSignOn": {"issuer": "https://sso.example.com", "clientId": "gatehouse", "groupsClaim": "roles"}},
+    },
     "postgres-replicas": {
         "replicaCount": 3,
         "security": {"sessionSecret": "one key for every replica"},
@@ -82,6 +89,9 @@ BAD_VALUES = {
     "an unknown pull policy": {"image": {"pullPolicy": "Sometimes"}},
     "a relative mount path": {"persistence": {"mountPath": "data"}},
     "a digest that is not sha256": {"image": {"digest": "latest"}},
+    "single sign-on without a client id": {"dashboard": {"singleSignOn": {"issuer": "https://sso.example.com"}}},
+    "single sign-on with an issuer that is not a URL": {
+        "dashboard": {"singleSignOn": {"issuer": "sso.example.com", "clientId": "gatehouse"}}},
 }
 
 
@@ -211,7 +221,7 @@ def assert_manifests(name, values, documents, rendered):
     security = merged.get("security", {})
     secrets = by_kind(documents, "Secret")
     existing = security.get("existingSecret")
-    secret_values = ["accessFile", "flaggerToken", "slackSigningSecret", "linkSecret", "sessionSecret"]
+    secret_values = ["accessFile", "flaggerToken", "slackSigningSecret", "linkSecret", "sessionSecret", "oidcClientSecret"]
     if existing or any(security.get(value) for value in secret_values) or merged.get("notifications", {}).get("file"):
         secret_name = existing or "gatehouse"
         check(len(secrets) == (0 if existing else 1), f"{name}: a Secret is created unless an existing one is named")
@@ -223,6 +233,7 @@ def assert_manifests(name, values, documents, rendered):
             ("GATEHOUSE_SLACK_SIGNING_SECRET_FILE", "slack-signing-secret"),
             ("GATEHOUSE_LINK_SECRET_FILE", "link-secret"),
             ("GATEHOUSE_SESSION_SECRET_FILE", "session-secret"),
+            ("GATEHOUSE_OIDC_CLIENT_SECRET_FILE", "oidc-client-secret"),
         ]:
             path = env[variable]["value"]
             check(path == os.path.join(mounts.get("secrets", "?"), key), f"{name}: {variable} is the Secret's {key}")
@@ -232,11 +243,14 @@ def assert_manifests(name, values, documents, rendered):
                 "access.yaml": security.get("accessFile"), "flagger-token": security.get("flaggerToken"),
                 "slack-signing-secret": security.get("slackSigningSecret"), "link-secret": security.get("linkSecret"),
                 "session-secret": security.get("sessionSecret"),
+                "oidc-client-secret": security.get("oidcClientSecret"),
                 "notifications.yaml": merged.get("notifications", {}).get("file"),
             }
             check(set(secrets[0]["stringData"]) == {key for key, value in given.items() if value},
                   f"{name}: the Secret holds what was given, only")
-        if not existing and security.get("accessFile"):
+        if not existing and security.get("accessFile") and security.get("oidcClientSecret"):
+            check(secrets[0]["stringData"]["oidc-client-secret"] == "client-secret", f"{name}: the OIDC client secret")
+        elif not existing and security.get("accessFile"):
             data = secrets[0]["stringData"]
             check(yaml.safe_load(data["access.yaml"])["tokens"][0]["name"] == "ci", f"{name}: the Secret holds the access file")
             check(data["flagger-token"] == "s3cret" and data["slack-signing-secret"] == "slack-secret", f"{name}: the Secret's keys")
@@ -248,6 +262,12 @@ def assert_manifests(name, values, documents, rendered):
         check(config.get("GATEHOUSE_NAMESPACE_REGEXP") == security.get("namespaceRegexp"), f"{name}: the namespace regexp")
     else:
         check(not secrets and "GATEHOUSE_ACCESS_FILE" not in env and "secrets" not in mounts, f"{name}: no Secret by default")
+    sso = merged.get("dashboard", {}).get("singleSignOn", {})
+    check(config.get("GATEHOUSE_OIDC_ISSUER") == sso.get("issuer"), f"{name}: single sign-on's issuer only when set")
+    if sso:
+        check(config["GATEHOUSE_OIDC_CLIENT_ID"] == sso["clientId"], f"{name}: single sign-on's client id")
+        check(config["GATEHOUSE_OIDC_GROUPS_CLAIM"] == sso.get("groupsClaim", "groups"), f"{name}: the groups claim")
+        check(config["GATEHOUSE_OIDC_NAME_CLAIM"] == sso.get("nameClaim", "email"), f"{name}: the name claim")
     dashboard = merged.get("dashboard", {})
     check(config.get("GATEHOUSE_DASHBOARD") == str(dashboard.get("enabled", True)).lower(), f"{name}: the dashboard switch")
     check(config.get("GATEHOUSE_TRUSTED_PROXIES") == (",".join(dashboard["trustedProxies"]) if dashboard.get("trustedProxies") else None),

@@ -13,6 +13,23 @@ public struct Policy: Sendable, Equatable {
     /// No rules: every gate is a switch a person flips.
     public static let none = Policy(rules: [])
 
+    /// Names in rules' `from:` and `overrideBy:` that no person can ever have: a shared token's, a
+    /// workload's, an approval link's or Gatehouse's own (rules count people only), or an empty group.
+    public var unreachableNames: [String] {
+        rules.flatMap { rule -> [String] in
+            var named: [(String, String)] = rule.overriders.map { ("overrideBy", $0) }
+            if case .approvals(_, let from?) = rule.requirement { named = from.map { ("from", $0) } + named }
+            return named.compactMap { field, name in
+                if name == Principal.groupPrefix {
+                    return "line \(rule.line): rule \(rule.name)'s \(field) names an empty group"
+                }
+                guard !Principal.isPerson(actor: name) else { return nil }
+                return
+                    "line \(rule.line): rule \(rule.name)'s \(field) names \(name), which is not a person (a shared token, a workload or Gatehouse itself); rules count people only, so it never counts"
+            }
+        }
+    }
+
     /// The rules that select a canary.
     public func rules(for canary: Canary) -> [PolicyRule] {
         rules.filter { $0.selector.selects(canary.id, labels: canary.labels) }

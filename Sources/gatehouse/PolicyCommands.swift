@@ -95,6 +95,9 @@ struct PolicyCheck: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print("\(file): valid, \(policy.rules.count) rule\(policy.rules.count == 1 ? "" : "s")")
+        for warning in policy.unreachableNames {
+            FileHandle.standardError.write(Data("\(file): warning: \(warning)\n".utf8))
+        }
         guard let canary else {
             for rule in policy.rules { print("  \(rule.name) (line \(rule.line)): \(rule.summary)") }
             return

@@ -488,6 +488,15 @@ struct CommandLineTests {
             let refused = try await Gatehouse.run(["policy", "check", bad])
             #expect(
                 refused.status == 1 && refused.errors.contains("line 6: limit is a whole number"), "\(refused.errors)")
+            // A name no person can have is valid, with a warning: it would never count.
+            let shared = directory.appendingPathComponent("shared.yaml").path
+            try policy.replacingOccurrences(of: "overrideBy: [carol]", with: "overrideBy: [carol, token:ci]").write(
+                toFile: shared, atomically: true, encoding: .utf8)
+            let warned = try await Gatehouse.run(["policy", "check", shared])
+            #expect(warned.status == 0 && warned.output.contains("valid, 3 rules"))
+            #expect(
+                warned.errors.contains("overrideBy names token:ci, which is not a person")
+                    && warned.errors.contains("warning:"), "\(warned.errors)")
         }
     }
 

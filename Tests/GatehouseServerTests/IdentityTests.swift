@@ -278,3 +278,48 @@ struct IdentityTests {
         return url.percentEncodedPath + (url.percentEncodedQuery.map { "?" + $0 } ?? "")
     }
 }
+
+@Suite("Access file")
+struct AccessFileTests {
+    @Test("examples/access.yaml is an access file the service reads, with each kind of principal")
+    func example() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("examples/access.yaml"), encoding: .utf8)
+        let policy = try AccessPolicy.parse(text)
+        #expect(policy.tokens.contains { $0.kind == .person } && policy.tokens.contains { $0.kind == .sharedToken })
+        #expect(policy.workloads.first?.claims["repository"] == "acme/payments")
+        #expect(policy.slackPeople["U012AB3CD"] == "alice@example.com")
+        #expect(policy.groups["release-managers"] != nil)
+    }
+
+    @Test(
+        "A broken identity entry is refused with a sentence naming it",
+        arguments: [
+            (
+                "tokens: [{name: a, kind: robot, sha256: \(String(repeating: "a", count: 64)), namespaces: [x], actions: [read]}]",
+                "kind must be person"
+            ),
+            (
+                "workloads: [{name: w, issuer: https://issuer.example, audience: gatehouse, namespaces: [x], actions: [open]}]",
+                "claims must say which tokens"
+            ),
+            (
+                "workloads: [{name: w, issuer: not-a-url, audience: g, claims: {a: b}, namespaces: [x], actions: [open]}]",
+                "issuer must be the https address"
+            ),
+            ("people: {users: []}\nproxy: {users: []}", "keep one"),
+            (
+                "slack: {users: [{id: U1, person: 'token:x', namespaces: [x], actions: [read]}]}",
+                "person must be a person's name"
+            ),
+        ])
+    func refused(file: String, sentence: String) throws {
+        do {
+            _ = try AccessPolicy.parse(file)
+            Issue.record("accepted: \(file)")
+        } catch {
+            #expect(error.message.contains(sentence), "\(error.message)")
+        }
+    }
+}

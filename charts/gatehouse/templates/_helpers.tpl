@@ -81,7 +81,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Whether a Secret is in use (created by the chart or existing). */}}
 {{- define "gatehouse.hasSecret" -}}
-{{- if or .Values.security.existingSecret .Values.security.accessFile .Values.security.flaggerToken .Values.security.slackSigningSecret .Values.security.linkSecret .Values.security.sessionSecret .Values.notifications.file }}true{{- end }}
+{{- if or .Values.security.existingSecret .Values.security.accessFile .Values.security.flaggerToken .Values.security.slackSigningSecret .Values.security.linkSecret .Values.security.sessionSecret .Values.security.oidcClientSecret .Values.notifications.file }}true{{- end }}
 {{- end }}
 
 {{/* Whether an access file is mounted. */}}
