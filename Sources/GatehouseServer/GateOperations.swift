@@ -3,10 +3,12 @@ import GatehouseCore
 import GatehouseStore
 
 /// Opening, closing and rolling back gates, and freezing: each defined once, for every way a
-/// person asks — the operator API, the loadtester's endpoints, Slack and approval links. Each
-/// caller authorizes in its own way first (a bearer token's scopes, a Slack grant, a signed link);
-/// here every change meets the namespace filter, is made (with its audit entry and notifications,
-/// in the store's transaction, which logs it), and counted the same way.
+/// person asks — the operator API, the loadtester's endpoints, Slack, approval links and the
+/// dashboard. Each channel only says who the caller is (a bearer token's or identity token's grants,
+/// a Slack user's and channel's, a signed link's one canary and action, a dashboard session's);
+/// here every change is authorized — the namespace filter, the caller's grants for the action in
+/// the canary's or freeze's area, and (in the store's transaction) whether a rule counts the caller
+/// as an approver — then made, with its audit entry and notifications, and counted the same way.
 struct GateOperations: Sendable {
     let store: GateStore
     let settings: GateSettings
@@ -28,9 +30,9 @@ struct GateOperations: Sendable {
         _ gate: GateKind, of id: CanaryID, _ request: OpenRequest,
         rollback: RollbackRules = .request(
             force: false, revision: nil),
-        by asker: Principal, token: SingleUse? = nil, at now: Date = Date()
+        by caller: Caller, token: SingleUse? = nil, at now: Date = Date()
     ) async throws -> Canary {
-        try accessGuard.requireNamespace(id.namespace)
+        let asker = try accessGuard.authorize(gate == .rollback ? .rollback : .open, in: id.area, caller: caller)
         let canary: Canary
         switch (gate, rollback) {
         case (.rollback, .request(let force, let revision)):
@@ -56,6 +58,13 @@ struct GateOperations: Sendable {
             .needed
     }
 
+    /// The rule that counts people's approvals of `gate` of `id` now, if one does: a channel that
+    /// cannot say which person acts (an approval link) sends them to sign in instead.
+    func approvalRule(_ gate: GateKind, of id: CanaryID, at now: Date = Date()) async -> String? {
+        guard gate != .rollback, let canary = try? await store.canary(id) else { return nil }
+        return canary.guards(gate, in: Surroundings(policy: store.policyInForce), at: now).approvals?.rule
+    }
+
     /// What to tell a person who changed a gate of `id` when no call from Flagger ever named it: a
     /// pre-approval of its first rollout, or far more often a typo or a forgotten namespace. Names
     /// the canaries that have called with ids like it (`GateStore.lookalikes`); nil when it has called.
@@ -71,39 +80,44 @@ struct GateOperations: Sendable {
     }
 
     /// Closes a gate; closing a closed gate changes nothing.
-    func close(_ gate: GateKind, of id: CanaryID, reason: String?, by asker: Principal) async throws -> Canary {
-        try accessGuard.requireNamespace(id.namespace)
+    func close(_ gate: GateKind, of id: CanaryID, reason: String?, by caller: Caller) async throws -> Canary {
+        let asker = try accessGuard.authorize(.close, in: id.area, caller: caller)
         return try await store.close(gate, of: id, reason: reason, actor: asker.actor)
     }
 
     /// Asks for a canary's release to be approved.
-    func requestApproval(of id: CanaryID, reason: String?, by asker: Principal) async throws -> Canary {
-        try accessGuard.requireNamespace(id.namespace)
+    /// Asking needs the right to open its gates: it is a step of the release.
+    func requestApproval(of id: CanaryID, reason: String?, by caller: Caller) async throws -> Canary {
+        let asker = try accessGuard.authorize(.open, in: id.area, caller: caller)
         return try await store.requestApproval(of: id, reason: reason, actor: asker.actor)
     }
 
-    /// Lifts a policy rule for one canary's rollout.
+    /// Lifts a policy rule for one canary's rollout: needs the right to open its gates, and to be
+    /// one of the people the rule names (judged by the store).
     func override(
-        rule: String, of id: CanaryID, reason: String, expiresAt: Date, by asker: Principal, at now: Date = Date()
+        rule: String, of id: CanaryID, reason: String, expiresAt: Date, by caller: Caller, at now: Date = Date()
     ) async throws -> Canary {
-        try accessGuard.requireNamespace(id.namespace)
+        let asker = try accessGuard.authorize(.open, in: id.area, caller: caller)
         return try await store.override(
             rule: rule, of: id, reason: reason, expiresAt: expiresAt, actor: asker.actor, groups: asker.groups,
             at: now)
     }
 
     /// Freezes an area: one namespace, or every one, of one cluster or of all.
-    func freeze(_ area: Area, reason: String, endsAt: Date?, by asker: Principal, at now: Date = Date())
+    func freeze(_ area: Area, reason: String, endsAt: Date?, by caller: Caller, at now: Date = Date())
         async throws -> Freeze
     {
-        if let namespace = area.namespace { try accessGuard.requireNamespace(namespace) }
+        let asker = try accessGuard.authorize(.freeze, in: area, caller: caller)
         return try await store.freeze(area, reason: reason, endsAt: endsAt, actor: asker.actor, at: now)
     }
 
     /// Lifts a freeze; one of a namespace this service does not serve is refused, as setting it would be.
-    func unfreeze(id: Int64, by asker: Principal) async throws -> Freeze {
+    func unfreeze(id: Int64, by caller: Caller) async throws -> Freeze {
         // A freeze's area never changes, so it is checked before the lift.
-        if let namespace = try await store.freeze(id: id)?.namespace { try accessGuard.requireNamespace(namespace) }
+        guard let area = try await store.freeze(id: id)?.area else {
+            throw GatehouseError.notFound("there is no freeze \(id)")
+        }
+        let asker = try accessGuard.authorize(.freeze, in: area, caller: caller)
         return try await store.unfreeze(id: id, actor: asker.actor)
     }
 }

@@ -287,10 +287,9 @@ public struct AccessPolicy: Sendable {
         return found
     }
 
-    /// Whether a Slack user, or the channel they write in, may do `action` in `area`.
-    public func slackAllows(user: String, channel: String, _ action: AccessAction, in area: Area) -> Bool {
-        (slackUsers[user]?.allows(action, in: area) ?? false)
-            || (slackChannels[channel]?.allows(action, in: area) ?? false)
+    /// What a Slack user may do: their own grant and the channel's they write in.
+    public func slackGrants(user: String, channel: String) -> [Grant] {
+        [slackUsers[user], slackChannels[channel]].compactMap { $0 }
     }
 
     /// The SHA-256 of a token, as the access file stores it.

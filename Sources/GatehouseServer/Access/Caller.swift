@@ -94,10 +94,16 @@ struct AccessGuard: Sendable {
         return caller
     }
 
-    /// Checks that the caller may do `action` in all of `area` and returns who it is.
+    /// Checks that the request's caller may do `action` in all of `area` and returns who it is.
+    @discardableResult
     func authorize(_ action: AccessAction, in area: Area, context: some CallerContext) throws -> Principal {
+        try authorize(action, in: area, caller: try requireCaller(context))
+    }
+
+    /// Checks that `caller` may do `action` in all of `area` (and that the area is served here) and
+    /// returns who it is. The one place every change is authorized (`GateOperations`).
+    func authorize(_ action: AccessAction, in area: Area, caller: Caller) throws -> Principal {
         if let namespace = area.namespace { try requireNamespace(namespace) }
-        let caller = try requireCaller(context)
         guard caller.allows(action, in: area) else {
             throw GatehouseError.forbidden("\(caller.principal.described) may not \(action.rawValue) in \(area)")
         }

@@ -74,51 +74,51 @@ struct CanaryController {
     @Sendable func open(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try CanaryID(of: request, context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
-        let asker = try access.authorize(gate == .rollback ? .rollback : .open, in: id.area, context: context)
+        let caller = try access.requireCaller(context)
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
-        return try await open(gate, of: id, body, asker: asker, context: context)
+        return try await open(gate, of: id, body, caller: caller, context: context)
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try CanaryID(of: request, context)
         let gate = try GateKind(userInput: try context.parameters.require("gate"))
-        let asker = try access.authorize(.close, in: id.area, context: context)
+        let caller = try access.requireCaller(context)
         let body =
             try await JSONBody.decodeIfPresent(ReasonBody.self, from: request, context: context) ?? ReasonBody()
         let canary = try await operations.close(
             gate, of: id, reason: try Reason.validate(body.reason),
-            by: asker)
+            by: caller)
         return try await view(of: canary, notice: await operations.neverCalled(id))
     }
 
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try CanaryID(of: request, context)
-        let asker = try access.authorize(.rollback, in: id.area, context: context)
+        let caller = try access.requireCaller(context)
         let body =
             try await JSONBody.decodeIfPresent(OpenGateBody.self, from: request, context: context) ?? OpenGateBody()
-        return try await open(.rollback, of: id, body, asker: asker, context: context)
+        return try await open(.rollback, of: id, body, caller: caller, context: context)
     }
 
     /// Asks for the release to be approved: the asker's own approval then does not count.
     @Sendable func requestApproval(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try CanaryID(of: request, context)
-        let asker = try access.authorize(.open, in: id.area, context: context)
+        let caller = try access.requireCaller(context)
         let body =
             try await JSONBody.decodeIfPresent(ReasonBody.self, from: request, context: context) ?? ReasonBody()
         let canary = try await operations.requestApproval(
-            of: id, reason: try Reason.validate(body.reason), by: asker)
+            of: id, reason: try Reason.validate(body.reason), by: caller)
         return try await view(
             of: canary,
             outcome:
-                "approval requested by \(asker.actor): where a rule counts approvals, \(asker.actor)'s own does not count"
+                "approval requested by \(caller.actor): where a rule counts approvals, \(caller.actor)'s own does not count"
         )
     }
 
     /// Lifts one policy rule for this rollout (someone the rule names may), with a reason.
     @Sendable func override(_ request: Request, context: GatehouseRequestContext) async throws -> CanaryView {
         let id = try CanaryID(of: request, context)
-        let asker = try access.authorize(.open, in: id.area, context: context)
+        let caller = try access.requireCaller(context)
         let body = try await JSONBody.decode(OverrideBody.self, from: request, context: context)
         let now = Date()
         let reason = try Reason.validate(body.reason, required: true) ?? ""
@@ -126,7 +126,7 @@ struct CanaryController {
             try Expiry.date(ttl: body.ttl, expiresAt: body.expiresAt, now: now)
             ?? now.addingTimeInterval(OverrideBody.defaultLifetime)
         let canary = try await operations.override(
-            rule: body.rule, of: id, reason: reason, expiresAt: expiresAt, by: asker, at: now)
+            rule: body.rule, of: id, reason: reason, expiresAt: expiresAt, by: caller, at: now)
         return try await view(
             of: canary, at: now,
             outcome:
@@ -145,13 +145,13 @@ struct CanaryController {
 
     /// Opens a gate; the rollback gate follows the rollback rules (default expiry, in-rollout check).
     private func open(
-        _ gate: GateKind, of id: CanaryID, _ body: OpenGateBody, asker: Principal, context: GatehouseRequestContext
+        _ gate: GateKind, of id: CanaryID, _ body: OpenGateBody, caller: Caller, context: GatehouseRequestContext
     ) async throws -> CanaryView {
         let now = Date()
         let request = try body.openRequest(for: gate, now: now)
         let canary = try await operations.open(
             gate, of: id, request, rollback: .request(force: body.force ?? false, revision: nil),
-            by: asker, at: now)
+            by: caller, at: now)
         return try await view(
             of: canary, at: now, outcome: request.coverage(of: gate, in: canary),
             notice: await operations.neverCalled(id))

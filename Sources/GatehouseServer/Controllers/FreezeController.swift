@@ -30,13 +30,13 @@ struct FreezeController {
         routes.post { request, context in
             let body = try await JSONBody.decode(FreezeBody.self, from: request, context: context)
             let area = try body.area()
-            let asker = try access.authorize(.freeze, in: area, context: context)
+            let caller = try access.requireCaller(context)
             let now = Date()
             let freeze = try await operations.freeze(
                 area, reason: try Reason.validate(body.reason, required: true) ?? "",
                 endsAt: try Expiry.date(
                     ttl: body.duration, expiresAt: body.until, now: now, ttlField: "for", timeField: "until"),
-                by: asker, at: now)
+                by: caller, at: now)
             return EditedResponse(status: .created, response: freeze)
         }
         routes.rejectOtherMethods(than: [.get, .post], at: "")
@@ -49,8 +49,8 @@ struct FreezeController {
             guard let existing = try await store.freeze(id: id),
                 access.canRead(existing.area, context: context)
             else { throw GatehouseError.notFound("there is no freeze \(id)") }
-            let asker = try access.authorize(.freeze, in: existing.area, context: context)
-            return try await operations.unfreeze(id: id, by: asker)
+            let caller = try access.requireCaller(context)
+            return try await operations.unfreeze(id: id, by: caller)
         }
         routes.rejectOtherMethods(than: [.delete], at: ":id")
         return routes

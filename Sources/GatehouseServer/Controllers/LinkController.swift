@@ -30,6 +30,7 @@ struct LinkController {
                 return HTMLPage(
                     status: .gone, title: "Link already used", text: "This link was already used; it does nothing now.")
             }
+            if let page = await signInInstead(link, status: .ok) { return page }
             return HTMLPage(
                 status: .ok, title: Self.verb(link),
                 text: "\(Self.describe(link, cluster: cluster)) Press the button to do it.",
@@ -43,8 +44,17 @@ struct LinkController {
             }
             let canary = try link.canary()
             let token = SingleUse(nonce: link.nonce, expiresAt: link.expiresAt)
+            if let page = await signInInstead(link, status: .forbidden) { return page }
             do {
-                let asker = Principal(.declared, Self.actor)
+                // The signature is the whole authorization: this one canary, this one action.
+                let asker = Caller(
+                    Principal(.declared, Self.actor),
+                    grants: [
+                        Grant(
+                            scope: Scope(
+                                clusters: NameScope([canary.cluster]), namespaces: NameScope([canary.namespace])),
+                            actions: [link.action == .rollback ? .rollback : .open])
+                    ])
                 switch link.action {
                 case .approve:
                     _ = try await operations.open(link.gate, of: canary, link.openRequest, by: asker, token: token)
@@ -59,12 +69,30 @@ struct LinkController {
             } catch let error as StoreError {
                 let failure = GatehouseError.from(error, request: nil)
                 return HTMLPage(status: failure.status, title: "Nothing was done", text: failure.message)
+            } catch let failure as GatehouseError {
+                return HTMLPage(status: failure.status, title: "Nothing was done", text: failure.message)
             }
             return HTMLPage(
                 status: .ok, title: "Done", text: "Done: \(Self.describe(link, cluster: cluster, past: true))")
         }
         routes.rejectOtherMethods(than: [.get, .post], at: ":token")
         return routes
+    }
+
+    /// Where a rule counts people's approvals of the link's gate, the page that sends the reader to
+    /// sign in and approve on the dashboard: a link says which canary, not which person.
+    private func signInInstead(_ link: ApprovalLink, status: HTTPResponse.Status) async -> HTMLPage? {
+        guard link.action == .approve, let canary = try? link.canary(),
+            let rule = await operations.approvalRule(link.gate, of: canary)
+        else { return nil }
+        let page =
+            "/canaries/\(canary.namespace)/\(canary.name)"
+            + (canary.cluster.isEmpty ? "" : "?cluster=\(canary.cluster)")
+        return HTMLPage(
+            status: status, title: "Sign in to approve",
+            text:
+                "Rule \(rule) counts approvals of the \(link.gate.rawValue) gate of \(canary) from people, and a link cannot say who you are. Sign in and approve on the canary's page; nothing was done.",
+            signIn: "/sign-in?next=" + CanaryModel.escape(page))
     }
 
     /// The link in the path, or the page that explains why it does not work.
@@ -122,13 +150,17 @@ struct HTMLPage: ResponseGenerator, Error {
     var title: String
     var text: String
     var button: String?
+    /// Where to sign in, when the page sends the reader there.
+    var signIn: String?
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         func escape(_ text: String) -> String {
             text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
         }
-        let form = button.map { #"<form method="post"><button type="submit">\#(escape($0))</button></form>"# } ?? ""
+        let form =
+            (button.map { #"<form method="post"><button type="submit">\#(escape($0))</button></form>"# } ?? "")
+            + (signIn.map { #"<p><a href="\#(escape($0))">Sign in</a></p>"# } ?? "")
         let html = """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">

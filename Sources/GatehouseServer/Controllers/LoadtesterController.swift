@@ -36,17 +36,17 @@ struct LoadtesterController {
         for (prefix, gate) in Self.gates {
             routes.post(RouterPath("\(prefix)/open")) { _, context in
                 let action: AccessAction = gate == .rollback ? .rollback : .open
-                let asker = try access.authorize(action, in: context.call.canary.area, context: context)
+                let caller = try access.requireCaller(context)
                 _ = try await operations.open(
                     gate, of: context.call.canary, OpenRequest(isSticky: true), rollback: .loadtesterSwitch,
-                    by: asker)
+                    by: caller)
                 return Response(status: .accepted)
             }
             routes.post(RouterPath("\(prefix)/close")) { _, context in
-                let asker = try access.authorize(.close, in: context.call.canary.area, context: context)
+                let caller = try access.requireCaller(context)
                 _ = try await operations.close(
                     gate, of: context.call.canary, reason: nil,
-                    by: asker)
+                    by: caller)
                 return Response(status: .accepted)
             }
             for action in ["open", "close"] {

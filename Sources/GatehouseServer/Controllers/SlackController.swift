@@ -73,7 +73,7 @@ struct SlackController {
 
     /// Carries out one command and words the reply; never throws, since Slack shows any non-200 as a failure.
     func run(_ command: SlackCommand, context: GatehouseRequestContext) async -> SlackReply {
-        let asker = Principal(.person, access?.policy.slackPeople[command.user] ?? "slack:\(command.user)")
+        let caller = caller(of: command)
         do {
             switch command.verb {
             case "open", "close":
@@ -85,13 +85,12 @@ struct SlackController {
                 let steps = try Self.steps(command, gate: gate)
                 let reason = try Reason.validate(command.rest(from: steps == nil ? 2 : 3))
                 if command.verb == "open" {
-                    try authorize(command, gate == .rollback ? .rollback : .open, canary.area)
                     if gate == .rollback {
-                        return try await rollback(canary, reason: reason, command: command, asker: asker)
+                        return try await rollback(canary, reason: reason, command: command, caller: caller)
                     }
                     var request = OpenRequest(reason: reason)
                     if let steps { request.cover(steps) }
-                    let opened = try await operations.open(gate, of: canary, request, by: asker)
+                    let opened = try await operations.open(gate, of: canary, request, by: caller)
                     // An approval a rule still holds for more is not reported as the gate being open.
                     let done =
                         operations.approvalsStillNeeded(gate, of: opened).map {
@@ -101,17 +100,15 @@ struct SlackController {
                         "<@\(command.user)> \(done)\(Self.because(reason)): \(request.coverage(of: gate, in: opened))"
                             + Self.warning(await operations.neverCalled(canary)))
                 }
-                try authorize(command, .close, canary.area)
-                _ = try await operations.close(gate, of: canary, reason: reason, by: asker)
+                _ = try await operations.close(gate, of: canary, reason: reason, by: caller)
                 return .inChannel(
                     "<@\(command.user)> closed the \(gate.rawValue) gate of \(canary)\(Self.because(reason))"
                         + Self.warning(await operations.neverCalled(canary)))
             case "rollback":
                 guard let target = command.arguments.first else { return .usage("`rollback NAMESPACE/NAME [reason…]`") }
                 let canary = try Self.canary(target)
-                try authorize(command, .rollback, canary.area)
                 return try await rollback(
-                    canary, reason: try Reason.validate(command.rest(from: 1)), command: command, asker: asker)
+                    canary, reason: try Reason.validate(command.rest(from: 1)), command: command, caller: caller)
             case "status":
                 if let target = command.arguments.first {
                     let canary = try Self.canary(target)
@@ -135,16 +132,14 @@ struct SlackController {
                     return .usage("`freeze [CLUSTER/]NAMESPACE|[CLUSTER/]all reason…`")
                 }
                 let area = try Self.area(command.arguments[0])
-                try authorize(command, .freeze, area)
                 let reason = try Reason.validate(command.rest(from: 1), required: true) ?? ""
-                let freeze = try await operations.freeze(area, reason: reason, endsAt: nil, by: asker)
+                let freeze = try await operations.freeze(area, reason: reason, endsAt: nil, by: caller)
                 return .inChannel(
                     "<@\(command.user)> froze \(area): \(reason) (freeze \(freeze.id); lift it with `/gatehouse unfreeze \(freeze.id)`)"
                 )
             case "unfreeze":
                 guard let text = command.arguments.first, let id = Int64(text) else { return .usage("`unfreeze ID`") }
-                try authorize(command, .freeze, try await store.freeze(id: id)?.area ?? .everywhere)
-                _ = try await operations.unfreeze(id: id, by: asker)
+                _ = try await operations.unfreeze(id: id, by: caller)
                 return .inChannel("<@\(command.user)> lifted freeze \(id)")
             case "help", "":
                 return .ephemeral(SlackCommand.help)
@@ -168,19 +163,26 @@ struct SlackController {
         return steps
     }
 
-    private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand, asker: Principal)
+    private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand, caller: Caller)
         async throws -> SlackReply
     {
-        _ = try await operations.open(.rollback, of: canary, OpenRequest(reason: reason), by: asker)
+        _ = try await operations.open(.rollback, of: canary, OpenRequest(reason: reason), by: caller)
         return .inChannel("<@\(command.user)> asked Flagger to roll back \(canary)\(Self.because(reason))")
+    }
+
+    /// Who writes: the person the access file says the Slack user is (else `slack:USER_ID`), with
+    /// the user's grant and the channel's (anyone writing in it has it); unrestricted without an access file.
+    private func caller(of command: SlackCommand) -> Caller {
+        let policy = access?.policy
+        return Caller(
+            Principal(.person, policy?.slackPeople[command.user] ?? "slack:\(command.user)"),
+            grants: policy.map { $0.slackGrants(user: command.user, channel: command.channel) })
     }
 
     /// Whether the Slack user (or the channel) may act in all of the area: its grants, and the
     /// namespace filter (a namespace not served here is not shown either).
     private func allows(_ command: SlackCommand, _ action: AccessAction, _ area: Area) -> Bool {
-        if let namespace = area.namespace, (try? accessGuard.requireNamespace(namespace)) == nil { return false }
-        guard let access else { return true }
-        return access.policy.slackAllows(user: command.user, channel: command.channel, action, in: area)
+        (try? accessGuard.authorize(action, in: area, caller: caller(of: command))) != nil
     }
 
     private func authorize(_ command: SlackCommand, _ action: AccessAction, _ area: Area) throws {

@@ -357,7 +357,7 @@ struct DashboardController {
             throw GatehouseError.badRequest(
                 "a rollback is requested with its own form, which says what Flagger will do")
         }
-        let asker = try access.authorize(.open, in: id.area, context: context)
+        let caller = try access.requireCaller(context)
         var openRequest = OpenRequest(
             reason: try Reason.validate(form.reason), boundChecksum: Revision(form.checksum))
         switch (gate, form.scope ?? "rollout") {
@@ -374,7 +374,7 @@ struct DashboardController {
             throw GatehouseError.badRequest("scope \(scope.prefix(20)) is not one this form offers")
         }
         let opened = try await operations.open(
-            gate, of: id, openRequest, rollback: .request(force: false, revision: nil), by: asker)
+            gate, of: id, openRequest, rollback: .request(force: false, revision: nil), by: caller)
         return done(
             "Done: \(openRequest.coverage(of: gate, in: opened)).\(operations.approvalsStillNeeded(gate, of: opened).map { " Not open yet: a rule needs more approvals (\($0))." } ?? "")\(Self.warning(await operations.neverCalled(id)))",
             returnTo: CanaryModel.href(of: id))
@@ -384,8 +384,8 @@ struct DashboardController {
         let form = try await checkedForm(request, context)
         let id = try CanaryID(of: request, context)
         let gate = try GateKind(userInput: form.gate ?? "")
-        let asker = try access.authorize(.close, in: id.area, context: context)
-        _ = try await operations.close(gate, of: id, reason: try Reason.validate(form.reason), by: asker)
+        let caller = try access.requireCaller(context)
+        _ = try await operations.close(gate, of: id, reason: try Reason.validate(form.reason), by: caller)
         return done(
             "Done: the \(gate.rawValue) gate of \(id) is closed.\(Self.warning(await operations.neverCalled(id)))",
             returnTo: CanaryModel.href(of: id))
@@ -394,12 +394,12 @@ struct DashboardController {
     @Sendable func rollback(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
         let form = try await checkedForm(request, context)
         let id = try CanaryID(of: request, context)
-        let asker = try access.authorize(.rollback, in: id.area, context: context)
+        let caller = try access.requireCaller(context)
         let openRequest = OpenRequest(reason: try Reason.validate(form.reason, required: true))
         let opened = try await operations.open(
             .rollback, of: id, openRequest,
             rollback: .request(force: false, revision: Revision(form.checksum)),
-            by: asker)
+            by: caller)
         return done("Done: \(openRequest.coverage(of: .rollback, in: opened)).", returnTo: CanaryModel.href(of: id))
     }
 
@@ -410,13 +410,13 @@ struct DashboardController {
             text.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         }
         let area = try FreezeBody.area(cluster: value(form.cluster), namespace: value(form.namespace))
-        let asker = try access.authorize(.freeze, in: area, context: context)
+        let caller = try access.requireCaller(context)
         let now = Date()
         let freeze = try await operations.freeze(
             area, reason: try Reason.validate(form.reason, required: true) ?? "",
             endsAt: try Expiry.date(
                 ttl: value(form.for), expiresAt: value(form.until), now: now, ttlField: "for", timeField: "until"),
-            by: asker, at: now)
+            by: caller, at: now)
         return done("Done: \(freeze.area) is frozen.", returnTo: "/freezes")
     }
 
@@ -428,8 +428,8 @@ struct DashboardController {
         guard let existing = try await store.freeze(id: id), access.canRead(existing.area, context: context) else {
             throw GatehouseError.notFound("there is no freeze \(id)")
         }
-        let asker = try access.authorize(.freeze, in: existing.area, context: context)
-        _ = try await operations.unfreeze(id: id, by: asker)
+        let caller = try access.requireCaller(context)
+        _ = try await operations.unfreeze(id: id, by: caller)
         return done("Done: the freeze of \(existing.area) is lifted.", returnTo: "/freezes")
     }
 
