@@ -77,6 +77,11 @@ public struct GatehouseAPI: Sendable {
         return try await send("POST", canaryPath(canary) + ["overrides"], query: cluster(of: canary), body: body)
     }
 
+    /// Who the service takes this client for, and what it may do.
+    public func whoAmI() async throws(ClientError) -> Reply<Identity> {
+        try await send("GET", ["v1", "whoami"])
+    }
+
     /// The guardrails policy in force.
     public func policy() async throws(ClientError) -> Reply<PolicyStatus> {
         try await send("GET", ["v1", "policy"])

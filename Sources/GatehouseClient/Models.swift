@@ -121,6 +121,27 @@ public struct GateStatus: Codable, Sendable, Equatable {
 }
 
 /// The guardrails policy in force, as `GET /v1/policy` returns it.
+/// Who the service takes a client for (`GET /v1/whoami`).
+public struct Identity: Codable, Sendable, Equatable {
+    /// What a grant allows, where.
+    public struct Grant: Codable, Sendable, Equatable {
+        public var clusters: [String]
+        public var namespaces: [String]
+        public var actions: [String]
+    }
+
+    /// person, workload, shared token or declared.
+    public var kind: String
+    public var name: String
+    /// The name the audit trail records.
+    public var actor: String
+    public var groups: [String]
+    /// Whether rules that count approvals count this client's.
+    public var countsAsPerson: Bool
+    /// What it may do; nil when nothing is restricted.
+    public var grants: [Grant]?
+}
+
 public struct PolicyStatus: Codable, Sendable, Equatable {
     /// One rule.
     public struct Rule: Codable, Sendable, Equatable {

@@ -183,6 +183,7 @@ public func buildRouter(
         CanaryController(store: store, operations: operations, access: accessGuard).endpoints)
     operators.group("v1/events").addRoutes(AuditController(store: store, access: accessGuard).endpoints)
     operators.group("v1/policy").addRoutes(PolicyController(store: store, access: accessGuard).endpoints)
+    operators.group("v1/whoami").addRoutes(WhoAmIController(access: accessGuard).endpoints)
     operators.group("v1/freezes").addRoutes(
         FreezeController(store: store, operations: operations, access: accessGuard).endpoints)
     router.group()

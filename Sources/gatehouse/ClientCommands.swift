@@ -303,6 +303,47 @@ struct Unfreeze: AsyncParsableCommand {
     }
 }
 
+struct WhoAmI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "whoami",
+        abstract: "Show who the service takes you for, and what you may do.",
+        discussion: """
+            The principal's kind (person, workload, shared token), its verified name, the name the
+            audit trail records, its groups, and its grants. A CI job can run it with its identity
+            token to see which workload it is before it acts.
+
+            Example:
+              gatehouse whoami --token "$ID_TOKEN"
+            """)
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let reply = try await client.call { api throws(ClientError) in try await api.whoAmI() }
+        client.show(reply) { identity in
+            var lines = [
+                "\(identity.actor): \(identity.kind) \(identity.name)"
+                    + (identity.groups.isEmpty ? "" : ", groups \(identity.groups.joined(separator: ", "))"),
+                identity.countsAsPerson
+                    ? "counts as a person where rules count approvals"
+                    : "does not count as a person where rules count approvals",
+            ]
+            if let grants = identity.grants {
+                lines += grants.map { grant in
+                    let clusters =
+                        grant.clusters == ["*"] ? "" : " (clusters \(grant.clusters.joined(separator: ", ")))"
+                    return
+                        "may \(grant.actions.joined(separator: ", ")) in namespaces \(grant.namespaces.joined(separator: ", "))\(clusters)"
+                }
+                if grants.isEmpty { lines.append("may do nothing") }
+            } else {
+                lines.append("may do everything (no access control)")
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
 struct Freezes: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List freezes in force.",

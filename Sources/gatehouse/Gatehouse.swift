@@ -63,7 +63,7 @@ struct Gatehouse: AsyncParsableCommand {
         subcommands: [
             Serve.self, Open.self, Close.self, Rollback.self, Status.self, Events.self, FreezeCommand.self,
             Unfreeze.self, Freezes.self, Wait.self, RequestApproval.self, OverrideRule.self, PolicyCommand.self,
-            TokenCommand.self, Migrate.self, VersionCommand.self,
+            TokenCommand.self, WhoAmI.self, Migrate.self, VersionCommand.self,
         ]
     )
 

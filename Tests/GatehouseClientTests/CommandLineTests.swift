@@ -336,6 +336,12 @@ struct CommandLineTests {
                 ["events", "podinfo", "-n", "test", "--output", "json", "--server", url],
                 environment: ["GATEHOUSE_TOKEN": secret])
             #expect(events.output.contains(#""actor":"token:ci-bot""#))
+            let who = try await Gatehouse.run(["whoami", "--server", url, "--token", secret])
+            #expect(who.status == 0, "\(who.errors)")
+            #expect(
+                who.output.contains("token:ci-bot: shared token ci-bot")
+                    && who.output.contains("does not count as a person")
+                    && who.output.contains("may read, open in namespaces test"), "\(who.output)")
         }
     }
 

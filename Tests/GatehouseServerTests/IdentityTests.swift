@@ -103,6 +103,12 @@ struct IdentityTests {
                 .get, "/v1/events?namespace=payments&actor=workload:shop-deploy", token: Self.alice)
             #expect(events.text.contains("\"actor\":\"workload:shop-deploy\""), "\(events.text)")
 
+            let who = try await client.send(.get, "/v1/whoami", token: token).json()
+            #expect(who["kind"] as? String == "workload" && who["actor"] as? String == "workload:shop-deploy")
+            #expect(who["countsAsPerson"] as? Bool == false)
+            let shared = try await client.send(.get, "/v1/whoami", token: Self.team).json()
+            #expect(shared["kind"] as? String == "shared token" && shared["actor"] as? String == "token:payments-team")
+
             let otherRepository = try await githubToken(provider, repository: "acme/other")
             let refused = try await client.send(.post, open, token: otherRepository, body: "{}")
             #expect(refused.status == .forbidden)
@@ -258,6 +264,42 @@ struct IdentityTests {
             let denied = try await carol.submit(
                 "/canaries/payments/gateway/open", [("gate", "promotion"), ("scope", "rollout"), ("reason", "me")])
             #expect(denied.status == .forbidden, "\(denied.text)")
+        }
+    }
+
+    @Test("An approval link sends the reader to sign in where a rule counts people, and acts elsewhere")
+    func linksAskToSignIn() async throws {
+        let server = try TestServer { arguments in
+            arguments.linkSecret = "link-secret"
+            let path = arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "policy.yaml")
+            try? Self.twoPeople.write(toFile: path, atomically: true, encoding: .utf8)
+            arguments.policyFile = path
+        }
+        try await server.run { client in
+            let signer = LinkSigner(secret: "link-secret")
+            func link(_ name: String, _ gate: GateKind) -> String {
+                "/v1/links/"
+                    + signer.token(
+                        for: ApprovalLink(
+                            namespace: "payments", name: name, gate: gate, checksum: "r1", action: .approve,
+                            expires: Int64(Date().timeIntervalSince1970) + 600, nonce: "\(name)-\(gate)"))
+            }
+            _ = try await client.hook("confirm-promotion", checksum: "r1", name: "ledger", namespace: "payments")
+            let page = try await client.get(link("ledger", .promotion))
+            #expect(page.status == .ok && page.text.contains("Sign in to approve"), "\(page.text)")
+            #expect(page.text.contains("Rule two-people counts approvals") && !page.text.contains("<form"))
+            #expect(page.text.contains(#"href="/sign-in?next="#))
+            let pressed = try await client.post(link("ledger", .promotion))
+            #expect(pressed.status == .forbidden && pressed.text.contains("nothing was done"))
+            #expect(
+                try await client.hook("confirm-promotion", checksum: "r1", name: "ledger", namespace: "payments").status
+                    == .forbidden)
+            // A gate no rule counts is approved by the link, as before.
+            _ = try await client.hook("confirm-rollout", checksum: "r1", name: "ledger", namespace: "payments")
+            #expect(try await client.post(link("ledger", .rollout)).status == .ok)
+            #expect(
+                try await client.hook("confirm-rollout", checksum: "r1", name: "ledger", namespace: "payments").status
+                    == .ok)
         }
     }
 
