@@ -216,6 +216,27 @@ struct DashboardTests {
         }
     }
 
+    @Test("Two replicas with one session secret share sign-in; a replica with another key asks again")
+    func replicasShareSignIn() async throws {
+        let secret = "one secret for every replica"
+        let first = try dashboardServer { $0.sessionSecret = secret }
+        let cookie = try await first.run { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            return try #require(visitor.cookies["gatehouse_session"])
+        }
+        let second = try dashboardServer { $0.sessionSecret = secret }
+        try await second.run { client in
+            let page = try await client.send(.get, "/", headers: [.cookie: "gatehouse_session=\(cookie)"])
+            #expect(page.status == .ok && page.text.contains("signed in with the shared access token ops"))
+        }
+        let other = try dashboardServer { $0.sessionSecret = "another key" }
+        try await other.run { client in
+            let page = try await client.send(.get, "/", headers: [.cookie: "gatehouse_session=\(cookie)"])
+            #expect(page.status == .seeOther && page.location?.hasPrefix("/sign-in") == true)
+        }
+    }
+
     @Test("An operator approves the promotion from the canary page and Flagger's next check passes")
     func approveFromThePage() async throws {
         try await dashboardServer().run { client in
