@@ -40,7 +40,7 @@ struct Open: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let canary = try namespace.canary(name)
+        let canary = try namespace.canary(name, client)
         let options = OpenOptions(reason: reason, ttl: ttl, expiresAt: until, steps: steps, sticky: sticky)
         let reply = try await client.call { api throws(ClientError) in try await api.open(gate, of: canary, options) }
         client.show(change: reply) {
@@ -64,7 +64,7 @@ struct Close: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let canary = try namespace.canary(name)
+        let canary = try namespace.canary(name, client)
         let reply = try await client.call { api throws(ClientError) in
             try await api.close(gate, of: canary, reason: reason)
         }
@@ -92,7 +92,7 @@ struct Rollback: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let canary = try namespace.canary(name)
+        let canary = try namespace.canary(name, client)
         let options = OpenOptions(reason: reason, ttl: ttl, force: force)
         let reply = try await client.call { api throws(ClientError) in try await api.rollback(canary, options) }
         client.show(change: reply) {
@@ -140,8 +140,8 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         let api = try client.api()
         let target: Target =
-            try name.map { .canary(try namespace.canary($0)) }
-            ?? .namespace(allNamespaces ? nil : try namespace.namespaceOrDefault)
+            try name.map { .canary(try namespace.canary($0, client)) }
+            ?? .namespace(allNamespaces ? nil : try namespace.namespaceOrDefault(client))
         guard watch else {
             do {
                 print(try await view(of: target, from: api).text)
@@ -240,7 +240,7 @@ struct Events: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let canary = try name.map { try namespace.canary($0) }
+        let canary = try name.map { try namespace.canary($0, client) }
         let reply = try await client.call { api throws(ClientError) in try await api.events(of: canary, limit: limit) }
         client.show(reply) {
             TextRender.events($0.events)
@@ -399,7 +399,7 @@ struct Wait: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let canary = try namespace.canary(name)
+        let canary = try namespace.canary(name, client)
         let target = CanaryPhase(rawValue: phase)
         let (timeout, interval): (TimeInterval, TimeInterval)
         do {

@@ -10,8 +10,25 @@ struct ClientOptions: ParsableArguments {
         case json
     }
 
-    @Option(help: "The Gatehouse service (default: $GATEHOUSE_URL, else http://127.0.0.1:8080).")
+    @Option(
+        help:
+            "The Gatehouse service (default: $GATEHOUSE_URL; else, as kubectl's plugin, a port-forward to --service; else http://127.0.0.1:8080)."
+    )
     var server: String?
+
+    @Option(
+        help:
+            "As kubectl's plugin without --server: the Service to port-forward to, NAMESPACE/NAME (default: $GATEHOUSE_SERVICE, else gatehouse/gatehouse)."
+    )
+    var service: String?
+
+    @Option(
+        help: "The kubeconfig context (as kubectl --context): its namespace is the default, and a port-forward uses it."
+    )
+    var context: String?
+
+    @Option(help: "The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config), as kubectl --kubeconfig.")
+    var kubeconfig: String?
 
     @Option(help: "Bearer token (default: $GATEHOUSE_TOKEN).")
     var token: String?
@@ -22,14 +39,33 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "How long one request may take, e.g. 10s.")
     var requestTimeout: String = "10s"
 
+    /// Where the service is: `--server`, else `$GATEHOUSE_URL`, else (run as kubectl's plugin) a
+    /// port-forward to the Service this starts, else the local default.
+    func serviceURL() throws -> URL {
+        let environment = ProcessInfo.processInfo.environment
+        if let address = server ?? environment["GATEHOUSE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            guard let url = URL(string: address), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw ArgumentParser.ValidationError("--server '\(address)' is not an http(s) URL")
+            }
+            return url
+        }
+        guard Gatehouse.invokedName == "kubectl gatehouse" else { return URL(string: "http://127.0.0.1:8080")! }
+        let service =
+            service ?? environment["GATEHOUSE_SERVICE"].flatMap { $0.isEmpty ? nil : $0 } ?? "gatehouse/gatehouse"
+        do throws(PortForward.Failed) {
+            return try PortForward.start(
+                service: service, context: context, kubeconfig: kubeconfig,
+                kubectl: environment["KUBECTL"].flatMap { $0.isEmpty ? nil : $0 } ?? "kubectl")
+        } catch {
+            FileHandle.standardError.write(Data("gatehouse: \(error.message)\n".utf8))
+            throw ExitCode(ClientError.unreachable("").exitCode)
+        }
+    }
+
     /// The client these options describe.
     func api() throws -> GatehouseAPI {
         let environment = ProcessInfo.processInfo.environment
-        let address =
-            server ?? environment["GATEHOUSE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:8080"
-        guard let url = URL(string: address), url.scheme == "http" || url.scheme == "https", url.host != nil else {
-            throw ArgumentParser.ValidationError("--server '\(address)' is not an http(s) URL")
-        }
+        let url = try serviceURL()
         let timeout: TimeInterval
         do {
             timeout = try DurationText.seconds(from: requestTimeout, field: "--request-timeout")
@@ -81,26 +117,21 @@ struct NamespaceOption: ParsableArguments {
     var namespace: String?
     @Option(help: "The canary's cluster, when several clusters share the service.")
     var cluster: String?
-    @Option(help: "The kubeconfig context whose namespace is the default (as kubectl --context).")
-    var context: String?
-    @Option(help: "The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config), as kubectl --kubeconfig.")
-    var kubeconfig: String?
 
-    /// The namespace asked for, or the kubeconfig's (`default` when it says none).
-    var namespaceOrDefault: String {
-        get throws {
-            if let namespace { return namespace }
-            do throws(InvalidInput) {
-                return try Kubeconfig.namespace(context: context, path: kubeconfig)
-            } catch {
-                throw ArgumentParser.ValidationError(error.message)
-            }
+    /// The namespace asked for, or that of the kubeconfig (and context) `client` names (`default`
+    /// when it says none).
+    func namespaceOrDefault(_ client: ClientOptions) throws -> String {
+        if let namespace { return namespace }
+        do throws(InvalidInput) {
+            return try Kubeconfig.namespace(context: client.context, path: client.kubeconfig)
+        } catch {
+            throw ArgumentParser.ValidationError(error.message)
         }
     }
 
     /// The canary named `NAME` (with -n and --cluster), `NAMESPACE/NAME` or `CLUSTER/NAMESPACE/NAME`.
-    func canary(_ name: String) throws -> CanaryID {
-        let defaultNamespace = name.contains("/") ? nil : try namespaceOrDefault
+    func canary(_ name: String, _ client: ClientOptions) throws -> CanaryID {
+        let defaultNamespace = name.contains("/") ? nil : try namespaceOrDefault(client)
         do throws(InvalidInput) {
             if let defaultNamespace {
                 return try CanaryID(cluster: cluster ?? "", namespace: defaultNamespace, name: name)

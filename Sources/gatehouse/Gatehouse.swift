@@ -25,7 +25,7 @@ enum GlobalOptions {
     /// The options that take a value, and may come before the subcommand.
     static let taking: Set<String> = [
         "--server", "--token", "-o", "--output", "--request-timeout", "-n", "--namespace", "--cluster", "--context",
-        "--kubeconfig",
+        "--kubeconfig", "--service",
     ]
 
     /// `arguments` with the options in `taking` (and their values) that come before the first word

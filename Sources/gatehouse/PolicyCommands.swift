@@ -22,7 +22,7 @@ struct RequestApproval: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let canary = try namespace.canary(name)
+        let canary = try namespace.canary(name, client)
         let reply = try await client.call { api throws(ClientError) in
             try await api.requestApproval(of: canary, reason: reason)
         }
@@ -50,7 +50,7 @@ struct OverrideRule: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let canary = try namespace.canary(name)
+        let canary = try namespace.canary(name, client)
         let reply = try await client.call { api throws(ClientError) in
             try await api.override(rule: rule, of: canary, reason: reason, ttl: ttl)
         }

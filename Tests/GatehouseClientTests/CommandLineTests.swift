@@ -211,6 +211,61 @@ struct CommandLineTests {
         }
     }
 
+    @Test(
+        "as kubectl's plugin without --server, it port-forwards to the Service with the kubeconfig's context, and the forward ends with the command"
+    )
+    func portForward() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-forward-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // kubectl's plugin is the same binary under the name kubectl-gatehouse.
+        let plugin = directory.appendingPathComponent("kubectl-gatehouse").path
+        try FileManager.default.createSymbolicLink(atPath: plugin, withDestinationPath: Gatehouse.binary.path)
+        // No cluster is reachable here: kubectl is stood in for by a program that forwards for real
+        // (Fixtures/kubectl-port-forward.py) to the live service, and records how it was called.
+        let forwarder = try #require(
+            Bundle.module.url(forResource: "Fixtures/kubectl-port-forward", withExtension: "py"))
+        let kubectl = directory.appendingPathComponent("kubectl")
+        try "#!/bin/sh\nexec python3 '\(forwarder.path)' \"$@\"\n".write(to: kubectl, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: kubectl.path)
+        let record = directory.appendingPathComponent("forward.json").path
+        try await withLiveServer { server in
+            let port = try #require(server.port)
+            let environment = [
+                "KUBECTL": kubectl.path, "FORWARD_TARGET": "127.0.0.1:\(port)", "FORWARD_RECORD": record,
+                "GATEHOUSE_URL": "", "USER": "carol",
+            ]
+            let opened = try await Gatehouse.program(
+                plugin, ["open", "rollout", "podinfo", "-n", "test", "--context", "prod", "--service", "release/gh"],
+                environment: environment)
+            #expect(opened.status == 0 && opened.output.contains("rollout gate of test/podinfo"), "\(opened)")
+            let called = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: record))) as? [String: Any]
+            )
+            #expect(
+                called["arguments"] as? [String]
+                    == [
+                        "--context", "prod", "-n", "release", "port-forward", "service/gh", ":80", "--address",
+                        "127.0.0.1",
+                    ])
+            // The forward ended with the command.
+            let pid = try #require(called["pid"] as? Int32)
+            var gone = false
+            for _ in 0..<200 where !gone {
+                // Gone, or a zombie left for init to reap.
+                let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?
+                    .split(separator: ")").last?.split(separator: " ").first
+                gone = kill(pid, 0) != 0 || state == "Z"
+                if !gone { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(gone, "kubectl port-forward outlived the command")
+            // Without a Service to reach, it says what it tried.
+            let failing = try await Gatehouse.program(
+                plugin, ["status", "-A"], environment: environment.merging(["KUBECTL": "/bin/false"]) { $1 })
+            #expect(failing.status == 3 && failing.errors.contains("port-forward service/gatehouse"), "\(failing)")
+        }
+    }
+
     @Test("status --watch redraws one view in place in a terminal, and prints a view only when it changes otherwise")
     func watch() async throws {
         try await withLiveServer { server in
