@@ -84,8 +84,8 @@ struct VersionCommand: AsyncParsableCommand {
             Prints the client's version, then asks the service (--server) for its own. Exits 0 when the \
             service answered, with the code of the failure otherwise (the client's version is printed first).
 
-            Example:
-              gatehouse version --server http://gatehouse.gatehouse:8080
+            Example, from inside the cluster (the Service):
+              gatehouse version --server http://gatehouse.gatehouse
             """)
 
     @OptionGroup var client: ClientOptions

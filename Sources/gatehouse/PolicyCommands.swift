@@ -38,7 +38,7 @@ struct OverrideRule: AsyncParsableCommand {
             The override is audited, and ends with the rollout or after --ttl (default 24h).
 
             Example:
-              gatehouse override podinfo -n test no-friday-promotions --reason "fix for INC-2231"
+              gatehouse override ledger -n payments no-weekend-promotions --reason INC-2231
             """)
 
     @Argument(help: "The canary: NAME (with -n), NAMESPACE/NAME or CLUSTER/NAMESPACE/NAME.") var name: String
