@@ -12,6 +12,7 @@ of a canary page are written to docs/screenshots/ (or $SCREENSHOTS).
 import json
 import os
 import pathlib
+import re
 import shutil
 import socket
 import subprocess
@@ -233,7 +234,7 @@ def main():
 
             # Sign in, then watch the waiting canary appear when Flagger's call arrives.
             sign_in(driver, service, OPS)
-            check("signed in with the access token ops" in driver.page_source, "signed in as ops")
+            check("signed in with the shared access token ops" in driver.page_source, "signed in as ops")
             cookie = driver.get_cookie("gatehouse_session") or {}
             check(cookie.get("httpOnly") is True and cookie.get("sameSite") == "Lax",
                   "the session cookie is HttpOnly and SameSite=Lax")
@@ -271,6 +272,12 @@ def main():
             timeline = driver.find_element(By.CSS_SELECTOR, ".timeline").text
             check("Promotion completed!" in driver.page_source and "ship it" in timeline,
                   "the timeline holds Flagger's events and the approvals together")
+            # Times read "4 min ago"; on hover, the exact moment in the viewer's own zone (the script's).
+            stamp = driver.find_element(By.CSS_SELECTOR, ".timeline time[datetime]")
+            check(re.match(r"^(just now|\d+ (s|min|h|d)\b.* ago)$", stamp.text) is not None,
+                  f"a time reads as how long ago: {stamp.text!r}")
+            check(stamp.get_attribute("title") not in ("", stamp.get_attribute("datetime")),
+                  f"its title is the moment in the viewer's zone: {stamp.get_attribute('title')!r}")
 
             # A rollback requested in the browser, with its confirmation; Flagger's next rollback check passes.
             rollback = sequences["manual-rollback"]
@@ -344,7 +351,7 @@ def main():
             plain = browser(javascript=False)
             drivers.append(plain)
             sign_in(plain, service, OPS)
-            check(plain.execute_script is not None and "signed in with the access token ops" in plain.page_source,
+            check(plain.execute_script is not None and "signed in with the shared access token ops" in plain.page_source,
                   "signing in works without JavaScript")
             approve(plain, service, "test/checkout", "traffic", "no script needed", steps=2)
 

@@ -568,7 +568,22 @@ struct DashboardTests {
             _ = try await visitor.get("/freezes")
             let set = try await visitor.submit("/freezes", [("reason", "holidays"), ("until", "2999-01-01T00:00:00Z")])
             #expect(set.status == .seeOther)
-            #expect(try await visitor.get("/freezes").text.contains("ends at 2999-01-01T00:00:00Z"))
+            let page = try await visitor.get("/freezes").text
+            // Readable, with the exact moment on hover (the page's script shows it in the viewer's zone).
+            #expect(page.contains(#"ends <time datetime="2999-01-01T00:00:00Z" title="2999-01-01T00:00:00Z">in "#))
+            #expect(page.contains(#"since <time datetime=""#) && page.contains(">just now</time>"), "\(page)")
+        }
+    }
+
+    @Test("Times read as people say them: just now, seconds, minutes, hours and days, ago or to come")
+    func readableTimes() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let cases: [(TimeInterval, String)] = [
+            (-2, "just now"), (-40, "40 s ago"), (-240, "4 min ago"), (-(3 * 3600 + 300), "3 h 5 min ago"),
+            (-7200, "2 h ago"), (-(2 * 86400 + 3600), "2 d 1 h ago"), (90, "in 1 min"), (86400 * 3, "in 3 d"),
+        ]
+        for (offset, words) in cases {
+            #expect(Moment.relative(now.addingTimeInterval(offset), now: now) == words)
         }
     }
 

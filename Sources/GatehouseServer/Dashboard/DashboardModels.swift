@@ -4,14 +4,34 @@ import GatehouseCore
 // What the dashboard's templates show, as plain values: every sentence is made here, and the
 // templates only place and escape them.
 
-/// A moment, as a machine-readable time and how long ago it was.
+/// A moment, as a machine-readable time (UTC; the page's script shows it in the viewer's zone on
+/// hover), how long ago it was, and that in words ("4 min ago", "in 2 h").
 struct Moment {
     var iso: String
     var ago: String
+    var relative: String
 
-    init(_ date: Date, now: Date) {
+    init(_ date: Date, now: Date = Date()) {
         iso = Timestamp.string(from: date)
-        ago = DurationText.format(max(now.timeIntervalSince(date), 1))
+        ago = Self.words(max(Int(now.timeIntervalSince(date).rounded()), 1))
+        relative = Self.relative(date, now: now)
+    }
+
+    /// "just now", "40 s ago", "4 min ago", "3 h 5 min ago", "2 d ago"; "in …" for a time to come.
+    static func relative(_ date: Date, now: Date) -> String {
+        let seconds = Int(now.timeIntervalSince(date).rounded())
+        guard abs(seconds) >= 5 else { return "just now" }
+        return seconds > 0 ? words(seconds) + " ago" : "in " + words(-seconds)
+    }
+
+    /// A length of time in words, to its two largest units: "40 s", "4 min", "3 h 5 min", "2 d 1 h".
+    static func words(_ seconds: Int) -> String {
+        switch seconds {
+        case ..<60: "\(seconds) s"
+        case ..<3600: "\(seconds / 60) min"
+        case ..<86400: "\(seconds / 3600) h" + (seconds % 3600 / 60 == 0 ? "" : " \(seconds % 3600 / 60) min")
+        default: "\(seconds / 86400) d" + (seconds % 86400 / 3600 == 0 ? "" : " \(seconds % 86400 / 3600) h")
+        }
     }
 }
 
@@ -87,7 +107,7 @@ struct CanaryModel {
         let rollout = canary.rollout
         var text = rollout.stage.rawValue
         if let revision = rollout.currentChecksum { text += ", revision \(revision)" }
-        if let since = rollout.since { text += ", since \(Timestamp.string(from: since))" }
+        if let since = rollout.since { text += ", since \(Moment.relative(since, now: now))" }
         if let held = rollout.held { text += ". \(held)" }
         self.rollout = text
         lastSeen = canary.lastSeen.map { Moment($0, now: now) }
@@ -107,17 +127,18 @@ struct GateRow {
     var stateText: String
     var mode: String
     var bound: String
-    var expires: String
+    var expires: Moment?
     var steps: String
     var changed: Change?
     var verdict: String
+    var verdictAt: Moment?
     /// Where a rule counts approvals: "1 of 2 approvals: alice; waiting for one of: bob, carol".
     var approvals: String?
 
     struct Change {
         var actor: String
         var reason: String?
-        var changed: String
+        var changed: Moment
     }
 
     init(_ kind: GateKind, _ gate: GateView?) {
@@ -130,17 +151,15 @@ struct GateRow {
         }
         mode = gate?.mode.rawValue ?? ""
         bound = gate?.boundChecksum ?? "—"
-        expires = gate?.expiresAt.map(Timestamp.string) ?? "—"
+        expires = gate?.expiresAt.map { Moment($0) }
         steps = gate?.remainingSteps.map(String.init) ?? "—"
         changed = gate.flatMap { gate in
             gate.changedAt.map {
-                Change(actor: gate.actor ?? "", reason: gate.reason, changed: Timestamp.string(from: $0))
+                Change(actor: gate.actor ?? "", reason: gate.reason, changed: Moment($0))
             }
         }
-        verdict =
-            gate?.lastVerdict.map { verdict in
-                "\(verdict.rawValue)" + (gate?.lastVerdictAt.map { " at \(Timestamp.string(from: $0))" } ?? "")
-            } ?? "—"
+        verdict = gate?.lastVerdict?.rawValue ?? "—"
+        verdictAt = gate?.lastVerdict == nil ? nil : gate?.lastVerdictAt.map { Moment($0) }
     }
 }
 
@@ -173,7 +192,7 @@ struct RolloutHistory {
 
 /// One audit entry, in words.
 struct EntryRow {
-    var at: String
+    var at: Moment
     var action: String
     var what: String
     var actor: String
@@ -183,7 +202,7 @@ struct EntryRow {
     var checksum: String
 
     init(_ entry: AuditEntry, linkingCanary: Bool) {
-        at = Timestamp.string(from: entry.at)
+        at = Moment(entry.at)
         action = entry.action.rawValue
         let gate = entry.gate.map { " the \($0.rawValue) gate" } ?? ""
         switch entry.action {
@@ -379,8 +398,10 @@ struct FreezeRow {
     var covers: String
     var reason: String
     var actor: String
-    var since: String
+    var since: Moment
+    /// How it ends ("lifted by alice", "ends", "ended", "until lifted"), and when.
     var ends: String
+    var endsAt: Moment?
     var active: Bool
     var canLift: Bool
 
@@ -389,12 +410,14 @@ struct FreezeRow {
         covers = freeze.area == .everywhere ? "everything" : freeze.area.description
         reason = freeze.reason
         actor = freeze.actor
-        since = Timestamp.string(from: freeze.createdAt)
+        since = Moment(freeze.createdAt, now: now)
         active = freeze.isActive(at: now)
         if let liftedAt = freeze.liftedAt {
-            ends = "lifted by \(freeze.liftedBy ?? "someone") at \(Timestamp.string(from: liftedAt))"
+            ends = "lifted by \(freeze.liftedBy ?? "someone")"
+            endsAt = Moment(liftedAt, now: now)
         } else if let endsAt = freeze.endsAt {
-            ends = (active ? "ends at " : "ended at ") + Timestamp.string(from: endsAt)
+            ends = active ? "ends" : "ended"
+            self.endsAt = Moment(endsAt, now: now)
         } else {
             ends = "until lifted"
         }

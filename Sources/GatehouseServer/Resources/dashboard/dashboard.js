@@ -1,7 +1,16 @@
-// Gatehouse dashboard: keeps the parts marked data-live up to date by asking the server for them
-// again (plain GETs, so any reverse proxy passes them). Every page works without this script.
+// Gatehouse dashboard: shows each time's exact moment in the viewer's own zone on hover, and keeps
+// the parts marked data-live up to date by asking the server for them again (plain GETs, so any
+// reverse proxy passes them). Every page works without this script (times then show UTC on hover).
 (function () {
   "use strict";
+  function localize(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("time[datetime]"), function (time) {
+      var moment = new Date(time.getAttribute("datetime"));
+      if (isNaN(moment.getTime())) { return; }
+      time.title = moment.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "long" });
+    });
+  }
+  localize(document);
   var regions = document.querySelectorAll("[data-live]");
   if (!regions.length || !window.fetch) { return; }
   var interval = 2000;
@@ -16,6 +25,7 @@
       if (shown[index] !== html) {
         region.innerHTML = html;
         shown[index] = html;
+        localize(region);
       }
       region.removeAttribute("data-stale");
     }).catch(function () {
