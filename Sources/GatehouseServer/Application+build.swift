@@ -24,7 +24,9 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         logger.warning(
             "linkBaseURL is set but no link secret: messages carry no approval links; set GATEHOUSE_LINK_SECRET")
     }
-    let renderer = notifications.map { NotificationRenderer(settings: $0, signer: signer) }
+    let renderer = notifications.map {
+        NotificationRenderer(settings: $0, signer: signer, needsToken: arguments.accessFile != nil)
+    }
     let policyFile = try arguments.policyFile.map { path throws(InvalidInput) in
         try PolicyControl(path: path, logger: logger)
     }

@@ -159,6 +159,52 @@ struct NotificationTests {
         }
     }
 
+    @Test("a frozen canary's waiting message offers no Approve that could not let it through, only Roll back")
+    func frozenOffersNoApprove() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            try await notifyingServer(receiver: url).run(.live) { client in
+                _ = try await client.post("/v1/freezes", #"{"namespace": "test", "reason": "release train"}"#)
+                _ = try await client.hook("confirm-promotion", checksum: "c1")
+                let deliveries = try await receiver.settled(client)
+                let hook = try #require(
+                    try deliveries.filter { $0.path == "/hook" }.map { try $0.json() }
+                        .first { $0["kind"] as? String == "waiting" })
+                let links = try #require(hook["links"] as? [String: String])
+                #expect(links["approve"] == nil && links["rollback"] != nil, "\(links)")
+                let slack = try #require(
+                    try deliveries.filter { $0.path == "/slack" }.map { try $0.json() }
+                        .first { ($0["text"] as? String)?.contains("waiting") == true })
+                let blocks = try #require(slack["blocks"] as? [[String: Any]])
+                let buttons = blocks.first { $0["type"] as? String == "actions" }?["elements"] as? [[String: Any]]
+                #expect(buttons?.compactMap { ($0["text"] as? [String: Any])?["text"] as? String } == ["Roll back"])
+            }
+        }
+    }
+
+    @Test("with access control on, a message's curl line sends the bearer token")
+    func curlCarriesToken() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            let server = try notifyingServer(receiver: url)
+            let access = server.arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "access.yaml")
+            try Tokens.file.write(toFile: access, atomically: true, encoding: .utf8)
+            let secured = try TestServer { arguments in
+                arguments = server.arguments
+                arguments.accessFile = access
+            }
+            try await secured.run(.live) { client in
+                _ = try await client.hook("confirm-promotion", checksum: "c1")
+                let hook = try #require(try await receiver.settled(client).first { $0.path == "/hook" }).json()
+                let commands = try #require(hook["commands"] as? [String: String])
+                #expect(
+                    commands["curl"]
+                        == #"curl -X POST -H "Authorization: Bearer $GATEHOUSE_TOKEN" $GATEHOUSE_URL/v1/canaries/test/podinfo/gates/promotion/open"#,
+                    "\(commands)")
+            }
+        }
+    }
+
     @Test("a waiting canary sends one message per rollout, with its facts, commands and links")
     func waiting() async throws {
         let receiver = Receiver()

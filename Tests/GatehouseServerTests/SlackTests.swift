@@ -120,6 +120,13 @@ struct SlackTests {
             #expect(!(try await client.slack("close promotion test/checkout")).text.contains(":warning:"))
             let outside = try await client.slack("rollback test/podinfo errors")
             #expect(outside.type == "ephemeral" && outside.text.contains("not known to be in a rollout"))
+            // The refusal's way out works from Slack too.
+            #expect(outside.text.contains("--force"))
+            let forced = try await client.slack("rollback test/checkout --force errors everywhere")
+            #expect(
+                forced.type == "in_channel"
+                    && forced.text.contains("asked Flagger to roll back test/checkout: errors everywhere"),
+                "\(forced.text)")
             _ = try await client.hook("rollback", checksum: "c2")
             let rollback = try await client.slack("rollback test/podinfo errors")
             #expect(

@@ -86,7 +86,8 @@ struct SlackController {
                 let reason = try Reason.validate(command.rest(from: steps == nil ? 2 : 3))
                 if command.verb == "open" {
                     if gate == .rollback {
-                        return try await rollback(canary, reason: reason, command: command, caller: caller)
+                        return try await rollback(
+                            canary, reason: reason, force: false, command: command, caller: caller)
                     }
                     var request = OpenRequest(reason: reason)
                     if let steps { request.cover(steps) }
@@ -105,10 +106,15 @@ struct SlackController {
                     "<@\(command.user)> closed the \(gate.rawValue) gate of \(canary)\(Self.because(reason))"
                         + Self.warning(await operations.neverCalled(canary)))
             case "rollback":
-                guard let target = command.arguments.first else { return .usage("`rollback NAMESPACE/NAME [reason…]`") }
+                guard let target = command.arguments.first else {
+                    return .usage("`rollback NAMESPACE/NAME [--force] [reason…]`")
+                }
                 let canary = try Self.canary(target)
+                // --force, as the CLI has it: a request outside a rollout Gatehouse knows of.
+                let force = command.arguments.count > 1 && command.arguments[1] == "--force"
                 return try await rollback(
-                    canary, reason: try Reason.validate(command.rest(from: 1)), command: command, caller: caller)
+                    canary, reason: try Reason.validate(command.rest(from: force ? 2 : 1)), force: force,
+                    command: command, caller: caller)
             case "status":
                 if let target = command.arguments.first {
                     let canary = try Self.canary(target)
@@ -163,10 +169,12 @@ struct SlackController {
         return steps
     }
 
-    private func rollback(_ canary: CanaryID, reason: String?, command: SlackCommand, caller: Caller)
+    private func rollback(_ canary: CanaryID, reason: String?, force: Bool, command: SlackCommand, caller: Caller)
         async throws -> SlackReply
     {
-        _ = try await operations.open(.rollback, of: canary, OpenRequest(reason: reason), by: caller)
+        _ = try await operations.open(
+            .rollback, of: canary, OpenRequest(reason: reason), rollback: .request(force: force, revision: nil),
+            by: caller)
         return .inChannel("<@\(command.user)> asked Flagger to roll back \(canary)\(Self.because(reason))")
     }
 
@@ -247,7 +255,7 @@ struct SlackCommand {
         `/gatehouse open GATE NAMESPACE/NAME [reason…]` — GATE is rollout, traffic, promotion or rollback
         `/gatehouse open traffic NAMESPACE/NAME steps=N|rest [reason…]` — the next N traffic checks, or the rest of this rollout
         `/gatehouse close GATE NAMESPACE/NAME [reason…]`
-        `/gatehouse rollback NAMESPACE/NAME [reason…]`
+        `/gatehouse rollback NAMESPACE/NAME [--force] [reason…]` — --force outside a rollout Gatehouse knows of
         `/gatehouse status [NAMESPACE/NAME]` — one canary, or those waiting or rolling out
         `/gatehouse freeze NAMESPACE|all reason…` — `CLUSTER/NAMESPACE` or `CLUSTER/all` for one cluster
         `/gatehouse unfreeze ID`

@@ -7,18 +7,22 @@ import GatehouseStore
 public struct NotificationRenderer: NotificationPolicy {
     let settings: NotificationSettings
     let signer: LinkSigner?
+    /// Whether the API needs a bearer token: the curl line of a message then sends one.
+    let needsToken: Bool
 
     /// Creates the renderer; without a signer (or a link base URL) messages carry no links.
-    public init(settings: NotificationSettings, signer: LinkSigner?) {
+    public init(settings: NotificationSettings, signer: LinkSigner?, needsToken: Bool = false) {
         self.settings = settings
         self.signer = signer
+        self.needsToken = needsToken
     }
 
     public var giveUpAfter: TimeInterval { settings.giveUpAfter }
 
     public func messages(for notable: Notable) -> [OutboxMessage] {
         let area = notable.canary?.id.area ?? notable.freeze?.area
-        let payload = Payload(notable, cluster: settings.cluster, links: links(for: notable))
+        let payload = Payload(
+            notable, cluster: settings.cluster, links: links(for: notable), needsToken: needsToken)
         return settings.targets.compactMap { target in
             if let area, !target.scope.touches(area) { return nil }
             if let kinds = target.kinds, !kinds.contains(notable.kind) { return nil }
@@ -48,6 +52,11 @@ public struct NotificationRenderer: NotificationPolicy {
         }
         // A canary held at confirm-rollout has no rollout to roll back yet.
         let rollback = gate == .rollout ? nil : link(.rollback, .rollback)
+        // Approving cannot let it through while something else holds it (a freeze, a deploy window,
+        // a dependency, the rollout queue): no Approve link then, only the rollback.
+        if let cause = notable.fact.cause, [.freeze, .window, .dependency, .queued].contains(cause) {
+            return rollback.map { Payload.Links(approve: nil, approveStep: nil, rollback: $0) }
+        }
         // A revision held because it skipped the rollout gate is approved through that gate.
         let toOpen = canary.gateToOpen(waitingAt: gate, checksum: notable.fact.checksum)
         if toOpen != gate {
@@ -62,8 +71,9 @@ public struct NotificationRenderer: NotificationPolicy {
 /// The JSON payload of generic webhooks (documented in the README), also the source of the Slack message.
 struct Payload: Encodable {
     struct Links: Encodable {
-        /// Opens the gate for the rollout waiting (for traffic: the rest of it).
-        var approve: String
+        /// Opens the gate for the rollout waiting (for traffic: the rest of it); none while
+        /// something approving cannot lift holds the canary.
+        var approve: String?
         /// For traffic: one more check.
         var approveStep: String?
         var rollback: String?
@@ -93,7 +103,7 @@ struct Payload: Encodable {
     var commands: Commands?
 
     /// `cluster` names the unnamed cluster of a single-cluster setup (the notifications file's `cluster`).
-    init(_ notable: Notable, cluster: String, links: Links?) {
+    init(_ notable: Notable, cluster: String, links: Links?, needsToken: Bool = false) {
         kind = notable.kind.rawValue
         let named = notable.canary?.id.cluster ?? notable.freeze?.cluster
         self.cluster = named.flatMap { $0.isEmpty ? nil : $0 } ?? cluster
@@ -117,7 +127,9 @@ struct Payload: Encodable {
             commands = Commands(
                 cli: "gatehouse open \(gate.rawValue) \(canary.id.commandLine)",
                 curl:
-                    "curl -X POST $GATEHOUSE_URL/v1/canaries/\(canary.id.namespace)/\(canary.id.name)/gates/\(gate.rawValue)/open"
+                    "curl -X POST "
+                    + (needsToken ? "-H \"Authorization: Bearer $GATEHOUSE_TOKEN\" " : "")
+                    + "$GATEHOUSE_URL/v1/canaries/\(canary.id.namespace)/\(canary.id.name)/gates/\(gate.rawValue)/open"
                     + (canary.id.cluster.isEmpty ? "" : "?cluster=\(canary.id.cluster)")
             )
         }
@@ -165,12 +177,13 @@ struct Payload: Encodable {
             blocks.append(["type": "context", "elements": [["type": "mrkdwn", "text": "Flagger: \(message)"]]])
         }
         if let links {
-            var buttons: [[String: Any]] = [
-                [
-                    "type": "button", "style": "primary", "url": links.approve,
+            var buttons: [[String: Any]] = []
+            if let approve = links.approve {
+                buttons.append([
+                    "type": "button", "style": "primary", "url": approve,
                     "text": ["type": "plain_text", "text": links.approveStep == nil ? "Approve" : "Approve the rest"],
-                ]
-            ]
+                ])
+            }
             if let step = links.approveStep {
                 buttons.append([
                     "type": "button", "url": step, "text": ["type": "plain_text", "text": "Approve 1 step"],
