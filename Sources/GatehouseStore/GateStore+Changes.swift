@@ -26,7 +26,7 @@ extension GateStore {
     /// Refuses an approval a rule would not count: from anything but a person (a shared token, a
     /// workload, an approval link), from someone outside its approvers (by name or group), or from
     /// whoever requested the release. Eligibility is judged here, when the approval is given.
-    static func requireApprover(
+    public static func requireApprover(
         _ actor: String, groups: [String], of gate: GateKind, _ canary: Canary, under policy: Policy, at now: Date
     )
         throws

@@ -575,6 +575,67 @@ struct DashboardTests {
         }
     }
 
+    @Test("The overview offers each waiting canary's next step where it is, to those who may take it")
+    func nextStepOnTheOverview() async throws {
+        try await dashboardServer().run { client in
+            #expect(try await client.hook("confirm-rollout", checksum: "r1").status == .forbidden)
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            let overview = try await visitor.get("/")
+            #expect(overview.text.contains(#"<form method="post" action="/canaries/test/podinfo/open" class="next">"#))
+            #expect(overview.text.contains(">Start the rollout</button>"), "\(overview.text)")
+            let done = try await visitor.submit(
+                "/canaries/test/podinfo/open",
+                [("gate", "rollout"), ("checksum", ""), ("back", "/"), ("scope", "rollout"), ("reason", "go")])
+            #expect(done.status == .seeOther && done.location == "/", "back to the overview")
+            #expect(try await client.hook("confirm-rollout", checksum: "r1").status == .ok)
+            // A rollout under way, waiting on traffic: the next step or the rest, and Roll back (confirmed on its page).
+            #expect(try await client.hook("confirm-traffic-increase", checksum: "r1").status == .forbidden)
+            let traffic = try await visitor.get("/")
+            #expect(traffic.text.contains(#"name="scope" value="steps">Approve the next step</button>"#))
+            #expect(traffic.text.contains(#"name="scope" value="rest">Approve the rest</button>"#))
+            #expect(
+                traffic.text.contains(
+                    #"<a class="button danger" href="/canaries/test/podinfo/rollback">Roll back…</a>"#))
+            _ = try await visitor.submit(
+                "/canaries/test/podinfo/open",
+                [("gate", "traffic"), ("checksum", "r1"), ("back", "/"), ("scope", "steps"), ("steps", "1")])
+            #expect(try await client.hook("confirm-traffic-increase", checksum: "r1").status == .ok)
+            // A read-only viewer sees what waits, and no step to take.
+            #expect(try await client.hook("confirm-promotion", checksum: "r1").status == .forbidden)
+            let reader = Visitor(client)
+            _ = try await reader.signIn(DashboardAccess.reader)
+            let seen = try await reader.get("/")
+            #expect(seen.text.contains("promotion gate") && !seen.text.contains(#"class="next""#))
+        }
+    }
+
+    @Test("Where a rule would not count the viewer's approval, the overview says why instead of offering it")
+    func nextStepSaysWhoCounts() async throws {
+        let server = try dashboardServer { arguments in
+            let path = arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "policy.yaml")
+            try? """
+            rules:
+              - name: two-people
+                gates: [promotion]
+                approvals: {count: 2, from: [alice, bob]}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            arguments.policyFile = path
+        }
+        try await server.run { client in
+            _ = try await client.hook("confirm-promotion", checksum: "r1")
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            let overview = try await visitor.get("/")
+            #expect(
+                overview.text.contains("0 of 2 approvals") || overview.text.contains("no approvals yet"),
+                "\(overview.text)")
+            #expect(
+                overview.text.contains("Your approval would not count: token:ops is not a person"), "\(overview.text)")
+            #expect(!overview.text.contains(">Promote</button>"))
+        }
+    }
+
     @Test("Times read as people say them: just now, seconds, minutes, hours and days, ago or to come")
     func readableTimes() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)

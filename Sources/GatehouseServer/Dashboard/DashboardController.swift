@@ -133,7 +133,9 @@ struct DashboardController {
                 guard let (canaries, count) = groups[state], !canaries.isEmpty || (state == paged && after != nil)
                 else { return nil }
                 let rows = canaries.map {
-                    OverviewRow($0, view: CanaryView($0, surroundings: surroundings, at: now), now: now)
+                    OverviewRow(
+                        $0, view: CanaryView($0, surroundings: surroundings, at: now), now: now,
+                        caller: context.caller, policy: surroundings.policy)
                 }
                 let total = count ?? (state == .idle && !filtered ? counts.all - counts.active : nil)
                 return OverviewGroup(
@@ -145,7 +147,7 @@ struct DashboardController {
             emptyText: namespace.isEmpty && state == nil
                 ? "No canaries yet: they appear when Flagger first calls a gate, or when a gate is opened."
                 : "No canaries match these filters.",
-            updated: Timestamp.string(from: now))
+            updated: Timestamp.string(from: now), csrf: context.visit?.csrfToken ?? "")
         if request.headers[Self.liveHeader] != nil { return try pages.render("overview-live", ["live": live]) }
         let model = OverviewPage(
             page: PageFrame(title: "Canaries", context: context, section: "Canaries", notice: notice(request)),
@@ -377,7 +379,7 @@ struct DashboardController {
             gate, of: id, openRequest, rollback: .request(force: false, revision: nil), by: caller)
         return done(
             "Done: \(openRequest.coverage(of: gate, in: opened)).\(operations.approvalsStillNeeded(gate, of: opened).map { " Not open yet: a rule needs more approvals (\($0))." } ?? "")\(Self.warning(await operations.neverCalled(id)))",
-            returnTo: CanaryModel.href(of: id))
+            returnTo: form.back.map { Self.safeReturn($0) } ?? CanaryModel.href(of: id))
     }
 
     @Sendable func close(_ request: Request, context: GatehouseRequestContext) async throws -> Response {
@@ -536,6 +538,8 @@ struct DashboardForm: Decodable {
     var checksum: String?
     var token: String?
     var next: String?
+    /// The page a form returns to, when not the canary's (the overview's quick actions).
+    var back: String?
     var namespace: String?
     var cluster: String?
     var `for`: String?

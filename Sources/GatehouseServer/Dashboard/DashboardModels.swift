@@ -1,5 +1,6 @@
 import Foundation
 import GatehouseCore
+import GatehouseStore
 
 // What the dashboard's templates show, as plain values: every sentence is made here, and the
 // templates only place and escape them.
@@ -257,6 +258,8 @@ struct OverviewLive {
     var empty: Bool { groups.isEmpty }
     var emptyText: String
     var updated: String
+    /// The CSRF token of the rows' forms.
+    var csrf: String
 }
 
 /// Canaries in one state.
@@ -285,8 +288,11 @@ struct OverviewRow {
     var waiting: WaitingModel?
     var detail: String
     var lastSeen: Moment?
+    /// The one thing that lets it go on, for the viewer to do right here; nil when approving cannot
+    /// help (a freeze, a window, a dependency, the queue) or nothing waits.
+    var next: NextAction?
 
-    init(_ canary: Canary, view: CanaryView, now: Date) {
+    init(_ canary: Canary, view: CanaryView, now: Date, caller: Caller? = nil, policy: Policy = .none) {
         id = canary.id.description
         href = CanaryModel.href(of: canary.id)
         phase = canary.lastPhase?.rawValue ?? "—"
@@ -296,6 +302,55 @@ struct OverviewRow {
         let revision = rollout.currentChecksum.map { " (revision \($0))" } ?? ""
         detail = rollout.stage.rawValue + revision
         lastSeen = canary.lastSeen.map { Moment($0, now: now) }
+        if let caller, let waiting = view.waitingOn {
+            next = NextAction(canary, waiting: waiting, view: view, caller: caller, policy: policy, at: now)
+        }
+    }
+}
+
+/// A waiting canary's next step on the overview: one button (two for traffic: the next step, or the
+/// rest of the rollout) with an optional reason, the rule's tally, and whether the viewer's approval
+/// counts; Roll back through its confirmation page while a rollout is under way.
+struct NextAction {
+    /// Where the form posts (the canary page's open action), and the page it returns to.
+    var action: String
+    var gate: String
+    var checksum: String
+    var label: String
+    var isTraffic: Bool
+    /// "1 of 2 approvals: alice; waiting for one of: bob, carol", where a rule counts approvals.
+    var tally: String?
+    /// Why the viewer cannot approve, where a rule would not count them; the button is not offered.
+    var cannot: String?
+    /// The rollback confirmation page, when the viewer may ask for one and a rollout is under way.
+    var rollback: String?
+
+    init?(_ canary: Canary, waiting: Waiting, view: CanaryView, caller: Caller, policy: Policy, at now: Date) {
+        guard [.closed, .expired, .held, .approvals].contains(waiting.cause) else { return nil }
+        let gate = canary.gateToOpen(waitingAt: waiting.gate, checksum: canary.gate(waiting.gate).lastVerdictChecksum)
+        guard gate != .rollback, caller.allows(.open, in: canary.id.area) else { return nil }
+        let query = canary.id.cluster.isEmpty ? "" : "?cluster=" + CanaryModel.escape(canary.id.cluster)
+        action = CanaryModel.path(of: canary.id) + "/open" + query
+        self.gate = gate.rawValue
+        checksum = canary.rollout.isInProgress ? canary.rollout.currentChecksum?.text ?? "" : ""
+        isTraffic = gate == .traffic
+        label =
+            switch gate {
+            case .rollout: "Start the rollout"
+            case .promotion: "Promote"
+            case .traffic: "Approve the next step"
+            default: "Open the \(gate.rawValue) gate"
+            }
+        tally = view.gates[gate.rawValue]?.approvalStatus
+        do {
+            try GateStore.requireApprover(
+                caller.actor, groups: caller.principal.groups, of: gate, canary, under: policy, at: now)
+        } catch {
+            cannot = "Your approval would not count: \(GatehouseError.from(error, request: nil).message)."
+        }
+        if canary.rollout.canRollBack, caller.allows(.rollback, in: canary.id.area) {
+            rollback = CanaryModel.path(of: canary.id) + "/rollback" + query
+        }
     }
 }
 

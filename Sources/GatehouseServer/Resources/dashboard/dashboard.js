@@ -16,6 +16,13 @@
   var interval = 2000;
   var shown = [];
   function refresh(region, index) {
+    // Someone typing a reason in this part keeps it as it is until they are done.
+    var typing = document.activeElement && region.contains(document.activeElement)
+      && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(document.activeElement.tagName);
+    var filled = Array.prototype.some.call(region.querySelectorAll("input[type=text]"), function (input) {
+      return input.value !== "";
+    });
+    if (typing || filled) { return Promise.resolve(); }
     return fetch(region.getAttribute("data-live"), {
       headers: { "X-Gatehouse-Live": "1" }, credentials: "same-origin", cache: "no-store"
     }).then(function (response) {
