@@ -220,7 +220,8 @@ extension Gate {
         reason = request.reason
         changedAt = now
         openedAt = now
-        return [GateFact(action: .opened, actor: actor, reason: request.reason)]
+        // An approval bound to a rollout is filed under it in the audit trail.
+        return [GateFact(action: .opened, actor: actor, reason: request.reason, checksum: request.boundChecksum)]
     }
 
     /// Whether the last change of the gate was Gatehouse's or Flagger's own, not a person's: an

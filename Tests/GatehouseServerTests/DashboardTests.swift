@@ -610,6 +610,38 @@ struct DashboardTests {
         }
     }
 
+    @Test("A canary page offers only the approvals that apply now, and files an approval under its rollout")
+    func onlyWhatAppliesNow() async throws {
+        try await dashboardServer().run { client in
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            // A new release waiting to start: the last phase is the previous rollout's, and only the rollout gate applies.
+            _ = try await client.hook("event", checksum: "rev-0", phase: "Succeeded")
+            _ = try await client.hook("confirm-rollout", checksum: "rev-1", phase: "Succeeded")
+            let waiting = try await visitor.get("/canaries/test/podinfo")
+            #expect(waiting.text.contains("Succeeded (previous rollout)"), "\(waiting.text)")
+            #expect(waiting.text.contains("Approve this rollout") && !waiting.text.contains("Approve promotion"))
+            _ = try await visitor.submit(
+                "/canaries/test/podinfo/open", [("gate", "rollout"), ("scope", "rollout"), ("reason", "start")])
+            #expect(try await client.hook("confirm-rollout", checksum: "rev-1", phase: "Progressing").status == .ok)
+            #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .forbidden)
+            // Under way: traffic and promotion, not the rollout gate.
+            let progressing = try await visitor.get("/canaries/test/podinfo")
+            #expect(
+                progressing.text.contains("Approve promotion") && !progressing.text.contains("Approve this rollout"))
+            _ = try await visitor.submit(
+                "/canaries/test/podinfo/open",
+                [("gate", "promotion"), ("scope", "rollout"), ("checksum", "rev-1"), ("reason", "ship it")])
+            let page = try await visitor.get("/canaries/test/podinfo").text
+            let timeline = String(page[try #require(page.range(of: "<h2>Timeline</h2>")).upperBound...])
+            let rollout = try #require(timeline.range(of: "Rollout rev-1"))
+            let approval = try #require(timeline.range(of: "ship it"))
+            let without = timeline.range(of: "Without a rollout")
+            #expect(rollout.lowerBound < approval.lowerBound, "the approval is filed under rollout rev-1")
+            #expect(without.map { approval.upperBound < $0.lowerBound } ?? true, "not under 'Without a rollout'")
+        }
+    }
+
     @Test("Where a rule would not count the viewer's approval, the overview says why instead of offering it")
     func nextStepSaysWhoCounts() async throws {
         let server = try dashboardServer { arguments in

@@ -87,6 +87,16 @@ struct CanaryModel {
         timeline = []
     }
 
+    /// The phase Flagger last reported; one that ended the previous rollout says so while a new
+    /// one waits to start (not "Succeeded" for a release that has not begun).
+    static func phase(of canary: Canary, unknown: String) -> String {
+        guard let phase = canary.lastPhase else { return unknown }
+        if canary.rollout.stage == .waiting, [.succeeded, .failed].contains(phase) {
+            return "\(phase.rawValue) (previous rollout)"
+        }
+        return phase.rawValue
+    }
+
     /// `/canaries/NAMESPACE/NAME` (namespaces and names are DNS labels and subdomains: nothing to escape).
     static func path(of id: CanaryID) -> String { "/canaries/\(id.namespace)/\(id.name)" }
 
@@ -103,7 +113,7 @@ struct CanaryModel {
     /// Everything the page shows of `canary` at `now`.
     init(_ canary: Canary, view: CanaryView, events: [AuditEntry], now: Date) {
         self.init(canary.id)
-        phase = canary.lastPhase?.rawValue ?? "not reported yet"
+        phase = CanaryModel.phase(of: canary, unknown: "not reported yet")
         state = view.state.rawValue
         let rollout = canary.rollout
         var text = rollout.stage.rawValue
@@ -295,7 +305,7 @@ struct OverviewRow {
     init(_ canary: Canary, view: CanaryView, now: Date, caller: Caller? = nil, policy: Policy = .none) {
         id = canary.id.description
         href = CanaryModel.href(of: canary.id)
-        phase = canary.lastPhase?.rawValue ?? "—"
+        phase = CanaryModel.phase(of: canary, unknown: "—")
         state = view.state.rawValue
         waiting = view.waitingOn.map { WaitingModel($0, now: now) }
         let rollout = canary.rollout
@@ -395,11 +405,19 @@ struct CanaryActions {
             checksum.isEmpty
             ? "No rollout is in progress: an approval given here is for the next one."
             : "Approvals given here are for rollout \(checksum) only."
-        // The gate the canary waits on first, then the others Flagger asks.
-        var gates: [GateKind] = [.rollout, .traffic, .promotion]
+        // Only the approvals that apply now: the rollout gate before a rollout starts; traffic and
+        // promotion while one is under way; none while it is promoted. The gate the canary waits
+        // on comes first (a revision held for skipping the rollout gate is approved through it).
+        var gates: [GateKind]
+        switch rollout.stage {
+        case .idle, .waiting, .ended: gates = [.rollout]
+        case .admitted, .progressing: gates = [.traffic, .promotion]
+        case .promoting: gates = []
+        }
         if let waiting = view.waitingOn?.gate, waiting != .rollback {
-            gates.removeAll { $0 == waiting }
-            gates.insert(waiting, at: 0)
+            let toOpen = canary.gateToOpen(waitingAt: waiting, checksum: canary.gate(waiting).lastVerdictChecksum)
+            gates.removeAll { $0 == toOpen }
+            gates.insert(toOpen, at: 0)
         }
         approvals =
             mayOpen
