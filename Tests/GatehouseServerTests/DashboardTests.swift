@@ -615,15 +615,17 @@ struct DashboardTests {
         try await dashboardServer().run { client in
             let visitor = Visitor(client)
             _ = try await visitor.signIn(DashboardAccess.ops)
-            // A new release waiting to start: the last phase is the previous rollout's, and only the rollout gate applies.
+            // A new release waiting to start (Flagger asks confirm-rollout with the previous release's
+            // checksum): the last phase is the previous rollout's, and only the rollout gate applies.
             _ = try await client.hook("event", checksum: "rev-0", phase: "Succeeded")
-            _ = try await client.hook("confirm-rollout", checksum: "rev-1", phase: "Succeeded")
+            _ = try await client.hook("confirm-rollout", checksum: "rev-0", phase: "Succeeded")
             let waiting = try await visitor.get("/canaries/test/podinfo")
             #expect(waiting.text.contains("Succeeded (previous rollout)"), "\(waiting.text)")
             #expect(waiting.text.contains("Approve this rollout") && !waiting.text.contains("Approve promotion"))
+            #expect(waiting.text.contains("Next rollout (waiting to start)"), "\(waiting.text)")
             _ = try await visitor.submit(
                 "/canaries/test/podinfo/open", [("gate", "rollout"), ("scope", "rollout"), ("reason", "start")])
-            #expect(try await client.hook("confirm-rollout", checksum: "rev-1", phase: "Progressing").status == .ok)
+            #expect(try await client.hook("confirm-rollout", checksum: "rev-0", phase: "Succeeded").status == .ok)
             #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .forbidden)
             // Under way: traffic and promotion, not the rollout gate.
             let progressing = try await visitor.get("/canaries/test/podinfo")
@@ -639,6 +641,10 @@ struct DashboardTests {
             let without = timeline.range(of: "Without a rollout")
             #expect(rollout.lowerBound < approval.lowerBound, "the approval is filed under rollout rev-1")
             #expect(without.map { approval.upperBound < $0.lowerBound } ?? true, "not under 'Without a rollout'")
+            // One release, one rollout: its start (the rollout gate, asked with rev-0) is under rev-1 too.
+            let previous = try #require(timeline.range(of: "Rollout rev-0"))
+            let start = try #require(timeline.range(of: "<q>start</q>"))
+            #expect(rollout.lowerBound < start.lowerBound && start.upperBound < previous.lowerBound, "\(timeline)")
         }
     }
 

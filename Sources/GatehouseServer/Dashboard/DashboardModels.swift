@@ -180,15 +180,22 @@ struct RolloutHistory {
     var entries: [EntryRow]
 
     /// Groups entries (newest first) by the rollout they concern; an entry that names none joins
-    /// the rollout of the entry after it.
+    /// the rollout of the entry after it. Flagger asks confirm-rollout with the checksum of the
+    /// release before (it records the new one only once the rollout is let in: scheduler.go:925),
+    /// so what concerns the rollout gate joins the release after it, not the one it names: one
+    /// release is one rollout in the timeline.
     static func grouping(_ events: [AuditEntry], current: Revision?) -> [RolloutHistory] {
         var groups: [RolloutHistory] = []
         var checksum: Revision?
         for event in events {
-            if groups.isEmpty || (event.checksum != nil && event.checksum != checksum) {
+            let startsGroup =
+                groups.isEmpty || (event.gate != .rollout && event.checksum != nil && event.checksum != checksum)
+            if startsGroup {
                 checksum = event.checksum
                 let title: String
                 switch event.checksum {
+                case _ where event.gate == .rollout:
+                    title = current.map { "Rollout \($0) (in progress)" } ?? "Next rollout (waiting to start)"
                 case nil: title = "Without a rollout"
                 case let revision? where revision == current: title = "Rollout \(revision) (in progress)"
                 case let revision?: title = "Rollout \(revision)"
