@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 
+from axe_selenium_python import Axe
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -145,6 +146,23 @@ def wait_for(driver, condition, what):
     except TimeoutException:
         check(False, f"{what} (not seen within {WAIT}s)")
         return None
+
+
+def accessible(driver, service, paths, width_name):
+    """axe-core on each page: no serious or critical violation (WCAG 2 A/AA rules and best practices)."""
+    for path in paths:
+        driver.get(service.base + path)
+        axe = Axe(driver)
+        axe.inject()
+        results = axe.run()
+        check(len(results["passes"]) >= 10, f"axe ran its rules on {path} ({len(results['passes'])} passed)")
+        bad = [v for v in results["violations"] if v.get("impact") in ("serious", "critical")]
+        minor = sorted({f"{v['id']} ({v['impact']})" for v in results["violations"]} - {f"{v['id']} ({v['impact']})" for v in bad})
+        if minor:
+            print(f"axe, {path} at {width_name} width, lesser findings: {', '.join(minor)}")
+        details = "; ".join(
+            f"{v['id']} ({v['impact']}): {v['help']} at {', '.join(n['target'][0] for n in v['nodes'][:3])}" for v in bad)
+        check(not bad, f"axe finds no serious or critical violation on {path} at {width_name} width{': ' + details if details else ''}")
 
 
 def sign_in(driver, service, token):
@@ -355,6 +373,14 @@ def main():
                   "signing in works without JavaScript")
             approve(plain, service, "test/checkout", "traffic", "no script needed", steps=2)
 
+            # Accessibility: axe-core on every page, signed in and not, at a desktop's and a phone's width.
+            pages = ["/", f"/canaries/{canary}", "/canaries/test/orders", "/canaries/test/checkout/rollback", "/freezes",
+                     "/audit", "/audit?actor=token:ops"]
+            accessible(driver, service, pages, "desktop")
+            anonymous = browser()
+            drivers.append(anonymous)
+            accessible(anonymous, service, ["/sign-in"], "desktop")
+
             # On a phone: nothing wider than the screen.
             phone = browser(width=390, height=844)
             drivers.append(phone)
@@ -363,6 +389,7 @@ def main():
                 phone.get(service.base + path)
                 overflow = phone.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
                 check(overflow <= 0, f"{path} fits a phone's width (overflow {overflow}px)")
+            accessible(phone, service, ["/", f"/canaries/{canary}", "/freezes", "/audit"], "phone")
             # Signing out ends the session.
             driver.get(service.base + "/")
             driver.find_element(By.CSS_SELECTOR, 'form[action="/sign-out"] button').click()
