@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseCore
 import HTTPTypes
 import Hummingbird
 import Synchronization
@@ -671,6 +672,59 @@ struct DashboardTests {
             #expect(
                 overview.text.contains("Your approval would not count: token:ops is not a person"), "\(overview.text)")
             #expect(!overview.text.contains(">Promote</button>"))
+        }
+    }
+
+    @Test("Each rollout shows its traffic over time from Flagger's events: weight, steps, failed checks, a chart")
+    func rolloutProgress() async throws {
+        try await dashboardServer().run { client in
+            func event(_ message: String, type: String = "Normal") async throws {
+                _ = try await client.post(
+                    "/v1/flagger/events",
+                    #"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "rev-1", "metadata": {"eventMessage": "\#(message)", "eventType": "\#(type)"}}"#
+                )
+            }
+            _ = try await client.hook("confirm-rollout", checksum: "rev-1")
+            try await event("Starting canary analysis for podinfo.test")
+            try await event("Advance podinfo.test canary weight 10")
+            try await event("Halt podinfo.test advancement success rate 91.20% < 99%", type: "Warning")
+            try await event("Halt podinfo.test advancement waiting for traffic increase approval gatehouse-traffic")
+            try await event("Advance podinfo.test canary weight 20")
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            let page = try await visitor.get("/canaries/test/podinfo").text
+            #expect(page.contains(#"<figure class="progress">"#), "\(page)")
+            #expect(
+                page.contains("Canary weight 20% (highest 20%) after 2 steps in ")
+                    && page.contains("; 1 failed check."),
+                "\(page)")
+            #expect(page.contains(#"<span class="step">10% for "#) && page.contains(#"<span class="step">20% for "#))
+            #expect(page.contains(#"aria-label="Canary weight over "#) && page.contains(": 10%, 20%"))
+            // The chart: from 0 up to 10 and 20, held until the end: six points.
+            let points = try #require(page.range(of: #"<polyline class="weight" points=""#))
+            let list = page[points.upperBound...].prefix { $0 != "\"" }
+            #expect(list.split(separator: " ").count == 6, "\(list)")
+        }
+    }
+
+    @Test(
+        "Flagger's wording is read as Flagger v1.44 writes it: every advance's weight, and which halts are failed checks"
+    )
+    func flaggerMessages() throws {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/flagger-sequences", withExtension: "json"))
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let messages = Set(
+            text.matches(of: /"eventMessage": "([^"]*)"/).map { String($0.output.1) })
+        #expect(messages.count > 10)
+        for message in messages {
+            let weight = FlaggerMessage.advancedWeight(message)
+            if message.hasPrefix("Advance ") {
+                #expect(weight.map { message.hasSuffix(" \($0)") } == true, "\(message)")
+            } else {
+                #expect(weight == nil, "\(message)")
+            }
+            let failed = message.contains("success rate") || message.contains("request duration")
+            #expect(FlaggerMessage.isFailedCheck(message) == failed, "\(message)")
         }
     }
 

@@ -125,7 +125,8 @@ struct CanaryModel {
         message = view.message
         waiting = view.waitingOn.map { WaitingModel($0, now: now) }
         gates = GateKind.allCases.map { GateRow($0, view.gates[$0.rawValue]) }
-        timeline = RolloutHistory.grouping(events, current: rollout.isInProgress ? rollout.currentChecksum : nil)
+        timeline = RolloutHistory.grouping(
+            events, current: rollout.isInProgress ? rollout.currentChecksum : nil, now: now)
     }
 }
 
@@ -174,18 +175,21 @@ struct GateRow {
     }
 }
 
-/// The audit entries and Flagger's events of one rollout, newest first.
+/// The audit entries and Flagger's events of one rollout, newest first, with its traffic over time.
 struct RolloutHistory {
     var title: String
     var entries: [EntryRow]
+    /// The weights Flagger's events report, when they report any.
+    var progress: RolloutProgress?
 
     /// Groups entries (newest first) by the rollout they concern; an entry that names none joins
     /// the rollout of the entry after it. Flagger asks confirm-rollout with the checksum of the
     /// release before (it records the new one only once the rollout is let in: scheduler.go:925),
     /// so what concerns the rollout gate joins the release after it, not the one it names: one
     /// release is one rollout in the timeline.
-    static func grouping(_ events: [AuditEntry], current: Revision?) -> [RolloutHistory] {
+    static func grouping(_ events: [AuditEntry], current: Revision?, now: Date = Date()) -> [RolloutHistory] {
         var groups: [RolloutHistory] = []
+        var raw: [[AuditEntry]] = []
         var checksum: Revision?
         for event in events {
             let startsGroup =
@@ -201,10 +205,94 @@ struct RolloutHistory {
                 case let revision?: title = "Rollout \(revision)"
                 }
                 groups.append(RolloutHistory(title: title, entries: []))
+                raw.append([])
             }
             groups[groups.count - 1].entries.append(EntryRow(event, linkingCanary: false))
+            raw[raw.count - 1].append(event)
+        }
+        for index in groups.indices {
+            // The newest group of a rollout in progress runs until now; the others end at their last entry.
+            let inProgress = index == 0 && current != nil
+            groups[index].progress = RolloutProgress(raw[index].reversed(), until: inProgress ? now : nil)
         }
         return groups
+    }
+}
+
+/// A rollout's traffic over time, from Flagger's events ("Advance podinfo.test canary weight 20"):
+/// the weight now and the highest reached, how long it stayed at each, the analysis checks that
+/// failed, and a small chart of weight over time (drawn on the server; no script needed).
+struct RolloutProgress {
+    struct Step {
+        var weight: Int
+        var time: String
+    }
+
+    var weight: Int
+    var highest: Int
+    var steps: [Step]
+    var failedChecks: Int
+    var summary: String
+    /// The chart: its polyline's points, the top of its scale, and what it shows in words.
+    var points: String
+    var scaleTop: Int
+    var label: String
+
+    static let width = 560.0
+    static let height = 120.0
+    static let left = 40.0
+    static let bottom = 18.0
+    static let top = 8.0
+
+    /// From a rollout's entries, oldest first, until `end` (now, for one in progress; else its last
+    /// entry). Nil when no event reports a weight.
+    init?(_ entries: [AuditEntry], until end: Date?) {
+        let events = entries.filter { $0.action == .event }
+        let advances = events.compactMap { event in
+            event.reason.flatMap(FlaggerMessage.advancedWeight).map { (at: event.at, weight: $0) }
+        }
+        guard let start = entries.first?.at, let last = entries.last?.at, !advances.isEmpty else { return nil }
+        let finish = max(end ?? last, last)
+        weight = advances.last!.weight
+        highest = advances.map(\.weight).max()!
+        failedChecks = events.filter { $0.reason.map(FlaggerMessage.isFailedCheck) ?? false }.count
+        steps = advances.enumerated().map { index, advance in
+            let next = index + 1 < advances.count ? advances[index + 1].at : finish
+            let seconds = max(Int(next.timeIntervalSince(advance.at).rounded()), 0)
+            return Step(
+                weight: advance.weight,
+                time: Moment.words(max(seconds, 1)) + (index + 1 == advances.count && end != nil ? " so far" : ""))
+        }
+        let total = Moment.words(max(Int(finish.timeIntervalSince(start).rounded()), 1))
+        let failed = failedChecks == 0 ? "" : "; \(failedChecks) failed check\(failedChecks == 1 ? "" : "s")"
+        summary =
+            "Canary weight \(weight)% (highest \(highest)%) after \(advances.count) step\(advances.count == 1 ? "" : "s") in \(total)\(failed)."
+        let scale = max(10, (highest + 9) / 10 * 10)
+        scaleTop = scale
+        label = "Canary weight over \(total): " + advances.map { "\($0.weight)%" }.joined(separator: ", ")
+        points = Self.chart(advances, from: start, to: finish, scale: scale)
+    }
+
+    /// The polyline: weight 0 from the rollout's first entry, each advance a step up (or down),
+    /// held until the end.
+    static func chart(_ advances: [(at: Date, weight: Int)], from start: Date, to finish: Date, scale: Int) -> String {
+        let span = max(finish.timeIntervalSince(start), 1)
+        let plotWidth = width - left - 8
+        let plotHeight = height - top - bottom
+        func point(_ date: Date, _ weight: Int) -> String {
+            String(
+                format: "%.1f,%.1f", left + date.timeIntervalSince(start) / span * plotWidth,
+                top + (1 - Double(weight) / Double(scale)) * plotHeight)
+        }
+        var points = [point(start, 0)]
+        var previous = 0
+        for advance in advances {
+            points.append(point(advance.at, previous))
+            points.append(point(advance.at, advance.weight))
+            previous = advance.weight
+        }
+        points.append(point(finish, previous))
+        return points.joined(separator: " ")
     }
 }
 
