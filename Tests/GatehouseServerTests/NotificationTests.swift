@@ -99,7 +99,9 @@ final class Receiver: Sendable {
 }
 
 /// A Gatehouse server that notifies a receiver.
-func notifyingServer(receiver: URL, extra: String = "", giveUpAfter: String = "1h", policy: String? = nil) throws
+func notifyingServer(
+    receiver: URL, extra: String = "", giveUpAfter: String = "1h", policy: String? = nil, moreTargets: String = ""
+) throws
     -> TestServer
 {
     try TestServer { arguments in
@@ -127,6 +129,7 @@ func notifyingServer(receiver: URL, extra: String = "", giveUpAfter: String = "1
                 url: \(receiver.absoluteString)/slack
                 namespaces: [test]
                 kinds: [waiting, rollback-requested]
+            \(moreTargets)
             """
         try? text.write(toFile: file, atomically: true, encoding: .utf8)
     }
@@ -180,6 +183,67 @@ struct NotificationTests {
                 #expect(buttons?.compactMap { ($0["text"] as? [String: Any])?["text"] as? String } == ["Roll back"])
             }
         }
+    }
+
+    @Test("Microsoft Teams and Google Chat get the same facts and buttons, as an Adaptive Card and a Chat card")
+    func teamsAndGoogleChat() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            let more = """
+                  - name: teams
+                    kind: teams
+                    url: \(url.absoluteString)/teams
+                    kinds: [waiting]
+                  - name: chat
+                    kind: googlechat
+                    url: \(url.absoluteString)/chat
+                    kinds: [waiting]
+                """
+            try await notifyingServer(receiver: url, moreTargets: more).run(.live) { client in
+                _ = try await client.post(
+                    "/v1/flagger/events",
+                    #"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "c1", "metadata": {"eventMessage": "Halt <b>advancement</b>", "eventType": "Warning"}}"#
+                )
+                _ = try await client.hook("confirm-promotion", checksum: "c1")
+                let deliveries = try await receiver.settled(client)
+                let teams = try #require(deliveries.first { $0.path == "/teams" }).json()
+                #expect(teams["type"] as? String == "message")
+                let attachment = try #require((teams["attachments"] as? [[String: Any]])?.first)
+                #expect(attachment["contentType"] as? String == "application/vnd.microsoft.card.adaptive")
+                let card = try #require(attachment["content"] as? [String: Any])
+                #expect(card["type"] as? String == "AdaptiveCard")
+                let body = try #require(card["body"] as? [[String: Any]])
+                #expect(body.first?["text"] as? String == "test/podinfo is waiting for the promotion gate (rollout c1)")
+                let facts = try #require(
+                    body.first { $0["type"] as? String == "FactSet" }?["facts"] as? [[String: String]])
+                #expect(facts.contains { $0["title"] == "Canary" && $0["value"] == "test/podinfo" })
+                let actions = try #require(card["actions"] as? [[String: Any]])
+                #expect(actions.compactMap { $0["title"] as? String } == ["Approve", "Roll back"])
+                #expect((actions.first?["url"] as? String)?.hasPrefix("http://gatehouse.example.com/v1/links/") == true)
+
+                let chat = try #require(deliveries.first { $0.path == "/chat" }).json()
+                #expect(chat["text"] as? String == "test/podinfo is waiting for the promotion gate (rollout c1)")
+                let widgets = try #require(
+                    ((((chat["cardsV2"] as? [[String: Any]])?.first?["card"] as? [String: Any])?["sections"]
+                        as? [[String: Any]])?.first?["widgets"] as? [[String: Any]]))
+                let lists = widgets.compactMap { ($0["buttonList"] as? [String: Any])?["buttons"] as? [[String: Any]] }
+                let buttons = try #require(lists.first)
+                #expect(buttons.compactMap { $0["text"] as? String } == ["Approve", "Roll back"])
+                // Chat reads a little HTML in its texts: Flagger's words are shown, not interpreted.
+                let paragraphs = widgets.compactMap { ($0["textParagraph"] as? [String: Any])?["text"] as? String }
+                #expect(paragraphs.contains("Flagger: Halt &lt;b&gt;advancement&lt;/b&gt;"), "\(paragraphs)")
+            }
+        }
+    }
+
+    @Test("examples/notifications.yaml is a notifications file the service reads, with every kind of target")
+    func exampleFile() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let text = try String(
+            contentsOf: root.appendingPathComponent("examples/notifications.yaml"), encoding: .utf8)
+        let settings = try NotificationSettings.parse(text)
+        #expect(Set(settings.targets.map(\.kind)) == [.slack, .teams, .googleChat, .webhook])
     }
 
     @Test("with access control on, a message's curl line sends the bearer token")

@@ -31,6 +31,10 @@ public struct NotificationRenderer: NotificationPolicy {
             case .webhook: body = try? JSONEncoder.gatehouse.encode(payload)
             case .slack:
                 body = try? JSONSerialization.data(withJSONObject: payload.slackMessage, options: [.sortedKeys])
+            case .teams:
+                body = try? JSONSerialization.data(withJSONObject: payload.teamsMessage, options: [.sortedKeys])
+            case .googleChat:
+                body = try? JSONSerialization.data(withJSONObject: payload.googleChatMessage, options: [.sortedKeys])
             }
             return body.map { OutboxMessage(target: target.name, url: target.url, body: $0) }
         }
@@ -162,40 +166,57 @@ struct Payload: Encodable {
         }
     }
 
+    /// The facts every chat message lists, by name: one list for Slack, Teams and Google Chat.
+    var facts: [(name: String, value: String)] {
+        var facts = [("Cluster", cluster)]
+        if let namespace, let name { facts.append(("Canary", "\(namespace)/\(name)")) }
+        if let gate { facts.append(("Gate", gate.rawValue)) }
+        if let checksum { facts.append(("Rollout", checksum)) }
+        if let waitingSeconds { facts.append(("Waiting", DurationText.format(Double(max(waitingSeconds, 1))))) }
+        return facts
+    }
+
+    /// The links as buttons, in order: what each says, where it goes, and whether it is the main or
+    /// the dangerous one.
+    var buttons: [(title: String, url: String, style: String?)] {
+        guard let links else { return [] }
+        var buttons: [(String, String, String?)] = []
+        if let approve = links.approve {
+            buttons.append((links.approveStep == nil ? "Approve" : "Approve the rest", approve, "primary"))
+        }
+        if let step = links.approveStep { buttons.append(("Approve 1 step", step, nil)) }
+        if let rollback = links.rollback { buttons.append(("Roll back", rollback, "danger")) }
+        return buttons
+    }
+
     /// The same facts as a Slack Block Kit message.
     var slackMessage: [String: Any] {
-        var fields = ["*Cluster*\n\(cluster)"]
-        if let namespace, let name { fields.append("*Canary*\n\(namespace)/\(name)") }
-        if let gate { fields.append("*Gate*\n\(gate.rawValue)") }
-        if let checksum { fields.append("*Rollout*\n`\(checksum)`") }
-        if let waitingSeconds { fields.append("*Waiting*\n\(DurationText.format(Double(max(waitingSeconds, 1))))") }
         var blocks: [[String: Any]] = [
             ["type": "section", "text": ["type": "mrkdwn", "text": "*\(text)*"]],
-            ["type": "section", "fields": fields.map { ["type": "mrkdwn", "text": $0] }],
+            [
+                "type": "section",
+                "fields": facts.map {
+                    [
+                        "type": "mrkdwn",
+                        "text": $0.name == "Rollout" ? "*\($0.name)*\n`\($0.value)`" : "*\($0.name)*\n\($0.value)",
+                    ]
+                },
+            ],
         ]
         if let message {
             blocks.append(["type": "context", "elements": [["type": "mrkdwn", "text": "Flagger: \(message)"]]])
         }
-        if let links {
-            var buttons: [[String: Any]] = []
-            if let approve = links.approve {
-                buttons.append([
-                    "type": "button", "style": "primary", "url": approve,
-                    "text": ["type": "plain_text", "text": links.approveStep == nil ? "Approve" : "Approve the rest"],
-                ])
-            }
-            if let step = links.approveStep {
-                buttons.append([
-                    "type": "button", "url": step, "text": ["type": "plain_text", "text": "Approve 1 step"],
-                ])
-            }
-            if let rollback = links.rollback {
-                buttons.append([
-                    "type": "button", "style": "danger", "url": rollback,
-                    "text": ["type": "plain_text", "text": "Roll back"],
-                ])
-            }
-            blocks.append(["type": "actions", "elements": buttons])
+        if !buttons.isEmpty {
+            blocks.append([
+                "type": "actions",
+                "elements": buttons.map { button -> [String: Any] in
+                    var element: [String: Any] = [
+                        "type": "button", "url": button.url, "text": ["type": "plain_text", "text": button.title],
+                    ]
+                    if let style = button.style { element["style"] = style }
+                    return element
+                },
+            ])
         }
         if let commands {
             blocks.append([
@@ -204,5 +225,73 @@ struct Payload: Encodable {
             ])
         }
         return ["text": text, "blocks": blocks]
+    }
+
+    /// The same facts as a Microsoft Teams message: an Adaptive Card, as a Workflows webhook takes it.
+    var teamsMessage: [String: Any] {
+        var body: [[String: Any]] = [
+            ["type": "TextBlock", "text": text, "weight": "Bolder", "size": "Medium", "wrap": true],
+            ["type": "FactSet", "facts": facts.map { ["title": $0.name, "value": $0.value] }],
+        ]
+        if let message {
+            body.append(["type": "TextBlock", "text": "Flagger: \(message)", "isSubtle": true, "wrap": true])
+        }
+        if let commands {
+            body.append([
+                "type": "TextBlock", "text": "\(commands.cli)\n\n\(commands.curl)", "fontType": "Monospace",
+                "wrap": true,
+                "isSubtle": true,
+            ])
+        }
+        var card: [String: Any] = [
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard", "version": "1.4",
+            "body": body,
+        ]
+        if !buttons.isEmpty {
+            card["actions"] = buttons.map { button -> [String: Any] in
+                var action: [String: Any] = ["type": "Action.OpenUrl", "title": button.title, "url": button.url]
+                if let style = button.style { action["style"] = style == "primary" ? "positive" : "destructive" }
+                return action
+            }
+        }
+        return [
+            "type": "message",
+            "attachments": [["contentType": "application/vnd.microsoft.card.adaptive", "content": card]],
+        ]
+    }
+
+    /// The same facts as a Google Chat message: text, and a card (cardsV2) with the buttons.
+    var googleChatMessage: [String: Any] {
+        // Chat reads a little HTML in these texts: what comes from elsewhere is escaped.
+        func escaped(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;")
+        }
+        var widgets: [[String: Any]] = facts.map {
+            ["decoratedText": ["topLabel": $0.name, "text": escaped($0.value)]]
+        }
+        if let message { widgets.append(["textParagraph": ["text": "Flagger: \(escaped(message))"]]) }
+        if let commands {
+            widgets.append(["textParagraph": ["text": "\(escaped(commands.cli))<br>\(escaped(commands.curl))"]])
+        }
+        if !buttons.isEmpty {
+            widgets.append([
+                "buttonList": [
+                    "buttons": buttons.map { ["text": $0.title, "onClick": ["openLink": ["url": $0.url]]] }
+                ]
+            ])
+        }
+        return [
+            "text": text,
+            "cardsV2": [
+                [
+                    "cardId": "gatehouse-\(kind)",
+                    "card": [
+                        "header": ["title": text, "subtitle": "Gatehouse · \(cluster)"],
+                        "sections": [["widgets": widgets]],
+                    ],
+                ]
+            ],
+        ]
     }
 }

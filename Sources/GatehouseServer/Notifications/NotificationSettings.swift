@@ -13,6 +13,10 @@ public struct NotificationSettings: Sendable {
             case slack
             /// Any HTTP endpoint: Gatehouse's JSON payload.
             case webhook
+            /// A Microsoft Teams channel's Workflows webhook: an Adaptive Card.
+            case teams
+            /// A Google Chat space's incoming webhook: a card (cardsV2).
+            case googleChat = "googlechat"
         }
 
         /// A name for logs and metrics.
