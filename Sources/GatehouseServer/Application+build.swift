@@ -25,7 +25,9 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
             "linkBaseURL is set but no link secret: messages carry no approval links; set GATEHOUSE_LINK_SECRET")
     }
     let renderer = notifications.map {
-        NotificationRenderer(settings: $0, signer: signer, needsToken: arguments.accessFile != nil)
+        NotificationRenderer(
+            settings: $0, signer: signer, needsToken: arguments.accessFile != nil,
+            slackInteractive: arguments.slackSigningSecret != nil)
     }
     let policyFile = try arguments.policyFile.map { path throws(InvalidInput) in
         try PolicyControl(path: path, logger: logger)
@@ -167,7 +169,7 @@ public func buildRouter(
     router.group("v1/slack").addRoutes(
         SlackController(
             store: store, operations: operations, access: security.access, accessGuard: accessGuard,
-            signingSecret: security.slackSigningSecret
+            signingSecret: security.slackSigningSecret, links: security.links
         ).endpoints)
 
     // Routes for people and scripts: a bearer token when an access file is configured.

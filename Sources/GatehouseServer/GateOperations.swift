@@ -48,6 +48,22 @@ struct GateOperations: Sendable {
         return canary
     }
 
+    /// Does what a signed approval link says (approve its gate for its rollout, or ask for a rollback
+    /// bound to its revision), once: its nonce is spent in the same transaction. `caller` is whoever
+    /// acts: the link itself (its one canary and action), or the Slack user who pressed its button.
+    func act(on link: ApprovalLink, by caller: Caller) async throws -> Canary {
+        let canary = try link.canary()
+        let token = SingleUse(nonce: link.nonce, expiresAt: link.expiresAt)
+        switch link.action {
+        case .approve:
+            return try await open(link.gate, of: canary, link.openRequest, by: caller, token: token)
+        case .rollback:
+            return try await open(
+                .rollback, of: canary, OpenRequest(reason: "requested from a notification"),
+                rollback: .request(force: false, revision: Revision(link.checksum)), by: caller, token: token)
+        }
+    }
+
     /// Where a rule counts approvals of `gate` and `canary` (as an open left it) has too few, the
     /// tally in words ("1 of 2 approvals: alice; waiting for one of: bob, carol"): an approval that
     /// does not yet let Flagger through is never reported as the gate being open. Nil otherwise.

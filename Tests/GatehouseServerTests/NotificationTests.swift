@@ -236,6 +236,67 @@ struct NotificationTests {
         }
     }
 
+    @Test("Slack buttons act as the Slack user who presses them, once, and the message says who did it")
+    func slackButtons() async throws {
+        let receiver = Receiver()
+        try await receiver.run { url in
+            let base = try notifyingServer(receiver: url)
+            let access = base.arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "access.yaml")
+            try Tokens.file.write(toFile: access, atomically: true, encoding: .utf8)
+            let server = try TestServer { arguments in
+                arguments = base.arguments
+                arguments.accessFile = access
+                arguments.slackSigningSecret = SlackSigner().secret
+            }
+            try await server.run(.live) { client in
+                _ = try await client.hook("confirm-promotion", checksum: "c1")
+                let slack = try #require(try await receiver.settled(client).first { $0.path == "/slack" }).json()
+                let blocks = try #require(slack["blocks"] as? [[String: Any]])
+                let buttons = try #require(
+                    blocks.first { $0["type"] as? String == "actions" }?["elements"] as? [[String: Any]])
+                #expect(buttons.allSatisfy { $0["url"] == nil && $0["action_id"] != nil }, "\(buttons)")
+                let approve = try #require(buttons.first?["value"] as? String)
+                let rollback = try #require(buttons.last?["value"] as? String)
+
+                func press(_ value: String, user: String) async throws -> HTTPResponse.Status {
+                    let payload: [String: Any] = [
+                        "type": "block_actions", "user": ["id": user], "channel": ["id": "CGENERAL"],
+                        "actions": [["action_id": "gatehouse-0", "value": value]],
+                        "response_url": "\(url.absoluteString)/respond",
+                    ]
+                    let json = String(decoding: try JSONSerialization.data(withJSONObject: payload), as: UTF8.self)
+                    let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+                    let body = "payload=" + json.addingPercentEncoding(withAllowedCharacters: allowed)!
+                    return try await client.send(
+                        .post, "/v1/slack/interactions", body: body, headers: SlackSigner().headers(for: body)
+                    ).status
+                }
+                // Bob may only read: his press of Roll back is refused, to him alone.
+                #expect(try await press(rollback, user: "UBOB") == .ok)
+                #expect(try await press(approve, user: "UALICE") == .ok)
+                #expect(try await client.hook("confirm-promotion", checksum: "c1").status == .ok)
+                let events = try await client.send(.get, "/v1/events?action=opened", token: Tokens.ops).text
+                #expect(events.contains(#""actor":"slack:UALICE""#), "\(events)")
+                // Pressed again: used once only.
+                #expect(try await press(approve, user: "UALICE") == .ok)
+                let answers = try receiver.deliveries.filter { $0.path == "/respond" }.map { try $0.json() }
+                #expect(answers.count == 3, "\(answers)")
+                #expect(
+                    answers.contains {
+                        $0["replace_original"] as? Bool == true
+                            && ($0["text"] as? String)?.contains(
+                                "<@UALICE> approved the promotion gate of test/podinfo") == true
+                    }, "\(answers)")
+                #expect(
+                    answers.contains { ($0["text"] as? String)?.contains("may not rollback") == true }, "\(answers)")
+                #expect(answers.contains { ($0["text"] as? String)?.contains("already used") == true }, "\(answers)")
+                // An unsigned press does nothing.
+                let unsigned = try await client.send(.post, "/v1/slack/interactions", body: "payload=%7B%7D")
+                #expect(unsigned.status == .unauthorized)
+            }
+        }
+    }
+
     @Test("examples/notifications.yaml is a notifications file the service reads, with every kind of target")
     func exampleFile() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

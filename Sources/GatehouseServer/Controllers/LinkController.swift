@@ -43,7 +43,6 @@ struct LinkController {
             case .failure(let page): return page
             }
             let canary = try link.canary()
-            let token = SingleUse(nonce: link.nonce, expiresAt: link.expiresAt)
             if let page = await signInInstead(link, status: .forbidden) { return page }
             do {
                 // The signature is the whole authorization: this one canary, this one action.
@@ -55,14 +54,7 @@ struct LinkController {
                                 clusters: NameScope([canary.cluster]), namespaces: NameScope([canary.namespace])),
                             actions: [link.action == .rollback ? .rollback : .open])
                     ])
-                switch link.action {
-                case .approve:
-                    _ = try await operations.open(link.gate, of: canary, link.openRequest, by: asker, token: token)
-                case .rollback:
-                    _ = try await operations.open(
-                        .rollback, of: canary, OpenRequest(reason: "requested from a notification"),
-                        rollback: .request(force: false, revision: Revision(link.checksum)), by: asker, token: token)
-                }
+                _ = try await operations.act(on: link, by: asker)
             } catch StoreError.gone {
                 return HTMLPage(
                     status: .gone, title: "Link already used", text: "This link was already used; nothing was done.")

@@ -8,6 +8,10 @@ import Logging
 import NIOCore
 import Synchronization
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// The Slack slash command (`/gatehouse …`), verified with the Slack app's signing secret.
 struct SlackController {
     /// How far a request's timestamp may be from now, and how long signatures are remembered.
@@ -18,6 +22,8 @@ struct SlackController {
     let access: AccessControl?
     let accessGuard: AccessGuard
     let signingSecret: String?
+    /// Checks the approval links that messages' buttons carry; nil when links are off.
+    var links: LinkSigner?
 
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
@@ -36,7 +42,79 @@ struct SlackController {
             return try reply.response(from: request, context: context)
         }
         routes.rejectOtherMethods(than: [.post], at: "command")
+        // Buttons of Gatehouse's messages (Slack's interactivity request URL): signed as commands are.
+        routes.post("interactions") { request, context -> Response in
+            guard request.headers[Self.signatureHeader] != nil, request.headers[Self.timestampHeader] != nil else {
+                throw GatehouseError.unauthorized("the request is not signed by Slack")
+            }
+            guard let signingSecret else {
+                throw GatehouseError.notFound("Slack is not enabled: set GATEHOUSE_SLACK_SIGNING_SECRET")
+            }
+            let body = try await request.body.collect(upTo: context.maxUploadSize)
+            try await verify(request, body: body, secret: signingSecret)
+            guard let text = Self.form(String(buffer: body))["payload"],
+                let interaction = try? JSONDecoder().decode(SlackInteraction.self, from: Data(text.utf8))
+            else {
+                throw GatehouseError.badRequest("the interaction has no payload Slack's block actions send")
+            }
+            await press(interaction)
+            // Slack wants an empty 200 at once; the message is updated through its response_url.
+            return Response(status: .ok)
+        }
+        routes.rejectOtherMethods(than: [.post], at: "interactions")
         return routes
+    }
+
+    /// A button of a waiting message, pressed: the Slack user (as the person the access file says
+    /// they are, with their grants) does what its signed link says; the message is then replaced
+    /// by what was done, or the refusal is shown to them alone.
+    func press(_ interaction: SlackInteraction) async {
+        guard let action = interaction.actions.first, let user = interaction.user?.id else { return }
+        let command = SlackCommand(
+            user: user, channel: interaction.channel?.id ?? "", verb: "", arguments: [])
+        var reply: [String: Any]
+        switch links?.verify(action.value) {
+        case .success(let link)?:
+            do {
+                let canary = try await operations.act(on: link, by: caller(of: command))
+                let what =
+                    link.action == .rollback
+                    ? "asked Flagger to roll back \(link.namespace)/\(link.name)"
+                    : (operations.approvalsStillNeeded(link.gate, of: canary).map {
+                        "approved the \(link.gate.rawValue) gate of \(link.namespace)/\(link.name), which a rule holds for more approvals (\($0))"
+                    } ?? "approved the \(link.gate.rawValue) gate of \(link.namespace)/\(link.name)")
+                reply = ["replace_original": true, "text": "<@\(user)> \(what) (rollout \(link.checksum))"]
+            } catch StoreError.gone {
+                reply = [
+                    "replace_original": false, "response_type": "ephemeral",
+                    "text": "This button was already used; nothing was done.",
+                ]
+            } catch {
+                reply = [
+                    "replace_original": false, "response_type": "ephemeral",
+                    "text": GatehouseError.from(error, request: nil).message,
+                ]
+            }
+        case .failure(.expired)?:
+            reply = [
+                "replace_original": false, "response_type": "ephemeral",
+                "text": "This button has expired; nothing was done.",
+            ]
+        case .failure(.invalid)?, nil:
+            reply = [
+                "replace_original": false, "response_type": "ephemeral",
+                "text": "This button is not Gatehouse's; nothing was done.",
+            ]
+        }
+        guard let url = interaction.responseURL.flatMap(URL.init(string:)),
+            url.scheme == "https" || url.scheme == "http",
+            let body = try? JSONSerialization.data(withJSONObject: reply)
+        else { return }
+        var request = URLRequest(url: url, timeoutInterval: 5)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = body
+        _ = try? await URLSession.shared.data(for: request)
     }
 
     static let signatureHeader = HTTPField.Name("X-Slack-Signature")!
@@ -248,6 +326,35 @@ struct SlackController {
     }
 }
 
+/// What Slack sends when a button of a message is pressed (a `block_actions` payload), as far as
+/// Gatehouse reads it.
+struct SlackInteraction: Decodable {
+    struct Named: Decodable {
+        var id: String
+    }
+
+    struct Action: Decodable {
+        var actionID: String?
+        var value: String
+
+        enum CodingKeys: String, CodingKey {
+            case actionID = "action_id"
+            case value
+        }
+    }
+
+    var type: String
+    var user: Named?
+    var channel: Named?
+    var actions: [Action]
+    var responseURL: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type, user, channel, actions
+        case responseURL = "response_url"
+    }
+}
+
 /// One slash command: who, where, and the words after `/gatehouse`.
 struct SlackCommand {
     static let help = """
@@ -266,6 +373,13 @@ struct SlackCommand {
     var channel: String
     var verb: String
     var arguments: [String]
+
+    init(user: String, channel: String, verb: String, arguments: [String]) {
+        self.user = user
+        self.channel = channel
+        self.verb = verb
+        self.arguments = arguments
+    }
 
     init(form: [String: String]) {
         user = form["user_id"] ?? ""

@@ -9,12 +9,18 @@ public struct NotificationRenderer: NotificationPolicy {
     let signer: LinkSigner?
     /// Whether the API needs a bearer token: the curl line of a message then sends one.
     let needsToken: Bool
+    /// Whether Slack's button presses come back to Gatehouse (a signing secret is set): Slack
+    /// messages then carry buttons that act as the Slack user who presses them, not links.
+    let slackInteractive: Bool
 
     /// Creates the renderer; without a signer (or a link base URL) messages carry no links.
-    public init(settings: NotificationSettings, signer: LinkSigner?, needsToken: Bool = false) {
+    public init(
+        settings: NotificationSettings, signer: LinkSigner?, needsToken: Bool = false, slackInteractive: Bool = false
+    ) {
         self.settings = settings
         self.signer = signer
         self.needsToken = needsToken
+        self.slackInteractive = slackInteractive
     }
 
     public var giveUpAfter: TimeInterval { settings.giveUpAfter }
@@ -30,7 +36,8 @@ public struct NotificationRenderer: NotificationPolicy {
             switch target.kind {
             case .webhook: body = try? JSONEncoder.gatehouse.encode(payload)
             case .slack:
-                body = try? JSONSerialization.data(withJSONObject: payload.slackMessage, options: [.sortedKeys])
+                body = try? JSONSerialization.data(
+                    withJSONObject: payload.slackMessage(interactive: slackInteractive), options: [.sortedKeys])
             case .teams:
                 body = try? JSONSerialization.data(withJSONObject: payload.teamsMessage, options: [.sortedKeys])
             case .googleChat:
@@ -189,8 +196,9 @@ struct Payload: Encodable {
         return buttons
     }
 
-    /// The same facts as a Slack Block Kit message.
-    var slackMessage: [String: Any] {
+    /// The same facts as a Slack Block Kit message. `interactive`: its buttons come back to
+    /// Gatehouse (`/v1/slack/interactions`) carrying their signed link, rather than open it.
+    func slackMessage(interactive: Bool = false) -> [String: Any] {
         var blocks: [[String: Any]] = [
             ["type": "section", "text": ["type": "mrkdwn", "text": "*\(text)*"]],
             [
@@ -209,10 +217,16 @@ struct Payload: Encodable {
         if !buttons.isEmpty {
             blocks.append([
                 "type": "actions",
-                "elements": buttons.map { button -> [String: Any] in
+                "elements": buttons.enumerated().map { index, button -> [String: Any] in
                     var element: [String: Any] = [
-                        "type": "button", "url": button.url, "text": ["type": "plain_text", "text": button.title],
+                        "type": "button", "text": ["type": "plain_text", "text": button.title],
                     ]
+                    if interactive, let token = button.url.split(separator: "/").last {
+                        element["action_id"] = "gatehouse-\(index)"
+                        element["value"] = String(token)
+                    } else {
+                        element["url"] = button.url
+                    }
                     if let style = button.style { element["style"] = style }
                     return element
                 },
