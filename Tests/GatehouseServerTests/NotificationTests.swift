@@ -100,11 +100,18 @@ final class Receiver: Sendable {
 
 /// A Gatehouse server that notifies a receiver.
 func notifyingServer(
-    receiver: URL, extra: String = "", giveUpAfter: String = "1h", policy: String? = nil, moreTargets: String = ""
+    receiver: URL, extra: String = "", giveUpAfter: String = "1h", policy: String? = nil, moreTargets: String = "",
+    accessFile: String? = nil, slackSigningSecret: String? = nil
 ) throws
     -> TestServer
 {
     try TestServer { arguments in
+        if let accessFile {
+            let path = arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "access.yaml")
+            try? accessFile.write(toFile: path, atomically: true, encoding: .utf8)
+            arguments.accessFile = path
+        }
+        arguments.slackSigningSecret = slackSigningSecret
         if let policy {
             let path = arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "policy.yaml")
             try? policy.write(toFile: path, atomically: true, encoding: .utf8)
@@ -240,14 +247,8 @@ struct NotificationTests {
     func slackButtons() async throws {
         let receiver = Receiver()
         try await receiver.run { url in
-            let base = try notifyingServer(receiver: url)
-            let access = base.arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "access.yaml")
-            try Tokens.file.write(toFile: access, atomically: true, encoding: .utf8)
-            let server = try TestServer { arguments in
-                arguments = base.arguments
-                arguments.accessFile = access
-                arguments.slackSigningSecret = SlackSigner().secret
-            }
+            let server = try notifyingServer(
+                receiver: url, accessFile: Tokens.file, slackSigningSecret: SlackSigner().secret)
             try await server.run(.live) { client in
                 _ = try await client.hook("confirm-promotion", checksum: "c1")
                 let slack = try #require(try await receiver.settled(client).first { $0.path == "/slack" }).json()
@@ -311,14 +312,7 @@ struct NotificationTests {
     func curlCarriesToken() async throws {
         let receiver = Receiver()
         try await receiver.run { url in
-            let server = try notifyingServer(receiver: url)
-            let access = server.arguments.databasePath.replacingOccurrences(of: "gatehouse.sqlite", with: "access.yaml")
-            try Tokens.file.write(toFile: access, atomically: true, encoding: .utf8)
-            let secured = try TestServer { arguments in
-                arguments = server.arguments
-                arguments.accessFile = access
-            }
-            try await secured.run(.live) { client in
+            try await notifyingServer(receiver: url, accessFile: Tokens.file).run(.live) { client in
                 _ = try await client.hook("confirm-promotion", checksum: "c1")
                 let hook = try #require(try await receiver.settled(client).first { $0.path == "/hook" }).json()
                 let commands = try #require(hook["commands"] as? [String: String])

@@ -28,31 +28,14 @@ struct SlackController {
     var endpoints: RouteCollection<GatehouseRequestContext> {
         let routes = RouteCollection(context: GatehouseRequestContext.self)
         routes.post("command") { request, context -> Response in
-            // An unsigned request is refused as such before anything else is said.
-            guard request.headers[Self.signatureHeader] != nil, request.headers[Self.timestampHeader] != nil else {
-                throw GatehouseError.unauthorized("the request is not signed by Slack")
-            }
-            guard let signingSecret else {
-                throw GatehouseError.notFound("Slack commands are not enabled: set GATEHOUSE_SLACK_SIGNING_SECRET")
-            }
-            let body = try await request.body.collect(upTo: context.maxUploadSize)
-            try await verify(request, body: body, secret: signingSecret)
-            let form = Self.form(String(buffer: body))
+            let form = try await verifiedForm(request, context: context)
             let reply = await run(SlackCommand(form: form), context: context)
             return try reply.response(from: request, context: context)
         }
         routes.rejectOtherMethods(than: [.post], at: "command")
         // Buttons of Gatehouse's messages (Slack's interactivity request URL): signed as commands are.
         routes.post("interactions") { request, context -> Response in
-            guard request.headers[Self.signatureHeader] != nil, request.headers[Self.timestampHeader] != nil else {
-                throw GatehouseError.unauthorized("the request is not signed by Slack")
-            }
-            guard let signingSecret else {
-                throw GatehouseError.notFound("Slack is not enabled: set GATEHOUSE_SLACK_SIGNING_SECRET")
-            }
-            let body = try await request.body.collect(upTo: context.maxUploadSize)
-            try await verify(request, body: body, secret: signingSecret)
-            guard let text = Self.form(String(buffer: body))["payload"],
+            guard let text = try await verifiedForm(request, context: context)["payload"],
                 let interaction = try? JSONDecoder().decode(SlackInteraction.self, from: Data(text.utf8))
             else {
                 throw GatehouseError.badRequest("the interaction has no payload Slack's block actions send")
@@ -115,6 +98,21 @@ struct SlackController {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.httpBody = body
         _ = try? await URLSession.shared.data(for: request)
+    }
+
+    /// The fields of a form Slack signed: an unsigned request is refused as such before anything
+    /// else is said; a signed one only once Slack is enabled and its signature, time and
+    /// uniqueness hold.
+    func verifiedForm(_ request: Request, context: GatehouseRequestContext) async throws -> [String: String] {
+        guard request.headers[Self.signatureHeader] != nil, request.headers[Self.timestampHeader] != nil else {
+            throw GatehouseError.unauthorized("the request is not signed by Slack")
+        }
+        guard let signingSecret else {
+            throw GatehouseError.notFound("Slack commands are not enabled: set GATEHOUSE_SLACK_SIGNING_SECRET")
+        }
+        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        try await verify(request, body: body, secret: signingSecret)
+        return Self.form(String(buffer: body))
     }
 
     static let signatureHeader = HTTPField.Name("X-Slack-Signature")!
