@@ -260,8 +260,11 @@ struct NotificationTests {
                 let rollback = try #require(buttons.last?["value"] as? String)
 
                 func press(_ value: String, user: String) async throws -> HTTPResponse.Status {
+                    // Each press is its own request, as Slack's are (a trigger id of its own), so that two
+                    // presses within one second are not taken for a replay of one.
                     let payload: [String: Any] = [
                         "type": "block_actions", "user": ["id": user], "channel": ["id": "CGENERAL"],
+                        "trigger_id": UUID().uuidString,
                         "actions": [["action_id": "gatehouse-0", "value": value]],
                         "response_url": "\(url.absoluteString)/respond",
                     ]
