@@ -19,8 +19,17 @@ final class IdentityProvider: Sendable {
     private let pid: pid_t
     private let input: Int32
 
-    /// Starts the provider; fails the test (never hangs) if it has not said where it listens within 60 s.
-    init() throws {
+    /// Starts the provider on a thread of its own — never on the concurrency pool, whose few
+    /// threads every live server of the test process needs while Python starts and makes its keys.
+    static func started() async throws -> IdentityProvider {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try IdentityProvider() }) }
+        }
+    }
+
+    /// Starts the provider, blocking until it says where it listens (at most 60 s; the test then
+    /// fails, never hangs). Call `started()` from async code.
+    private init() throws {
         let script = try #require(Bundle.module.url(forResource: "Fixtures/oidc-provider", withExtension: "py"))
         var stdin: [Int32] = [0, 0]
         var stdout: [Int32] = [0, 0]
@@ -69,10 +78,10 @@ final class IdentityProvider: Sendable {
         let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5)) else {
             Self.stop(pid: pid, input: input)
-            Issue.record(
-                "the OpenID provider did not start (python3 with Authlib is needed: pip install authlib); it said '\(text)'"
+            throw NotStarted(
+                message:
+                    "the OpenID provider did not start (python3 with Authlib is needed: pip install authlib); it said '\(text)'"
             )
-            throw POSIXError(.ECHILD)
         }
         issuer = "http://127.0.0.1:\(port)"
     }
@@ -124,6 +133,12 @@ final class IdentityProvider: Sendable {
         let (data, _) = try await URLSession.shared.data(for: request)
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
+}
+
+/// Why the provider did not start, in one sentence (the test fails with it).
+struct NotStarted: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// Lets a test see a redirect instead of following it.

@@ -93,7 +93,7 @@ struct IdentityTests {
         "A CI job approves with its ID token, no stored secret: matched by its claims, refused with a sentence otherwise"
     )
     func workloadIdentity() async throws {
-        let provider = try IdentityProvider()
+        let provider = try await IdentityProvider.started()
         try await server(provider).run { client in
             let open = "/v1/canaries/payments/ledger/gates/rollout/open"
             let token = try await githubToken(provider)
@@ -149,7 +149,7 @@ struct IdentityTests {
 
     @Test("A rotated signing key is fetched when a token names it; made-up key ids cost at most one fetch")
     func keyRotation() async throws {
-        let provider = try IdentityProvider()
+        let provider = try await IdentityProvider.started()
         try await server(provider).run { client in
             let open = "/v1/canaries/payments/ledger/gates/rollout/open"
             #expect(
@@ -170,7 +170,7 @@ struct IdentityTests {
 
     @Test("Rules count people: a shared token and a CI job are refused as approvers, personal tokens count")
     func onlyPeopleApprove() async throws {
-        let provider = try IdentityProvider()
+        let provider = try await IdentityProvider.started()
         try await server(provider, policy: Self.twoPeople).run { client in
             #expect(
                 try await client.hook("confirm-promotion", checksum: "r1", name: "ledger", namespace: "payments").status
@@ -195,7 +195,7 @@ struct IdentityTests {
 
     @Test("Single sign-on: code flow with PKCE, state and nonce; the person and their groups act on the dashboard")
     func singleSignOn() async throws {
-        let provider = try IdentityProvider()
+        let provider = try await IdentityProvider.started()
         try await server(provider, policy: Self.twoPeople).run { client in
             #expect(
                 try await client.hook("confirm-promotion", checksum: "r1", name: "gateway", namespace: "payments")
@@ -233,7 +233,7 @@ struct IdentityTests {
 
     @Test("Single sign-on refuses a forged state, a missing attempt, and a person outside the rule's group")
     func singleSignOnRefusals() async throws {
-        let provider = try IdentityProvider()
+        let provider = try await IdentityProvider.started()
         try await server(provider, policy: Self.twoPeople).run { client in
             #expect(
                 try await client.hook("confirm-promotion", checksum: "r1", name: "gateway", namespace: "payments")
