@@ -136,14 +136,12 @@ struct ProviderMetadata: Decodable, Sendable {
     var jwksURI: String
     var authorizationEndpoint: String?
     var tokenEndpoint: String?
-    var codeChallengeMethods: [String]?
 
     enum CodingKeys: String, CodingKey {
         case issuer
         case jwksURI = "jwks_uri"
         case authorizationEndpoint = "authorization_endpoint"
         case tokenEndpoint = "token_endpoint"
-        case codeChallengeMethods = "code_challenge_methods_supported"
     }
 }
 
