@@ -269,8 +269,9 @@ public struct CanaryRef: Sendable, Equatable, Hashable, Codable, CustomStringCon
     public var description: String { namespace.map { "\($0)/\(name)" } ?? name }
 }
 
-/// What a canary's webhook metadata says of it for the policy: its group, its team, and the canaries
-/// it depends on. Only these keys are kept (an event's metadata carries much else).
+/// What a canary's webhook metadata says of it for the policy: its group, its team, the canaries it
+/// depends on, and how its analysis moves traffic (repeated from the Canary's `analysis`). Only these
+/// keys are kept (an event's metadata carries much else).
 public struct CanaryLabels: Sendable, Equatable, Codable {
     /// `metadata.group`.
     public var group: String?
@@ -278,20 +279,38 @@ public struct CanaryLabels: Sendable, Equatable, Codable {
     public var team: String?
     /// `metadata.dependsOn`: canaries, comma-separated, as `namespace/name` or `name`.
     public var dependsOn: [CanaryRef]
+    /// `metadata.maxWeight`: the analysis' maxWeight, 1 to 100.
+    public var maxWeight: Int?
+    /// `metadata.stepWeight`: the analysis' stepWeight, 1 to 100.
+    public var stepWeight: Int?
+    /// `metadata.stepWeights`: the analysis' stepWeights, comma-separated, ascending, each 1 to 100.
+    public var stepWeights: [Int]?
 
     /// No labels.
-    public init(group: String? = nil, team: String? = nil, dependsOn: [CanaryRef] = []) {
+    public init(
+        group: String? = nil, team: String? = nil, dependsOn: [CanaryRef] = [], maxWeight: Int? = nil,
+        stepWeight: Int? = nil, stepWeights: [Int]? = nil
+    ) {
         self.group = group
         self.team = team
         self.dependsOn = dependsOn
+        self.maxWeight = maxWeight
+        self.stepWeight = stepWeight
+        self.stepWeights = stepWeights
     }
 
     /// The metadata keys read.
-    public static let keys = ["group", "team", "dependsOn"]
+    public static let keys = ["group", "team", "dependsOn", "maxWeight", "stepWeight", "stepWeights"]
+
+    /// How the canary's analysis moves traffic, when its metadata says (a step is needed).
+    public var trafficPlan: TrafficPlan? {
+        TrafficPlan(stepWeight: stepWeight, stepWeights: stepWeights, maxWeight: maxWeight)
+    }
 
     /// These labels with what a webhook's metadata says laid over them: a key present replaces the
     /// label (an empty value clears it); a key absent leaves it. A `dependsOn` that names no valid
-    /// canary is ignored whole.
+    /// canary, and a weight that is not a whole number from 1 to 100 (or weights not ascending), are
+    /// ignored whole.
     public func updated(from metadata: [String: String]?) -> CanaryLabels {
         guard let metadata else { return self }
         var labels = self
@@ -304,7 +323,22 @@ public struct CanaryLabels: Sendable, Equatable, Codable {
                 labels.dependsOn = parsed
             }
         }
+        if let text = metadata["maxWeight"], let one = Self.weights(text), one.count == 1 { labels.maxWeight = one[0] }
+        if let text = metadata["stepWeight"], let one = Self.weights(text), one.count == 1 {
+            labels.stepWeight = one[0]
+        }
+        if let text = metadata["stepWeights"], let listed = Self.weights(text) { labels.stepWeights = listed }
         return labels
+    }
+
+    /// Weights, comma-separated, each a whole number from 1 to 100, ascending; nil otherwise.
+    private static func weights(_ text: String) -> [Int]? {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).prefix(21)
+        let values = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.count == parts.count, values.count <= 20,
+            values.allSatisfy({ (1...TrafficPlan.total).contains($0) }), zip(values, values.dropFirst()).allSatisfy(<)
+        else { return nil }
+        return values
     }
 
     private static func bounded(_ value: String) -> String? {

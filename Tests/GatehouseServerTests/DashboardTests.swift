@@ -704,7 +704,40 @@ struct DashboardTests {
             let points = try #require(page.range(of: #"<polyline class="weight" points=""#))
             let list = page[points.upperBound...].prefix { $0 != "\"" }
             #expect(list.split(separator: " ").count == 6, "\(list)")
+            #expect(!page.contains("step left"), "without the analysis in the metadata, no steps left are claimed")
+
+            // The traffic webhook's metadata repeats the analysis: the maximum and the steps left show.
+            _ = try await client.post(
+                "/v1/flagger/confirm-traffic-increase",
+                #"{"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "rev-1", "metadata": {"maxWeight": "50", "stepWeight": "10"}}"#
+            )
+            let planned = try await visitor.get("/canaries/test/podinfo").text
+            #expect(planned.contains("Canary weight 20% of 50% (highest 20%) after 2 steps in "), "\(planned)")
+            #expect(planned.contains("; 3 steps left; 1 failed check."), "\(planned)")
+            #expect(planned.contains(#">50%</text>"#), "the chart's scale reaches the maximum")
         }
+    }
+
+    @Test(
+        "The weight a traffic step reaches is Flagger's: steps of stepWeight past maxWeight, or the next of stepWeights"
+    )
+    func trafficPlanFollowsFlagger() throws {
+        // stepWeight 20 with maxWeight 50: Flagger goes 0, 20, 40, 60 (runCanary adds a whole step below the maximum).
+        let linear = try #require(TrafficPlan(stepWeight: 20, stepWeights: nil, maxWeight: 50))
+        #expect([0, 20, 40, 60].map(linear.weight(after:)) == [20, 40, 60, 60])
+        #expect(linear.stepsLeft(from: 0) == 3 && linear.stepsLeft(from: 60) == 0)
+        // stepWeights: the next listed weight; the last is the maximum.
+        let listed = try #require(TrafficPlan(stepWeight: nil, stepWeights: [1, 5, 25, 50], maxWeight: 80))
+        #expect(listed.maximum == 50)
+        #expect([0, 1, 5, 25, 50].map(listed.weight(after:)) == [1, 5, 25, 50, 50])
+        #expect(listed.stepsLeft(from: 5) == 2)
+        // Without maxWeight Flagger's maximum is 100; without a step nothing is known.
+        #expect(TrafficPlan(stepWeight: 10, stepWeights: nil, maxWeight: nil)?.maximum == 100)
+        #expect(TrafficPlan(stepWeight: nil, stepWeights: nil, maxWeight: 50) == nil)
+        // Metadata that is not a weight is ignored; a later call's keys replace earlier ones.
+        let labels = CanaryLabels().updated(from: ["maxWeight": "50", "stepWeight": "ten", "stepWeights": "5,1"])
+        #expect(labels.maxWeight == 50 && labels.stepWeight == nil && labels.stepWeights == nil)
+        #expect(labels.updated(from: ["stepWeights": "5, 10,30"]).trafficPlan?.maximum == 30)
     }
 
     @Test(

@@ -126,7 +126,8 @@ struct CanaryModel {
         waiting = view.waitingOn.map { WaitingModel($0, now: now) }
         gates = GateKind.allCases.map { GateRow($0, view.gates[$0.rawValue]) }
         timeline = RolloutHistory.grouping(
-            events, current: rollout.isInProgress ? rollout.currentChecksum : nil, now: now)
+            events, current: rollout.isInProgress ? rollout.currentChecksum : nil, plan: canary.labels.trafficPlan,
+            now: now)
     }
 }
 
@@ -187,7 +188,11 @@ struct RolloutHistory {
     /// release before (it records the new one only once the rollout is let in: scheduler.go:925),
     /// so what concerns the rollout gate joins the release after it, not the one it names: one
     /// release is one rollout in the timeline.
-    static func grouping(_ events: [AuditEntry], current: Revision?, now: Date = Date()) -> [RolloutHistory] {
+    /// `plan`, when the canary's metadata says how its analysis moves traffic, gives the maximum
+    /// and the steps left.
+    static func grouping(_ events: [AuditEntry], current: Revision?, plan: TrafficPlan? = nil, now: Date = Date())
+        -> [RolloutHistory]
+    {
         var groups: [RolloutHistory] = []
         var raw: [[AuditEntry]] = []
         var checksum: Revision?
@@ -213,15 +218,17 @@ struct RolloutHistory {
         for index in groups.indices {
             // The newest group of a rollout in progress runs until now; the others end at their last entry.
             let inProgress = index == 0 && current != nil
-            groups[index].progress = RolloutProgress(raw[index].reversed(), until: inProgress ? now : nil)
+            groups[index].progress = RolloutProgress(
+                raw[index].reversed(), until: inProgress ? now : nil, plan: plan)
         }
         return groups
     }
 }
 
 /// A rollout's traffic over time, from Flagger's events ("Advance podinfo.test canary weight 20"):
-/// the weight now and the highest reached, how long it stayed at each, the analysis checks that
-/// failed, and a small chart of weight over time (drawn on the server; no script needed).
+/// the weight now and the highest reached (and, when the canary's metadata repeats its analysis, the
+/// maximum and the steps left), how long it stayed at each, the analysis checks that failed, and a
+/// small chart of weight over time (drawn on the server; no script needed).
 struct RolloutProgress {
     struct Step {
         var weight: Int
@@ -246,7 +253,7 @@ struct RolloutProgress {
 
     /// From a rollout's entries, oldest first, until `end` (now, for one in progress; else its last
     /// entry). Nil when no event reports a weight.
-    init?(_ entries: [AuditEntry], until end: Date?) {
+    init?(_ entries: [AuditEntry], until end: Date?, plan: TrafficPlan? = nil) {
         let events = entries.filter { $0.action == .event }
         let advances = events.compactMap { event in
             event.reason.flatMap(FlaggerMessage.advancedWeight).map { (at: event.at, weight: $0) }
@@ -265,9 +272,14 @@ struct RolloutProgress {
         }
         let total = Moment.words(max(Int(finish.timeIntervalSince(start).rounded()), 1))
         let failed = failedChecks == 0 ? "" : "; \(failedChecks) failed check\(failedChecks == 1 ? "" : "s")"
+        let of = plan.map { " of \($0.maximum)%" } ?? ""
+        var left = ""
+        if end != nil, let plan, let count = plan.stepsLeft(from: weight) {
+            left = count == 0 ? "; at its maximum" : "; \(count) step\(count == 1 ? "" : "s") left"
+        }
         summary =
-            "Canary weight \(weight)% (highest \(highest)%) after \(advances.count) step\(advances.count == 1 ? "" : "s") in \(total)\(failed)."
-        let scale = max(10, (highest + 9) / 10 * 10)
+            "Canary weight \(weight)%\(of) (highest \(highest)%) after \(advances.count) step\(advances.count == 1 ? "" : "s") in \(total)\(left)\(failed)."
+        let scale = max(10, (max(highest, plan?.maximum ?? 0) + 9) / 10 * 10)
         scaleTop = scale
         label = "Canary weight over \(total): " + advances.map { "\($0.weight)%" }.joined(separator: ", ")
         points = Self.chart(advances, from: start, to: finish, scale: scale)
