@@ -34,6 +34,8 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
     case requested
     /// Someone lifted a policy rule for one canary's rollout.
     case overridden
+    /// A dry-run rule began or stopped differing from what was answered (what it would have held).
+    case dryRun = "dry-run"
 }
 
 /// One entry of the audit trail.

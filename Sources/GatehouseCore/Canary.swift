@@ -20,6 +20,11 @@ public struct Canary: Sendable, Equatable {
     public var gates: GateSet
     /// Where the canary is in its rollout.
     public var rollout: Rollout
+    /// The canary weight Flagger's events last reported ("Advance podinfo.test canary weight 20"; 0
+    /// when an analysis starts or a rollout ends); nil until an event says it.
+    public var trafficWeight: Int?
+    /// When a rollout of this canary last succeeded, as far as Gatehouse saw; nil if none has.
+    public var succeededAt: Date?
     /// What its webhooks' metadata says of it for the policy (group, team, dependencies).
     public var labels: CanaryLabels {
         get { seldom.first?.labels ?? CanaryLabels() }
@@ -46,6 +51,11 @@ public struct Canary: Sendable, Equatable {
         get { seldom.first?.overrides ?? [] }
         set { updateSeldom { $0.overrides = newValue } }
     }
+    /// What dry-run rules would have done differently in this rollout (`enforce: false`).
+    public var dryRuns: [DryRun] {
+        get { seldom.first?.dryRuns ?? [] }
+        set { updateSeldom { $0.dryRuns = newValue } }
+    }
 
     /// What only some canaries have (labels, who asked, a place in the queue, overrides).
     private struct Seldom: Sendable, Equatable {
@@ -54,6 +64,7 @@ public struct Canary: Sendable, Equatable {
         var requestedAt: Date?
         var queuedAt: Date?
         var overrides: [Override] = []
+        var dryRuns: [DryRun] = []
     }
 
     /// The seldom fields when any is set, as the one element of an array (none otherwise): a
@@ -111,7 +122,8 @@ public struct Canary: Sendable, Equatable {
             return true
         }
         if labels != other.labels || requestedBy != other.requestedBy || requestedAt != other.requestedAt
-            || queuedAt != other.queuedAt || overrides != other.overrides
+            || queuedAt != other.queuedAt || overrides != other.overrides || dryRuns != other.dryRuns
+            || trafficWeight != other.trafficWeight || succeededAt != other.succeededAt
         {
             return true
         }

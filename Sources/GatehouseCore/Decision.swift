@@ -61,6 +61,8 @@ public struct Decision: Sendable, Equatable {
         case dependency
         /// Outside a deploy window.
         case window
+        /// A traffic step above a weight ceiling (or of an unknown weight).
+        case weight
 
         /// In a few words, as status lists show it.
         public var summary: String {
@@ -74,6 +76,7 @@ public struct Decision: Sendable, Equatable {
             case .queued: "queued for a rollout slot"
             case .dependency: "waiting for a dependency"
             case .window: "outside its deploy window"
+            case .weight: "held at its weight ceiling"
             }
         }
 
@@ -84,6 +87,7 @@ public struct Decision: Sendable, Equatable {
             case .queued: self = .queued
             case .dependency: self = .dependency
             case .window: self = .window
+            case .weight: self = .weight
             }
         }
     }
@@ -139,6 +143,7 @@ public struct Decision: Sendable, Equatable {
             let expired = facts.contains { $0.action == .expired }
             cause = expired ? .expired : .closed
             message = Decision.closedMessage(for: check, expired: expired)
+            if policyApplies, !guards.notes.isEmpty { message += " (\(guards.notes.joined(separator: "; ")))" }
         } else if policyApplies, gate.isOpen, let short = guards.approvalsHold(on: gate, of: check) {
             verdict = .refused
             cause = .approvals

@@ -12,6 +12,16 @@ public enum FlaggerMessage {
         return Int(digits)
     }
 
+    /// The canary weight after the event: the advanced weight; 0 when an analysis starts ("New
+    /// revision detected!", "Starting canary analysis", scheduler.go:329, 451, 910) or a rollout ends
+    /// and traffic goes back to the primary ("Promotion completed!", "Canary failed!", 422, 967);
+    /// nil for an event that says nothing of the weight.
+    public static func weight(after message: String) -> Int? {
+        if let weight = advancedWeight(message) { return weight }
+        let resets = ["New revision detected!", "Starting canary analysis", "Promotion completed!", "Canary failed!"]
+        return resets.contains { message.hasPrefix($0) } ? 0 : nil
+    }
+
     /// Whether the message reports an analysis check that failed ("Halt podinfo.test advancement
     /// success rate 91.20% < 99%"), not a halt that waits for a gate ("… waiting for promotion
     /// approval …") or for the primary to be ready.

@@ -30,6 +30,8 @@ public struct Guards: Sendable {
     public var requesters: [String] = []
     /// The rollout slots' refusal, applied only when the check would otherwise admit a rollout.
     public var queue: Hold?
+    /// Why an automatic rule did not open the gate this time (a traffic step above its weight).
+    public var notes: [String] = []
 
     /// No rule applies.
     public init() {}
@@ -109,12 +111,35 @@ extension Canary {
         return people
     }
 
-    /// What the policy says of a check of `gate` now.
+    /// The traffic step Flagger asks `confirm-traffic-increase` for now: from the weight its events
+    /// last reported to the weight its analysis (repeated in the webhook metadata) makes next.
+    public var trafficStep: TrafficStep {
+        guard let plan = labels.trafficPlan else {
+            return .unknown(
+                "Gatehouse does not know how its analysis moves traffic: add the analysis' stepWeight (or stepWeights) and maxWeight to the traffic webhook's metadata"
+            )
+        }
+        guard let weight = trafficWeight else {
+            return .unknown(
+                "no event from Flagger has reported its canary weight: add an event webhook to Gatehouse (eventWebhook or an event-type webhook)"
+            )
+        }
+        return .known(from: weight, to: plan.weight(after: weight))
+    }
+
+    /// What the policy says of a check of `gate` now: what its enforced rules say.
     public func guards(_ gate: GateKind, in surroundings: Surroundings, at now: Date) -> Guards {
+        guards(gate, under: surroundings.policy.rules(for: self).filter(\.enforced), in: surroundings, at: now)
+    }
+
+    /// What `rules` (those of the policy that select this canary) say of a check of `gate` now.
+    public func guards(_ gate: GateKind, under rules: [PolicyRule], in surroundings: Surroundings, at now: Date)
+        -> Guards
+    {
         var guards = Guards()
         guard gate.isPolicyGate else { return guards }
         let requesters = requesters(for: gate)
-        for rule in surroundings.policy.rules(for: self) where rule.gates.contains(gate) {
+        for rule in rules where rule.gates.contains(gate) {
             guard !isOverridden(rule.name, at: now) else { continue }
             let overriding =
                 rule.overriders.isEmpty
@@ -126,8 +151,44 @@ extension Canary {
                     guards.approvals = (rule.name, count, from)
                     guards.requesters = requesters
                 }
-            case .automatic:
+            case .automatic(let limit):
+                if let limit, gate == .traffic, rule.requirement.judgesWeight {
+                    let allowed = "rule \(rule.name) lets traffic steps up to \(limit)% canary weight go on by themselves"
+                    switch trafficStep {
+                    case .known(_, let reach) where reach <= limit: break
+                    case .known(let weight, let reach):
+                        guards.notes.append("\(allowed); this one goes from \(weight)% to \(reach)%")
+                        continue
+                    case .unknown(let why):
+                        guards.notes.append("\(allowed), but \(why)")
+                        continue
+                    }
+                }
                 guards.automatic = guards.automatic ?? rule.name
+            case .maxWeight(let limit):
+                guard gate == .traffic else { continue }
+                let lifting =
+                    rule.overriders.isEmpty
+                    ? "nobody may lift it (raise the rule's limit)"
+                    : "it passes once one of \(rule.overriders.joined(separator: ", ")) overrides it for this rollout: gatehouse override \(id.commandLine) \(rule.name) --reason TEXT"
+                let situation: String
+                switch trafficStep {
+                case .known(_, let reach) where reach <= limit: continue
+                case .known(let weight, let reach): situation = "this step would take it from \(weight)% to \(reach)%"
+                case .unknown(let why): situation = why
+                }
+                guards.holds.append(
+                    Hold(
+                        rule: rule.name, kind: .weight, since: nil,
+                        message:
+                            "traffic gate of \(id) is held at the weight ceiling (rule \(rule.name): canary weight at most \(limit)%): \(situation); \(lifting)",
+                        needed: rule.overriders.isEmpty ? "the rule's limit is raised" : "an override by one of \(rule.overriders.joined(separator: ", "))"))
+            case .firstRollout(let count, let from, let since):
+                if let succeeded = succeededAt, succeeded >= since ?? .distantPast { continue }
+                if guards.approvals == nil {
+                    guards.approvals = (rule.name, count, from)
+                    guards.requesters = requesters
+                }
             case .window(let window):
                 guard !window.allows(at: now) else { continue }
                 let change = window.nextChange(after: now)
@@ -243,6 +304,14 @@ extension Canary {
         }
         return "\(number)\(suffix)"
     }
+}
+
+/// The traffic step a `confirm-traffic-increase` check asks for, as far as Gatehouse can know it.
+public enum TrafficStep: Sendable, Equatable {
+    /// From this canary weight to that one.
+    case known(from: Int, to: Int)
+    /// Not known, and why (in words a person can act on).
+    case unknown(String)
 }
 
 extension GateKind {

@@ -13,12 +13,29 @@ public struct Policy: Sendable, Equatable {
     /// No rules: every gate is a switch a person flips.
     public static let none = Policy(rules: [])
 
+    /// What `policy check` and the service's log warn of: names no person can have, and rules that
+    /// judge weights, which need what only the Canary's own webhooks can give.
+    public var warnings: [String] {
+        unreachableNames
+            + rules.filter(\.requirement.judgesWeight).map { rule in
+                let without =
+                    if case .automatic = rule.requirement {
+                        "its steps above the weight are left to people, and so are all its steps"
+                    } else { "its traffic is held, and told why" }
+                return
+                    "line \(rule.line): rule \(rule.name) judges the weight each traffic step reaches: every canary it selects needs an event webhook to Gatehouse (its weight comes from Flagger's events) and its analysis' stepWeight (or stepWeights) and maxWeight in the traffic webhook's metadata; without them \(without)"
+            }
+    }
+
     /// Names in rules' `from:` and `overrideBy:` that no person can ever have: a shared token's, a
     /// workload's, an approval link's or Gatehouse's own (rules count people only), or an empty group.
     public var unreachableNames: [String] {
         rules.flatMap { rule -> [String] in
             var named: [(String, String)] = rule.overriders.map { ("overrideBy", $0) }
-            if case .approvals(_, let from?) = rule.requirement { named = from.map { ("from", $0) } + named }
+            switch rule.requirement {
+            case .approvals(_, let from?), .firstRollout(_, let from?, _): named = from.map { ("from", $0) } + named
+            default: break
+            }
             return named.compactMap { field, name in
                 if name == Principal.groupPrefix {
                     return "line \(rule.line): rule \(rule.name)'s \(field) names an empty group"
@@ -43,7 +60,7 @@ public struct Policy: Sendable, Equatable {
         rules.contains { rule in
             switch rule.requirement {
             case .concurrency, .dependencies: true
-            case .approvals, .automatic, .window: false
+            case .approvals, .automatic, .window, .maxWeight, .firstRollout: false
             }
         }
     }
@@ -56,7 +73,7 @@ public struct Policy: Sendable, Equatable {
             switch rule.requirement {
             case .concurrency: needs.rollouts = true
             case .dependencies(let named): needs.canaries += canary.dependencies(named: named)
-            case .approvals, .automatic, .window: break
+            case .approvals, .automatic, .window, .maxWeight, .firstRollout: break
             }
         }
         return needs
@@ -91,14 +108,18 @@ public struct PolicyRule: Sendable, Equatable {
     public var requirement: Requirement
     /// Who may override it for one canary's rollout, with a reason (audited); nobody when empty.
     public var overriders: [String]
+    /// Whether it holds gates; a dry-run rule (`enforce: false`) is evaluated on every check the
+    /// same way and only records what it would have done.
+    public var enforced: Bool
 
     /// What a rule requires before a gate passes.
     public enum Requirement: Sendable, Equatable {
         /// This many approvals from distinct people among `from` (anyone who may open the gate when
         /// nil); the person who requested the release does not count.
         case approvals(count: Int, from: [String]?)
-        /// The gate opens by itself when every other rule allows.
-        case automatic
+        /// The gate opens by itself when every other rule allows; with `upToWeight`, a traffic step
+        /// only while the weight it reaches is at most that (above it the gate is left to people).
+        case automatic(upToWeight: Int?)
         /// At most `limit` canaries of one scope in a rollout at once; a canary not heard from for
         /// `silentAfter` frees its slot.
         case concurrency(limit: Int, per: ConcurrencyScope, silentAfter: TimeInterval)
@@ -107,6 +128,21 @@ public struct PolicyRule: Sendable, Equatable {
         case dependencies([CanaryRef])
         /// A weekly deploy window in a time zone.
         case window(DeployWindow)
+        /// Traffic steps that would take the canary weight above `limit` are held until one of the
+        /// rule's `overrideBy` lifts it for the rollout.
+        case maxWeight(limit: Int)
+        /// The canary's first rollout (since it appeared, or since `since`) needs these approvals,
+        /// as `approvals` counts them; once a rollout of it succeeded the rule no longer applies.
+        case firstRollout(count: Int, from: [String]?, since: Date?)
+
+        /// Whether it needs to know the weight a traffic step reaches.
+        public var judgesWeight: Bool {
+            switch self {
+            case .automatic(let limit?): limit < TrafficPlan.total
+            case .maxWeight: true
+            default: false
+            }
+        }
 
         /// The word the policy file uses for it.
         public var keyword: String {
@@ -116,6 +152,8 @@ public struct PolicyRule: Sendable, Equatable {
             case .concurrency: "concurrency"
             case .dependencies: "dependsOn"
             case .window: "window"
+            case .maxWeight: "maxWeight"
+            case .firstRollout: "firstRollout"
             }
         }
     }
@@ -123,8 +161,9 @@ public struct PolicyRule: Sendable, Equatable {
     /// Creates a rule.
     public init(
         name: String, line: Int = 0, selector: CanarySelector = CanarySelector(), gates: Set<GateKind>,
-        requirement: Requirement, overriders: [String] = []
+        requirement: Requirement, overriders: [String] = [], enforced: Bool = true
     ) {
+        self.enforced = enforced
         self.name = name
         self.line = line
         self.selector = selector
@@ -136,23 +175,41 @@ public struct PolicyRule: Sendable, Equatable {
     /// What the rule does, in one sentence (for `gatehouse policy check`).
     public var summary: String {
         let held = GateKind.policyGates.filter { gates.contains($0) }.map(\.rawValue).joined(separator: ", ")
+        let dryRun = enforced ? "" : " (dry run: records what it would hold, holds nothing)"
         switch requirement {
         case .approvals(let count, let from):
             let people = from.map { "one of " + $0.joined(separator: ", ") } ?? "anyone who may open it"
             return
-                "\(held): \(count) approval\(count == 1 ? "" : "s") from distinct people (\(people)), not by whoever requested the release"
-        case .automatic:
-            return "\(held): opens by itself when every other rule allows"
+                "\(held)\(dryRun): \(count) approval\(count == 1 ? "" : "s") from distinct people (\(people)), not by whoever requested the release"
+        case .automatic(nil):
+            return "\(held)\(dryRun): opens by itself when every other rule allows"
+        case .automatic(let limit?):
+            return
+                "\(held)\(dryRun): opens by itself for steps up to \(limit)% canary weight when every other rule allows; above, people decide"
+        case .maxWeight(let limit):
+            let lifting = overriders.isEmpty ? "nobody may lift it" : "lifted by one of \(overriders.joined(separator: ", "))"
+            return
+                "\(held)\(dryRun): holds traffic steps that would take the canary weight above \(limit)% (\(lifting))"
+        case .firstRollout(let count, let from, let since):
+            let people = from.map { "one of " + $0.joined(separator: ", ") } ?? "anyone who may open it"
+            let start = since.map { " since \(Self.day($0))" } ?? ""
+            return
+                "\(held)\(dryRun): a canary's first rollout\(start), until one succeeds, needs \(count) approval\(count == 1 ? "" : "s") from distinct people (\(people))"
         case .concurrency(let limit, let per, let silence):
             return
-                "rollout: at most \(limit) in a rollout at once \(per.phrase), in the order they asked; a canary silent for \(DurationText.format(silence)) frees its slot"
+                "rollout\(dryRun): at most \(limit) in a rollout at once \(per.phrase), in the order they asked; a canary silent for \(DurationText.format(silence)) frees its slot"
         case .dependencies(let named):
             let listed = named.map(\.description).joined(separator: ", ")
             return
-                "\(held): waits until \(listed.isEmpty ? "the canaries its metadata names (dependsOn)" : listed + " (and those its metadata names)") succeeded in a rollout that was under way or started after this release began"
+                "\(held)\(dryRun): waits until \(listed.isEmpty ? "the canaries its metadata names (dependsOn)" : listed + " (and those its metadata names)") succeeded in a rollout that was under way or started after this release began"
         case .window(let window):
-            return "\(held): \(window.description)"
+            return "\(held)\(dryRun): \(window.description)"
         }
+    }
+
+    /// `2026-12-01`: a day, in UTC.
+    public static func day(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(timeZone: .gmt).year().month().day())
     }
 }
 
@@ -350,6 +407,36 @@ public struct CanaryLabels: Sendable, Equatable, Codable {
     public var isEmpty: Bool { self == CanaryLabels() }
 }
 
+/// What a dry-run rule (`enforce: false`) would have done to one gate of a rollout: held a check
+/// that passed, or let pass one that was refused. Kept while the difference lasts, so that each is
+/// recorded once when it begins and once when it ends.
+public struct DryRun: Sendable, Equatable, Codable {
+    /// The rule.
+    public var rule: String
+    /// The gate.
+    public var gate: GateKind
+    /// Whether the rule would have held the gate (else it would have let it pass).
+    public var wouldHold: Bool
+    /// The answer Flagger would have had, in one sentence.
+    public var message: String
+    /// Since when.
+    public var since: Date
+
+    /// Creates one.
+    public init(rule: String, gate: GateKind, wouldHold: Bool, message: String, since: Date) {
+        self.rule = rule
+        self.gate = gate
+        self.wouldHold = wouldHold
+        self.message = message
+        self.since = since
+    }
+
+    /// In words, for the audit trail and the dashboard.
+    public var summary: String {
+        "rule \(rule) (dry run) would have \(wouldHold ? "held" : "let pass") the \(gate.rawValue) gate: \(message)"
+    }
+}
+
 /// Someone lifting one rule for one canary's rollout, with a reason.
 public struct Override: Sendable, Equatable, Codable {
     /// The rule lifted.
@@ -385,6 +472,8 @@ public struct Hold: Sendable, Equatable, Codable {
         case dependency
         /// Outside the deploy window.
         case window
+        /// The traffic step would take the canary weight above a ceiling, or its weight is unknown.
+        case weight
     }
 
     /// The rule's name.

@@ -223,25 +223,24 @@ extension Canary {
             change.facts += canary.followProgressCheck(check, at: now).facts
         }
 
-        let guards = canary.guards(check.gate, in: surroundings, at: now)
-        let decision: Decision
+        var holding: String?
         if check.gate.isHeldForApprovedRevision, let unapproved = canary.rollout.unapprovedRevision,
             unapproved == check.checksum
         {
             if canary.approvesRevision(unapproved, at: now) {
                 change.facts += canary.adoptRevision(unapproved, at: now).facts
-                decision = Decision(
-                    for: check, gate: canary.gate(check.gate), freeze: freeze, guards: guards, at: now)
             } else {
-                decision = Decision(
-                    for: check, gate: canary.gate(check.gate), freeze: freeze,
-                    holding:
-                        "revision \(unapproved) of \(check.canary) reached \(check.gate.rawValue) checks without passing the rollout gate (it changed during analysis); approve it with: gatehouse open rollout \(check.canary.commandLine)",
-                    guards: guards, at: now)
+                holding =
+                    "revision \(unapproved) of \(check.canary) reached \(check.gate.rawValue) checks without passing the rollout gate (it changed during analysis); approve it with: gatehouse open rollout \(check.canary.commandLine)"
             }
-        } else {
-            decision = Decision(for: check, gate: canary.gate(check.gate), freeze: freeze, guards: guards, at: now)
         }
+        let before = canary.gate(check.gate)
+        let decision = Decision(
+            for: check, gate: before, freeze: freeze, holding: holding,
+            guards: canary.guards(check.gate, in: surroundings, at: now), at: now)
+        change.append(
+            canary.noteDryRuns(of: check, answered: decision, gate: before, freeze: freeze, holding: holding, in: surroundings, at: now),
+            gate: check.gate)
         // Most checks change nothing: leave the gates (and their storage) untouched then.
         if decision.gate != canary.gate(check.gate) { canary.gates[check.gate] = decision.gate }
         change.append(decision.facts, gate: check.gate)
@@ -273,6 +272,43 @@ extension Canary {
             canary.queuedAt = decision.cause == .queued ? (canary.queuedAt ?? now) : nil
         }
         return CheckOutcome(decision: decision, canary: canary, change: change)
+    }
+
+    /// Decides the check again with each dry-run rule that selects the canary enforced among the
+    /// enforced ones; where the answer would differ from `decision`, notes it (once, when it begins)
+    /// and, when a difference noted ends, says for how long it lasted.
+    private mutating func noteDryRuns(
+        of check: Check, answered decision: Decision, gate: Gate, freeze: Freeze?, holding: String?,
+        in surroundings: Surroundings, at now: Date
+    ) -> [GateFact] {
+        let selecting = surroundings.policy.rules(for: self)
+        let enforced = selecting.filter(\.enforced)
+        var facts: [GateFact] = []
+        for var rule in selecting where !rule.enforced && rule.gates.contains(check.gate) {
+            guard !isOverridden(rule.name, at: now) else { continue }
+            rule.enforced = true
+            let would = Decision(
+                for: check, gate: gate, freeze: freeze, holding: holding,
+                guards: guards(check.gate, under: enforced + [rule], in: surroundings, at: now), at: now)
+            let noted = dryRuns.firstIndex { $0.rule == rule.name && $0.gate == check.gate }
+            if would.verdict != decision.verdict, noted == nil {
+                let dryRun = DryRun(
+                    rule: rule.name, gate: check.gate, wouldHold: !would.isApproved, message: would.message, since: now)
+                dryRuns.append(dryRun)
+                facts.append(
+                    GateFact(action: .dryRun, actor: Gate.systemActor, reason: dryRun.summary, checksum: check.checksum))
+            } else if would.verdict == decision.verdict, let noted {
+                let ended = dryRuns.remove(at: noted)
+                let lasted = DurationText.format(max(now.timeIntervalSince(ended.since).rounded(), 1))
+                facts.append(
+                    GateFact(
+                        action: .dryRun, actor: Gate.systemActor,
+                        reason:
+                            "rule \(rule.name) (dry run) now answers the \(check.gate.rawValue) gate as it was answered; it would have \(ended.wouldHold ? "held" : "let pass") it for \(lasted)",
+                        checksum: check.checksum))
+            }
+        }
+        return facts
     }
 
     /// Applies a traffic, promotion or rollback check to the rollout: the first one names the
@@ -430,6 +466,8 @@ extension Canary {
         rollout.unapprovedRevision = nil
         rollout.since = now
         rollout.outcome = outcome
+        if outcome == .succeeded { succeededAt = now }
+        dryRuns = []
         rollout.promotionPassedAt = nil
         rollout.asked = []
         rollout.approvalsSeenAt = nil
@@ -482,6 +520,9 @@ extension Canary {
     /// rollback request made before it, and any other event changes nothing but a rollout seen
     /// promoting. Returns what changed.
     public mutating func applyReport(_ payload: FlaggerPayload, as action: AuditAction, at now: Date) -> CanaryChange {
+        if action == .event, let weight = payload.eventMessage.flatMap(FlaggerMessage.weight(after:)) {
+            trafficWeight = weight
+        }
         if let outcome = Canary.endOutcome(of: payload, as: action) {
             // post-rollout and the end event both come at the end of one rollout: the second changes nothing.
             if rollout.stage == .ended, payload.checksum == nil || payload.checksum == rollout.revision {

@@ -56,7 +56,7 @@ public func buildApplication(_ arguments: ServerArguments, logger: Logger) async
         logger.info(
             "policy file read",
             metadata: ["path": "\(policyFile.path)", "rules": .stringConvertible(policy().rules.count)])
-        for warning in policy().unreachableNames { logger.warning("policy file: \(warning)") }
+        for warning in policy().warnings { logger.warning("policy file: \(warning)") }
     }
     let known = try await store.canaryCounts().all
     logger.info("database ready", metadata: ["database": "\(location)", "canaries": .stringConvertible(known)])

@@ -152,7 +152,12 @@ public final class GatehouseMetrics: Sendable {
         var text = registry.emitToString()
         var open = "# TYPE gatehouse_gate_open gauge\n"
         var waiting = "# TYPE gatehouse_waiting_seconds gauge\n"
+        var dryRuns: [String: Int] = [:]
         for canary in (try? await store.activeOrOpenCanaries()) ?? [] {
+            for dryRun in canary.dryRuns {
+                let key = "rule=\"\(dryRun.rule)\",gate=\"\(dryRun.gate.rawValue)\",would=\"\(dryRun.wouldHold ? "hold" : "pass")\""
+                dryRuns[key, default: 0] += 1
+            }
             let anyOpen = canary.gates.values.contains { $0.isEffectivelyOpen(at: now) }
             let waitingOn = canary.waitingOn
             guard anyOpen || waitingOn != nil else { continue }
@@ -168,6 +173,11 @@ public final class GatehouseMetrics: Sendable {
         }
         text += open
         text += waiting
+        // Per dry-run rule: how many canaries it would now answer otherwise than they were answered.
+        text += "# TYPE gatehouse_policy_dry_run_canaries gauge\n"
+        for (key, count) in dryRuns.sorted(by: { $0.key < $1.key }) {
+            text += "gatehouse_policy_dry_run_canaries{\(key)} \(count)\n"
+        }
         text += "# TYPE gatehouse_log_lines_dropped_total counter\n"
         text += "gatehouse_log_lines_dropped_total \(LogOutput.standardOutput.dropped)\n"
         return text

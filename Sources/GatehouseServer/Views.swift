@@ -89,6 +89,8 @@ struct PolicyStateView: Codable {
     var requestedBy: [String]?
     var overrides: [Override]?
     var queuedSince: Date?
+    var dryRuns: [DryRun]?
+    var trafficWeight: Int?
 
     init(_ canary: Canary, policy: Policy, at now: Date) {
         let names = policy.rules(for: canary).map(\.name)
@@ -98,10 +100,13 @@ struct PolicyStateView: Codable {
         let active = canary.overrides.filter { $0.expiresAt > now }
         overrides = active.isEmpty ? nil : active
         queuedSince = canary.queuedAt
+        dryRuns = canary.dryRuns.isEmpty ? nil : canary.dryRuns
+        trafficWeight = policy.rules(for: canary).contains { $0.requirement.judgesWeight } ? canary.trafficWeight : nil
     }
 
     var isEmpty: Bool {
         rules == nil && labels == nil && requestedBy == nil && overrides == nil && queuedSince == nil
+            && dryRuns == nil && trafficWeight == nil
     }
 }
 

@@ -220,6 +220,8 @@ extension String: StorableElement {
 
 extension Override: StorableElement {}
 
+extension DryRun: StorableElement {}
+
 extension GateKind: StorableElement {
     static func fromPlainString(_ text: Substring) -> GateKind? { GateKind(rawValue: String(text)) }
 }
@@ -464,6 +466,9 @@ enum Tables {
             .column("requestedAt", \.requestedAt),
             .column("queuedAt", \.queuedAt),
             .column("overrides", \.overrides),
+            .column("trafficWeight", \.trafficWeight),
+            .column("succeededAt", \.succeededAt),
+            .column("dryRuns", \.dryRuns),
         ],
         make: { row in Canary(id: try Tables.canaryID(row)) }, versioned: true)
 

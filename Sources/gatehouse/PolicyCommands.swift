@@ -82,6 +82,8 @@ struct PolicyCheck: AsyncParsableCommand {
     @Option(help: "The group its webhooks' metadata names.") var group: String?
     @Option(help: "The team its webhooks' metadata names.") var team: String?
     @Option(help: "The canaries its webhooks' metadata names in dependsOn (comma-separated).") var dependsOn: String?
+    @Option(help: "The canary weight its analysis steps in (its metadata's stepWeight).") var stepWeight: Int?
+    @Option(help: "The canary weight its analysis steps up to (its metadata's maxWeight).") var maxWeight: Int?
 
     func run() async throws {
         guard let data = FileManager.default.contents(atPath: file) else {
@@ -95,7 +97,7 @@ struct PolicyCheck: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print("\(file): valid, \(policy.rules.count) rule\(policy.rules.count == 1 ? "" : "s")")
-        for warning in policy.unreachableNames {
+        for warning in policy.warnings {
             FileHandle.standardError.write(Data("\(file): warning: \(warning)\n".utf8))
         }
         guard let canary else {
@@ -113,6 +115,8 @@ struct PolicyCheck: AsyncParsableCommand {
         metadata["group"] = group
         metadata["team"] = team
         metadata["dependsOn"] = dependsOn
+        metadata["stepWeight"] = stepWeight.map(String.init)
+        metadata["maxWeight"] = maxWeight.map(String.init)
         subject.labels = subject.labels.updated(from: metadata)
         let applying = policy.rules(for: subject)
         guard !applying.isEmpty else {
@@ -131,6 +135,24 @@ struct PolicyCheck: AsyncParsableCommand {
                 let state = window.allows(at: now) ? "passes now" : "holds now"
                 let change = window.nextChange(after: now).map { ", until \(window.localTime($0))" } ?? ""
                 print("    \(state)\(change)")
+            }
+            if rule.requirement.judgesWeight, let plan = subject.labels.trafficPlan {
+                let limit: Int? =
+                    switch rule.requirement {
+                    case .automatic(let limit): limit
+                    case .maxWeight(let limit): limit
+                    default: nil
+                    }
+                var weight = 0
+                var held: [String] = []
+                while let limit, weight < plan.maximum {
+                    let next = plan.weight(after: weight)
+                    if next > limit { held.append("\(weight)% → \(next)%") }
+                    weight = next
+                }
+                print(
+                    "    with \(plan.description): "
+                        + (held.isEmpty ? "no step goes above it" : "steps above it: \(held.joined(separator: ", "))"))
             }
             if !rule.overriders.isEmpty {
                 print("    may be overridden by: \(rule.overriders.joined(separator: ", "))")

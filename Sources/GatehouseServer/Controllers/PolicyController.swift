@@ -27,6 +27,7 @@ struct PolicyView: ResponseEncodable {
         var requirement: String
         var gates: [GateKind]
         var summary: String
+        var enforce: Bool
         var overrideBy: [String]?
         /// For a window: whether gates may pass now, and when that changes.
         var passesNow: Bool?
@@ -42,7 +43,7 @@ struct PolicyView: ResponseEncodable {
             return Rule(
                 name: rule.name, line: rule.line, requirement: rule.requirement.keyword,
                 gates: GateKind.policyGates.filter { rule.gates.contains($0) }, summary: rule.summary,
-                overrideBy: rule.overriders.isEmpty ? nil : rule.overriders, passesNow: window?.allows(at: now),
+                enforce: rule.enforced, overrideBy: rule.overriders.isEmpty ? nil : rule.overriders, passesNow: window?.allows(at: now),
                 changesAt: window?.nextChange(after: now))
         }
     }

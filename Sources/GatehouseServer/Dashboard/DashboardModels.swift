@@ -51,6 +51,23 @@ struct WaitingModel {
     }
 }
 
+/// What a dry-run rule would have done differently, in words.
+struct DryRunModel {
+    var rule: String
+    var verb: String
+    var gate: String
+    var since: Moment
+    var message: String
+
+    init(_ dryRun: DryRun, now: Date) {
+        rule = dryRun.rule
+        verb = dryRun.wouldHold ? "held" : "let pass"
+        gate = dryRun.gate.rawValue
+        since = Moment(dryRun.since, now: now)
+        message = dryRun.message
+    }
+}
+
 /// The page of one canary: where it is, the path of its page and actions.
 struct CanaryModel {
     var id: String
@@ -69,6 +86,7 @@ struct CanaryModel {
     var lastSeen: Moment?
     var message: String?
     var waiting: WaitingModel?
+    var dryRuns: [DryRunModel] = []
     var gates: [GateRow]
     var timeline: [RolloutHistory]
 
@@ -124,6 +142,7 @@ struct CanaryModel {
         lastSeen = canary.lastSeen.map { Moment($0, now: now) }
         message = view.message
         waiting = view.waitingOn.map { WaitingModel($0, now: now) }
+        dryRuns = canary.dryRuns.map { DryRunModel($0, now: now) }
         gates = GateKind.allCases.map { GateRow($0, view.gates[$0.rawValue]) }
         timeline = RolloutHistory.grouping(
             events, current: rollout.isInProgress ? rollout.currentChecksum : nil, plan: canary.labels.trafficPlan,

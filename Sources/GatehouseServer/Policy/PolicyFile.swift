@@ -7,7 +7,9 @@ import Yams
 /// line it is on, in one sentence.
 public enum PolicyFile {
     /// The requirements a rule may have, each a key of its own.
-    static let requirementKeys = ["approvals", "automatic", "concurrency", "dependsOn", "window"]
+    static let requirementKeys = [
+        "approvals", "automatic", "concurrency", "dependsOn", "window", "maxWeight", "firstRollout",
+    ]
 
     /// Reads a policy file's text, or explains in one sentence (naming the line) what is wrong.
     public static func parse(_ text: String) throws(InvalidInput) -> Policy {
@@ -38,7 +40,7 @@ public enum PolicyFile {
     private static func rule(_ node: Node) throws(InvalidInput) -> PolicyRule {
         let line = node.mark?.line ?? 0
         let fields = try YAMLReader.mapping(
-            node, "a rule", allowed: ["name", "canaries", "gates", "overrideBy"] + requirementKeys)
+            node, "a rule", allowed: ["name", "canaries", "gates", "overrideBy", "enforce"] + requirementKeys)
         guard let nameNode = fields["name"] else { throw InvalidInput("line \(line): a rule needs a name") }
         let name = try YAMLReader.string(nameNode, "name")
         guard !name.isEmpty, name.count <= 63, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) })
@@ -53,14 +55,25 @@ public enum PolicyFile {
                 "line \(line): rule \(name) needs exactly one of \(requirementKeys.joined(separator: ", "))\(given.isEmpty ? "" : " (it has \(given.joined(separator: " and ")))")"
             )
         }
-        let requirement = try Self.requirement(key, requirementNode, rule: name)
+        var overriders =
+            try fields["overrideBy"].map { node throws(InvalidInput) in try YAMLReader.strings(node, "overrideBy") }
+            ?? []
+        let requirement = try Self.requirement(key, requirementNode, rule: name, overriders: &overriders)
         let gates = try Self.gates(fields["gates"], for: requirement, rule: name, line: line)
+        var enforced = true
+        if let enforceNode = fields["enforce"] {
+            switch enforceNode.scalar?.string {
+            case "true": enforced = true
+            case "false": enforced = false
+            default:
+                throw InvalidInput(
+                    "line \(YAMLReader.line(enforceNode)): enforce is true or false (false: a dry run that records what the rule would hold and holds nothing)"
+                )
+            }
+        }
         return PolicyRule(
             name: name, line: line, selector: try selector(fields["canaries"]), gates: gates,
-            requirement: requirement,
-            overriders: try fields["overrideBy"].map { node throws(InvalidInput) in
-                try YAMLReader.strings(node, "overrideBy")
-            } ?? [])
+            requirement: requirement, overriders: overriders, enforced: enforced)
     }
 
     private static func selector(_ node: Node?) throws(InvalidInput) -> CanarySelector {
@@ -86,10 +99,11 @@ public enum PolicyFile {
     {
         guard let node else {
             switch requirement {
-            case .concurrency: return [.rollout]
+            case .concurrency, .firstRollout: return [.rollout]
             case .dependencies: return [.promotion]
             case .window: return Set(GateKind.policyGates)
-            case .approvals, .automatic:
+            case .maxWeight, .automatic(upToWeight: _?): return [.traffic]
+            case .approvals, .automatic(upToWeight: nil):
                 throw InvalidInput(
                     "line \(line): rule \(rule) needs gates: the gates it concerns (rollout, traffic, promotion)")
             }
@@ -110,6 +124,16 @@ public enum PolicyFile {
             gates.insert(gate)
         }
         guard !gates.isEmpty else { throw InvalidInput("line \(YAMLReader.line(node)): gates must not be empty") }
+        if case .maxWeight = requirement, gates != [.traffic] {
+            throw InvalidInput(
+                "line \(YAMLReader.line(node)): a maxWeight rule holds traffic steps only (gates: [traffic], or leave it out)"
+            )
+        }
+        if case .automatic(_?) = requirement, !gates.contains(.traffic) {
+            throw InvalidInput(
+                "line \(YAMLReader.line(node)): upToWeight concerns traffic steps: the rule's gates must include traffic"
+            )
+        }
         if case .concurrency = requirement, gates != [.rollout] {
             throw InvalidInput(
                 "line \(YAMLReader.line(node)): a concurrency rule holds canaries at the rollout gate only (gates: [rollout], or leave it out)"
@@ -118,30 +142,71 @@ public enum PolicyFile {
         return gates
     }
 
-    private static func requirement(_ key: String, _ node: Node, rule: String) throws(InvalidInput)
-        -> PolicyRule.Requirement
+    /// `approvals: N` or `approvals: {count: N, from: [...]}`.
+    private static func approvals(_ node: Node, rule: String) throws(InvalidInput) -> (count: Int, from: [String]?) {
+        let line = YAMLReader.line(node)
+        if node.scalar != nil {
+            return (try YAMLReader.integer(node, "approvals", in: 1...20), nil)
+        }
+        let fields = try YAMLReader.mapping(node, "approvals", allowed: ["count", "from"])
+        guard let count = fields["count"] else { throw InvalidInput("line \(line): approvals needs a count") }
+        let needed = try YAMLReader.integer(count, "count", in: 1...20)
+        let from = try fields["from"].map { node throws(InvalidInput) in try YAMLReader.strings(node, "from") }
+        if let from, Set(from).count < needed {
+            throw InvalidInput(
+                "line \(line): rule \(rule) asks for \(needed) approvals from \(Set(from).count) people; it could never pass"
+            )
+        }
+        return (needed, from)
+    }
+
+    private static func requirement(_ key: String, _ node: Node, rule: String, overriders: inout [String])
+        throws(InvalidInput) -> PolicyRule.Requirement
     {
         let line = YAMLReader.line(node)
         switch key {
         case "approvals":
-            if node.scalar != nil {
-                return .approvals(count: try YAMLReader.integer(node, "approvals", in: 1...20), from: nil)
-            }
-            let fields = try YAMLReader.mapping(node, "approvals", allowed: ["count", "from"])
-            guard let count = fields["count"] else { throw InvalidInput("line \(line): approvals needs a count") }
-            let needed = try YAMLReader.integer(count, "count", in: 1...20)
-            let from = try fields["from"].map { node throws(InvalidInput) in try YAMLReader.strings(node, "from") }
-            if let from, Set(from).count < needed {
+            let (count, from) = try approvals(node, rule: rule)
+            return .approvals(count: count, from: from)
+        case "automatic":
+            if node.scalar?.string == "true" { return .automatic(upToWeight: nil) }
+            guard node.mapping != nil else {
                 throw InvalidInput(
-                    "line \(line): rule \(rule) asks for \(needed) approvals from \(Set(from).count) people; it could never pass"
+                    "line \(line): automatic is true, or {upToWeight: N} for traffic steps up to N% (leave the rule out to turn it off)"
                 )
             }
-            return .approvals(count: needed, from: from)
-        case "automatic":
-            guard node.scalar?.string == "true" else {
-                throw InvalidInput("line \(line): automatic is true (leave the rule out to turn it off)")
+            let fields = try YAMLReader.mapping(node, "automatic", allowed: ["upToWeight"])
+            guard let limit = fields["upToWeight"] else {
+                throw InvalidInput("line \(line): automatic needs upToWeight: the canary weight up to which steps go on")
             }
-            return .automatic
+            return .automatic(upToWeight: try YAMLReader.integer(limit, "upToWeight", in: 1...100))
+        case "maxWeight":
+            if node.scalar != nil { return .maxWeight(limit: try YAMLReader.integer(node, "maxWeight", in: 1...99)) }
+            let fields = try YAMLReader.mapping(node, "maxWeight", allowed: ["limit", "overrideBy"])
+            guard let limit = fields["limit"] else {
+                throw InvalidInput("line \(line): maxWeight needs a limit: the highest canary weight steps may reach")
+            }
+            if let lifting = fields["overrideBy"] {
+                overriders += try YAMLReader.strings(lifting, "overrideBy").filter { !overriders.contains($0) }
+            }
+            return .maxWeight(limit: try YAMLReader.integer(limit, "limit", in: 1...99))
+        case "firstRollout":
+            let fields = try YAMLReader.mapping(node, "firstRollout", allowed: ["approvals", "since"])
+            guard let approvalsNode = fields["approvals"] else {
+                throw InvalidInput("line \(line): firstRollout needs approvals: {count: N, from: [people or group:NAME]}")
+            }
+            let (count, from) = try approvals(approvalsNode, rule: rule)
+            var since: Date?
+            if let sinceNode = fields["since"] {
+                let text = try YAMLReader.string(sinceNode, "since")
+                guard let day = try? Date(text + "T00:00:00Z", strategy: .iso8601) else {
+                    throw InvalidInput(
+                        "line \(YAMLReader.line(sinceNode)): since is a day, YYYY-MM-DD (UTC): rollouts that succeeded before it do not count"
+                    )
+                }
+                since = day
+            }
+            return .firstRollout(count: count, from: from, since: since)
         case "concurrency":
             let fields = try YAMLReader.mapping(node, "concurrency", allowed: ["limit", "per", "silentAfter"])
             guard let limitNode = fields["limit"] else { throw InvalidInput("line \(line): concurrency needs a limit") }

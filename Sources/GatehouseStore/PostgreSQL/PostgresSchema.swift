@@ -93,6 +93,10 @@ enum PostgresSchema {
         ),
         ("v6: change versions, for replicas' copies in memory to catch up with", Schema.changeVersions.map(\.postgres)),
         ("v7: audit searches by actor, action or both use indexes", Schema.auditSearchIndexes),
+        (
+            "v8: guardrail adoption: traffic weight, last success, dry runs",
+            Schema.adoptionColumns.postgres + [Schema.lastSuccessFromOutcome]
+        ),
     ]
 
     /// An arbitrary constant naming the lock replicas take to migrate one at a time.

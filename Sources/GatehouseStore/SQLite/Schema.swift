@@ -166,6 +166,9 @@ enum Schema {
         migrator.registerMigration("v9: audit searches by actor, action or both use indexes") { db in
             try db.execute(sql: Schema.auditSearchIndexes.joined(separator: ";\n"))
         }
+        migrator.registerMigration("v10: guardrail adoption: traffic weight, last success, dry runs") { db in
+            try db.execute(sql: Schema.adoptionColumns.sqlite + ";\n" + Schema.lastSuccessFromOutcome)
+        }
         return migrator
     }
 
@@ -238,6 +241,20 @@ enum Schema {
         ("gate", "lastVerdictChecksum"),
         ("audit", "checksum"),
     ]
+
+    /// The columns v10 adds, with their SQLite and PostgreSQL types: the canary weight Flagger's
+    /// events last reported, when a rollout last succeeded (a first-rollout rule), and what dry-run
+    /// rules would have done differently in the rollout under way.
+    static let adoptionColumns: [AddedColumn] = [
+        AddedColumn("canary", "trafficWeight", sqlite: "INTEGER", postgres: "bigint"),
+        AddedColumn("canary", "succeededAt", sqlite: "DATETIME", postgres: "timestamptz"),
+        AddedColumn("canary", "dryRuns", sqlite: "TEXT", postgres: "text"),
+    ]
+
+    /// A canary whose last rollout succeeded before v10 has had a successful rollout: it is not new
+    /// to a first-rollout rule (one whose last rollout failed is, unless the rule names a day after).
+    static let lastSuccessFromOutcome =
+        "UPDATE canary SET succeededAt = rolloutSince WHERE rolloutOutcome = 'Succeeded' AND rolloutSince IS NOT NULL"
 
     /// The columns v7 adds, with their SQLite and PostgreSQL types.
     static let rolloutBoundaryColumns: [AddedColumn] = [
