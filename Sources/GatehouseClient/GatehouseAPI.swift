@@ -123,10 +123,15 @@ public struct GatehouseAPI: Sendable {
     }
 
     /// Audit entries, newest first: of one canary or of everything.
-    public func events(of canary: CanaryID? = nil, limit: Int = 20) async throws(ClientError) -> Reply<AuditPage> {
+    /// The audit trail, newest first: of one canary or all, only entries of `action` or by `actor` when given.
+    public func events(of canary: CanaryID? = nil, action: String? = nil, actor: String? = nil, limit: Int = 20)
+        async throws(ClientError) -> Reply<AuditPage>
+    {
         let path = canary.map { canaryPath($0) + ["events"] } ?? ["v1", "events"]
-        return try await send(
-            "GET", path, query: [URLQueryItem(name: "limit", value: String(limit))] + (canary.map(cluster(of:)) ?? []))
+        var query = [URLQueryItem(name: "limit", value: String(limit))] + (canary.map(cluster(of:)) ?? [])
+        if let action { query.append(URLQueryItem(name: "action", value: action)) }
+        if let actor { query.append(URLQueryItem(name: "actor", value: actor)) }
+        return try await send("GET", path, query: query)
     }
 
     /// Sets a freeze on an area: a namespace or every one, of a cluster or of every one.

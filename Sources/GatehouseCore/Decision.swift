@@ -119,8 +119,9 @@ public struct Decision: Sendable, Equatable {
                 action: .reset, checksum: check.checksum, at: now)
         }
         let policyApplies = check.gate.isPolicyGate
+        // An automatic rule opens a gate only where nothing else holds it: not one whose approvals a rule counts.
         let opensAutomatically =
-            policyApplies && !gate.isOpen && guards.automatic != nil
+            policyApplies && !gate.isOpen && guards.automatic != nil && guards.approvals == nil
             && Gate.isLeftToRules(by: gate.actor)
 
         var message: String

@@ -153,7 +153,8 @@ extension Canary {
                 }
             case .automatic(let limit):
                 if let limit, gate == .traffic, rule.requirement.judgesWeight {
-                    let allowed = "rule \(rule.name) lets traffic steps up to \(limit)% canary weight go on by themselves"
+                    let allowed =
+                        "rule \(rule.name) lets traffic steps up to \(limit)% canary weight go on by themselves"
                     switch trafficStep {
                     case .known(_, let reach) where reach <= limit: break
                     case .known(let weight, let reach):
@@ -182,12 +183,18 @@ extension Canary {
                         rule: rule.name, kind: .weight, since: nil,
                         message:
                             "traffic gate of \(id) is held at the weight ceiling (rule \(rule.name): canary weight at most \(limit)%): \(situation); \(lifting)",
-                        needed: rule.overriders.isEmpty ? "the rule's limit is raised" : "an override by one of \(rule.overriders.joined(separator: ", "))"))
+                        needed: rule.overriders.isEmpty
+                            ? "the rule's limit is raised"
+                            : "an override by one of \(rule.overriders.joined(separator: ", "))"))
             case .firstRollout(let count, let from, let since):
                 if let succeeded = succeededAt, succeeded >= since ?? .distantPast { continue }
                 if guards.approvals == nil {
                     guards.approvals = (rule.name, count, from)
                     guards.requesters = requesters
+                    let people = from.map { "one of " + $0.joined(separator: ", ") } ?? "anyone who may open it"
+                    guards.notes.append(
+                        "rule \(rule.name): the first rollout of \(id) through Gatehouse needs \(count) approval\(count == 1 ? "" : "s") from \(people)"
+                    )
                 }
             case .window(let window):
                 guard !window.allows(at: now) else { continue }

@@ -18,12 +18,12 @@ public struct Policy: Sendable, Equatable {
     public var warnings: [String] {
         unreachableNames
             + rules.filter(\.requirement.judgesWeight).map { rule in
-                let without =
-                    if case .automatic = rule.requirement {
-                        "its steps above the weight are left to people, and so are all its steps"
-                    } else { "its traffic is held, and told why" }
+                let without: String =
+                    if case .automatic = rule.requirement { "every step is left to people" } else {
+                        "every step is held, and told why"
+                    }
                 return
-                    "line \(rule.line): rule \(rule.name) judges the weight each traffic step reaches: every canary it selects needs an event webhook to Gatehouse (its weight comes from Flagger's events) and its analysis' stepWeight (or stepWeights) and maxWeight in the traffic webhook's metadata; without them \(without)"
+                    "line \(rule.line): rule \(rule.name) judges the weight each traffic step reaches: the canaries it selects need an event webhook to Gatehouse and their analysis (stepWeight or stepWeights, and maxWeight) in the traffic webhook's metadata; without them \(without)"
             }
     }
 
@@ -187,7 +187,8 @@ public struct PolicyRule: Sendable, Equatable {
             return
                 "\(held)\(dryRun): opens by itself for steps up to \(limit)% canary weight when every other rule allows; above, people decide"
         case .maxWeight(let limit):
-            let lifting = overriders.isEmpty ? "nobody may lift it" : "lifted by one of \(overriders.joined(separator: ", "))"
+            let lifting =
+                overriders.isEmpty ? "nobody may lift it" : "lifted by one of \(overriders.joined(separator: ", "))"
             return
                 "\(held)\(dryRun): holds traffic steps that would take the canary weight above \(limit)% (\(lifting))"
         case .firstRollout(let count, let from, let since):

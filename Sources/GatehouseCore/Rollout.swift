@@ -239,7 +239,9 @@ extension Canary {
             for: check, gate: before, freeze: freeze, holding: holding,
             guards: canary.guards(check.gate, in: surroundings, at: now), at: now)
         change.append(
-            canary.noteDryRuns(of: check, answered: decision, gate: before, freeze: freeze, holding: holding, in: surroundings, at: now),
+            canary.noteDryRuns(
+                of: check, answered: decision, gate: before, freeze: freeze, holding: holding, in: surroundings, at: now
+            ),
             gate: check.gate)
         // Most checks change nothing: leave the gates (and their storage) untouched then.
         if decision.gate != canary.gate(check.gate) { canary.gates[check.gate] = decision.gate }
@@ -296,7 +298,8 @@ extension Canary {
                     rule: rule.name, gate: check.gate, wouldHold: !would.isApproved, message: would.message, since: now)
                 dryRuns.append(dryRun)
                 facts.append(
-                    GateFact(action: .dryRun, actor: Gate.systemActor, reason: dryRun.summary, checksum: check.checksum))
+                    GateFact(action: .dryRun, actor: Gate.systemActor, reason: dryRun.summary, checksum: check.checksum)
+                )
             } else if would.verdict == decision.verdict, let noted {
                 let ended = dryRuns.remove(at: noted)
                 let lasted = DurationText.format(max(now.timeIntervalSince(ended.since).rounded(), 1))

@@ -155,7 +155,8 @@ public final class GatehouseMetrics: Sendable {
         var dryRuns: [String: Int] = [:]
         for canary in (try? await store.activeOrOpenCanaries()) ?? [] {
             for dryRun in canary.dryRuns {
-                let key = "rule=\"\(dryRun.rule)\",gate=\"\(dryRun.gate.rawValue)\",would=\"\(dryRun.wouldHold ? "hold" : "pass")\""
+                let key =
+                    "rule=\"\(dryRun.rule)\",gate=\"\(dryRun.gate.rawValue)\",would=\"\(dryRun.wouldHold ? "hold" : "pass")\""
                 dryRuns[key, default: 0] += 1
             }
             let anyOpen = canary.gates.values.contains { $0.isEffectivelyOpen(at: now) }

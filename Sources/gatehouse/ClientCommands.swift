@@ -232,16 +232,21 @@ struct Events: AsyncParsableCommand {
             Examples:
               gatehouse events --limit 50
               gatehouse events podinfo -n test
+              gatehouse events --action dry-run
             """)
 
     @Argument(help: "Only this canary's events.") var name: String?
     @OptionGroup var namespace: NamespaceOption
+    @Option(help: "Only entries of this action, such as opened, overridden or dry-run.") var action: String?
+    @Option(help: "Only entries by this actor.") var actor: String?
     @Option(help: "How many entries (1–500).") var limit = 20
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         let canary = try name.map { try namespace.canary($0, client) }
-        let reply = try await client.call { api throws(ClientError) in try await api.events(of: canary, limit: limit) }
+        let reply = try await client.call { api throws(ClientError) in
+            try await api.events(of: canary, action: action, actor: actor, limit: limit)
+        }
         client.show(reply) {
             TextRender.events($0.events)
         }

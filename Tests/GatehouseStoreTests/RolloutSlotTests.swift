@@ -10,7 +10,8 @@ struct RolloutSlotTests {
     /// Every gate opens by itself; at most `limit` canaries in a rollout at once.
     static func policy(limit: Int) -> Policy {
         Policy(rules: [
-            PolicyRule(name: "hands-off", gates: [.rollout, .traffic, .promotion], requirement: .automatic(upToWeight: nil)),
+            PolicyRule(
+                name: "hands-off", gates: [.rollout, .traffic, .promotion], requirement: .automatic(upToWeight: nil)),
             PolicyRule(
                 name: "slots", gates: [.rollout], requirement: .concurrency(limit: limit, per: .all, silentAfter: 600)),
         ])

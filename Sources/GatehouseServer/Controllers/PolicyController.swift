@@ -43,7 +43,8 @@ struct PolicyView: ResponseEncodable {
             return Rule(
                 name: rule.name, line: rule.line, requirement: rule.requirement.keyword,
                 gates: GateKind.policyGates.filter { rule.gates.contains($0) }, summary: rule.summary,
-                enforce: rule.enforced, overrideBy: rule.overriders.isEmpty ? nil : rule.overriders, passesNow: window?.allows(at: now),
+                enforce: rule.enforced, overrideBy: rule.overriders.isEmpty ? nil : rule.overriders,
+                passesNow: window?.allows(at: now),
                 changesAt: window?.nextChange(after: now))
         }
     }

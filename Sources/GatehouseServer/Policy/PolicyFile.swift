@@ -177,7 +177,8 @@ public enum PolicyFile {
             }
             let fields = try YAMLReader.mapping(node, "automatic", allowed: ["upToWeight"])
             guard let limit = fields["upToWeight"] else {
-                throw InvalidInput("line \(line): automatic needs upToWeight: the canary weight up to which steps go on")
+                throw InvalidInput(
+                    "line \(line): automatic needs upToWeight: the canary weight up to which steps go on")
             }
             return .automatic(upToWeight: try YAMLReader.integer(limit, "upToWeight", in: 1...100))
         case "maxWeight":
@@ -193,7 +194,8 @@ public enum PolicyFile {
         case "firstRollout":
             let fields = try YAMLReader.mapping(node, "firstRollout", allowed: ["approvals", "since"])
             guard let approvalsNode = fields["approvals"] else {
-                throw InvalidInput("line \(line): firstRollout needs approvals: {count: N, from: [people or group:NAME]}")
+                throw InvalidInput(
+                    "line \(line): firstRollout needs approvals: {count: N, from: [people or group:NAME]}")
             }
             let (count, from) = try approvals(approvalsNode, rule: rule)
             var since: Date?
