@@ -124,13 +124,18 @@ public struct GatehouseAPI: Sendable {
 
     /// Audit entries, newest first: of one canary or of everything.
     /// The audit trail, newest first: of one canary or all, only entries of `action` or by `actor` when given.
-    public func events(of canary: CanaryID? = nil, action: String? = nil, actor: String? = nil, limit: Int = 20)
-        async throws(ClientError) -> Reply<AuditPage>
-    {
+    /// The audit trail, newest first: of one canary or all, only entries of `action`, by `actor` or at
+    /// or after `since` when given; `before` pages back (the previous page's `next`).
+    public func events(
+        of canary: CanaryID? = nil, action: String? = nil, actor: String? = nil, since: Date? = nil,
+        before: Int64? = nil, limit: Int = 20
+    ) async throws(ClientError) -> Reply<AuditPage> {
         let path = canary.map { canaryPath($0) + ["events"] } ?? ["v1", "events"]
         var query = [URLQueryItem(name: "limit", value: String(limit))] + (canary.map(cluster(of:)) ?? [])
         if let action { query.append(URLQueryItem(name: "action", value: action)) }
         if let actor { query.append(URLQueryItem(name: "actor", value: actor)) }
+        if let since { query.append(URLQueryItem(name: "since", value: since.formatted(.iso8601))) }
+        if let before { query.append(URLQueryItem(name: "before", value: String(before))) }
         return try await send("GET", path, query: query)
     }
 

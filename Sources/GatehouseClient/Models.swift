@@ -45,6 +45,14 @@ public struct CanaryStatus: Codable, Sendable, Equatable {
     /// A warning about that change: the canary has never called, and which canaries it may have
     /// meant (only in the answer to that change).
     public var notice: String?
+    /// What the guardrails policy knows of it (its webhooks' labels), when anything.
+    public var policy: PolicyState?
+
+    /// What the guardrails policy knows of a canary.
+    public struct PolicyState: Codable, Sendable, Equatable {
+        /// What its gate webhooks' metadata said of it.
+        public var labels: CanaryLabels?
+    }
 
     /// Creates a status, as the API would return it.
     public init(
@@ -80,6 +88,8 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
     public var unapprovedRevision: String?
     /// Why the canary is held, if it is.
     public var held: String?
+    /// When a rollout of it last succeeded.
+    public var lastSucceededAt: Date?
 
     /// Creates a rollout status.
     public init(stage: Rollout.Stage, revision: String? = nil, unapprovedRevision: String? = nil, held: String? = nil) {

@@ -52,7 +52,7 @@ struct CanaryView: ResponseEncodable {
         eventType = message == nil ? nil : canary.lastEventType
         inRollout = canary.isRollingOut
         state = State(of: canary)
-        rollout = RolloutView(canary.rollout)
+        rollout = RolloutView(canary.rollout, lastSucceededAt: canary.succeededAt)
         self.outcome = outcome
         self.notice = notice
         waitingOn = canary.waiting(in: surroundings, at: now)
@@ -118,8 +118,11 @@ struct RolloutView: Codable {
     var since: Date?
     /// Why the canary is held, when a revision skipped the rollout gate.
     var held: String?
+    /// When a rollout of the canary last succeeded.
+    var lastSucceededAt: Date?
 
-    init(_ rollout: Rollout) {
+    init(_ rollout: Rollout, lastSucceededAt: Date?) {
+        self.lastSucceededAt = lastSucceededAt
         stage = rollout.stage
         revision = rollout.revision?.text
         unapprovedRevision = rollout.unapprovedRevision?.text

@@ -351,6 +351,53 @@ struct CommandLineTests {
         }
     }
 
+    @Test("policy simulate replays the service's trail, or its database file, and exits 7 when a rule would hold")
+    func policySimulate() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("simulate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = directory.appendingPathComponent("g.sqlite").path
+        let strict = directory.appendingPathComponent("strict.yaml").path
+        try """
+        rules:
+          - name: two-for-promotion
+            gates: [promotion]
+            approvals: {count: 2, from: [alice, bob]}
+        """.write(toFile: strict, atomically: true, encoding: .utf8)
+        let lenient = directory.appendingPathComponent("lenient.yaml").path
+        try "rules:\n  - name: one\n    gates: [promotion]\n    approvals: {count: 1, from: [alice]}\n".write(
+            toFile: lenient, atomically: true, encoding: .utf8)
+        try await withLiveServer(databasePath: database) { server in
+            #expect(try await flagger(server, "confirm-promotion", phase: "Progressing", checksum: "r1") == 403)
+            let opened = try await Gatehouse.run(
+                ["open", "promotion", "podinfo", "-n", "test", "--server", server.absoluteString],
+                environment: ["GATEHOUSE_ACTOR": "alice"])
+            #expect(opened.status == 0, "\(opened)")
+            #expect(try await flagger(server, "confirm-promotion", phase: "Progressing", checksum: "r1") == 200)
+
+            let held = try await Gatehouse.run([
+                "policy", "simulate", strict, "--since", "1h", "-o", "json", "--server", server.absoluteString,
+            ])
+            #expect(held.status == 7, "\(held)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(held.output.utf8)) as? [String: Any])
+            let rule = try #require((report["rules"] as? [[String: Any]])?.first)
+            let first = try #require((rule["held"] as? [[String: Any]])?.first)
+            #expect(rule["rolloutsHeld"] as? Int == 1 && first["canary"] as? String == "test/podinfo")
+            #expect((first["unblockedBy"] as? String)?.contains("waiting for one of: bob") == true, "\(first)")
+
+            let fine = try await Gatehouse.run([
+                "policy", "simulate", lenient, "--since", "1h", "--server", server.absoluteString,
+            ])
+            #expect(fine.status == 0 && fine.output.contains("rule one (line 2): would have held nothing"), "\(fine)")
+            #expect(fine.output.hasPrefix("Replayed "), "\(fine)")
+        }
+        // The same answer from the database file alone.
+        let offline = try await Gatehouse.run(["policy", "simulate", strict, "--since", "1h", "--database", database])
+        #expect(offline.status == 7, "\(offline)")
+        #expect(offline.output.contains("test/podinfo rollout r1 promotion gate: held "), "\(offline)")
+        #expect(offline.output.contains("could be let go by: 1 of 2 approvals: alice; waiting for one of: bob"))
+    }
+
     @Test("exit codes: refused 2, unreachable 3, timed out 4; one line on stderr")
     func exitCodes() async throws {
         try await withLiveServer { server in

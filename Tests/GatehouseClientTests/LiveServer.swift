@@ -12,7 +12,8 @@ import Testing
 
 /// Runs the real service on 127.0.0.1 (port 0) over a temporary SQLite file and hands the test its URL.
 func withLiveServer<Value: Sendable>(
-    accessFile: String? = nil, policyFile: String? = nil, _ test: @Sendable (URL) async throws -> Value
+    accessFile: String? = nil, policyFile: String? = nil, databasePath: String? = nil,
+    _ test: @Sendable (URL) async throws -> Value
 ) async throws -> Value {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
         "gatehouse-client-\(UUID().uuidString)")
@@ -21,7 +22,7 @@ func withLiveServer<Value: Sendable>(
     var arguments = ServerArguments()
     arguments.host = "127.0.0.1"
     arguments.port = 0
-    arguments.databasePath = directory.appendingPathComponent("gatehouse.sqlite").path
+    arguments.databasePath = databasePath ?? directory.appendingPathComponent("gatehouse.sqlite").path
     if let accessFile {
         let path = directory.appendingPathComponent("access.yaml").path
         try accessFile.write(toFile: path, atomically: true, encoding: .utf8)

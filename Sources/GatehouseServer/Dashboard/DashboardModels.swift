@@ -202,45 +202,28 @@ struct RolloutHistory {
     /// The weights Flagger's events report, when they report any.
     var progress: RolloutProgress?
 
-    /// Groups entries (newest first) by the rollout they concern; an entry that names none joins
-    /// the rollout of the entry after it. Flagger asks confirm-rollout with the checksum of the
-    /// release before (it records the new one only once the rollout is let in: scheduler.go:925),
-    /// so what concerns the rollout gate joins the release after it, not the one it names: one
-    /// release is one rollout in the timeline.
+    /// The canary's entries (newest first) by release, newest first (`Releases.grouping`), titled.
     /// `plan`, when the canary's metadata says how its analysis moves traffic, gives the maximum
     /// and the steps left.
     static func grouping(_ events: [AuditEntry], current: Revision?, plan: TrafficPlan? = nil, now: Date = Date())
         -> [RolloutHistory]
     {
-        var groups: [RolloutHistory] = []
-        var raw: [[AuditEntry]] = []
-        var checksum: Revision?
-        for event in events {
-            let startsGroup =
-                groups.isEmpty || (event.gate != .rollout && event.checksum != nil && event.checksum != checksum)
-            if startsGroup {
-                checksum = event.checksum
-                let title: String
-                switch event.checksum {
-                case _ where event.gate == .rollout:
-                    title = current.map { "Rollout \($0) (in progress)" } ?? "Next rollout (waiting to start)"
-                case nil: title = "Without a rollout"
-                case let revision? where revision == current: title = "Rollout \(revision) (in progress)"
-                case let revision?: title = "Rollout \(revision)"
-                }
-                groups.append(RolloutHistory(title: title, entries: []))
-                raw.append([])
+        Releases.grouping(events).enumerated().map { index, entries in
+            let first = entries[0]
+            let title: String
+            switch first.checksum {
+            case _ where first.gate == .rollout:
+                title = current.map { "Rollout \($0) (in progress)" } ?? "Next rollout (waiting to start)"
+            case nil: title = "Without a rollout"
+            case let revision? where revision == current: title = "Rollout \(revision) (in progress)"
+            case let revision?: title = "Rollout \(revision)"
             }
-            groups[groups.count - 1].entries.append(EntryRow(event, linkingCanary: false))
-            raw[raw.count - 1].append(event)
-        }
-        for index in groups.indices {
             // The newest group of a rollout in progress runs until now; the others end at their last entry.
             let inProgress = index == 0 && current != nil
-            groups[index].progress = RolloutProgress(
-                raw[index].reversed(), until: inProgress ? now : nil, plan: plan)
+            return RolloutHistory(
+                title: title, entries: entries.map { EntryRow($0, linkingCanary: false) },
+                progress: RolloutProgress(entries.reversed(), until: inProgress ? now : nil, plan: plan))
         }
-        return groups
     }
 }
 
