@@ -96,7 +96,8 @@ enum ModelPolicy: String, Sendable, CaseIterable {
         }
     }
 
-    /// The policy file the model's service runs with.
+    /// The policy file the model's service runs with: the rules the model's expectations follow,
+    /// and dry-run rules over every canary, which must change no answer.
     static let file = """
         rules:
           - name: model-automatic-traffic
@@ -107,6 +108,17 @@ enum ModelPolicy: String, Sendable, CaseIterable {
             canaries: {namespaces: ["pt-*"]}
             gates: [promotion]
             approvals: {count: 2, from: [alice, bob, carol]}
+          # Dry runs over every canary: whatever they would hold, no answer may change.
+          - name: model-dry-ceiling
+            maxWeight: 10
+            enforce: false
+          - name: model-dry-two-others
+            gates: [rollout, traffic, promotion]
+            approvals: {count: 2, from: [zoe, yann]}
+            enforce: false
+          - name: model-dry-first-rollout
+            firstRollout: {approvals: 1}
+            enforce: false
         """
 }
 
