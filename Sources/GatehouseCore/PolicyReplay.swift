@@ -63,15 +63,6 @@ public enum PolicyReplay {
         public var holdsAny: Bool { rules.contains { !$0.held.isEmpty } }
     }
 
-    /// One rollout of one canary, rebuilt from the trail.
-    struct Release {
-        var entries: [AuditEntry]  // oldest first
-        var start: Date
-        var end: Date?
-        var outcome: CanaryPhase?
-        var revision: Revision?
-    }
-
     /// Replays `entries` (any order; those of `since` ..< `until`) against `policy`. `canaries` are
     /// the canaries as they are now: their labels and analysis, and when one last succeeded before
     /// the replayed time.
@@ -86,7 +77,8 @@ public enum PolicyReplay {
             else { continue }
             byCanary[id, default: []].append(entry)
         }
-        let releases = byCanary.mapValues { entries in Self.releases(entries.sorted { ($0.at, $0.id) < ($1.at, $1.id) })
+        let releases = byCanary.mapValues { entries in
+            Release.split(entries.sorted { ($0.at, $0.id) < ($1.at, $1.id) })
         }
         let world = World(releases: releases, known: known, until: until)
         var reports: [RuleReport] = []
@@ -117,46 +109,6 @@ public enum PolicyReplay {
         return Report(
             since: since, until: until, entries: byCanary.values.map(\.count).reduce(0, +), canaries: releases.count,
             rollouts: releases.values.map(\.count).reduce(0, +), rules: reports)
-    }
-
-    /// A canary's rollouts, oldest first, each with its entries oldest first, its start and its end.
-    /// A rollout ends with an end signal (post-rollout, "Promotion completed!", "Canary failed!");
-    /// the next begins with the first answer to a check or approval after it (its rollout gate's, so
-    /// that it is judged with the release it lets in) or with "New revision detected!", or where a traffic,
-    /// promotion or rollback check names another revision.
-    static func releases(_ oldestFirst: [AuditEntry]) -> [Release] {
-        var releases: [Release] = []
-        var current: Release?
-        for entry in oldestFirst {
-            let progress = entry.gate.map { [.traffic, .promotion, .rollback].contains($0) } ?? false
-            if var open = current {
-                // What the end itself closed (its gates reset) stays with it.
-                let begins =
-                    [.approved, .refused, .opened, .requested].contains(entry.action)
-                    || entry.reason?.hasPrefix(RolloutSignal.startedPrefix) == true
-                    || entry.reason?.hasPrefix(RolloutSignal.restartedPrefix) == true
-                let newRevision =
-                    progress && entry.checksum != nil && open.revision != nil && entry.checksum != open.revision
-                if (open.end != nil && begins) || newRevision {
-                    open.end = open.end ?? entry.at
-                    releases.append(open)
-                    current = nil
-                }
-            }
-            var release = current ?? Release(entries: [], start: entry.at)
-            release.entries.append(entry)
-            if progress, release.revision == nil { release.revision = entry.checksum }
-            let payload = FlaggerPayload(
-                name: entry.name ?? "", namespace: entry.namespace ?? "", phase: entry.phase,
-                metadata: entry.reason.map { ["eventMessage": $0] })
-            if release.end == nil, let outcome = Canary.endOutcome(of: payload, as: entry.action) {
-                release.end = entry.at
-                release.outcome = outcome
-            }
-            current = release
-        }
-        if let current { releases.append(current) }
-        return releases
     }
 
     /// Every canary's releases, and how to rebuild one canary or all at a moment.

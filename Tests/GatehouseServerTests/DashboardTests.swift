@@ -618,7 +618,13 @@ struct DashboardTests {
             _ = try await visitor.signIn(DashboardAccess.ops)
             // A new release waiting to start (Flagger asks confirm-rollout with the previous release's
             // checksum): the last phase is the previous rollout's, and only the rollout gate applies.
-            _ = try await client.hook("event", checksum: "rev-0", phase: "Succeeded")
+            func event(_ message: String, phase: String) async throws {
+                _ = try await client.post(
+                    "/v1/flagger/events",
+                    #"{"name": "podinfo", "namespace": "test", "phase": "\#(phase)", "checksum": "rev-0", "metadata": {"eventMessage": "\#(message)", "eventType": "Normal"}}"#
+                )
+            }
+            try await event("Promotion completed! Scaling down podinfo.test", phase: "Succeeded")
             _ = try await client.hook("confirm-rollout", checksum: "rev-0", phase: "Succeeded")
             let waiting = try await visitor.get("/canaries/test/podinfo")
             #expect(waiting.text.contains("Succeeded (previous rollout)"), "\(waiting.text)")
@@ -627,6 +633,10 @@ struct DashboardTests {
             _ = try await visitor.submit(
                 "/canaries/test/podinfo/open", [("gate", "rollout"), ("scope", "rollout"), ("reason", "start")])
             #expect(try await client.hook("confirm-rollout", checksum: "rev-0", phase: "Succeeded").status == .ok)
+            // Flagger's events of the tick that lets the rollout in still carry the previous checksum
+            // (scheduler.go:908-925): they belong to the new release all the same.
+            try await event("Confirm-rollout check gatehouse-rollout passed", phase: "Waiting")
+            try await event("New revision detected! Scaling up podinfo.test", phase: "Progressing")
             #expect(try await client.hook("confirm-promotion", checksum: "rev-1").status == .forbidden)
             // Under way: traffic and promotion, not the rollout gate.
             let progressing = try await visitor.get("/canaries/test/podinfo")
@@ -642,10 +652,15 @@ struct DashboardTests {
             let without = timeline.range(of: "Without a rollout")
             #expect(rollout.lowerBound < approval.lowerBound, "the approval is filed under rollout rev-1")
             #expect(without.map { approval.upperBound < $0.lowerBound } ?? true, "not under 'Without a rollout'")
-            // One release, one rollout: its start (the rollout gate, asked with rev-0) is under rev-1 too.
+            // One release, one rollout: its start (the rollout gate and Flagger's events, with rev-0) is
+            // under rev-1 too; the rollout before ends with its "Promotion completed!".
             let previous = try #require(timeline.range(of: "Rollout rev-0"))
             let start = try #require(timeline.range(of: "<q>start</q>"))
+            let scaling = try #require(timeline.range(of: "New revision detected! Scaling up"))
+            let completed = try #require(timeline.range(of: "Promotion completed!"))
             #expect(rollout.lowerBound < start.lowerBound && start.upperBound < previous.lowerBound, "\(timeline)")
+            #expect(rollout.lowerBound < scaling.lowerBound && scaling.upperBound < previous.lowerBound)
+            #expect(previous.upperBound < completed.lowerBound, "\(timeline)")
         }
     }
 

@@ -202,27 +202,27 @@ struct RolloutHistory {
     /// The weights Flagger's events report, when they report any.
     var progress: RolloutProgress?
 
-    /// The canary's entries (newest first) by release, newest first (`Releases.grouping`), titled.
-    /// `plan`, when the canary's metadata says how its analysis moves traffic, gives the maximum
-    /// and the steps left.
+    /// The canary's entries (newest first) by rollout, newest first (`Release.split`: one release is
+    /// one rollout, its start included), titled. `plan`, when the canary's metadata says how its
+    /// analysis moves traffic, gives the maximum and the steps left.
     static func grouping(_ events: [AuditEntry], current: Revision?, plan: TrafficPlan? = nil, now: Date = Date())
         -> [RolloutHistory]
     {
-        Releases.grouping(events).enumerated().map { index, entries in
-            let first = entries[0]
+        Release.split(events.reversed()).reversed().enumerated().map { index, release in
             let title: String
-            switch first.checksum {
-            case _ where first.gate == .rollout:
-                title = current.map { "Rollout \($0) (in progress)" } ?? "Next rollout (waiting to start)"
+            switch release.anyChecksum {
+            case _ where index == 0 && current != nil && (release.revision == nil || release.revision == current):
+                title = "Rollout \(current!) (in progress)"
+            case _ where index == 0 && release.revision == nil && release.end == nil && release.asksRolloutGate:
+                title = "Next rollout (waiting to start)"
             case nil: title = "Without a rollout"
-            case let revision? where revision == current: title = "Rollout \(revision) (in progress)"
             case let revision?: title = "Rollout \(revision)"
             }
-            // The newest group of a rollout in progress runs until now; the others end at their last entry.
+            // The newest rollout, in progress, runs until now; the others end at their last entry.
             let inProgress = index == 0 && current != nil
             return RolloutHistory(
-                title: title, entries: entries.map { EntryRow($0, linkingCanary: false) },
-                progress: RolloutProgress(entries.reversed(), until: inProgress ? now : nil, plan: plan))
+                title: title, entries: release.entries.reversed().map { EntryRow($0, linkingCanary: false) },
+                progress: RolloutProgress(release.entries, until: inProgress ? now : nil, plan: plan))
         }
     }
 }
