@@ -664,6 +664,23 @@ struct DashboardTests {
         }
     }
 
+    @Test("Idle canaries on a page with a next page carry no form: a row without a next step is not given its group's")
+    func idleRowsOfAPagedGroup() async throws {
+        try await dashboardServer().run { client in
+            for index in 0...DashboardController.pageSize {
+                let opened = try await client.send(
+                    .post, "/v1/canaries/idle/app-\(index)/gates/shared/open", body: #"{"reason": "setup"}"#,
+                    headers: [.authorization: "Bearer \(DashboardAccess.ops)"])
+                #expect(opened.status == .ok)
+            }
+            let visitor = Visitor(client)
+            _ = try await visitor.signIn(DashboardAccess.ops)
+            let page = try await visitor.get("/").text
+            #expect(page.contains(#"rel="next">Next page</a>"#), "\(page)")
+            #expect(!page.contains(#"class="next""#), "no next-step form on an idle row")
+        }
+    }
+
     @Test("Where a rule would not count the viewer's approval, the overview says why instead of offering it")
     func nextStepSaysWhoCounts() async throws {
         let server = try dashboardServer { arguments in

@@ -408,8 +408,9 @@ struct OverviewRow {
     var detail: String
     var lastSeen: Moment?
     /// The one thing that lets it go on, for the viewer to do right here; nil when approving cannot
-    /// help (a freeze, a window, a dependency, the queue) or nothing waits.
-    var next: NextAction?
+    /// help (a freeze, a window, a dependency, the queue) or nothing waits. (Not `next`: a row without
+    /// one would find its group's next-page link instead, as Mustache looks up the stack.)
+    var step: NextAction?
 
     init(_ canary: Canary, view: CanaryView, now: Date, caller: Caller? = nil, policy: Policy = .none) {
         id = canary.id.description
@@ -422,7 +423,7 @@ struct OverviewRow {
         detail = rollout.stage.rawValue + revision
         lastSeen = canary.lastSeen.map { Moment($0, now: now) }
         if let caller, let waiting = view.waitingOn {
-            next = NextAction(canary, waiting: waiting, view: view, caller: caller, policy: policy, at: now)
+            step = NextAction(canary, waiting: waiting, view: view, caller: caller, policy: policy, at: now)
         }
     }
 }
