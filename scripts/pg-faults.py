@@ -199,9 +199,9 @@ def fault_linearizable(binary, directory):
             try:
                 answer = replicas[1 - through].request("POST", "/v1/flagger/confirm-promotion", check,
                                                        connection=connections[1 - through])[0]
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException) as error:
                 connections[1 - through].close()
-                answer = None
+                answer = type(error).__name__
             with lock:
                 tally["changes"] += 1
                 tally["unacknowledged"] += status != 200
