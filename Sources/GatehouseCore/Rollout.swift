@@ -283,6 +283,8 @@ extension Canary {
         of check: Check, answered decision: Decision, gate: Gate, freeze: Freeze?, holding: String?,
         in surroundings: Surroundings, at now: Date
     ) -> [GateFact] {
+        // Most policies have no dry-run rule: the check path then pays nothing for them.
+        guard surroundings.policy.rules.contains(where: { !$0.enforced }) else { return [] }
         let selecting = surroundings.policy.rules(for: self)
         let enforced = selecting.filter(\.enforced)
         var facts: [GateFact] = []
