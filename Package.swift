@@ -85,9 +85,11 @@ let package = Package(
             path: "Benchmarks/BareRouter",
             swiftSettings: swiftSettings
         ),
+        .target(name: "CMallocArenas"),
         .executableTarget(
             name: "gatehouse",
             dependencies: [
+                "CMallocArenas",
                 "GatehouseServer",
                 "GatehouseClient",
                 "GatehouseCore",

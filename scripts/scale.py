@@ -183,6 +183,7 @@ def seed(binary, database, canaries, audit):
         "CASE i % 8 WHEN 7 THEN 'user-' || (i % 300) ELSE 'flagger' END, "
         "CASE i % 8 WHEN 0 THEN 'Advance canary weight 20' ELSE NULL END, 'r' || (i % 7 + 1), 'Progressing' FROM n",
         (audit - 1, now - DAYS * 86400, DAYS * 86400 / audit, canaries))
+    db.execute("DELETE FROM gate WHERE namespace = 'template'")
     db.execute("DELETE FROM canary WHERE namespace = 'template'")
     db.commit()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -3,7 +3,7 @@ import Foundation
 /// What Gatehouse knows of one canary: what Flagger last reported, and its gates.
 public struct Canary: Sendable, Equatable {
     /// The canary's identity.
-    public var id: CanaryID
+    public let id: CanaryID
     /// The phase Flagger last reported, by a check or an event.
     public var lastPhase: CanaryPhase?
     /// The checksum Flagger last sent.
@@ -11,7 +11,10 @@ public struct Canary: Sendable, Equatable {
     /// When Flagger last called about this canary.
     public var lastSeen: Date?
     /// Flagger's last event message.
-    public var lastMessage: String?
+    public var lastMessage: String? {
+        get { message?.text(of: id) }
+        set { message = newValue.map { EventMessage($0, of: id) } }
+    }
     /// Flagger's last event type (`Normal` or `Warning`).
     public var lastEventType: String?
     /// The checksum Flagger's last event carried.
@@ -56,6 +59,9 @@ public struct Canary: Sendable, Equatable {
         get { seldom.first?.dryRuns ?? [] }
         set { updateSeldom { $0.dryRuns = newValue } }
     }
+
+    /// `lastMessage`, with the canary's own name taken out (see `EventMessage`).
+    private var message: EventMessage?
 
     /// What only some canaries have (labels, who asked, a place in the queue, overrides).
     private struct Seldom: Sendable, Equatable {
@@ -117,11 +123,8 @@ public struct Canary: Sendable, Equatable {
     /// Whether `other` differs from this canary in what must be written before answering (gates and
     /// rollout), rather than only in what is observed and saved in the background.
     public func differsDurably(from other: Canary) -> Bool {
-        // Gates never touched are closed: an entry equal to a closed gate is no change.
-        if gates != other.gates, Set(gates.keys + other.gates.keys).contains(where: { gate($0) != other.gate($0) }) {
-            return true
-        }
-        if labels != other.labels || requestedBy != other.requestedBy || requestedAt != other.requestedAt
+        if gates != other.gates || labels != other.labels || requestedBy != other.requestedBy
+            || requestedAt != other.requestedAt
             || queuedAt != other.queuedAt || overrides != other.overrides || dryRuns != other.dryRuns
             || trafficWeight != other.trafficWeight || succeededAt != other.succeededAt
         {
@@ -150,7 +153,7 @@ public struct Canary: Sendable, Equatable {
     /// when no Flagger secret is set) made it known; `--max-canaries` counts only these, and they
     /// are forgotten once they stop asking.
     public var isUntouched: Bool {
-        lastMessage == nil && gates.values.allSatisfy { $0.actor == nil && !$0.isOpen && $0.lastVerdict != .approved }
+        message == nil && gates.values.allSatisfy { $0.actor == nil && !$0.isOpen && $0.lastVerdict != .approved }
     }
 
     /// Whether the canary may be forgotten: nobody acted on it and Flagger has not called about it since `cutoff`.

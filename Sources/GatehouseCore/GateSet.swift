@@ -1,5 +1,9 @@
 /// The gates of one canary that anyone has touched, by kind; the others are closed.
 ///
+/// A gate that is just closed (`Gate.closed`, as if never touched) is not kept: setting one forgets
+/// the entry, so two sets holding the same gates are equal whichever way they were made, and a
+/// gate a rollout's end leaves as it found it (most canaries' traffic gate) costs nothing.
+///
 /// Kept as a small array in the order of `GateKind.allCases` rather than a dictionary: a canary
 /// has at most five gates and usually two, and a dictionary of two gates keeps four buckets of a
 /// whole `Gate` each, plus its own header — at 100,000 canaries the difference is tens of megabytes
@@ -15,25 +19,26 @@ public struct GateSet: Sendable, Equatable, Sequence, ExpressibleByDictionaryLit
         for (kind, gate) in elements { self[kind] = gate }
     }
 
-    /// The gate of `kind`, if it was touched; setting nil forgets it.
+    /// The gate of `kind`, if it was touched; setting nil, or a gate that is just closed, forgets it.
     public subscript(kind: GateKind) -> Gate? {
         get {
             gates.first { $0.kind == kind }
         }
         set {
+            var newValue = newValue
+            newValue?.kind = kind
+            if newValue == .closed(kind) { newValue = nil }
             let position = gates.firstIndex { $0.kind.position >= kind.position }
             switch (newValue, position) {
             case (nil, let position?) where gates[position].kind == kind:
                 gates.remove(at: position)
             case (nil, _):
                 break
-            case (var gate?, let position?) where gates[position].kind == kind:
-                gate.kind = kind
+            case (let gate?, let position?) where gates[position].kind == kind:
                 gates[position] = gate
-            case (var gate?, let position):
+            case (let gate?, let position):
                 // A new array of just the room needed: growing one in place leaves room for four
                 // gates (672 bytes) where two take 352.
-                gate.kind = kind
                 var grown: [Gate] = []
                 grown.reserveCapacity(gates.count + 1)
                 let position = position ?? gates.count

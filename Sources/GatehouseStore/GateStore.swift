@@ -194,8 +194,9 @@ public final class GateStore: Sendable {
         -> [SQL]
     {
         var writes = [Records.save(canary)]
-        for (kind, gate) in canary.gates where stored.gate(kind) != gate {
-            writes.append(Records.save(gate, of: canary.id))
+        // Every kind: a gate closed back to how it was never touched leaves the set, and its row goes.
+        for kind in GateKind.allCases where stored.gate(kind) != canary.gate(kind) {
+            writes.append(Records.save(canary.gate(kind), of: canary.id))
         }
         for (gate, fact) in change.facts {
             writes.append(

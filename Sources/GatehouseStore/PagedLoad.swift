@@ -56,7 +56,13 @@ struct PagedLoad: Sendable {
             return
         }
         let canaries = try Records.canaries(rows[0], gates: rows[1], pool: pool)
-        let versions = try rows[0].map { try $0.integer("version") }
+        let versionAt = rows[0].first?.positions(of: ["version"])[0]
+        let versions = try rows[0].map { row in
+            guard case .integer(let number) = try row.value(at: versionAt, column: "version", as: .integer) else {
+                throw UnreadableRow(description: "column version holds no integer")
+            }
+            return number
+        }
         memory.withLock { memory in
             for (canary, version) in zip(canaries, versions) { memory.replace(canary, version: version) }
         }

@@ -108,9 +108,11 @@ enum Records {
         ]
     }
 
-    /// Inserts or replaces one gate's row.
+    /// Inserts or replaces one gate's row; deletes it when the gate is just closed, as if never
+    /// touched (memory keeps no such gate either: `GateSet`).
     static func save(_ gate: Gate, of canary: CanaryID) -> SQL {
-        Tables.gate.upsert(StoredGate(canary: canary, gate: gate))
+        let stored = StoredGate(canary: canary, gate: gate)
+        return gate == .closed(gate.kind) ? Tables.gate.delete(stored) : Tables.gate.upsert(stored)
     }
 
     /// Appends an entry about a canary to the audit trail.

@@ -316,8 +316,9 @@ struct Table<Record>: Sendable {
     let name: String
     let key: [Field<Record>]
     let columns: [Field<Record>]
-    /// Makes a record from the key columns of a row; the other columns are then set on it.
-    let make: @Sendable (any StoredRow) throws -> Record
+    /// Makes a record from the values of the key columns (in `key`'s order), setting nothing else:
+    /// every other field holds what a new record starts with, the same whatever the key.
+    let make: @Sendable ([StoredValue]) throws -> Record
     /// Whether each row holds the version of the change that last wrote it (`version`): the rows
     /// memory keeps a copy of, so that a replica's copy can catch up with other replicas' changes.
     var versioned = false
@@ -334,7 +335,7 @@ struct Table<Record>: Sendable {
 
     /// The record a row holds; only the columns named in `only`, when given, besides the key.
     func read(_ row: any StoredRow, only: [String]?) throws -> Record {
-        var record = try make(row)
+        var record = try make(try key.map { try row.value($0.name, as: $0.type) })
         for column in columns where only?.contains(column.name) ?? true {
             try column.set?(&record, try row.value(column.name, as: column.type))
         }
@@ -342,14 +343,22 @@ struct Table<Record>: Sendable {
     }
 
     /// The records that rows of one statement hold, each column found once for them all; texts
-    /// that `pool` holds are shared rather than copied.
+    /// that `pool` holds are shared rather than copied. A NULL where a new record already holds
+    /// none is not set again (most of a canary's columns, most of the time: loading 100,000 of them
+    /// set each field through its key path).
     func read(_ rows: [any StoredRow], pool: TextPool? = nil) throws -> [Record] {
         guard let first = rows.first else { return [] }
+        let keyPositions = first.positions(of: key.map(\.name))
         let positions = first.positions(of: columns.map(\.name))
+        var startsNull: [Bool]?
         return try rows.map { row in
-            var record = try make(row)
-            for (column, position) in zip(columns, positions) {
+            var record = try make(
+                try zip(key, keyPositions).map { try row.value(at: $1, column: $0.name, as: $0.type) })
+            let isNull = startsNull ?? columns.map { $0.get(record) == .null }
+            startsNull = isNull
+            for (index, (column, position)) in zip(columns, positions).enumerated() {
                 var value = try row.value(at: position, column: column.name, as: column.type)
+                if value == .null, isNull[index] { continue }
                 if let pool, case .text(let text) = value { value = .text(pool.shared(text)) }
                 try column.set?(&record, value)
             }
@@ -391,6 +400,13 @@ struct Table<Record>: Sendable {
         return SQL(
             "INSERT INTO \(name) (\(names)) VALUES (\(placeholders)) RETURNING id",
             columns.map { $0.get(record) } + stamp.values)
+    }
+
+    /// Deletes the row whose key `record` has.
+    func delete(_ record: Record) -> SQL {
+        SQL(
+            "DELETE FROM \(name) WHERE " + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
+            key.map { $0.get(record) })
     }
 
     /// Sets every column of the row whose key `record` has.
@@ -435,7 +451,12 @@ struct StoredGate: Sendable {
 enum Tables {
     /// The canary a row of `canary` or `gate` belongs to.
     static func canaryID(_ row: any StoredRow) throws -> CanaryID {
-        try CanaryID(cluster: try row.text("cluster"), namespace: try row.text("namespace"), name: try row.text("name"))
+        try canaryID(["cluster", "namespace", "name"].map { try row.value($0, as: .text) })
+    }
+
+    /// The canary that the values of `cluster`, `namespace` and `name` (the first three given) name.
+    static func canaryID(_ key: [StoredValue]) throws -> CanaryID {
+        try CanaryID(cluster: String(stored: key[0]), namespace: String(stored: key[1]), name: String(stored: key[2]))
     }
 
     static let canary = Table<Canary>(
@@ -470,7 +491,7 @@ enum Tables {
             .column("succeededAt", \.succeededAt),
             .column("dryRuns", \.dryRuns),
         ],
-        make: { row in Canary(id: try Tables.canaryID(row)) }, versioned: true)
+        make: { key in Canary(id: try Tables.canaryID(key)) }, versioned: true)
 
     /// What checks observe of a canary, saved over a stored row without touching its gates or rollout.
     static let observedCanaryColumns = ["lastPhase", "lastChecksum", "lastSeen", "lastProgressCheckAt"]
@@ -496,11 +517,7 @@ enum Tables {
             .column("lastVerdictAt", \.gate.lastVerdictAt),
             .column("approvals", \.gate.approvals),
         ],
-        make: { row in
-            StoredGate(
-                canary: try Tables.canaryID(row),
-                gate: .closed(try GateKind(stored: try row.value("kind", as: .text))))
-        })
+        make: { key in StoredGate(canary: try Tables.canaryID(key), gate: .closed(try GateKind(stored: key[3]))) })
 
     static let freeze = Table<Freeze>(
         name: #""freeze""#,  // quoted: FREEZE is a keyword in PostgreSQL
@@ -515,8 +532,8 @@ enum Tables {
             .column("liftedAt", \.liftedAt),
             .column("liftedBy", \.liftedBy),
         ],
-        make: { row in
-            Freeze(id: try row.integer("id"), namespace: nil, reason: "", actor: "", createdAt: .distantPast)
+        make: { key in
+            Freeze(id: try Int64(stored: key[0]), namespace: nil, reason: "", actor: "", createdAt: .distantPast)
         }, versioned: true)
 
     static let audit = Table<AuditEntry>(
@@ -534,9 +551,9 @@ enum Tables {
             .column("checksum", \.checksum),
             .column("phase", \.phase),
         ],
-        make: { row in
+        make: { key in
             AuditEntry(
-                id: try row.integer("id"), at: .distantPast, namespace: nil, name: nil, gate: nil, action: .event,
+                id: try Int64(stored: key[0]), at: .distantPast, namespace: nil, name: nil, gate: nil, action: .event,
                 actor: "", reason: nil, checksum: nil, phase: nil)
         })
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMallocArenas
 import Foundation
 import GatehouseCore
 import GatehouseServer
@@ -24,6 +25,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         // The options are captured whole, so help is asked for among them.
         if options.contains("--help") || options.contains("-h") { throw CleanExit.helpRequest(self) }
+        // Linked for its constructor, which has set malloc's arenas before `main` (malloc_arenas.c).
+        _ = gatehouse_malloc_arenas()
         let arguments: ServerArguments
         do {
             arguments = try ServerArguments(commandLine: options, environment: ProcessInfo.processInfo.environment)

@@ -153,23 +153,28 @@ struct GateStoreTests {
 }
 
 extension GateStoreTests {
-    @Test("a database from before clusters keeps its canaries, gates, freezes and audit, in the unnamed cluster")
-    func migratesToClusters() async throws {
+    /// A database an older Gatehouse left: migrated up to `migration`, holding what `sql` inserts.
+    static func database(migratedUpTo migration: String, holding sql: String) async throws -> TemporaryDatabase {
         let old = try TemporaryDatabase()
         let queue = try DatabaseQueue(path: old.path)
-        try Schema.migrator.migrate(queue, upTo: "v3: rollouts tracked from Flagger's reliable signals")
-        try await queue.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO canary (namespace, name, lastPhase, rolloutStage) VALUES ('test', 'podinfo', 'Progressing', 'progressing');
-                    INSERT INTO gate (namespace, name, kind, isOpen, mode, actor, reason, changedAt, openedAt)
-                        VALUES ('test', 'podinfo', 'promotion', 1, 'sticky', 'alice', 'before', '2026-11-01 10:00:00.000', '2026-11-01 10:00:00.000');
-                    INSERT INTO "freeze" (namespace, reason, actor, createdAt) VALUES ('prod', 'old freeze', 'bob', '2026-11-01 10:00:00.000');
-                    INSERT INTO audit (at, namespace, name, gate, action, actor, reason)
-                        VALUES ('2026-11-01 10:00:00.000', 'test', 'podinfo', 'promotion', 'opened', 'alice', 'before');
-                    """)
-        }
+        try Schema.migrator.migrate(queue, upTo: migration)
+        try await queue.write { db in try db.execute(sql: sql) }
         try queue.close()
+        return old
+    }
+
+    @Test("a database from before clusters keeps its canaries, gates, freezes and audit, in the unnamed cluster")
+    func migratesToClusters() async throws {
+        let old = try await Self.database(
+            migratedUpTo: "v3: rollouts tracked from Flagger's reliable signals",
+            holding: """
+                INSERT INTO canary (namespace, name, lastPhase, rolloutStage) VALUES ('test', 'podinfo', 'Progressing', 'progressing');
+                INSERT INTO gate (namespace, name, kind, isOpen, mode, actor, reason, changedAt, openedAt)
+                    VALUES ('test', 'podinfo', 'promotion', 1, 'sticky', 'alice', 'before', '2026-11-01 10:00:00.000', '2026-11-01 10:00:00.000');
+                INSERT INTO "freeze" (namespace, reason, actor, createdAt) VALUES ('prod', 'old freeze', 'bob', '2026-11-01 10:00:00.000');
+                INSERT INTO audit (at, namespace, name, gate, action, actor, reason)
+                    VALUES ('2026-11-01 10:00:00.000', 'test', 'podinfo', 'promotion', 'opened', 'alice', 'before');
+                """)
         let store = try old.openStore()
         let podinfo = try CanaryID(namespace: "test", name: "podinfo")
         let canary = try #require(try await store.canary(podinfo))
@@ -179,6 +184,28 @@ extension GateStoreTests {
         #expect(try await store.events(of: podinfo, limit: 10).map(\.reason).contains("before"))
         _ = try await store.open(.rollout, of: podinfo, OpenRequest(), actor: "carol")
         #expect(try await old.openStore().canary(podinfo)?.gate(.rollout).isOpen == true)
+    }
+}
+
+extension GateStoreTests {
+    @Test("a database from before v11 loses the rows of gates as if never touched, and keeps the others")
+    func migratesUntouchedGates() async throws {
+        let old = try await Self.database(
+            migratedUpTo: "v10: guardrail adoption: traffic weight, last success, dry runs",
+            holding: """
+                INSERT INTO canary (cluster, namespace, name, rolloutStage) VALUES ('', 'test', 'podinfo', 'ended');
+                INSERT INTO gate (cluster, namespace, name, kind, isOpen, mode) VALUES ('', 'test', 'podinfo', 'traffic', 0, 'once');
+                INSERT INTO gate (cluster, namespace, name, kind, isOpen, mode, lastVerdict, lastVerdictChecksum, lastVerdictAt)
+                    VALUES ('', 'test', 'podinfo', 'rollback', 0, 'once', 'refused', 'c1', '2026-11-01 10:00:00.000');
+                INSERT INTO gate (cluster, namespace, name, kind, isOpen, mode, actor, reason, changedAt)
+                    VALUES ('', 'test', 'podinfo', 'rollout', 0, 'once', 'gatehouse', 'rollout ended: Succeeded', '2026-11-01 10:00:00.000');
+                """)
+        let store = try old.openStore()
+        let canary = try #require(try await store.canary(try CanaryID(namespace: "test", name: "podinfo")))
+        #expect(canary.gates.keys == [.rollout, .rollback])
+        #expect(canary.gate(.rollout).reason == "rollout ended: Succeeded")
+        let kinds = try await store.rows(SQL("SELECT kind FROM gate ORDER BY kind")) { try $0.text("kind") }
+        #expect(kinds == ["rollback", "rollout"])
     }
 }
 
@@ -373,6 +400,36 @@ struct StoreContractTests {
         #expect(store.isHealthy)
         _ = try await store.open(.promotion, of: fixture.podinfo, OpenRequest(), actor: "alice")
         #expect(try #require(try await store.canary(fixture.podinfo)).gate(.promotion).isOpen)
+    }
+
+    @Test(
+        "a gate a rollout's end leaves as if never touched keeps no row; a restart loads the gates memory held",
+        arguments: Backend.available)
+    func untouchedGatesKeepNoRow(backend: Backend) async throws {
+        let fixture = try await StoreFixture(backend)
+        let store = fixture.store
+        let trafficRows = "SELECT COUNT(*) AS count FROM gate WHERE kind = 'traffic'"
+        _ = try await store.open(.rollout, of: fixture.podinfo, OpenRequest(), actor: "alice")
+        #expect(try await fixture.check(.rollout, "c1", phase: .initialized).isApproved)
+        try await store.report(
+            FlaggerPayload(
+                name: "podinfo", namespace: "test", phase: .progressing, checksum: "c1",
+                metadata: ["eventMessage": "Advance podinfo.test canary weight 10", "eventType": "Normal"]),
+            of: fixture.podinfo, as: .event)
+        #expect(try await !fixture.check(.traffic, "c1").isApproved)
+        #expect(try await fixture.count(trafficRows) == 1)
+        try await store.report(
+            FlaggerPayload(name: "podinfo", namespace: "test", phase: .succeeded, checksum: "c1"), of: fixture.podinfo,
+            as: .postRollout)
+        let held = try #require(try await store.canary(fixture.podinfo))
+        #expect(held.gate(.traffic) == .closed(.traffic) && held.gates[.traffic] == nil)
+        #expect(try await fixture.count(trafficRows) == 0)
+        try await store.saveObservations()
+        // The same gates as memory held (dates are stored to the millisecond, so not the whole canary).
+        let loaded = try #require(try await fixture.reopen().canary(fixture.podinfo))
+        #expect(loaded.gates.keys == [.rollout] && loaded.gates.keys == held.gates.keys)
+        #expect(loaded.gate(.rollout).reason == held.gate(.rollout).reason)
+        #expect(loaded.lastMessage == "Advance podinfo.test canary weight 10")
     }
 
     @Test("repeated identical events are recorded once", arguments: Backend.available)

@@ -10,7 +10,7 @@ import Mustache
 /// A model whose properties templates read through a table of key paths rather than `Mirror`.
 protocol TemplateFields: MustacheParent {
     /// The properties templates name, by name.
-    static var fields: [String: PartialKeyPath<Self> & Sendable] { get }
+    static var fields: [String: any PartialKeyPath<Self> & Sendable] { get }
 }
 
 extension TemplateFields {
@@ -39,40 +39,40 @@ extension Optional: OptionalValue {
 }
 
 extension Moment: TemplateFields {
-    static let fields: [String: PartialKeyPath<Self> & Sendable] = [
+    static let fields: [String: any PartialKeyPath<Self> & Sendable] = [
         "iso": \.iso, "ago": \.ago, "relative": \.relative,
     ]
 }
 
 extension WaitingModel: TemplateFields {
-    static let fields: [String: PartialKeyPath<Self> & Sendable] = [
+    static let fields: [String: any PartialKeyPath<Self> & Sendable] = [
         "label": \.label, "cause": \.cause, "since": \.since, "message": \.message,
     ]
 }
 
 extension OverviewRow: TemplateFields {
-    static let fields: [String: PartialKeyPath<Self> & Sendable] = [
+    static let fields: [String: any PartialKeyPath<Self> & Sendable] = [
         "id": \.id, "href": \.href, "phase": \.phase, "state": \.state, "waiting": \.waiting, "detail": \.detail,
         "lastSeen": \.lastSeen, "step": \.step,
     ]
 }
 
 extension NextAction: TemplateFields {
-    static let fields: [String: PartialKeyPath<Self> & Sendable] = [
+    static let fields: [String: any PartialKeyPath<Self> & Sendable] = [
         "action": \.action, "gate": \.gate, "checksum": \.checksum, "label": \.label, "isTraffic": \.isTraffic,
         "tally": \.tally, "cannot": \.cannot, "rollback": \.rollback,
     ]
 }
 
 extension OverviewGroup: TemplateFields {
-    static let fields: [String: PartialKeyPath<Self> & Sendable] = [
+    static let fields: [String: any PartialKeyPath<Self> & Sendable] = [
         "title": \.title, "column": \.column, "count": \.count, "showing": \.showing, "rows": \.rows,
         "first": \.first, "next": \.next, "all": \.all,
     ]
 }
 
 extension OverviewLive: TemplateFields {
-    static let fields: [String: PartialKeyPath<Self> & Sendable] = [
+    static let fields: [String: any PartialKeyPath<Self> & Sendable] = [
         "groups": \.groups, "empty": \.empty, "emptyText": \.emptyText, "updated": \.updated, "csrf": \.csrf,
     ]
 }

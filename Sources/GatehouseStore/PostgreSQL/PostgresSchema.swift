@@ -97,6 +97,7 @@ enum PostgresSchema {
             "v8: guardrail adoption: traffic weight, last success, dry runs",
             Schema.adoptionColumns.postgres + [Schema.lastSuccessFromOutcome]
         ),
+        ("v9: a gate as if never touched has no row", [Schema.untouchedGates]),
     ]
 
     /// An arbitrary constant naming the lock replicas take to migrate one at a time.

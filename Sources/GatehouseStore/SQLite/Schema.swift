@@ -169,8 +169,20 @@ enum Schema {
         migrator.registerMigration("v10: guardrail adoption: traffic weight, last success, dry runs") { db in
             try db.execute(sql: Schema.adoptionColumns.sqlite + ";\n" + Schema.lastSuccessFromOutcome)
         }
+        migrator.registerMigration("v11: a gate as if never touched has no row") { db in
+            try db.execute(sql: Schema.untouchedGates)
+        }
         return migrator
     }
+
+    /// What v11 deletes, the same in both databases: the rows of gates that are just closed, as if
+    /// never touched (a rollout's end leaves a gate it did not open so, such as most canaries'
+    /// traffic gate), which no gate has any more (`Records.save`, `GateSet`).
+    static let untouchedGates = """
+        DELETE FROM gate WHERE NOT isOpen AND mode = 'once' AND boundChecksum IS NULL AND expiresAt IS NULL
+        AND remainingSteps IS NULL AND actor IS NULL AND reason IS NULL AND changedAt IS NULL AND openedAt IS NULL
+        AND lastVerdict IS NULL AND lastVerdictChecksum IS NULL AND lastVerdictAt IS NULL AND approvals IS NULL
+        """
 
     /// What v9 adds, the same in both databases: an audit search by actor, action or both reads its
     /// newest entries from an index, however many entries the trail holds (one by canary or
