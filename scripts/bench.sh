@@ -4,7 +4,8 @@
 # on core 0 (nginx with one worker), the load generator on core 1. Prints each measure's throughput
 # as a ratio to nginx and to the bare router measured in the same run, its p99 latency, and the CPU
 # time the server spent per request (user + system ticks from /proc/PID/stat, divided by the
-# requests wrk completed), and the service's peak RSS (with MALLOC_ARENA_MAX=2, as the image sets it).
+# requests wrk completed), and the service's peak RSS (with MALLOC_ARENA_MAX=2 for both servers, as
+# the figures in docs/benchmarks.md were taken; the binary's own default is 1).
 # Run under scripts/with-postgres.sh, it also measures checks and durable opens with the service on
 # that PostgreSQL (its server processes pinned to core 0 beside the service; their CPU time is
 # added), then two replicas answering 100,000 canaries' checks at 1,700/s (scripts/bench-replicas.py).

@@ -5,7 +5,7 @@ import Synchronization
 /// Copies the write-ahead log into the database file from a connection of its own, at most four
 /// times a second, after commits, so that a commit — Flagger's, or a person's — does not wait for a
 /// checkpoint's writes and the fsync that ends them (the writer's own checkpoint comes only once
-/// the log holds 10,000 pages, see `GateStore.openDatabase`, and finds little left to copy). A
+/// the log holds 1,000 pages, see `GateStore.openDatabase`, and finds little left to copy). A
 /// passive checkpoint waits for nobody: what it cannot copy now it copies next time.
 final class Checkpointer: Sendable {
     private let connection: DatabaseQueue
