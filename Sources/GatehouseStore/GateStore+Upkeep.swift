@@ -127,7 +127,9 @@ extension GateStore {
             } else if took * 2 < hold {
                 size = min(1000, size * 2)
             }
-            // A pause between batches leaves the writer to the changes people and Flagger make.
+            // The batch's pages copied into the file before the next (so that no one else's write
+            // has to), and a pause that leaves the writer to the changes people and Flagger make.
+            await engine.settle()
             try await Task.sleep(for: max(.milliseconds(5), took))
         }
         if pruned > 0 { try await engine.reclaimSpace() }

@@ -53,6 +53,11 @@ protocol StoreEngine: Sendable {
     /// database does not do it by itself.
     func reclaimSpace() async throws
 
+    /// Returns once what was committed is in the database file itself, where the engine keeps a
+    /// log that a later write would otherwise have to copy first (SQLite's, at 1,000 pages): a long
+    /// run of writes, such as pruning, keeps the log short between its steps. At once elsewhere.
+    func settle() async
+
     /// Closes the engine's connections, if it keeps any open.
     func shutDown()
 }

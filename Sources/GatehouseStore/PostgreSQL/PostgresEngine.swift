@@ -97,6 +97,9 @@ final class PostgresEngine: StoreEngine {
     /// Nothing to do: PostgreSQL's autovacuum makes the space of deleted rows reusable.
     func reclaimSpace() async throws {}
 
+    /// Nothing to do: PostgreSQL's own checkpoints never fall to a client's commit.
+    func settle() async {}
+
     /// Closes the connections.
     func shutDown() {
         listening.withLock { $0?.cancel() }

@@ -20,6 +20,19 @@ final class Checkpointer: Sendable {
         self.connection = connection
     }
 
+    /// Copies what the log holds into the file now, off the writer, and returns when done: a long
+    /// run of writes (pruning) calls it between its steps, so that the log stays short and no
+    /// commit of someone else's reaches 1,000 pages and has to copy it.
+    func checkpoint() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global(qos: .utility).async { [self] in
+                _ = try? connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+                state.withLock { $0.finished = .now }
+                done.resume()
+            }
+        }
+    }
+
     /// Starts a checkpoint in the background, unless one is running or one finished less than 250 ms ago.
     func afterCommit() {
         let starts = state.withLock { state -> Bool in

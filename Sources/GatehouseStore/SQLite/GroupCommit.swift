@@ -64,6 +64,11 @@ final class GroupCommit: Sendable {
         }
     }
 
+    /// Returns once the log's pages committed so far are copied into the file (see `Checkpointer`).
+    func checkpointed() async {
+        await checkpointer?.checkpoint()
+    }
+
     /// How long the oldest unanswered write has waited, if any is waiting.
     var oldestWait: Duration? {
         queue.withLock { queue in

@@ -69,6 +69,10 @@ struct SQLiteEngine: StoreEngine {
         }
     }
 
+    func settle() async {
+        await writes.checkpointed()
+    }
+
     /// Nothing to do: the database closes with its last reference.
     func shutDown() {}
 
