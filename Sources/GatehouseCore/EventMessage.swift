@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Flagger's last event message as a canary keeps it: with the canary's own name in it
 /// ("Promotion completed! Scaling down podinfo.test") put back only when read, so that the text
 /// itself is the same for every canary that last reported the same thing, and kept once. At
@@ -12,9 +10,8 @@ struct EventMessage: Sendable, Equatable {
 
     private static let mark: UInt8 = 1
     private static let plain: UInt8 = 2
-    /// Texts shared by many canaries, each kept once (at most `limit` of them; others are not shared).
-    private static let shared = Mutex<[String: String]>([:])
-    private static let limit = 4096
+    /// The texts, each kept once.
+    private static let pool = TextPool()
 
     init(_ message: String, of id: CanaryID) {
         var message = message
@@ -23,7 +20,7 @@ struct EventMessage: Sendable, Equatable {
             bytes.contains(Self.mark) ? nil : Self.replacing(mention, in: bytes, with: [Self.mark], after: Self.mark)
         }
         if let marked {
-            stored = Self.sharing(String(decoding: marked, as: UTF8.self))
+            stored = Self.pool.shared(String(decoding: marked, as: UTF8.self))
         } else {
             stored = String(decoding: [Self.plain] + Array(message.utf8), as: UTF8.self)
         }
@@ -68,13 +65,5 @@ struct EventMessage: Sendable, Equatable {
             }
         }
         return found ? result : nil
-    }
-
-    private static func sharing(_ text: String) -> String {
-        shared.withLock { texts in
-            if let held = texts[text] { return held }
-            if texts.count < limit { texts[text] = text }
-            return text
-        }
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import GatehouseCore
-import Synchronization
 
 // The stored tables, each column declared once: its name, its type and the field it holds. The
 // statements that write a record and the code that reads one back are made from these lists, for
@@ -415,30 +414,6 @@ struct Table<Record>: Sendable {
             "UPDATE \(name) SET \((columns.map(\.name) + stamp.names).map { "\($0) = ?" }.joined(separator: ", ")) WHERE "
                 + key.map { "\($0.name) = ?" }.joined(separator: " AND "),
             (columns.map { $0.get(record) } + stamp.values) + key.map { $0.get(record) })
-    }
-}
-
-/// One copy of each text that many rows repeat (a gate's reason "rollout ended: Succeeded", an
-/// actor, a rule's name), for a load of every canary: a row's text is read into a string of its
-/// own, and 100,000 copies of one reason took 6 MB of what memory keeps. Texts short enough to be
-/// kept inside a string (15 bytes) take no room of their own and are not pooled; nor, once the
-/// pool holds `limit` texts, are new ones (a text each canary has alone would only fill it).
-final class TextPool: Sendable {
-    private let texts = Mutex<[String: String]>([:])
-    private let limit: Int
-
-    init(limit: Int = 4096) {
-        self.limit = limit
-    }
-
-    /// The pool's copy of `text`, taken into the pool if there is room.
-    func shared(_ text: String) -> String {
-        guard text.utf8.count > 15 else { return text }
-        return texts.withLock { texts in
-            if let held = texts[text] { return held }
-            if texts.count < limit { texts[text] = text }
-            return text
-        }
     }
 }
 
