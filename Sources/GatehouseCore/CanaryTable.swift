@@ -47,14 +47,18 @@ public struct CanaryTable: Sendable {
     }
 
     /// Puts `canary` in place of the one with its id (or adds it), with `stamp`.
-    public mutating func put(_ canary: Canary, stamp: Int64) {
-        if let position = position(of: canary.id) {
+    public mutating func put(_ canary: consuming Canary, stamp: Int64) {
+        var (index, found) = bucket(of: canary.id)
+        if let position = found {
             rows[position] = canary
             stamps[position] = stamp
             return
         }
-        if (rows.count + 1) * 2 > buckets.count { rehash(toHold: rows.count + 1) }
-        buckets[bucket(of: canary.id).index] = Int32(rows.count)
+        if (rows.count + 1) * 2 > buckets.count {
+            rehash(toHold: rows.count + 1)
+            index = bucket(of: canary.id).index
+        }
+        buckets[index] = Int32(rows.count)
         rows.append(canary)
         stamps.append(stamp)
     }

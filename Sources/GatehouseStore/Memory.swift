@@ -47,47 +47,53 @@ struct Memory: Sendable {
 
     /// Puts a canary as the change `version` left it, keeping what checks observed meanwhile;
     /// ignored when memory holds a newer one.
-    mutating func replace(_ canary: Canary, version: Int64) {
+    mutating func replace(_ canary: consuming Canary, version: Int64) {
         guard version >= self.version(of: canary.id) else { return }
-        var canary = canary
         if let current = self.canary(canary.id) {
             canary.adoptObservations(from: current)
         } else {
             order.insert(canary.id)
             namespaces[canary.id.namespace, default: 0] += 1
-            forgottenVersions[canary.id] = nil
+            if !forgottenVersions.isEmpty { forgottenVersions[canary.id] = nil }
         }
-        canaries.put(canary, stamp: version)
-        if observed[canary.id] != nil { observed[canary.id] = canary }
+        if !observed.isEmpty, observed[canary.id] != nil { observed[canary.id] = canary }
         index(canary)
+        canaries.put(canary, stamp: version)
     }
 
     /// The version of the change that last wrote (or forgot) the canary `id`; 0 if none did.
     func version(of id: CanaryID) -> Int64 {
-        canaries.stamp(of: id) ?? forgottenVersions[id] ?? 0
+        canaries.stamp(of: id) ?? (forgottenVersions.isEmpty ? nil : forgottenVersions[id]) ?? 0
     }
 
     /// Keeps `expiring` and `untouched` in step with a canary as written (or gone, when nil).
     private mutating func index(_ canary: Canary?, id: CanaryID? = nil) {
         guard let id = canary?.id ?? id else { return }
-        if let canary, canary.gates.values.contains(where: { $0.isOpen && $0.expiresAt != nil }) {
-            expiring.insert(id)
-        } else {
-            expiring.remove(id)
-        }
-        if let canary, canary.isUntouched { untouched.insert(id) } else { untouched.remove(id) }
-        if let canary, canary.gates.values.contains(where: \.isOpen) { open.insert(id) } else { open.remove(id) }
+        Self.keep(
+            id, in: &expiring, if: canary?.gates.values.contains(where: { $0.isOpen && $0.expiresAt != nil }) == true)
+        Self.keep(id, in: &untouched, if: canary?.isUntouched == true)
+        Self.keep(id, in: &open, if: canary?.gates.values.contains(where: \.isOpen) == true)
         noteActivity(of: canary, id: id)
+    }
+
+    /// Puts `id` in `set` if `condition` holds, else takes it out (without hashing it for an empty
+    /// set: a load takes 100,000 canaries in, most of them in none of these sets).
+    private static func keep(_ id: CanaryID, in set: inout Set<CanaryID>, if condition: Bool) {
+        if condition {
+            set.insert(id)
+        } else if !set.isEmpty {
+            set.remove(id)
+        }
     }
 
     /// Keeps `active` in step with a canary as memory now holds it (or gone, when nil).
     private mutating func noteActivity(of canary: Canary?, id: CanaryID) {
-        if let canary, canary.waitingOn != nil || canary.isRollingOut { active.insert(id) } else { active.remove(id) }
+        Self.keep(id, in: &active, if: canary.map { $0.waitingOn != nil || $0.isRollingOut } == true)
     }
 
     /// A canary with what was observed of it since it was written.
     func canary(_ id: CanaryID) -> Canary? {
-        observed[id] ?? canaries[id]
+        (observed.isEmpty ? nil : observed[id]) ?? canaries[id]
     }
 
     /// Notes what a check or report observed of a known canary, to be saved (`unsaved`).

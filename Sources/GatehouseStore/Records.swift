@@ -69,11 +69,11 @@ enum Records {
         for stored in try Tables.gate.read(gateRows, pool: pool) {
             gates[stored.canary, default: GateSet()][stored.gate.kind] = stored.gate
         }
-        return try Tables.canary.read(rows, pool: pool).map { canary in
-            var canary = canary
-            canary.gates = gates[canary.id] ?? GateSet()
-            return canary
+        var canaries = try Tables.canary.read(rows, pool: pool)
+        for index in canaries.indices {
+            canaries[index].gates = gates.removeValue(forKey: canaries[index].id) ?? GateSet()
         }
+        return canaries
     }
 
     /// Inserts or replaces the canary's row (not its gates).

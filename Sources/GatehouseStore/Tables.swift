@@ -349,17 +349,20 @@ struct Table<Record>: Sendable {
         guard let first = rows.first else { return [] }
         let keyPositions = first.positions(of: key.map(\.name))
         let positions = first.positions(of: columns.map(\.name))
+        // Each column's parts apart, looked up by index: going through the fields themselves
+        // copied each one (its name and two closures) for every value of every row.
+        let (names, types, setters) = (columns.map(\.name), columns.map(\.type), columns.map(\.set))
         var startsNull: [Bool]?
         return try rows.map { row in
             var record = try make(
                 try zip(key, keyPositions).map { try row.value(at: $1, column: $0.name, as: $0.type) })
             let isNull = startsNull ?? columns.map { $0.get(record) == .null }
             startsNull = isNull
-            for (index, (column, position)) in zip(columns, positions).enumerated() {
-                var value = try row.value(at: position, column: column.name, as: column.type)
-                if value == .null, isNull[index] { continue }
+            for index in positions.indices {
+                var value = try row.value(at: positions[index], column: names[index], as: types[index])
+                if case .null = value, isNull[index] { continue }
                 if let pool, case .text(let text) = value { value = .text(pool.shared(text)) }
-                try column.set?(&record, value)
+                try setters[index]?(&record, value)
             }
             return record
         }

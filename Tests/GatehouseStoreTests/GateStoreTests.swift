@@ -207,6 +207,47 @@ extension GateStoreTests {
         let kinds = try await store.rows(SQL("SELECT kind FROM gate ORDER BY kind")) { try $0.text("kind") }
         #expect(kinds == ["rollback", "rollout"])
     }
+
+    @Test("a database from before v12 keeps every canary, gate, index and foreign key, its rows now in key order")
+    func migratesToKeyOrder() async throws {
+        let old = try await Self.database(
+            migratedUpTo: "v11: a gate as if never touched has no row",
+            holding: """
+                INSERT INTO canary (cluster, namespace, name, lastPhase, rolloutStage, version, trafficWeight)
+                    VALUES ('', 'test', 'podinfo', 'Progressing', 'progressing', 3, 20),
+                           ('', 'test', 'frontend', 'Succeeded', 'ended', 4, NULL);
+                INSERT INTO gate (cluster, namespace, name, kind, isOpen, mode, actor, reason, changedAt, openedAt)
+                    VALUES ('', 'test', 'podinfo', 'promotion', 1, 'sticky', 'alice', 'before', '2026-11-01 10:00:00.000', '2026-11-01 10:00:00.000'),
+                           ('', 'test', 'frontend', 'rollout', 0, 'once', 'gatehouse', 'rollout ended: Succeeded', '2026-11-01 10:00:00.000', NULL);
+                UPDATE storeVersion SET version = 4;
+                """)
+        let store = try old.openStore()
+        let podinfo = try CanaryID(namespace: "test", name: "podinfo")
+        let canary = try #require(try await store.canary(podinfo))
+        #expect(canary.gate(.promotion).isOpen && canary.gate(.promotion).actor == "alice")
+        #expect(canary.trafficWeight == 20 && canary.lastPhase == .progressing)
+        #expect(
+            try await store.canary(try CanaryID(namespace: "test", name: "frontend"))?.gate(.rollout).reason
+                == "rollout ended: Succeeded")
+        let tables = try await store.rows(SQL("SELECT name, sql FROM sqlite_master WHERE name IN ('canary', 'gate')")) {
+            (try $0.text("name"), try $0.text("sql"))
+        }
+        #expect(tables.count == 2 && tables.allSatisfy { $0.1.hasSuffix("WITHOUT ROWID") })
+        let indexes = try await store.rows(
+            SQL(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'canary' AND sql IS NOT NULL ORDER BY name"
+            )
+        ) { try $0.text("name") }
+        #expect(indexes == ["canary_by_observed", "canary_by_version"])
+        _ = try await store.open(.rollout, of: podinfo, OpenRequest(), actor: "carol")
+        #expect(try await old.openStore().canary(podinfo)?.gate(.rollout).isOpen == true)
+        // The gate's foreign key still names the canary: a canary's gates go with it.
+        let orphans = try await old.otherConnection().write { db in
+            try db.execute(sql: "PRAGMA foreign_keys = ON; DELETE FROM canary WHERE name = 'podinfo'")
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM gate WHERE name = 'podinfo'")
+        }
+        #expect(orphans == 0)
+    }
 }
 
 /// What the store promises on either database; run on PostgreSQL when `GATEHOUSE_TEST_POSTGRES` is set.
@@ -617,6 +658,36 @@ struct StoredDateTests {
         for other in ["2026-11-22", "2026-13-01 00:00:00.000", "2026-11-22T10:00:00.000", "2026-11-22 10:00:00"] {
             #expect(Date(storedText: other) == nil, "\(other) is left to GRDB")
         }
+    }
+
+    @Test("rows read from SQLite give each value as its column's type; dates in any form GRDB reads")
+    func rowsReadBack() throws {
+        let file = try TemporaryDatabase()
+        let rows = try file.otherConnection().write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE t (n INTEGER, text TEXT, at DATETIME, body BLOB, flag BOOLEAN);
+                    INSERT INTO t VALUES (1, 'réglé ✓', '2026-11-22 10:00:00.250', x'00ff10', 1);
+                    INSERT INTO t VALUES (2, '', '2026-11-22T10:00:00', x'', 0);
+                    INSERT INTO t VALUES (3, NULL, 1700000000, NULL, NULL);
+                    INSERT INTO t VALUES (4, 'x', 1700000000.5, NULL, NULL);
+                    """)
+            return try db.rows(SQL("SELECT * FROM t ORDER BY n"))
+        }
+        #expect(rows.count == 4)
+        #expect(try rows.map { try $0.integer("n") } == [1, 2, 3, 4])
+        #expect(try rows.map { try $0.value("text", as: .text) } == [.text("réglé ✓"), .text(""), .null, .text("x")])
+        #expect(
+            try rows.map { try $0.value("at", as: .date) } == [
+                .date(Date(timeIntervalSince1970: 1_795_341_600.25)), .date(Date(timeIntervalSince1970: 1_795_341_600)),
+                .date(Date(timeIntervalSince1970: 1_700_000_000)), .date(Date(timeIntervalSince1970: 1_700_000_000.5)),
+            ])
+        #expect(try rows[0].value("body", as: .blob) == .blob(Data([0, 255, 16])))
+        #expect(try rows[1].value("body", as: .blob) == .blob(Data()))
+        #expect(try rows.map { try $0.value("flag", as: .boolean) } == [.boolean(true), .boolean(false), .null, .null])
+        #expect(try rows[0].value("missing", as: .text) == .null)
+        #expect(throws: UnreadableRow.self) { try rows[0].value("text", as: .integer) }
+        #expect(throws: UnreadableRow.self) { try rows[0].value("text", as: .date) }
     }
 }
 

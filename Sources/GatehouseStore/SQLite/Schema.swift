@@ -172,7 +172,35 @@ enum Schema {
         migrator.registerMigration("v11: a gate as if never touched has no row") { db in
             try db.execute(sql: Schema.untouchedGates)
         }
+        migrator.registerMigration("v12: canaries and gates stored in key order") { db in
+            try Schema.storeInKeyOrder(["canary", "gate"], db)
+        }
         return migrator
+    }
+
+    /// Makes each table anew as a WITHOUT ROWID table, its columns and indexes as they are: its rows
+    /// then lie in the order of their key, as start-up reads them, rather than in the order they
+    /// came, found through an index of keys (100,000 canaries: ready 2.25 → 2.1 s). Foreign keys are
+    /// checked once the migration ends (GRDB's default), so a table others refer to can be replaced.
+    static func storeInKeyOrder(_ tables: [String], _ db: Database) throws {
+        for table in tables {
+            guard
+                let created = try String.fetchOne(
+                    db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", arguments: [table]),
+                let columns = created.firstIndex(of: "(")
+            else { throw DatabaseError(message: "no table \(table) to store in key order") }
+            let indexes = try String.fetchAll(
+                db, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                arguments: [table])
+            try db.execute(
+                sql: """
+                    CREATE TABLE keyOrdered \(created[columns...]) WITHOUT ROWID;
+                    INSERT INTO keyOrdered SELECT * FROM \(table);
+                    DROP TABLE \(table);
+                    ALTER TABLE keyOrdered RENAME TO \(table);
+                    """)
+            for index in indexes { try db.execute(sql: index) }
+        }
     }
 
     /// What v11 deletes, the same in both databases: the rows of gates that are just closed, as if

@@ -25,7 +25,13 @@ extension Date {
     /// text or asking the C library: start-up reads a dozen dates a canary); nil if the text has another form.
     init?(storedText text: String) {
         var text = text
-        guard let seconds = text.withUTF8({ Date.secondsSince1970(storedText: $0) }) else { return nil }
+        guard let date = text.withUTF8({ Date(storedText: $0) }) else { return nil }
+        self = date
+    }
+
+    /// Reads `storedText` back from its bytes (UTF-8).
+    init?(storedText bytes: UnsafeBufferPointer<UInt8>) {
+        guard let seconds = Date.secondsSince1970(storedText: bytes) else { return nil }
         self.init(timeIntervalSince1970: seconds)
     }
 
