@@ -100,6 +100,10 @@ public final class GateStore: Sendable {
                 try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
             }
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            // Readers keep 512 KiB of pages rather than 2 MiB: they serve audit pages and freeze
+            // history (indexed, a page at a time) and the load at start-up, which reads the canaries
+            // and gates in key order (v12) and was no slower for it (100,000 canaries: ready 1.92 s).
+            if db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -512") }
         }
         return try DatabasePool(path: path, configuration: configuration)
     }
