@@ -8,6 +8,9 @@ struct OrderedIDs: Sendable {
     private var chunks: [[CanaryID]] = []
     private(set) var count = 0
 
+    /// How many ids each chunk holds, in order (a load in order leaves each full but the last).
+    var chunkLengths: [Int] { chunks.map(\.count) }
+
     /// Adds `id`; nothing when it is there already.
     mutating func insert(_ id: CanaryID) {
         guard !chunks.isEmpty else {
@@ -15,16 +18,21 @@ struct OrderedIDs: Sendable {
             count = 1
             return
         }
+        if let last = chunks[chunks.count - 1].last, last < id {
+            // After every id held (as a load in order adds them all): no search, and a full last
+            // chunk is left full, a new one started, rather than split in two half-empty ones.
+            count += 1
+            if chunks[chunks.count - 1].count < Self.chunkSize {
+                chunks[chunks.count - 1].append(id)
+            } else {
+                chunks.append([id])
+            }
+            return
+        }
         let chunk = min(chunkIndex(for: id), chunks.count - 1)
         let index = Self.firstIndex(in: chunks[chunk], notBefore: id)
         if index < chunks[chunk].count && chunks[chunk][index] == id { return }
         count += 1
-        if chunk == chunks.count - 1 && index == Self.chunkSize {
-            // After the last id of a full last chunk (as a load in order adds them all): a new
-            // chunk, leaving that one full instead of split in two half-empty ones.
-            chunks.append([id])
-            return
-        }
         chunks[chunk].insert(id, at: index)
         if chunks[chunk].count > Self.chunkSize {
             let upper = Array(chunks[chunk][(Self.chunkSize / 2)...])

@@ -353,9 +353,14 @@ struct Table<Record>: Sendable {
         // copied each one (its name and two closures) for every value of every row.
         let (names, types, setters) = (columns.map(\.name), columns.map(\.type), columns.map(\.set))
         var startsNull: [Bool]?
+        var keyValues: [StoredValue] = []
+        keyValues.reserveCapacity(key.count)
         return try rows.map { row in
-            var record = try make(
-                try zip(key, keyPositions).map { try row.value(at: $1, column: $0.name, as: $0.type) })
+            keyValues.removeAll(keepingCapacity: true)
+            for (field, position) in zip(key, keyPositions) {
+                keyValues.append(try row.value(at: position, column: field.name, as: field.type))
+            }
+            var record = try make(keyValues)
             let isNull = startsNull ?? columns.map { $0.get(record) == .null }
             startsNull = isNull
             for index in positions.indices {

@@ -63,6 +63,7 @@ struct OrderedIDsTests {
             model.insert(try id(index * 2))
         }
         #expect(Array(ordered.ids(after: nil)) == model.sorted())
+        #expect(ordered.chunkLengths == [OrderedIDs.chunkSize, OrderedIDs.chunkSize, OrderedIDs.chunkSize, 7])
         for _ in 0..<2_000 {
             let some = try id(Int.random(in: 0..<4_000, using: &generator))
             if Bool.random(using: &generator) {
