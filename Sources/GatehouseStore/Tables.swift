@@ -351,14 +351,15 @@ struct Table<Record>: Sendable {
         let positions = first.positions(of: columns.map(\.name))
         // Each column's parts apart, looked up by index: going through the fields themselves
         // copied each one (its name and two closures) for every value of every row.
+        let (keyNames, keyTypes) = (key.map(\.name), key.map(\.type))
         let (names, types, setters) = (columns.map(\.name), columns.map(\.type), columns.map(\.set))
         var startsNull: [Bool]?
         var keyValues: [StoredValue] = []
         keyValues.reserveCapacity(key.count)
         return try rows.map { row in
             keyValues.removeAll(keepingCapacity: true)
-            for (field, position) in zip(key, keyPositions) {
-                keyValues.append(try row.value(at: position, column: field.name, as: field.type))
+            for index in keyPositions.indices {
+                keyValues.append(try row.value(at: keyPositions[index], column: keyNames[index], as: keyTypes[index]))
             }
             var record = try make(keyValues)
             let isNull = startsNull ?? columns.map { $0.get(record) == .null }
